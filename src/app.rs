@@ -1,0 +1,92 @@
+//! Application state and the HTTP router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use sqlx::PgPool;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::auth::session_store::PgSessionStore;
+use crate::auth::{self, csrf};
+use crate::metrics::Metrics;
+use crate::{api, probes, web};
+
+/// Shared by every request handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The one connection pool of the process.
+    pub pool: PgPool,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State around an open pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+}
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Whether the session cookie is marked `Secure`.
+    pub secure_cookies: bool,
+    /// Idle time after which a browser session ends.
+    pub session_idle: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            session_idle: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "webnet_session";
+/// Largest request body accepted anywhere.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Builds the whole HTTP application: web UI, `/api/v1`, probes and static assets.
+pub fn router(state: AppState, config: &WebConfig) -> Router {
+    let sessions = SessionManagerLayer::new(PgSessionStore::new(state.pool.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_secure(config.secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::hours(12)),
+        ));
+
+    let web = web::routes()
+        .layer(from_fn(csrf::protect_web))
+        .layer(from_fn(web::render_errors));
+    let api = api::routes().layer(from_fn(csrf::protect_api));
+
+    Router::new()
+        .merge(web)
+        .nest("/api/v1", api)
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(sessions)
+        .merge(probes::routes())
+        .merge(web::assets::routes())
+        .fallback(web::not_found)
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_http,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

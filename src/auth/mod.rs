@@ -1,0 +1,249 @@
+//! Who is asking and what they may do: users, roles, customers they belong to, API tokens,
+//! browser sessions, CSRF protection and sign-in throttling.
+
+pub mod csrf;
+pub mod password;
+pub mod session_store;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+
+/// Session key holding the signed-in user's id.
+pub const SESSION_USER_KEY: &str = "user_id";
+
+/// What a user may do. Ordered: each role can do everything the one before it can.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    sqlx::Type,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything of their customers.
+    Viewer,
+    /// Also runs jobs and assigns devices to regions.
+    Operator,
+    /// Also manages regions, devices and credentials.
+    Admin,
+}
+
+impl Role {
+    /// The lowercase word used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// How the current request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A browser session cookie: unsafe methods need the CSRF token.
+    Session,
+    /// An `Authorization: Bearer` API token.
+    Token,
+}
+
+/// The signed-in user of the current request.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthUser {
+    /// User id.
+    pub id: i64,
+    /// Sign-in name.
+    pub username: String,
+    /// Role within their customers.
+    pub role: Role,
+    /// Sees every customer.
+    pub is_superuser: bool,
+    /// Customers the user belongs to, by id and name, ordered by name.
+    pub customers: Vec<CustomerRef>,
+    /// How the request authenticated.
+    #[serde(skip)]
+    pub method: AuthMethod,
+}
+
+/// A customer's id and name.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CustomerRef {
+    /// Customer id.
+    pub id: i64,
+    /// Customer name.
+    pub name: String,
+}
+
+impl AuthUser {
+    /// Fails with 403 unless the user's role is at least `role` (superusers always pass).
+    pub fn require(&self, role: Role) -> AppResult<()> {
+        if self.is_superuser || self.role >= role {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// Whether the user may see objects of `customer_id`.
+    pub fn can_see_customer(&self, customer_id: i64) -> bool {
+        self.is_superuser || self.customers.iter().any(|c| c.id == customer_id)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AuthUser>()
+            .cloned()
+            .ok_or(AppError::Unauthenticated)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for AuthUser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<AuthUser>().cloned())
+    }
+}
+
+/// The bearer token of a request: `None` without an `Authorization` header, `Some(Err)` for
+/// a header that is not a well-formed bearer token.
+fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then_some(token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(()),
+    )
+}
+
+/// Middleware: identifies the caller from a bearer token or the session and stores the
+/// [`AuthUser`] in the request extensions. A bad token is rejected here with 401; a request
+/// without credentials continues anonymously and handlers that need a user reject it.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let user = match bearer_token(request.headers()) {
+        Some(Err(())) => return Err(AppError::Unauthenticated),
+        Some(Ok(token)) => {
+            let mut conn = state.pool.acquire().await?;
+            let user_id = tokens::user_for_token(&mut conn, token)
+                .await?
+                .ok_or(AppError::Unauthenticated)?;
+            let user = users::load_auth_user(&mut conn, user_id, AuthMethod::Token)
+                .await?
+                .ok_or(AppError::Unauthenticated)?;
+            Some(user)
+        }
+        None => match session
+            .get::<i64>(SESSION_USER_KEY)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading session: {e}"))?
+        {
+            Some(user_id) => {
+                let mut conn = state.pool.acquire().await?;
+                let user = users::load_auth_user(&mut conn, user_id, AuthMethod::Session).await?;
+                if user.is_none() {
+                    // The user was deleted while signed in.
+                    session
+                        .flush()
+                        .await
+                        .map_err(|e| anyhow::anyhow!("clearing session: {e}"))?;
+                }
+                user
+            }
+            None => None,
+        },
+    };
+    if let Some(user) = user {
+        request.extensions_mut().insert(user);
+    }
+    Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_by_what_they_allow() {
+        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+    }
+
+    #[test]
+    fn bearer_headers_are_parsed_strictly() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some(Ok("abc")));
+        h.insert(header::AUTHORIZATION, "bearer  abc ".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some(Ok("abc")));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some(Err(())));
+        h.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some(Err(())));
+    }
+
+    fn user(role: Role, superuser: bool) -> AuthUser {
+        AuthUser {
+            id: 1,
+            username: "u".into(),
+            role,
+            is_superuser: superuser,
+            customers: vec![CustomerRef {
+                id: 7,
+                name: "acme".into(),
+            }],
+            method: AuthMethod::Session,
+        }
+    }
+
+    #[test]
+    fn a_role_is_required_unless_superuser() {
+        assert!(user(Role::Viewer, false).require(Role::Operator).is_err());
+        assert!(user(Role::Admin, false).require(Role::Operator).is_ok());
+        assert!(user(Role::Viewer, true).require(Role::Admin).is_ok());
+    }
+
+    #[test]
+    fn only_members_and_superusers_see_a_customer() {
+        assert!(user(Role::Admin, false).can_see_customer(7));
+        assert!(!user(Role::Admin, false).can_see_customer(8));
+        assert!(user(Role::Viewer, true).can_see_customer(8));
+    }
+}

@@ -1,0 +1,267 @@
+//! What each subcommand does.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::app::{self, AppState, WebConfig};
+use crate::auth::password::{hash_password, random_password};
+use crate::auth::session_store::PgSessionStore;
+use crate::auth::users::{self, NewUser};
+use crate::auth::{Role, throttle, tokens};
+use crate::config::{Cli, Command, CustomerCommand, ServeArgs, TokenCommand, UserCommand};
+use crate::error::{AppError, AppResult};
+use crate::{customers, db};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.database_url, args).await,
+        Command::Migrate => {
+            let pool = open(&cli.database_url, 2).await?;
+            println!("database is up to date");
+            pool.close().await;
+            Ok(())
+        }
+        Command::Customer(CustomerCommand::Create { name }) => {
+            let pool = open(&cli.database_url, 2).await?;
+            let mut conn = pool.acquire().await?;
+            let (id, created) = customers::ensure(&mut conn, &name)
+                .await
+                .map_err(user_error)?;
+            if created {
+                println!("created customer {name:?} (id {id})");
+            } else {
+                println!("customer {name:?} already exists (id {id})");
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            username,
+            role,
+            customers,
+            superuser,
+            password_stdin,
+        }) => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let password = line.trim_end_matches(['\r', '\n']).to_string();
+                if password.is_empty() {
+                    bail!("the password on standard input is empty");
+                }
+                Some(password)
+            } else {
+                None
+            };
+            let pool = open(&cli.database_url, 2).await?;
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(random_password);
+            create_user(
+                &pool,
+                &username,
+                role,
+                superuser,
+                &customers,
+                password.clone(),
+            )
+            .await
+            .map_err(user_error)?;
+            println!("created user {username:?} ({})", role.as_str());
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { username, name }) => {
+            let pool = open(&cli.database_url, 2).await?;
+            let mut conn = pool.acquire().await?;
+            let user_id = users::id_for_username(&mut conn, &username)
+                .await?
+                .with_context(|| {
+                    format!("no user {username:?}; create one with `webnet user create`")
+                })?;
+            let token = tokens::create_token(&mut conn, user_id, &name).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// Connects (creating the database if needed) and applies pending migrations.
+async fn open(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = db::connect(url, max_connections).await?;
+    db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Turns a validation error into a message for the terminal.
+fn user_error(err: AppError) -> anyhow::Error {
+    match err {
+        AppError::Validation(fields) => anyhow::anyhow!(
+            "{}",
+            fields
+                .0
+                .iter()
+                .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// Creates a user and its memberships in one transaction; missing customers are created.
+pub async fn create_user(
+    pool: &PgPool,
+    username: &str,
+    role: Role,
+    superuser: bool,
+    customer_names: &[String],
+    password: String,
+) -> AppResult<i64> {
+    users::validate_username(username)?;
+    let hash = hash_password(password).await?;
+    let mut tx = pool.begin().await?;
+    let user_id = users::create_user(
+        &mut tx,
+        &NewUser {
+            username,
+            password_hash: &hash,
+            role,
+            is_superuser: superuser,
+        },
+    )
+    .await?;
+    for name in customer_names {
+        let (customer_id, _) = customers::ensure(&mut tx, name).await?;
+        users::add_membership(&mut tx, user_id, customer_id).await?;
+    }
+    tx.commit().await?;
+    Ok(user_id)
+}
+
+/// On a database without users, creates the superuser `admin` and returns its password.
+async fn bootstrap_admin(pool: &PgPool) -> anyhow::Result<Option<String>> {
+    let mut conn = pool.acquire().await?;
+    if users::count(&mut conn).await? > 0 {
+        return Ok(None);
+    }
+    drop(conn);
+    let password = random_password();
+    match create_user(pool, "admin", Role::Admin, true, &[], password.clone()).await {
+        Ok(_) => Ok(Some(password)),
+        // Another server process bootstrapped at the same moment.
+        Err(AppError::Validation(_)) => Ok(None),
+        Err(e) => Err(user_error(e)),
+    }
+}
+
+/// `webnet serve`.
+async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let pool = open(database_url, 20).await?;
+    let first_password = bootstrap_admin(&pool).await?;
+
+    let listener = TcpListener::bind(args.bind).await.with_context(|| {
+        format!(
+            "cannot listen on {}; pick another address with --bind or WEBNET_BIND",
+            args.bind
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let config = WebConfig {
+        secure_cookies: args.secure_cookies(),
+        session_idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
+    };
+    let state = AppState::new(pool.clone());
+    let router = app::router(state, &config);
+    let maintenance = tokio::spawn(maintenance(pool.clone()));
+
+    let url = base_url(addr);
+    println!("webnet is listening on {url}/");
+    if let Some(password) = first_password {
+        println!();
+        println!("First run: sign in at {url}/login");
+        println!("  username: admin");
+        println!("  password: {password}");
+        println!("This password is shown only once. Create more users with `webnet user create`.");
+    }
+    if args.no_worker {
+        tracing::info!("running without the embedded worker");
+    }
+
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")?;
+
+    maintenance.abort();
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn base_url(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// Deletes expired sessions and stale sign-in counters every few minutes.
+async fn maintenance(pool: PgPool) {
+    use tower_sessions::session_store::ExpiredDeletion;
+    let store = PgSessionStore::new(pool.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.delete_expired().await {
+            tracing::warn!(error = %e, "deleting expired sessions failed");
+        }
+        match pool.acquire().await {
+            Ok(mut conn) => {
+                if let Err(e) = throttle::prune(&mut conn).await {
+                    tracing::warn!(error = %e, "pruning sign-in counters failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "maintenance: database unavailable"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,130 @@
+//! Command-line interface and configuration. Every flag can also be set from the environment.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::Role;
+
+/// The webnet command line.
+#[derive(Debug, Parser)]
+#[command(name = "webnet", version, about = "Multi-region network automation")]
+pub struct Cli {
+    /// PostgreSQL connection URL; the database is created when it does not exist.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "postgres://localhost/webnet",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Log output format.
+    #[arg(long, global = true, env = "WEBNET_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web UI, the REST API and the health monitor.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage customers (tenants).
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Options of `webnet serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WEBNET_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Do not run the embedded worker (use separate `webnet worker` processes).
+    #[arg(long, env = "WEBNET_NO_WORKER")]
+    pub no_worker: bool,
+
+    /// Mark the session cookie `Secure`. Defaults to true unless binding to a loopback
+    /// address, where browsers would otherwise drop the cookie on plain http.
+    #[arg(long, env = "WEBNET_COOKIE_SECURE")]
+    pub cookie_secure: Option<bool>,
+
+    /// Sign out browser sessions idle for this many minutes.
+    #[arg(long, env = "WEBNET_SESSION_IDLE_MINUTES", default_value_t = 720)]
+    pub session_idle_minutes: u32,
+}
+
+impl ServeArgs {
+    /// Whether the session cookie carries the `Secure` attribute.
+    pub fn secure_cookies(&self) -> bool {
+        self.cookie_secure
+            .unwrap_or_else(|| !self.bind.ip().is_loopback())
+    }
+}
+
+/// `webnet customer …`
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Create a customer; does nothing when it already exists.
+    Create {
+        /// The customer's name.
+        name: String,
+    },
+}
+
+/// `webnet user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Prints a generated password unless `--password-stdin` is given.
+    Create {
+        /// Sign-in name.
+        username: String,
+        /// What the user may do.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Customer the user belongs to (created when missing); repeat for several.
+        #[arg(long = "customer")]
+        customers: Vec<String>,
+        /// Sees and manages every customer.
+        #[arg(long)]
+        superuser: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// `webnet token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new API token for a user, alone, on stdout. Only its hash is stored.
+    Create {
+        /// Owner of the token.
+        username: String,
+        /// A label to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}

@@ -1,0 +1,212 @@
+//! The one error type of the application and how it is shown to API clients and browsers.
+//!
+//! Handlers return [`AppResult`]. An [`AppError`] renders as JSON by default; the web router
+//! re-renders it as an HTML page, an htmx-friendly fragment or a redirect to the sign-in page
+//! (see `web::render_errors`), using the [`ErrorReport`] it leaves in the response extensions.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Result of a fallible handler or domain function.
+pub type AppResult<T> = Result<T, AppError>;
+
+/// Field name → messages, as in `{"errors": {"field": ["message"]}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    /// No errors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a message against a field.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_default().push(message.into());
+    }
+
+    /// A single error on a single field.
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The messages of one field, for showing them next to its input.
+    pub fn get(&self, field: &str) -> &[String] {
+        self.0.get(field).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// `Ok(())` when empty, otherwise a validation error carrying these errors.
+    pub fn into_result(self) -> AppResult<()> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self))
+        }
+    }
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No valid session or token.
+    #[error("Authentication credentials were not provided or are invalid.")]
+    Unauthenticated,
+    /// Signed in, but the role does not allow this.
+    #[error("You do not have permission to perform this action.")]
+    Forbidden,
+    /// The session-authenticated request lacks the CSRF token.
+    #[error("CSRF token missing or incorrect. Reload the page and try again.")]
+    Csrf,
+    /// Nothing here, or it belongs to another customer.
+    #[error("Not found.")]
+    NotFound,
+    /// Input failed validation.
+    #[error("Invalid input.")]
+    Validation(FieldErrors),
+    /// Input is unusable as a whole.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Throttled; the client may retry after this many seconds.
+    #[error("Too many failed attempts. Try again in {retry_after} seconds.")]
+    TooManyRequests {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
+    /// A database failure that is not the client's fault.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    /// Any other failure that is not the client's fault.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Unique and foreign-key constraints named in the migrations, and the field error each
+/// violation means.
+const CONSTRAINT_ERRORS: &[(&str, &str, &str)] = &[
+    (
+        "users_username_key",
+        "username",
+        "A user with this username already exists.",
+    ),
+    (
+        "customers_name_key",
+        "name",
+        "A customer with this name already exists.",
+    ),
+];
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && let Some(constraint) = db.constraint()
+            && let Some((_, field, message)) = CONSTRAINT_ERRORS
+                .iter()
+                .find(|(name, ..)| *name == constraint)
+        {
+            return AppError::Validation(FieldErrors::single(*field, *message));
+        }
+        if matches!(err, sqlx::Error::RowNotFound) {
+            return AppError::NotFound;
+        }
+        AppError::Database(err)
+    }
+}
+
+impl AppError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Validation(_) | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message shown to the client; internals of server errors are never shown.
+    pub fn public_message(&self) -> String {
+        if self.status().is_server_error() {
+            "Something went wrong on our side. It has been logged; try again, and if it persists, \
+             tell your administrator."
+                .to_string()
+        } else {
+            self.to_string()
+        }
+    }
+}
+
+/// What the web layer needs to re-render an error as HTML.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    /// The response status.
+    pub status: StatusCode,
+    /// Safe-to-show message.
+    pub message: String,
+    /// Per-field messages of a validation error.
+    pub fields: FieldErrors,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a FieldErrors>,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // The one place a server error is logged.
+            tracing::error!(error = %self, "request failed");
+        }
+        let message = self.public_message();
+        let fields = match &self {
+            AppError::Validation(fields) => fields.clone(),
+            _ => FieldErrors::new(),
+        };
+        let body = if fields.is_empty() {
+            ErrorBody {
+                detail: Some(&message),
+                errors: None,
+            }
+        } else {
+            ErrorBody {
+                detail: None,
+                errors: Some(&fields),
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::TooManyRequests { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(ErrorReport {
+            status,
+            message,
+            fields,
+        });
+        response
+    }
+}

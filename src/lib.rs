@@ -1,0 +1,17 @@
+//! webnet: network automation across regions. Regions, devices and jobs live in PostgreSQL;
+//! jobs are routed to regional queues and run by regional workers.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod customers;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod probes;
+pub mod telemetry;
+pub mod web;
+/// The version of this build, shown in the footer and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
