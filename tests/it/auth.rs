@@ -1,0 +1,379 @@
+//! Signing in and out, sessions, CSRF and throttling, through the real router.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use sqlx::PgPool;
+use webnet::app::WebConfig;
+use webnet::auth::Role;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[sqlx::test]
+async fn anonymous_visitors_of_a_page_are_sent_to_login_with_the_page_as_next(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let response = app.get("/").await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    assert_eq!(response.location(), Some("/login"));
+
+    let response = app.get("/logout").await;
+    assert_eq!(response.location(), Some("/login"));
+}
+
+#[sqlx::test]
+async fn an_anonymous_htmx_request_is_told_to_redirect_to_login(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let response = app
+        .send(
+            Request::get("/")
+                .header("HX-Request", "true")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.header("hx-redirect"), Some("/login"));
+}
+
+#[sqlx::test]
+async fn signing_in_lands_on_the_next_page_with_a_new_session_id(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone());
+    app.create_user("alice", Role::Operator, &["acme"]).await;
+
+    app.get("/login?next=/devices%3Fsite%3Dpar").await;
+    let anonymous_session = app
+        .session_cookie()
+        .cloned()
+        .expect("login page sets a session");
+    let response = app
+        .post_form(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("next", "/devices?site=par"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    assert_eq!(response.location(), Some("/devices?site=par"));
+    let session = app.session_cookie().cloned().unwrap();
+    assert_ne!(
+        session, anonymous_session,
+        "session id must change at sign-in"
+    );
+
+    let dashboard = app.get("/").await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    assert_eq!(dashboard.texts("[data-testid=current-user]"), ["alice"]);
+    assert!(dashboard.texts(".who-meta")[0].contains("acme"));
+    assert_eq!(dashboard.texts(".flash-success"), ["Signed in as alice."]);
+    // Flash messages show once.
+    assert!(app.get("/").await.texts(".flash-success").is_empty());
+
+    let last_login: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT last_login_at FROM users WHERE username = 'alice'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(last_login.is_some());
+}
+
+#[sqlx::test]
+async fn the_old_session_id_is_worthless_after_sign_in(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    app.get("/login").await;
+    let before = app.session_cookie().cloned().unwrap();
+    app.login("alice", PASSWORD).await;
+
+    let mut attacker = TestApp::new(app.pool.clone());
+    attacker.set_cookie(webnet::app::SESSION_COOKIE, &before);
+    assert_eq!(attacker.get("/").await.location(), Some("/login"));
+}
+
+#[sqlx::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+
+    let wrong = app.login("alice", "nope").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.texts("#login-error"),
+        ["Invalid username or password."]
+    );
+    // The username is kept, the password is not echoed back.
+    let html = wrong.html();
+    let username = html
+        .select(&scraper::Selector::parse("#username").unwrap())
+        .next()
+        .unwrap();
+    assert_eq!(username.value().attr("value"), Some("alice"));
+    assert!(!wrong.body.contains("nope"));
+
+    let unknown = app.login("mallory", "nope").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.texts("#login-error"), wrong.texts("#login-error"));
+    assert_eq!(app.get("/").await.location(), Some("/login"));
+}
+
+#[sqlx::test]
+async fn next_never_redirects_to_another_site(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    app.get("/login").await;
+    let response = app
+        .post_form(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/phish"),
+            ],
+        )
+        .await;
+    assert_eq!(response.location(), Some("/"));
+
+    // An already signed-in visitor of /login is redirected, also only locally.
+    let response = app.get("/login?next=https://evil.example/").await;
+    assert_eq!(response.location(), Some("/"));
+}
+
+#[sqlx::test]
+async fn a_form_without_the_csrf_token_is_forbidden(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+
+    app.get("/login").await;
+    let response = app
+        .post_form_raw("/login", &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert!(response.body.contains("CSRF token missing or incorrect"));
+
+    let response = app
+        .post_form_raw(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("csrf_token", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+
+    app.login("alice", PASSWORD).await;
+    app.get("/").await;
+    let response = app.post_form_raw("/logout", &[]).await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/").await.status, StatusCode::OK, "still signed in");
+}
+
+#[sqlx::test]
+async fn htmx_requests_send_the_csrf_token_as_a_header(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    app.login("alice", PASSWORD).await;
+    let page = app.get("/").await;
+    let body_headers = page
+        .html()
+        .select(&scraper::Selector::parse("body").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("hx-headers")
+        .unwrap()
+        .to_string();
+    let headers: serde_json::Value = serde_json::from_str(&body_headers).unwrap();
+    let token = headers["X-CSRF-Token"].as_str().unwrap().to_string();
+    assert_eq!(Some(&token), app.csrf.as_ref());
+
+    let response = app
+        .send(
+            Request::post("/logout")
+                .header("HX-Request", "true")
+                .header("X-CSRF-Token", &token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/").await.location(), Some("/login"));
+}
+
+#[sqlx::test]
+async fn signing_out_deletes_the_session(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone());
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    app.login("alice", PASSWORD).await;
+    app.get("/").await;
+    let session = app.session_cookie().cloned().unwrap();
+
+    let confirm = app.get("/logout").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    let response = app.post_form("/logout", &[]).await;
+    assert_eq!(response.location(), Some("/login?signed_out=1"));
+    assert_eq!(
+        app.get("/login?signed_out=1").await.texts(".flash-info"),
+        ["You have been signed out."]
+    );
+
+    let mut replay = TestApp::new(pool);
+    replay.set_cookie(webnet::app::SESSION_COOKIE, &session);
+    assert_eq!(replay.get("/").await.location(), Some("/login"));
+}
+
+#[sqlx::test]
+async fn sessions_live_in_postgres_not_in_the_process(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone());
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    app.login("alice", PASSWORD).await;
+    let session = app.session_cookie().cloned().unwrap();
+
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE data ? 'user_id'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+
+    // A second server process (a new router) honours the same cookie.
+    let mut other = TestApp::new(pool);
+    other.set_cookie(webnet::app::SESSION_COOKIE, &session);
+    assert_eq!(other.get("/").await.status, StatusCode::OK);
+}
+
+#[sqlx::test]
+async fn the_session_cookie_is_http_only_lax_and_secure_when_configured(pool: PgPool) {
+    let mut app = TestApp::with_config(
+        pool.clone(),
+        WebConfig {
+            secure_cookies: true,
+            ..WebConfig::default()
+        },
+    );
+    let response = app.get("/login").await;
+    let cookie = response.header("set-cookie").unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Secure"), "{cookie}");
+
+    let mut plain = TestApp::with_config(
+        pool,
+        WebConfig {
+            secure_cookies: false,
+            ..WebConfig::default()
+        },
+    );
+    let cookie = plain
+        .get("/login")
+        .await
+        .header("set-cookie")
+        .unwrap()
+        .to_string();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+#[sqlx::test]
+async fn repeated_failures_for_one_username_are_throttled(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    for _ in 0..webnet::auth::throttle::MAX_FAILURES_PER_USERNAME {
+        assert_eq!(
+            app.login("alice", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Even the right password is refused until the window ends.
+    let response = app.login("alice", PASSWORD).await;
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 15 * 60, "{retry}");
+    assert!(response.body.contains("Too many failed attempts"));
+    // The username is matched case-insensitively.
+    assert_eq!(
+        app.login("ALICE", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[sqlx::test]
+async fn a_success_clears_the_failures_of_that_username(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    for _ in 0..webnet::auth::throttle::MAX_FAILURES_PER_USERNAME - 1 {
+        app.login("alice", "guess").await;
+    }
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    app.post_form("/logout", &[]).await;
+    for _ in 0..webnet::auth::throttle::MAX_FAILURES_PER_USERNAME - 1 {
+        assert_eq!(
+            app.login("alice", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[sqlx::test]
+async fn failures_from_one_address_are_throttled_across_usernames(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    app.peer = Some(SocketAddr::from(([192, 0, 2, 7], 40000)));
+    for i in 0..webnet::auth::throttle::MAX_FAILURES_PER_ADDRESS {
+        let response = app.login(&format!("user{i}"), "guess").await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    }
+    let response = app.login("someone-else", "guess").await;
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Another address is unaffected.
+    app.peer = Some(SocketAddr::from(([192, 0, 2, 8], 40000)));
+    assert_eq!(
+        app.login("someone-else", "guess").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[sqlx::test]
+async fn passwords_are_stored_only_as_argon2id_hashes(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'alice'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(!hash.contains(PASSWORD));
+    let anywhere: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users u WHERE row_to_json(u)::text LIKE '%' || $1 || '%'",
+    )
+    .bind(PASSWORD)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(anywhere, 0);
+}
+
+#[sqlx::test]
+async fn user_supplied_text_is_escaped_in_pages(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let response = app.login("<script>alert(1)</script>", "x").await;
+    assert!(!response.body.contains("<script>alert(1)</script>"));
+    // Escaped in the markup, yet the browser sees exactly what was typed.
+    let html = response.html();
+    let input = html
+        .select(&scraper::Selector::parse("#username").unwrap())
+        .next()
+        .unwrap();
+    assert_eq!(
+        input.value().attr("value"),
+        Some("<script>alert(1)</script>")
+    );
+}

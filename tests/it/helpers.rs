@@ -1,0 +1,235 @@
+//! A small in-process client for the router: cookie jar, CSRF token, typed helpers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use scraper::{Html, Selector};
+use sqlx::PgPool;
+use tower::ServiceExt;
+use webnet::app::{AppState, WebConfig, router};
+use webnet::auth::Role;
+
+/// Password given to every user the helpers create.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The router plus what a browser would remember between requests.
+pub struct TestApp {
+    pub pool: PgPool,
+    router: Router,
+    cookies: HashMap<String, String>,
+    /// The CSRF token of the last HTML page seen.
+    pub csrf: Option<String>,
+    /// Pretend the requests come from this address.
+    pub peer: Option<SocketAddr>,
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn html(&self) -> Html {
+        Html::parse_document(&self.body)
+    }
+
+    /// Text of every element matching `css`, trimmed.
+    pub fn texts(&self, css: &str) -> Vec<String> {
+        let selector = Selector::parse(css).expect("valid selector");
+        self.html()
+            .select(&selector)
+            .map(|e| e.text().collect::<String>().trim().to_string())
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.header("location")
+    }
+}
+
+impl TestApp {
+    pub fn new(pool: PgPool) -> Self {
+        Self::with_config(pool, WebConfig::default())
+    }
+
+    pub fn with_config(pool: PgPool, config: WebConfig) -> Self {
+        Self {
+            router: router(AppState::new(pool.clone()), &config),
+            pool,
+            cookies: HashMap::new(),
+            csrf: None,
+            peer: None,
+        }
+    }
+
+    /// Sends a request with the jar's cookies; remembers cookies and the page's CSRF token.
+    pub async fn send(&mut self, mut request: Request<Body>) -> TestResponse {
+        if !self.cookies.is_empty() {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            request
+                .headers_mut()
+                .insert(header::COOKIE, cookie.parse().unwrap());
+        }
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        for set in headers.get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") || value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        let response = TestResponse {
+            status,
+            headers,
+            body,
+        };
+        if response
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/html"))
+        {
+            let tokens = response.html();
+            let meta = Selector::parse(r#"meta[name="csrf-token"]"#).unwrap();
+            if let Some(token) = tokens
+                .select(&meta)
+                .next()
+                .and_then(|m| m.value().attr("content"))
+                .filter(|t| !t.is_empty())
+            {
+                self.csrf = Some(token.to_string());
+            }
+        }
+        response
+    }
+
+    pub async fn get(&mut self, path: &str) -> TestResponse {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// Posts a form, adding the CSRF token the last page carried.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let mut fields = fields.to_vec();
+        let token = self.csrf.clone();
+        if let Some(token) = token.as_deref() {
+            fields.push(("csrf_token", token));
+        }
+        self.post_form_raw(path, &fields).await
+    }
+
+    /// Posts exactly these fields.
+    pub async fn post_form_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Signs in through the real form.
+    pub async fn login(&mut self, username: &str, password: &str) -> TestResponse {
+        self.get("/login").await;
+        self.post_form("/login", &[("username", username), ("password", password)])
+            .await
+    }
+
+    /// A JSON request with an optional bearer token.
+    pub async fn api(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub fn session_cookie(&self) -> Option<&String> {
+        self.cookies.get(webnet::app::SESSION_COOKIE)
+    }
+
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_string(), value.to_string());
+    }
+
+    /// Creates a user with [`PASSWORD`] in the given customers (created when missing).
+    pub async fn create_user(&self, username: &str, role: Role, customers: &[&str]) -> i64 {
+        let customers: Vec<String> = customers.iter().map(|c| c.to_string()).collect();
+        webnet::cli::create_user(
+            &self.pool,
+            username,
+            role,
+            false,
+            &customers,
+            PASSWORD.to_string(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Creates an API token for a user.
+    pub async fn token_for(&self, user_id: i64) -> String {
+        let mut conn = self.pool.acquire().await.unwrap();
+        webnet::auth::tokens::create_token(&mut conn, user_id, "test")
+            .await
+            .unwrap()
+    }
+}
+
+/// A `postgres://` URL for the database behind `pool`, to hand to the real binary.
+pub fn database_url(pool: &PgPool) -> String {
+    let opts = pool.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().expect("test database has a name")
+    )
+}
