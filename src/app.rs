@@ -13,6 +13,8 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::auth::session_store::PgSessionStore;
 use crate::auth::{self, csrf};
+use crate::crypto::SecretBox;
+use crate::health::HealthEvents;
 use crate::metrics::Metrics;
 use crate::{api, probes, web};
 
@@ -23,14 +25,20 @@ pub struct AppState {
     pub pool: PgPool,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Encrypts and decrypts device credentials.
+    pub secrets: SecretBox,
+    /// Region health changes, for live badges.
+    pub health_events: HealthEvents,
 }
 
 impl AppState {
-    /// State around an open pool.
-    pub fn new(pool: PgPool) -> Self {
+    /// State around an open pool; starts listening for region health changes.
+    pub fn new(pool: PgPool, secrets: SecretBox) -> Self {
         Self {
+            health_events: HealthEvents::spawn(pool.clone()),
             pool,
             metrics: Arc::new(Metrics::default()),
+            secrets,
         }
     }
 }

@@ -14,13 +14,17 @@ use crate::auth::session_store::PgSessionStore;
 use crate::auth::users::{self, NewUser};
 use crate::auth::{Role, throttle, tokens};
 use crate::config::{Cli, Command, CustomerCommand, ServeArgs, TokenCommand, UserCommand};
+use crate::crypto::SecretBox;
 use crate::error::{AppError, AppResult};
 use crate::{customers, db};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.database_url, args).await,
+        Command::Serve(ref args) => {
+            let secrets = secret_box(&cli)?;
+            serve(&cli.database_url, args.clone(), secrets).await
+        }
         Command::Migrate => {
             let pool = open(&cli.database_url, 2).await?;
             println!("database is up to date");
@@ -95,6 +99,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The credential cipher, from `WEBNET_SECRET_KEY` or the key file.
+fn secret_box(cli: &Cli) -> anyhow::Result<SecretBox> {
+    let (secrets, from_file) = SecretBox::load(cli.secret_key.as_deref(), &cli.secret_key_file)?;
+    if from_file {
+        tracing::warn!(
+            file = %cli.secret_key_file.display(),
+            "WEBNET_SECRET_KEY is not set: using the key in this file. Set WEBNET_SECRET_KEY \
+             (the same on every server and worker) in production"
+        );
+    }
+    Ok(secrets)
+}
+
 /// Connects (creating the database if needed) and applies pending migrations.
 async fn open(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let pool = db::connect(url, max_connections).await?;
@@ -165,7 +182,7 @@ async fn bootstrap_admin(pool: &PgPool) -> anyhow::Result<Option<String>> {
 }
 
 /// `webnet serve`.
-async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyhow::Result<()> {
     let pool = open(database_url, 20).await?;
     let first_password = bootstrap_admin(&pool).await?;
 
@@ -180,7 +197,7 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         secure_cookies: args.secure_cookies(),
         session_idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
     };
-    let state = AppState::new(pool.clone());
+    let state = AppState::new(pool.clone(), secrets);
     let router = app::router(state, &config);
     let maintenance = tokio::spawn(maintenance(pool.clone()));
 

@@ -20,6 +20,20 @@ pub struct Cli {
     )]
     pub database_url: String,
 
+    /// Key that encrypts device credentials at rest (32+ characters, e.g. `openssl rand -hex
+    /// 32`). Every server and worker of a deployment needs the same key.
+    #[arg(long, global = true, env = "WEBNET_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Where to keep a generated key when `WEBNET_SECRET_KEY` is not set (single-machine use).
+    #[arg(
+        long,
+        global = true,
+        env = "WEBNET_SECRET_KEY_FILE",
+        default_value = ".webnet/secret.key"
+    )]
+    pub secret_key_file: std::path::PathBuf,
+
     /// Log output format.
     #[arg(long, global = true, env = "WEBNET_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -28,3 +28,34 @@ pub async fn ensure(conn: &mut PgConnection, name: &str) -> AppResult<(i64, bool
         .await?;
     Ok((id, false))
 }
+
+/// The customer a new object of `user` belongs to: the one asked for (which the user must
+/// see), or the user's only customer when none is given.
+pub async fn for_new_object(
+    conn: &mut PgConnection,
+    user: &crate::auth::AuthUser,
+    requested: Option<i64>,
+) -> AppResult<i64> {
+    match requested {
+        Some(id) => {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)")
+                    .bind(id)
+                    .fetch_one(conn)
+                    .await?;
+            if exists && user.can_see_customer(id) {
+                Ok(id)
+            } else {
+                Err(crate::error::AppError::Validation(FieldErrors::single(
+                    "customer",
+                    format!("No customer with id {id}."),
+                )))
+            }
+        }
+        None if user.customers.len() == 1 => Ok(user.customers[0].id),
+        None => Err(crate::error::AppError::Validation(FieldErrors::single(
+            "customer",
+            "This field is required: you belong to more than one customer (or none).",
+        ))),
+    }
+}

@@ -101,6 +101,31 @@ const CONSTRAINT_ERRORS: &[(&str, &str, &str)] = &[
         "A user with this username already exists.",
     ),
     (
+        "regions_customer_identifier_key",
+        "identifier",
+        "A region with this identifier already exists for this customer.",
+    ),
+    (
+        "devices_customer_hostname_key",
+        "hostname",
+        "A device with this hostname already exists for this customer.",
+    ),
+    (
+        "credentials_customer_name_key",
+        "name",
+        "A credential with this name already exists for this customer.",
+    ),
+    (
+        "devices_credential_fkey",
+        "credential",
+        "This credential is used by devices; give them another credential first.",
+    ),
+    (
+        "devices_region_fkey",
+        "region",
+        "No such region for this device's customer.",
+    ),
+    (
         "customers_name_key",
         "name",
         "A customer with this name already exists.",

@@ -1,19 +1,48 @@
 //! The JSON REST API under `/api/v1`. Handlers call the same domain functions as the UI.
 
+pub mod credentials;
+pub mod devices;
+pub mod extract;
+pub mod regions;
+
 use axum::Json;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::pagination::PageRequest;
+use extract::QueryPairs;
 
 /// Routes under `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/me/", get(get_me))
-        .route("/me", get(get_me))
-        .fallback(|| async { AppError::NotFound })
+    let router = Router::new();
+    let router = route(router, "/me/", get(get_me));
+    let router = regions::routes(router);
+    let router = devices::routes(router);
+    let router = credentials::routes(router);
+    router.fallback(|| async { AppError::NotFound })
+}
+
+/// Registers `path` (which ends in `/`, as Django REST framework's paths do) and the same
+/// path without the slash, so both spellings work.
+pub(crate) fn route(
+    router: Router<AppState>,
+    path: &str,
+    handler: MethodRouter<AppState>,
+) -> Router<AppState> {
+    router
+        .route(path, handler.clone())
+        .route(path.trim_end_matches('/'), handler)
+}
+
+/// Reads `page`/`page_size`, failing with field errors.
+pub(crate) fn page_request(query: &QueryPairs) -> AppResult<PageRequest> {
+    let mut errors = FieldErrors::new();
+    let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
+    errors.into_result()?;
+    Ok(page)
 }
 
 /// `GET /api/v1/me/`: who the caller is, their role and customers.

@@ -85,6 +85,28 @@ pub struct AuthUser {
     pub method: AuthMethod,
 }
 
+/// The customers a query may touch: `None` for all (superusers). Bind it as a
+/// `bigint[]` and filter with `($n::bigint[] IS NULL OR customer_id = ANY($n))`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(pub Option<Vec<i64>>);
+
+impl Scope {
+    /// Every customer (for the CLI, workers and tests).
+    pub fn all() -> Self {
+        Scope(None)
+    }
+
+    /// Whether a customer is inside this scope.
+    pub fn contains(&self, customer_id: i64) -> bool {
+        self.0.as_ref().is_none_or(|ids| ids.contains(&customer_id))
+    }
+
+    /// The value to bind.
+    pub fn ids(&self) -> Option<&[i64]> {
+        self.0.as_deref()
+    }
+}
+
 /// A customer's id and name.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct CustomerRef {
@@ -101,6 +123,16 @@ impl AuthUser {
             Ok(())
         } else {
             Err(AppError::Forbidden)
+        }
+    }
+
+    /// Customer ids whose objects the user sees; `None` means every customer (superuser).
+    /// Every query of customer-owned rows filters on this.
+    pub fn scope(&self) -> Scope {
+        if self.is_superuser {
+            Scope(None)
+        } else {
+            Scope(Some(self.customers.iter().map(|c| c.id).collect()))
         }
     }
 

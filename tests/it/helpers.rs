@@ -70,7 +70,10 @@ impl TestApp {
 
     pub fn with_config(pool: PgPool, config: WebConfig) -> Self {
         Self {
-            router: router(AppState::new(pool.clone()), &config),
+            router: router(
+                AppState::new(pool.clone(), webnet::crypto::SecretBox::random()),
+                &config,
+            ),
             pool,
             cookies: HashMap::new(),
             csrf: None,

@@ -1,0 +1,209 @@
+//! Extractors whose rejections are JSON field errors, never axum's plain-text ones.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldErrors};
+
+/// A JSON body. Malformed JSON is `{"detail"}`; a wrong type or a missing field is
+/// `{"errors": {"<field>": [..]}}`. A missing `Content-Type` is accepted (curl users forget
+/// it); another content type is refused.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(ct) = content_type
+            && !ct.starts_with("application/json")
+            && !ct.contains("+json")
+        {
+            return Err(AppError::BadRequest(format!(
+                "Send a JSON body with Content-Type: application/json (got {ct})."
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            AppError::BadRequest(format!(
+                "Could not read the request body: {}",
+                e.body_text()
+            ))
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON bytes into `T`, turning serde's error into a field error where it can.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::BadRequest(
+            "Send a JSON object in the request body.".into(),
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            AppError::BadRequest(format!("Malformed JSON: {inner}."))
+        } else if let Some(field) = missing_field(&inner.to_string()) {
+            AppError::Validation(FieldErrors::single(field, "This field is required."))
+        } else if path.is_empty() || path == "." {
+            AppError::BadRequest(format!(
+                "Invalid body: {}.",
+                strip_position(&inner.to_string())
+            ))
+        } else {
+            AppError::Validation(FieldErrors::single(
+                path,
+                strip_position(&inner.to_string()),
+            ))
+        }
+    })
+}
+
+/// The field of serde's "missing field `x`" message.
+fn missing_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("missing field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+/// serde_json appends " at line 1 column 17"; the field name already says where.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// The raw query string as decoded key/value pairs; never rejects.
+#[derive(Debug, Default, Clone)]
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Pairs as `(&str, String)` for filter parsing.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, String)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.clone()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .uri
+                .query()
+                .map(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// The URL of the current request, for pagination links.
+#[derive(Debug, Clone)]
+pub struct RequestUrl(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestUrl {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let uri = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        Ok(Self(format!("{}{path}", origin(&parts.headers))))
+    }
+}
+
+/// `scheme://host` of the request, honouring `X-Forwarded-Proto` from a TLS proxy.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    let Some(host) = host else {
+        return String::new();
+    };
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+/// A path id that is not a number is a 404, as for any unknown object.
+#[derive(Debug, Clone, Copy)]
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| AppError::NotFound)?;
+        raw.parse().map(Id).map_err(|_| AppError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Thing {
+        name: String,
+        port: Option<i64>,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        match parse_json::<Thing>(br#"{"name": "a", "port": "x"}"#) {
+            Err(AppError::Validation(e)) => assert_eq!(e.get("port").len(), 1, "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_json::<Thing>(b"{nope"),
+            Err(AppError::BadRequest(m)) if m.starts_with("Malformed JSON")
+        ));
+        assert!(matches!(
+            parse_json::<Thing>(b""),
+            Err(AppError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Thing>(b"[1]"),
+            Err(AppError::BadRequest(_))
+        ));
+    }
+}

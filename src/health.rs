@@ -1,0 +1,88 @@
+//! Region health changes, heard from PostgreSQL and fanned out to the browsers of this
+//! server process. A trigger on `regions` NOTIFYs every change, whoever made it, so badges
+//! follow changes made by the API, a form, another server or the health monitor alike.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::broadcast;
+
+use crate::types::HealthStatus;
+
+/// The NOTIFY channel the `regions_health_changed` trigger sends on.
+pub const CHANNEL: &str = "webnet_region_health";
+
+/// One region's new health.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HealthChange {
+    /// Region id.
+    pub id: i64,
+    /// Its customer, to send it only to that customer's browsers.
+    pub customer_id: i64,
+    /// Region identifier.
+    pub identifier: String,
+    /// New status.
+    pub health_status: HealthStatus,
+    /// Why.
+    pub health_message: String,
+}
+
+/// Subscribes browsers to health changes. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HealthEvents {
+    sender: broadcast::Sender<HealthChange>,
+}
+
+impl HealthEvents {
+    /// Starts listening on `pool`'s database in a background task.
+    pub fn spawn(pool: PgPool) -> Self {
+        let (sender, _) = broadcast::channel(1024);
+        let events = Self {
+            sender: sender.clone(),
+        };
+        tokio::spawn(listen(pool, sender));
+        events
+    }
+
+    /// A receiver of every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<HealthChange> {
+        self.sender.subscribe()
+    }
+}
+
+async fn listen(pool: PgPool, sender: broadcast::Sender<HealthChange>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %e, "cannot LISTEN for region health changes; retrying");
+                } else {
+                    // `recv` reconnects by itself after a lost connection; it only errors
+                    // when the pool is closed.
+                    loop {
+                        match listener.recv().await {
+                            Ok(n) => match serde_json::from_str::<HealthChange>(n.payload()) {
+                                Ok(change) => {
+                                    // No subscribers is fine.
+                                    let _ = sender.send(change);
+                                }
+                                Err(e) => tracing::warn!(error = %e, "bad health notification"),
+                            },
+                            Err(e) => {
+                                tracing::debug!(error = %e, "health listener stopped");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for region health changes"),
+        }
+        if pool.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

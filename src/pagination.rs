@@ -1,0 +1,149 @@
+//! `?page=&page_size=` and the `{count, next, previous, results}` envelope.
+
+use serde::Serialize;
+
+use crate::error::FieldErrors;
+
+/// Default rows per page.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+/// Largest page a client may ask for.
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1-based page number.
+    pub page: i64,
+    /// Rows per page.
+    pub page_size: i64,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+impl PageRequest {
+    /// Parses the raw query values, recording problems in `errors`.
+    pub fn parse(page: Option<&str>, page_size: Option<&str>, errors: &mut FieldErrors) -> Self {
+        let mut req = Self::default();
+        if let Some(raw) = page.filter(|s| !s.is_empty()) {
+            match raw.parse::<i64>() {
+                Ok(n) if n >= 1 => req.page = n,
+                _ => errors.add("page", "Enter a page number of 1 or more."),
+            }
+        }
+        if let Some(raw) = page_size.filter(|s| !s.is_empty()) {
+            match raw.parse::<i64>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => req.page_size = n,
+                _ => errors.add(
+                    "page_size",
+                    format!("Enter a page size between 1 and {MAX_PAGE_SIZE}."),
+                ),
+            }
+        }
+        req
+    }
+
+    /// SQL `OFFSET`.
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.page_size)
+    }
+
+    /// Number of pages for `count` rows (at least 1).
+    pub fn pages(&self, count: i64) -> i64 {
+        ((count + self.page_size - 1) / self.page_size).max(1)
+    }
+}
+
+/// A page of results in the API's envelope.
+#[derive(Debug, Serialize)]
+pub struct Paginated<T> {
+    /// Rows matching, over all pages.
+    pub count: i64,
+    /// URL of the next page, if any.
+    pub next: Option<String>,
+    /// URL of the previous page, if any.
+    pub previous: Option<String>,
+    /// This page's rows.
+    pub results: Vec<T>,
+}
+
+impl<T> Paginated<T> {
+    /// Wraps `results`, building `next`/`previous` from `base_url` (the request URL) by
+    /// replacing its `page` parameter.
+    pub fn new(results: Vec<T>, count: i64, req: PageRequest, base_url: &str) -> Self {
+        let link = |page: i64| with_page(base_url, page);
+        Self {
+            count,
+            next: (req.page * req.page_size < count).then(|| link(req.page + 1)),
+            previous: (req.page > 1).then(|| link((req.page - 1).min(req.pages(count)))),
+            results,
+        }
+    }
+}
+
+/// `url` with its `page` query parameter set to `page`.
+pub fn with_page(url: &str, page: i64) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k != "page" {
+            ser.append_pair(&k, &v);
+        }
+    }
+    ser.append_pair("page", &page.to_string());
+    format!("{path}?{}", ser.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_page_parameters_are_field_errors() {
+        let mut errors = FieldErrors::new();
+        PageRequest::parse(Some("0"), Some("5000"), &mut errors);
+        assert_eq!(errors.get("page").len(), 1);
+        assert_eq!(errors.get("page_size").len(), 1);
+        let mut errors = FieldErrors::new();
+        let req = PageRequest::parse(Some("3"), Some("10"), &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!((req.offset(), req.pages(21)), (20, 3));
+    }
+
+    #[test]
+    fn links_keep_the_filters_and_replace_the_page() {
+        let p = Paginated::new(
+            vec![1],
+            120,
+            PageRequest {
+                page: 2,
+                page_size: 50,
+            },
+            "http://h/api/v1/devices/?site=par&page=2&page_size=50",
+        );
+        assert_eq!(
+            p.next.as_deref(),
+            Some("http://h/api/v1/devices/?site=par&page_size=50&page=3")
+        );
+        assert_eq!(
+            p.previous.as_deref(),
+            Some("http://h/api/v1/devices/?site=par&page_size=50&page=1")
+        );
+        let last = Paginated::new(
+            vec![1],
+            120,
+            PageRequest {
+                page: 3,
+                page_size: 50,
+            },
+            "/x",
+        );
+        assert_eq!(last.next, None);
+    }
+}

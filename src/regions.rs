@@ -1,0 +1,440 @@
+//! Regions: where devices live and which queue their jobs go to.
+
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection};
+use time::OffsetDateTime;
+
+use crate::auth::Scope;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::pagination::PageRequest;
+use crate::types::{self, HealthStatus};
+
+/// Name of the queue for devices without an available region.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A region row.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Region {
+    /// Id.
+    pub id: i64,
+    /// Owning customer.
+    #[serde(rename = "customer")]
+    pub customer_id: i64,
+    /// Display name ("US East").
+    pub name: String,
+    /// Slug ("us-east-1"), unique per customer.
+    pub identifier: String,
+    /// Optional API endpoint of the region's site.
+    pub api_endpoint: String,
+    /// Free-form worker settings (`min_workers`, `auto_health`, …).
+    pub worker_pool_config: Json<serde_json::Value>,
+    /// Current health.
+    pub health_status: HealthStatus,
+    /// Why it has that health.
+    pub health_message: String,
+    /// When health was last evaluated or set.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_health_check: Option<OffsetDateTime>,
+    /// How often the health monitor evaluates it.
+    pub health_check_interval_seconds: i32,
+    /// Higher is preferred.
+    pub priority: i32,
+    /// Disabled regions receive no jobs.
+    pub enabled: bool,
+    /// Notes.
+    pub description: String,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Devices assigned to it (for the UI).
+    #[serde(skip)]
+    pub device_count: i64,
+}
+
+impl Region {
+    /// The apalis queue of this region.
+    pub fn queue_name(&self) -> String {
+        queue_name(&self.identifier)
+    }
+
+    /// Whether jobs may be routed here: enabled and not offline.
+    pub fn is_available(&self) -> bool {
+        self.enabled && self.health_status != HealthStatus::Offline
+    }
+
+    /// The API representation, with the computed fields.
+    pub fn to_json(&self) -> RegionJson<'_> {
+        RegionJson {
+            region: self,
+            queue_name: self.queue_name(),
+            is_available: self.is_available(),
+        }
+    }
+}
+
+/// The queue name for a region identifier.
+pub fn queue_name(identifier: &str) -> String {
+    format!("region_{identifier}")
+}
+
+/// A region as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct RegionJson<'a> {
+    #[serde(flatten)]
+    region: &'a Region,
+    /// `region_<identifier>`.
+    pub queue_name: String,
+    /// Enabled and not offline.
+    pub is_available: bool,
+}
+
+/// Region fields as submitted by a form or the API; every field optional so the same type
+/// serves create, replace and partial update.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RegionInput {
+    /// Owning customer (create only; defaults to the user's only customer).
+    pub customer: Option<i64>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Slug.
+    pub identifier: Option<String>,
+    /// API endpoint.
+    pub api_endpoint: Option<String>,
+    /// JSON object of worker settings.
+    pub worker_pool_config: Option<serde_json::Value>,
+    /// Seconds between health evaluations.
+    pub health_check_interval_seconds: Option<i64>,
+    /// Preference.
+    pub priority: Option<i64>,
+    /// Receives jobs.
+    pub enabled: Option<bool>,
+    /// Notes.
+    pub description: Option<String>,
+}
+
+/// Validated region fields; `None` leaves a field as it is (or at its default on create).
+#[derive(Debug, Default, Clone)]
+pub struct RegionChanges {
+    name: Option<String>,
+    identifier: Option<String>,
+    api_endpoint: Option<String>,
+    worker_pool_config: Option<serde_json::Value>,
+    health_check_interval_seconds: Option<i32>,
+    priority: Option<i32>,
+    enabled: Option<bool>,
+    description: Option<String>,
+}
+
+fn check<T>(errors: &mut FieldErrors, field: &str, r: Result<T, String>) -> Option<T> {
+    r.map_err(|m| errors.add(field, m)).ok()
+}
+
+impl RegionInput {
+    /// Validates every field, collecting all errors. With `complete`, `name` and
+    /// `identifier` are required (create and replace).
+    pub fn validate(&self, complete: bool) -> Result<RegionChanges, FieldErrors> {
+        let mut e = FieldErrors::new();
+        let name = self
+            .name
+            .as_deref()
+            .and_then(|v| check(&mut e, "name", types::required_text(v, 200)));
+        let identifier = self
+            .identifier
+            .as_deref()
+            .and_then(|v| check(&mut e, "identifier", types::identifier(v)));
+        if complete {
+            if self.name.is_none() {
+                e.add("name", "This field is required.");
+            }
+            if self.identifier.is_none() {
+                e.add("identifier", "This field is required.");
+            }
+        }
+        let api_endpoint = self.api_endpoint.as_deref().and_then(|v| {
+            check(
+                &mut e,
+                "api_endpoint",
+                types::text(v, 500).and_then(|v| {
+                    if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+                        Ok(v)
+                    } else {
+                        Err("Enter an http:// or https:// URL, or leave it empty.".into())
+                    }
+                }),
+            )
+        });
+        let worker_pool_config = match &self.worker_pool_config {
+            Some(v) if v.is_object() => Some(v.clone()),
+            Some(_) => {
+                e.add(
+                    "worker_pool_config",
+                    "Enter a JSON object, e.g. {\"min_workers\": 2}.",
+                );
+                None
+            }
+            None => None,
+        };
+        let health_check_interval_seconds = self.health_check_interval_seconds.and_then(|v| {
+            check(
+                &mut e,
+                "health_check_interval_seconds",
+                if (5..=86_400).contains(&v) {
+                    Ok(v as i32)
+                } else {
+                    Err("Enter a number of seconds between 5 and 86400.".into())
+                },
+            )
+        });
+        let priority = self.priority.and_then(|v| {
+            check(
+                &mut e,
+                "priority",
+                i32::try_from(v)
+                    .ok()
+                    .filter(|p| (-1_000_000..=1_000_000).contains(p))
+                    .ok_or_else(|| "Enter a priority between -1000000 and 1000000.".to_string()),
+            )
+        });
+        let description = self
+            .description
+            .as_deref()
+            .and_then(|v| check(&mut e, "description", types::text(v, 2000)));
+        if e.is_empty() {
+            Ok(RegionChanges {
+                name,
+                identifier,
+                api_endpoint,
+                worker_pool_config,
+                health_check_interval_seconds,
+                priority,
+                enabled: self.enabled,
+                description,
+            })
+        } else {
+            Err(e)
+        }
+    }
+}
+
+const SELECT: &str = "SELECT r.id, r.customer_id, r.name, r.identifier, r.api_endpoint,
+        r.worker_pool_config, r.health_status, r.health_message, r.last_health_check,
+        r.health_check_interval_seconds, r.priority, r.enabled, r.description,
+        r.created_at, r.updated_at,
+        (SELECT count(*) FROM devices d WHERE d.region_id = r.id) AS device_count
+    FROM regions r";
+
+/// Regions in scope, highest priority first, and how many there are.
+pub async fn list(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    page: PageRequest,
+) -> AppResult<(Vec<Region>, i64)> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM regions WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))",
+    )
+    .bind(scope.ids())
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows = sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE ($1::bigint[] IS NULL OR r.customer_id = ANY($1))
+         ORDER BY r.priority DESC, r.name, r.id LIMIT $2 OFFSET $3"
+    )))
+    .bind(scope.ids())
+    .bind(page.page_size)
+    .bind(page.offset())
+    .fetch_all(conn)
+    .await?;
+    Ok((rows, count))
+}
+
+/// Every region in scope (for selects), by name.
+pub async fn all(conn: &mut PgConnection, scope: &Scope) -> AppResult<Vec<Region>> {
+    Ok(sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE ($1::bigint[] IS NULL OR r.customer_id = ANY($1)) ORDER BY r.name, r.id"
+    )))
+    .bind(scope.ids())
+    .fetch_all(conn)
+    .await?)
+}
+
+/// One region in scope; 404 otherwise.
+pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Region> {
+    sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE r.id = $1 AND ($2::bigint[] IS NULL OR r.customer_id = ANY($2))"
+    )))
+    .bind(id)
+    .bind(scope.ids())
+    .fetch_optional(conn)
+    .await?
+    .ok_or(AppError::NotFound)
+}
+
+/// Creates a region for `customer_id` (validated with `complete = true`).
+pub async fn create(
+    conn: &mut PgConnection,
+    customer_id: i64,
+    c: &RegionChanges,
+) -> AppResult<Region> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO regions (customer_id, name, identifier, api_endpoint, worker_pool_config,
+                              health_check_interval_seconds, priority, enabled, description)
+         VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, '{}'::jsonb), COALESCE($6, 60),
+                 COALESCE($7, 100), COALESCE($8, true), COALESCE($9, ''))
+         RETURNING id",
+    )
+    .bind(customer_id)
+    .bind(&c.name)
+    .bind(&c.identifier)
+    .bind(&c.api_endpoint)
+    .bind(c.worker_pool_config.as_ref().map(Json))
+    .bind(c.health_check_interval_seconds)
+    .bind(c.priority)
+    .bind(c.enabled)
+    .bind(&c.description)
+    .fetch_one(&mut *conn)
+    .await?;
+    get(conn, &Scope::all(), id).await
+}
+
+/// Applies changes to a region in scope.
+pub async fn update(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    id: i64,
+    c: &RegionChanges,
+) -> AppResult<Region> {
+    let updated = sqlx::query(
+        "UPDATE regions SET
+            name = COALESCE($3, name),
+            identifier = COALESCE($4, identifier),
+            api_endpoint = COALESCE($5, api_endpoint),
+            worker_pool_config = COALESCE($6, worker_pool_config),
+            health_check_interval_seconds = COALESCE($7, health_check_interval_seconds),
+            priority = COALESCE($8, priority),
+            enabled = COALESCE($9, enabled),
+            description = COALESCE($10, description),
+            updated_at = now()
+         WHERE id = $1 AND ($2::bigint[] IS NULL OR customer_id = ANY($2))",
+    )
+    .bind(id)
+    .bind(scope.ids())
+    .bind(&c.name)
+    .bind(&c.identifier)
+    .bind(&c.api_endpoint)
+    .bind(c.worker_pool_config.as_ref().map(Json))
+    .bind(c.health_check_interval_seconds)
+    .bind(c.priority)
+    .bind(c.enabled)
+    .bind(&c.description)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(AppError::NotFound);
+    }
+    get(conn, scope, id).await
+}
+
+/// Deletes a region in scope; its devices keep existing without a region. Returns the
+/// deleted region (with the number of devices that lost it).
+pub async fn delete(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Region> {
+    let region = get(conn, scope, id).await?;
+    sqlx::query("DELETE FROM regions WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(region)
+}
+
+/// Sets a region's health by hand (the seed's `update_health`). The monitor's next
+/// evaluation may change it again.
+pub async fn set_health(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    id: i64,
+    status: HealthStatus,
+    message: &str,
+) -> AppResult<Region> {
+    let updated = sqlx::query(
+        "UPDATE regions SET health_status = $3, health_message = $4, last_health_check = now(),
+                updated_at = now()
+         WHERE id = $1 AND ($2::bigint[] IS NULL OR customer_id = ANY($2))",
+    )
+    .bind(id)
+    .bind(scope.ids())
+    .bind(status)
+    .bind(message)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(AppError::NotFound);
+    }
+    get(conn, scope, id).await
+}
+
+/// Validates a manual health update.
+pub fn validate_health(
+    status: Option<&str>,
+    message: Option<&str>,
+) -> Result<(HealthStatus, String), FieldErrors> {
+    let mut e = FieldErrors::new();
+    let status = match status {
+        Some(s) => check(&mut e, "health_status", HealthStatus::parse(s)),
+        None => {
+            e.add("health_status", "This field is required.");
+            None
+        }
+    };
+    let message = check(&mut e, "message", types::text(message.unwrap_or(""), 500));
+    match (status, message) {
+        (Some(s), Some(m)) if e.is_empty() => Ok((s, m)),
+        _ => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_field_errors_are_reported_at_once() {
+        let input = RegionInput {
+            name: Some("  ".into()),
+            identifier: Some("Bad Id".into()),
+            worker_pool_config: Some(serde_json::json!([1])),
+            priority: Some(1 << 40),
+            health_check_interval_seconds: Some(1),
+            api_endpoint: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        let errors = input.validate(true).unwrap_err();
+        for field in [
+            "name",
+            "identifier",
+            "worker_pool_config",
+            "priority",
+            "health_check_interval_seconds",
+            "api_endpoint",
+        ] {
+            assert_eq!(errors.get(field).len(), 1, "{field}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn create_requires_name_and_identifier_but_patch_does_not() {
+        let empty = RegionInput::default();
+        let errors = empty.validate(true).unwrap_err();
+        assert!(!errors.get("name").is_empty() && !errors.get("identifier").is_empty());
+        assert!(empty.validate(false).is_ok());
+    }
+
+    #[test]
+    fn manual_health_needs_a_known_status() {
+        assert!(validate_health(Some("degraded"), Some("slow")).is_ok());
+        assert!(validate_health(Some("sick"), None).is_err());
+        assert!(validate_health(None, None).is_err());
+    }
+}
