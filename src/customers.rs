@@ -59,3 +59,12 @@ pub async fn for_new_object(
         ))),
     }
 }
+
+/// Every customer, by name.
+pub async fn all(conn: &mut PgConnection) -> AppResult<Vec<crate::auth::CustomerRef>> {
+    Ok(
+        sqlx::query_as("SELECT id, name FROM customers ORDER BY name")
+            .fetch_all(conn)
+            .await?,
+    )
+}

@@ -37,6 +37,23 @@ impl FieldErrors {
         errors
     }
 
+    /// Adds every error of `other`.
+    pub fn extend(&mut self, other: FieldErrors) {
+        for (field, messages) in other.0 {
+            self.0.entry(field).or_default().extend(messages);
+        }
+    }
+
+    /// The first message of a field, for a form's inline error.
+    pub fn first(&self, field: &str) -> Option<&str> {
+        self.get(field).first().map(String::as_str)
+    }
+
+    /// Whether a field has errors.
+    pub fn has(&self, field: &str) -> bool {
+        !self.get(field).is_empty()
+    }
+
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

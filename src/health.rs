@@ -29,10 +29,19 @@ pub struct HealthChange {
     pub health_message: String,
 }
 
+/// What subscribers receive.
+#[derive(Debug, Clone)]
+pub enum HealthMessage {
+    /// A region's health changed.
+    Change(HealthChange),
+    /// The server is stopping: end the streams so graceful shutdown can finish.
+    Shutdown,
+}
+
 /// Subscribes browsers to health changes. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HealthEvents {
-    sender: broadcast::Sender<HealthChange>,
+    sender: broadcast::Sender<HealthMessage>,
 }
 
 impl HealthEvents {
@@ -47,12 +56,17 @@ impl HealthEvents {
     }
 
     /// A receiver of every change from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<HealthChange> {
+    pub fn subscribe(&self) -> broadcast::Receiver<HealthMessage> {
         self.sender.subscribe()
+    }
+
+    /// Ends every subscriber's stream (at shutdown).
+    pub fn close(&self) {
+        let _ = self.sender.send(HealthMessage::Shutdown);
     }
 }
 
-async fn listen(pool: PgPool, sender: broadcast::Sender<HealthChange>) {
+async fn listen(pool: PgPool, sender: broadcast::Sender<HealthMessage>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
@@ -66,7 +80,7 @@ async fn listen(pool: PgPool, sender: broadcast::Sender<HealthChange>) {
                             Ok(n) => match serde_json::from_str::<HealthChange>(n.payload()) {
                                 Ok(change) => {
                                     // No subscribers is fine.
-                                    let _ = sender.send(change);
+                                    let _ = sender.send(HealthMessage::Change(change));
                                 }
                                 Err(e) => tracing::warn!(error = %e, "bad health notification"),
                             },

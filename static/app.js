@@ -13,3 +13,22 @@ document.addEventListener("keydown", (event) => {
     }
   }
 });
+
+// Forms marked data-confirm ask first (no inline JavaScript, so no escaping pitfalls).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
+
+// The device list's "select every device on this page" box.
+document.addEventListener("change", (event) => {
+  const box = event.target;
+  if (box instanceof HTMLInputElement && box.hasAttribute("data-select-all")) {
+    const table = box.closest("table");
+    table?.querySelectorAll('input[name="device_ids"]').forEach((row) => {
+      row.checked = box.checked;
+    });
+  }
+});

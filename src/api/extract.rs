@@ -202,7 +202,7 @@ mod tests {
             Err(AppError::BadRequest(_))
         ));
         assert!(matches!(
-            parse_json::<Thing>(b"[1]"),
+            parse_json::<Thing>(b"42"),
             Err(AppError::BadRequest(_))
         ));
     }

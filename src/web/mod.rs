@@ -3,8 +3,15 @@
 
 pub mod assets;
 pub mod auth;
+pub mod credentials;
 pub mod dashboard;
+pub mod devices;
+pub mod events;
 pub mod flash;
+pub mod forms;
+pub mod jobs;
+pub mod pager;
+pub mod regions;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,7 +21,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum_htmx::HX_REQUEST;
 use tower_sessions::Session;
 
@@ -29,6 +36,52 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(dashboard::get_dashboard))
         .route("/login", get(auth::get_login).post(auth::post_login))
         .route("/logout", get(auth::get_logout).post(auth::post_logout))
+        .route("/events", get(events::get_events))
+        .route(
+            "/regions",
+            get(regions::get_regions).post(regions::post_regions),
+        )
+        .route("/regions/new", get(regions::get_new_region))
+        .route(
+            "/regions/{id}",
+            get(regions::get_region).post(regions::post_region),
+        )
+        .route("/regions/{id}/edit", get(regions::get_edit_region))
+        .route(
+            "/regions/{id}/delete",
+            get(regions::get_delete_region).post(regions::post_delete_region),
+        )
+        .route("/regions/{id}/health", post(regions::post_region_health))
+        .route(
+            "/devices",
+            get(devices::get_devices).post(devices::post_devices),
+        )
+        .route("/devices/new", get(devices::get_new_device))
+        .route("/devices/bulk-assign", post(devices::post_bulk_assign))
+        .route(
+            "/devices/{id}",
+            get(devices::get_device).post(devices::post_device),
+        )
+        .route("/devices/{id}/edit", get(devices::get_edit_device))
+        .route(
+            "/devices/{id}/delete",
+            get(devices::get_delete_device).post(devices::post_delete_device),
+        )
+        .route(
+            "/credentials",
+            get(credentials::get_credentials).post(credentials::post_credentials),
+        )
+        .route("/credentials/new", get(credentials::get_new_credential))
+        .route("/credentials/{id}", post(credentials::post_credential))
+        .route(
+            "/credentials/{id}/edit",
+            get(credentials::get_edit_credential),
+        )
+        .route(
+            "/credentials/{id}/delete",
+            post(credentials::post_delete_credential),
+        )
+        .route("/jobs", get(jobs::get_jobs))
 }
 
 /// The navigation section a page belongs to, to highlight it.
@@ -44,6 +97,8 @@ pub enum Nav {
     Devices,
     /// `/jobs`
     Jobs,
+    /// `/credentials`
+    Credentials,
 }
 
 /// What the base layout needs on every page.

@@ -1,0 +1,669 @@
+//! Device pages: the filterable list with bulk region assignment, create, edit, delete.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::flash::{self, Level};
+use super::forms::{FormPairs, thousands};
+use super::pager::Pager;
+use super::regions::customer_choices;
+use super::{Layout, Nav, SignedIn};
+use crate::api::extract::{Id, QueryPairs};
+use crate::app::AppState;
+use crate::auth::{CustomerRef, Role};
+use crate::credentials::{self, Credential};
+use crate::customers;
+use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
+use crate::regions::{self, Region};
+
+/// A sortable column header.
+#[derive(Debug, Clone)]
+pub struct SortLink {
+    /// Header text.
+    pub label: &'static str,
+    /// Where clicking leads.
+    pub href: String,
+    /// `ascending`/`descending` when the list is sorted by this column (aria-sort).
+    pub aria_sort: Option<&'static str>,
+}
+
+/// `/devices`
+#[derive(Template, WebTemplate)]
+#[template(path = "devices/index.html")]
+pub struct DevicesPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// This page's devices.
+    pub devices: Vec<Device>,
+    /// Pagination.
+    pub pager: Pager,
+    /// The active filters.
+    pub filter: DeviceFilter,
+    /// Regions for the filter and the bulk select.
+    pub regions: Vec<Region>,
+    /// Known sites, roles and vendors, for the filter's suggestions.
+    pub sites: Vec<String>,
+    /// Known roles.
+    pub roles: Vec<String>,
+    /// Known vendors.
+    pub vendors: Vec<String>,
+    /// Column headers.
+    pub columns: Vec<SortLink>,
+    /// The filters as hidden inputs for the bulk form.
+    pub filter_pairs: Vec<(&'static str, String)>,
+    /// The current list URL (to come back to after a bulk action).
+    pub current_url: String,
+    /// May assign regions.
+    pub can_assign: bool,
+    /// May create devices.
+    pub can_manage: bool,
+}
+
+impl DevicesPage {
+    /// Whether the region filter is `id`.
+    pub fn region_selected(&self, id: &i64) -> bool {
+        self.filter.region == Some(RegionFilter::Id(*id))
+    }
+
+    /// Whether the region filter is "no region".
+    pub fn unassigned_selected(&self) -> bool {
+        self.filter.region == Some(RegionFilter::Unassigned)
+    }
+
+    /// A text filter's value, or "".
+    pub fn value<'a>(&self, v: &'a Option<String>) -> &'a str {
+        v.as_deref().unwrap_or("")
+    }
+}
+
+/// The bulk assignment's confirmation.
+#[derive(Template, WebTemplate)]
+#[template(path = "devices/bulk_confirm.html")]
+pub struct BulkConfirmPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// Devices that will be assigned.
+    pub count: i64,
+    /// Target region's name, or `None` for "no region".
+    pub region_name: Option<String>,
+    /// The submitted fields, to post again with `confirmed=1`.
+    pub fields: Vec<(String, String)>,
+    /// Where to go back to.
+    pub back: String,
+}
+
+/// `/devices/new` and `/devices/{id}/edit`
+#[derive(Template, WebTemplate)]
+#[template(path = "devices/form.html")]
+pub struct DeviceFormPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The device being edited, or `None`.
+    pub device: Option<Device>,
+    /// Submitted or current values.
+    pub values: DeviceValues,
+    /// Inline errors.
+    pub errors: FieldErrors,
+    /// Regions to choose from.
+    pub regions: Vec<Region>,
+    /// Credentials to choose from.
+    pub credentials: Vec<Credential>,
+    /// Customers to choose from when creating, if more than one.
+    pub customers: Vec<CustomerRef>,
+}
+
+/// Device form values as strings.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceValues {
+    /// Customer id.
+    pub customer: String,
+    /// Hostname.
+    pub hostname: String,
+    /// Address.
+    pub mgmt_ip: String,
+    /// Port.
+    pub port: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Platform.
+    pub platform: String,
+    /// Role.
+    pub role: String,
+    /// Site.
+    pub site: String,
+    /// Comma-separated tags.
+    pub tags: String,
+    /// Credential id or "".
+    pub credential: String,
+    /// Region id or "".
+    pub region: String,
+    /// Enabled.
+    pub enabled: bool,
+}
+
+impl DeviceValues {
+    fn new_device() -> Self {
+        Self {
+            port: "22".into(),
+            enabled: true,
+            ..Default::default()
+        }
+    }
+
+    fn from_device(d: &Device) -> Self {
+        Self {
+            customer: d.customer_id.to_string(),
+            hostname: d.hostname.clone(),
+            mgmt_ip: d.mgmt_ip.to_string(),
+            port: d.port.to_string(),
+            vendor: d.vendor.clone(),
+            platform: d.platform.clone(),
+            role: d.role.clone(),
+            site: d.site.clone(),
+            tags: d.tags.join(", "),
+            credential: d.credential_id.map(|i| i.to_string()).unwrap_or_default(),
+            region: d.region_id.map(|i| i.to_string()).unwrap_or_default(),
+            enabled: d.enabled,
+        }
+    }
+
+    fn from_form(f: &FormPairs) -> Self {
+        let s = |k: &str| f.string(k).unwrap_or_default();
+        Self {
+            customer: s("customer"),
+            hostname: s("hostname"),
+            mgmt_ip: s("mgmt_ip"),
+            port: s("port"),
+            vendor: s("vendor"),
+            platform: s("platform"),
+            role: s("role"),
+            site: s("site"),
+            tags: s("tags"),
+            credential: s("credential"),
+            region: s("region"),
+            enabled: f.checked("enabled"),
+        }
+    }
+}
+
+/// `/devices/{id}`
+#[derive(Template, WebTemplate)]
+#[template(path = "devices/show.html")]
+pub struct DevicePage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The device.
+    pub device: Device,
+    /// Its credential's name.
+    pub credential_name: Option<String>,
+    /// May edit.
+    pub can_manage: bool,
+}
+
+/// `/devices/{id}/delete`
+#[derive(Template, WebTemplate)]
+#[template(path = "devices/delete.html")]
+pub struct DeleteDevicePage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The device.
+    pub device: Device,
+}
+
+const COLUMNS: &[(&str, &str)] = &[
+    ("Hostname", "hostname"),
+    ("Address", "mgmt_ip"),
+    ("Site", "site"),
+    ("Role", "role"),
+    ("Vendor", "vendor"),
+    ("Region", "region"),
+];
+
+fn list_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in filter.to_pairs() {
+        ser.append_pair(k, &v);
+    }
+    if sort != "hostname" {
+        ser.append_pair("sort", sort);
+    }
+    if let Some(size) = page_size {
+        ser.append_pair("page_size", &size.to_string());
+    }
+    let q = ser.finish();
+    if q.is_empty() {
+        "/devices".to_string()
+    } else {
+        format!("/devices?{q}")
+    }
+}
+
+/// `GET /devices`
+pub async fn get_devices(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    query: QueryPairs,
+) -> AppResult<Response> {
+    let mut errors = FieldErrors::new();
+    let filter = DeviceFilter::from_pairs(query.iter(), &mut errors);
+    let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
+    errors.into_result()?;
+    let sort = query
+        .get("sort")
+        .filter(|s| devices::SORTS.contains(&s.trim_start_matches('-')))
+        .unwrap_or("hostname");
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let (rows, count) = devices::list(&mut conn, &scope, &filter, sort, page).await?;
+    let regions = regions::all(&mut conn, &scope).await?;
+    let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
+    let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
+    let vendors = devices::distinct_values(&mut conn, &scope, "vendor").await?;
+    let size = query.get("page_size").and(Some(page.page_size));
+    let base = list_url(&filter, sort, size);
+    let columns = COLUMNS
+        .iter()
+        .map(|(label, key)| {
+            let current = sort.trim_start_matches('-') == *key;
+            let descending = sort.starts_with('-');
+            let next = if current && !descending {
+                format!("-{key}")
+            } else {
+                key.to_string()
+            };
+            SortLink {
+                label,
+                href: list_url(&filter, &next, size),
+                aria_sort: current.then_some(if descending {
+                    "descending"
+                } else {
+                    "ascending"
+                }),
+            }
+        })
+        .collect();
+    let current_url = if page.page > 1 {
+        crate::pagination::with_page(&base, page.page)
+    } else {
+        base.clone()
+    };
+    Ok(DevicesPage {
+        layout: signed_in.layout(Nav::Devices).await?,
+        pager: Pager::new(page, count, &base, rows.len()),
+        devices: rows,
+        filter_pairs: filter.to_pairs(),
+        filter,
+        regions,
+        sites,
+        roles,
+        vendors,
+        columns,
+        current_url,
+        can_assign: signed_in.user.require(Role::Operator).is_ok(),
+        can_manage: signed_in.user.require(Role::Admin).is_ok(),
+    }
+    .into_response())
+}
+
+/// `POST /devices/bulk-assign`: the bulk form. Without `confirmed`, shows how many devices
+/// will change and asks; with it, assigns them in one statement.
+pub async fn post_bulk_assign(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    form: FormPairs,
+) -> AppResult<Response> {
+    signed_in.user.require(Role::Operator)?;
+    let scope = signed_in.user.scope();
+    let back = form
+        .get("back")
+        .map(|b| super::safe_next(Some(b)).to_string())
+        .filter(|b| b.starts_with("/devices"))
+        .unwrap_or_else(|| "/devices".into());
+
+    let mut errors = FieldErrors::new();
+    let target = if form.checked("all_matching") {
+        let filter = DeviceFilter::from_pairs(
+            form.0
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("filter_").map(|k| (k, v.clone()))),
+            &mut errors,
+        );
+        BulkTarget::Matching(filter)
+    } else {
+        let mut ids = Vec::new();
+        for raw in form.all("device_ids") {
+            match raw.parse::<i64>() {
+                Ok(id) => ids.push(id),
+                Err(_) => errors.add("device_ids", "Invalid device id."),
+            }
+        }
+        if ids.is_empty() {
+            errors.add(
+                "device_ids",
+                "Check some devices, or “all matching” to apply to every device of the filter.",
+            );
+        }
+        BulkTarget::Ids(ids)
+    };
+    let region_id = form.optional_id("region", &mut errors);
+    errors.into_result()?;
+    let region_id = region_id.ok_or_else(|| {
+        AppError::Validation(FieldErrors::single(
+            "region",
+            "Choose a region, or “no region”.",
+        ))
+    })?;
+
+    let mut conn = state.pool.acquire().await?;
+    let region = match region_id {
+        Some(id) => Some(
+            regions::get(&mut conn, &scope, id)
+                .await
+                .map_err(|e| match e {
+                    AppError::NotFound => {
+                        AppError::Validation(FieldErrors::single("region", "No such region."))
+                    }
+                    other => other,
+                })?,
+        ),
+        None => None,
+    };
+
+    if !form.checked("confirmed") {
+        let count = match &target {
+            BulkTarget::Matching(filter) => devices::count(&mut conn, &scope, filter).await?,
+            BulkTarget::Ids(ids) => ids.len() as i64,
+        };
+        let mut fields: Vec<(String, String)> = form
+            .0
+            .iter()
+            .filter(|(k, _)| k != "csrf_token" && k != "confirmed")
+            .cloned()
+            .collect();
+        fields.push(("back".into(), back.clone()));
+        return Ok(BulkConfirmPage {
+            layout: signed_in.layout(Nav::Devices).await?,
+            count,
+            region_name: region.map(|r| r.name),
+            fields,
+            back,
+        }
+        .into_response());
+    }
+
+    let updated = devices::bulk_assign_region(
+        &mut conn,
+        &scope,
+        &target,
+        region.as_ref().map(|r| (r.id, r.customer_id)),
+    )
+    .await?;
+    let noun = if updated == 1 { "device" } else { "devices" };
+    let message = match &region {
+        Some(r) => format!(
+            "{} {noun} moved to {}.",
+            thousands(&(updated as i64)),
+            r.name
+        ),
+        None => format!(
+            "{} {noun} no longer have a region.",
+            thousands(&(updated as i64))
+        ),
+    };
+    flash::push(&signed_in.session, Level::Success, message).await?;
+    Ok(Redirect::to(&back).into_response())
+}
+
+async fn form_choices(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> AppResult<(Vec<Region>, Vec<Credential>)> {
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let regions = regions::all(&mut conn, &scope).await?;
+    let all = PageRequest {
+        page: 1,
+        page_size: MAX_PAGE_SIZE,
+    };
+    let (credentials, _) = credentials::list(&mut conn, &scope, all).await?;
+    Ok((regions, credentials))
+}
+
+fn device_input(form: &FormPairs, errors: &mut FieldErrors) -> DeviceInput {
+    DeviceInput {
+        customer: form.integer("customer", errors),
+        hostname: form.string("hostname"),
+        mgmt_ip: form.string("mgmt_ip"),
+        port: form.integer("port", errors),
+        vendor: form.string("vendor"),
+        platform: form.string("platform"),
+        role: form.string("role"),
+        site: form.string("site"),
+        tags: form.get("tags").map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }),
+        credential: form.optional_id("credential", errors),
+        enabled: Some(form.checked("enabled")),
+        region: form.optional_id("region", errors),
+    }
+}
+
+async fn render_form(
+    state: &AppState,
+    signed_in: &SignedIn,
+    device: Option<Device>,
+    values: DeviceValues,
+    errors: FieldErrors,
+) -> AppResult<DeviceFormPage> {
+    let (regions, credentials) = form_choices(state, signed_in).await?;
+    let customers = if device.is_none() {
+        customer_choices(state, signed_in).await?
+    } else {
+        Vec::new()
+    };
+    Ok(DeviceFormPage {
+        layout: signed_in.layout(Nav::Devices).await?,
+        device,
+        values,
+        errors,
+        regions,
+        credentials,
+        customers,
+    })
+}
+
+/// `GET /devices/new`
+pub async fn get_new_device(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> AppResult<DeviceFormPage> {
+    signed_in.user.require(Role::Admin)?;
+    render_form(
+        &state,
+        &signed_in,
+        None,
+        DeviceValues::new_device(),
+        FieldErrors::new(),
+    )
+    .await
+}
+
+fn merge(
+    validated: Result<devices::DeviceChanges, FieldErrors>,
+    errors: FieldErrors,
+) -> AppResult<devices::DeviceChanges> {
+    match validated {
+        Ok(c) if errors.is_empty() => Ok(c),
+        Ok(_) => Err(AppError::Validation(errors)),
+        Err(mut e) => {
+            e.extend(errors);
+            Err(AppError::Validation(e))
+        }
+    }
+}
+
+/// `POST /devices`
+pub async fn post_devices(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    form: FormPairs,
+) -> AppResult<Response> {
+    signed_in.user.require(Role::Admin)?;
+    let mut errors = FieldErrors::new();
+    let input = device_input(&form, &mut errors);
+    let result = async {
+        let changes = merge(input.validate(true), errors)?;
+        let mut tx = state.pool.begin().await?;
+        let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
+        let device = devices::create(&mut tx, customer, &changes).await?;
+        tx.commit().await?;
+        Ok(device)
+    }
+    .await;
+    match result {
+        Ok(device) => {
+            flash::push(
+                &signed_in.session,
+                Level::Success,
+                format!("Device {} created.", device.hostname),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/devices/{}", device.id)).into_response())
+        }
+        Err(AppError::Validation(errors)) => Ok((
+            StatusCode::BAD_REQUEST,
+            render_form(
+                &state,
+                &signed_in,
+                None,
+                DeviceValues::from_form(&form),
+                errors,
+            )
+            .await?,
+        )
+            .into_response()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /devices/{id}`
+pub async fn get_device(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<DevicePage> {
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let device = devices::get(&mut conn, &scope, id).await?;
+    let credential_name = match device.credential_id {
+        Some(cid) => Some(credentials::get(&mut conn, &scope, cid).await?.name),
+        None => None,
+    };
+    Ok(DevicePage {
+        layout: signed_in.layout(Nav::Devices).await?,
+        device,
+        credential_name,
+        can_manage: signed_in.user.require(Role::Admin).is_ok(),
+    })
+}
+
+/// `GET /devices/{id}/edit`
+pub async fn get_edit_device(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<DeviceFormPage> {
+    let mut conn = state.pool.acquire().await?;
+    let device = devices::get(&mut conn, &signed_in.user.scope(), id).await?;
+    drop(conn);
+    signed_in.user.require(Role::Admin)?;
+    let values = DeviceValues::from_device(&device);
+    render_form(&state, &signed_in, Some(device), values, FieldErrors::new()).await
+}
+
+/// `POST /devices/{id}`
+pub async fn post_device(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let device = devices::get(&mut conn, &scope, id).await?;
+    signed_in.user.require(Role::Admin)?;
+    let mut errors = FieldErrors::new();
+    let mut input = device_input(&form, &mut errors);
+    input.customer = None;
+    let result = match merge(input.validate(true), errors) {
+        Ok(changes) => devices::update(&mut conn, &scope, id, &changes).await,
+        Err(e) => Err(e),
+    };
+    drop(conn);
+    match result {
+        Ok(updated) => {
+            flash::push(
+                &signed_in.session,
+                Level::Success,
+                format!("Device {} saved.", updated.hostname),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/devices/{id}")).into_response())
+        }
+        Err(AppError::Validation(errors)) => Ok((
+            StatusCode::BAD_REQUEST,
+            render_form(
+                &state,
+                &signed_in,
+                Some(device),
+                DeviceValues::from_form(&form),
+                errors,
+            )
+            .await?,
+        )
+            .into_response()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /devices/{id}/delete`
+pub async fn get_delete_device(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<DeleteDevicePage> {
+    let mut conn = state.pool.acquire().await?;
+    let device = devices::get(&mut conn, &signed_in.user.scope(), id).await?;
+    signed_in.user.require(Role::Admin)?;
+    Ok(DeleteDevicePage {
+        layout: signed_in.layout(Nav::Devices).await?,
+        device,
+    })
+}
+
+/// `POST /devices/{id}/delete`
+pub async fn post_delete_device(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<Redirect> {
+    let mut conn = state.pool.acquire().await?;
+    devices::get(&mut conn, &signed_in.user.scope(), id).await?;
+    signed_in.user.require(Role::Admin)?;
+    let device = devices::delete(&mut conn, &signed_in.user.scope(), id).await?;
+    flash::push(
+        &signed_in.session,
+        Level::Success,
+        format!("Device {} deleted.", device.hostname),
+    )
+    .await?;
+    Ok(Redirect::to("/devices"))
+}

@@ -1,0 +1,40 @@
+//! Pagination controls for HTML tables.
+
+use crate::pagination::{PageRequest, with_page};
+
+/// What `_pagination.html` needs.
+#[derive(Debug, Clone)]
+pub struct Pager {
+    /// Current page (1-based).
+    pub page: i64,
+    /// Number of pages.
+    pub pages: i64,
+    /// Rows over all pages.
+    pub count: i64,
+    /// First row shown (1-based), 0 when empty.
+    pub first: i64,
+    /// Last row shown.
+    pub last: i64,
+    /// Link to the previous page.
+    pub prev: Option<String>,
+    /// Link to the next page.
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// Controls for `count` rows shown `req.page_size` at a time; links keep `url`'s other
+    /// query parameters (filters, sort).
+    pub fn new(req: PageRequest, count: i64, url: &str, shown: usize) -> Self {
+        let pages = req.pages(count);
+        let first = if shown == 0 { 0 } else { req.offset() + 1 };
+        Self {
+            page: req.page,
+            pages,
+            count,
+            first,
+            last: req.offset() + shown as i64,
+            prev: (req.page > 1).then(|| with_page(url, (req.page - 1).min(pages))),
+            next: (req.page < pages).then(|| with_page(url, req.page + 1)),
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Region pages: list, create, edit, delete, details with a manual health form.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::Value;
+
+use super::flash::{self, Level};
+use super::forms::FormPairs;
+use super::pager::Pager;
+use super::{Layout, Nav, SignedIn};
+use crate::api::extract::{Id, QueryPairs};
+use crate::app::AppState;
+use crate::auth::{CustomerRef, Role};
+use crate::customers;
+use crate::devices::{self, Device, DeviceFilter, RegionFilter};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::pagination::PageRequest;
+use crate::regions::{self, Region, RegionInput};
+use crate::types::HealthStatus;
+
+/// A live health badge: colour plus the status word, swapped by SSE when it changes.
+#[derive(Template, WebTemplate, Debug, Clone)]
+#[template(path = "regions/_health_badge.html")]
+pub struct HealthBadgePartial {
+    /// Region id (names the SSE event).
+    pub id: i64,
+    /// Region identifier (`data-region-health`).
+    pub identifier: String,
+    /// Status.
+    pub status: HealthStatus,
+    /// Shown as a tooltip.
+    pub message: String,
+}
+
+/// The badge of a region.
+pub fn badge(region: &Region) -> HealthBadgePartial {
+    HealthBadgePartial {
+        id: region.id,
+        identifier: region.identifier.clone(),
+        status: region.health_status,
+        message: region.health_message.clone(),
+    }
+}
+
+/// `/regions`
+#[derive(Template, WebTemplate)]
+#[template(path = "regions/index.html")]
+pub struct RegionsPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// This page's regions.
+    pub regions: Vec<Region>,
+    /// Pagination.
+    pub pager: Pager,
+    /// May create, edit and delete.
+    pub can_manage: bool,
+    /// Show the customer column (user sees several customers).
+    pub show_customer: bool,
+    /// Customer names by id.
+    pub customers: Vec<CustomerRef>,
+}
+
+impl RegionsPage {
+    /// Name of a customer id.
+    pub fn customer_name(&self, id: &i64) -> String {
+        self.customers
+            .iter()
+            .find(|c| c.id == *id)
+            .map_or_else(|| format!("#{id}"), |c| c.name.clone())
+    }
+}
+
+/// `/regions/new` and `/regions/{id}/edit`
+#[derive(Template, WebTemplate)]
+#[template(path = "regions/form.html")]
+pub struct RegionFormPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The region being edited, or `None` when creating.
+    pub region: Option<Region>,
+    /// Submitted or current values.
+    pub values: RegionValues,
+    /// Inline errors.
+    pub errors: FieldErrors,
+    /// Customers to choose from when creating (only when more than one).
+    pub customers: Vec<CustomerRef>,
+}
+
+/// Form values as strings, to refill the form after an error.
+#[derive(Debug, Clone)]
+pub struct RegionValues {
+    /// Customer id.
+    pub customer: String,
+    /// Name.
+    pub name: String,
+    /// Identifier.
+    pub identifier: String,
+    /// Priority.
+    pub priority: String,
+    /// Health check interval.
+    pub health_check_interval_seconds: String,
+    /// Enabled.
+    pub enabled: bool,
+    /// API endpoint.
+    pub api_endpoint: String,
+    /// Worker pool config (JSON text).
+    pub worker_pool_config: String,
+    /// Description.
+    pub description: String,
+}
+
+impl Default for RegionValues {
+    fn default() -> Self {
+        Self {
+            customer: String::new(),
+            name: String::new(),
+            identifier: String::new(),
+            priority: "100".into(),
+            health_check_interval_seconds: "60".into(),
+            enabled: true,
+            api_endpoint: String::new(),
+            worker_pool_config: "{}".into(),
+            description: String::new(),
+        }
+    }
+}
+
+impl RegionValues {
+    fn from_region(r: &Region) -> Self {
+        Self {
+            customer: r.customer_id.to_string(),
+            name: r.name.clone(),
+            identifier: r.identifier.clone(),
+            priority: r.priority.to_string(),
+            health_check_interval_seconds: r.health_check_interval_seconds.to_string(),
+            enabled: r.enabled,
+            api_endpoint: r.api_endpoint.clone(),
+            worker_pool_config: serde_json::to_string_pretty(&r.worker_pool_config.0)
+                .unwrap_or_else(|_| "{}".into()),
+            description: r.description.clone(),
+        }
+    }
+
+    fn from_form(form: &FormPairs) -> Self {
+        let s = |k: &str| form.string(k).unwrap_or_default();
+        Self {
+            customer: s("customer"),
+            name: s("name"),
+            identifier: s("identifier"),
+            priority: s("priority"),
+            health_check_interval_seconds: s("health_check_interval_seconds"),
+            enabled: form.checked("enabled"),
+            api_endpoint: s("api_endpoint"),
+            worker_pool_config: s("worker_pool_config"),
+            description: s("description"),
+        }
+    }
+}
+
+/// `/regions/{id}`
+#[derive(Template, WebTemplate)]
+#[template(path = "regions/show.html")]
+pub struct RegionPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The region.
+    pub region: Region,
+    /// Its devices (this page).
+    pub devices: Vec<Device>,
+    /// Device pagination.
+    pub pager: Pager,
+    /// The device search box's value.
+    pub q: String,
+    /// May set health and edit.
+    pub can_manage: bool,
+    /// Errors of the health form.
+    pub errors: FieldErrors,
+}
+
+/// `/regions/{id}/delete`
+#[derive(Template, WebTemplate)]
+#[template(path = "regions/delete.html")]
+pub struct DeleteRegionPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The region.
+    pub region: Region,
+}
+
+fn region_input(form: &FormPairs, errors: &mut FieldErrors) -> RegionInput {
+    let worker_pool_config = form.get("worker_pool_config").and_then(|raw| {
+        if raw.trim().is_empty() {
+            return Some(Value::Object(Default::default()));
+        }
+        serde_json::from_str::<Value>(raw)
+            .map_err(|e| errors.add("worker_pool_config", format!("Not valid JSON: {e}.")))
+            .ok()
+    });
+    RegionInput {
+        customer: form.integer("customer", errors),
+        name: form.string("name"),
+        identifier: form.string("identifier"),
+        api_endpoint: form.string("api_endpoint"),
+        worker_pool_config,
+        health_check_interval_seconds: form.integer("health_check_interval_seconds", errors),
+        priority: form.integer("priority", errors),
+        enabled: Some(form.checked("enabled")),
+        description: form.string("description"),
+    }
+}
+
+/// Customers a user may create objects for, when there is a choice to make.
+pub(super) async fn customer_choices(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> AppResult<Vec<CustomerRef>> {
+    if signed_in.user.is_superuser {
+        let mut conn = state.pool.acquire().await?;
+        Ok(customers::all(&mut conn).await?)
+    } else if signed_in.user.customers.len() > 1 {
+        Ok(signed_in.user.customers.clone())
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// `GET /regions`
+pub async fn get_regions(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    query: QueryPairs,
+) -> AppResult<RegionsPage> {
+    let mut errors = FieldErrors::new();
+    let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
+    let mut conn = state.pool.acquire().await?;
+    let (regions, count) = regions::list(&mut conn, &signed_in.user.scope(), page).await?;
+    let customers = customers::all(&mut conn).await?;
+    let url = format!(
+        "/regions?{}",
+        query
+            .get("page_size")
+            .map(|s| format!("page_size={s}"))
+            .unwrap_or_default()
+    );
+    Ok(RegionsPage {
+        layout: signed_in.layout(Nav::Regions).await?,
+        pager: Pager::new(page, count, &url, regions.len()),
+        regions,
+        can_manage: signed_in.user.require(Role::Admin).is_ok(),
+        show_customer: signed_in.user.is_superuser || signed_in.user.customers.len() > 1,
+        customers,
+    })
+}
+
+/// `GET /regions/new`
+pub async fn get_new_region(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> AppResult<RegionFormPage> {
+    signed_in.user.require(Role::Admin)?;
+    Ok(RegionFormPage {
+        customers: customer_choices(&state, &signed_in).await?,
+        layout: signed_in.layout(Nav::Regions).await?,
+        region: None,
+        values: RegionValues::default(),
+        errors: FieldErrors::new(),
+    })
+}
+
+/// `POST /regions`
+pub async fn post_regions(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    form: FormPairs,
+) -> AppResult<Response> {
+    signed_in.user.require(Role::Admin)?;
+    let mut errors = FieldErrors::new();
+    let input = region_input(&form, &mut errors);
+    let result = async {
+        let changes = input.validate(true);
+        let changes = match changes {
+            Ok(c) if errors.is_empty() => c,
+            Ok(_) => return Err(AppError::Validation(errors.clone())),
+            Err(mut e) => {
+                e.extend(errors.clone());
+                return Err(AppError::Validation(e));
+            }
+        };
+        let mut tx = state.pool.begin().await?;
+        let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
+        let region = regions::create(&mut tx, customer, &changes).await?;
+        tx.commit().await?;
+        Ok(region)
+    }
+    .await;
+    match result {
+        Ok(region) => {
+            flash::push(
+                &signed_in.session,
+                Level::Success,
+                format!(
+                    "Region {} created. Its queue is {}.",
+                    region.name,
+                    region.queue_name()
+                ),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/regions/{}", region.id)).into_response())
+        }
+        Err(AppError::Validation(errors)) => Ok((
+            StatusCode::BAD_REQUEST,
+            RegionFormPage {
+                customers: customer_choices(&state, &signed_in).await?,
+                layout: signed_in.layout(Nav::Regions).await?,
+                region: None,
+                values: RegionValues::from_form(&form),
+                errors,
+            },
+        )
+            .into_response()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /regions/{id}`
+pub async fn get_region(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+    query: QueryPairs,
+) -> AppResult<RegionPage> {
+    region_page(&state, signed_in, id, &query, FieldErrors::new()).await
+}
+
+async fn region_page(
+    state: &AppState,
+    signed_in: SignedIn,
+    id: i64,
+    query: &QueryPairs,
+    errors: FieldErrors,
+) -> AppResult<RegionPage> {
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let region = regions::get(&mut conn, &scope, id).await?;
+    let mut ignored = FieldErrors::new();
+    let page = PageRequest::parse(query.get("page"), None, &mut ignored);
+    let q = query.get("q").unwrap_or("").trim().to_string();
+    let filter = DeviceFilter {
+        region: Some(RegionFilter::Id(region.id)),
+        q: (!q.is_empty()).then(|| q.clone()),
+        ..Default::default()
+    };
+    let (devices, count) = devices::list(&mut conn, &scope, &filter, "hostname", page).await?;
+    let url = if q.is_empty() {
+        format!("/regions/{id}")
+    } else {
+        format!(
+            "/regions/{id}?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("q", &q)
+                .finish()
+        )
+    };
+    Ok(RegionPage {
+        layout: signed_in.layout(Nav::Regions).await?,
+        pager: Pager::new(page, count, &url, devices.len()),
+        devices,
+        q,
+        can_manage: signed_in.user.require(Role::Admin).is_ok(),
+        region,
+        errors,
+    })
+}
+
+/// `GET /regions/{id}/edit`
+pub async fn get_edit_region(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<RegionFormPage> {
+    let mut conn = state.pool.acquire().await?;
+    let region = regions::get(&mut conn, &signed_in.user.scope(), id).await?;
+    signed_in.user.require(Role::Admin)?;
+    Ok(RegionFormPage {
+        layout: signed_in.layout(Nav::Regions).await?,
+        values: RegionValues::from_region(&region),
+        region: Some(region),
+        errors: FieldErrors::new(),
+        customers: Vec::new(),
+    })
+}
+
+/// `POST /regions/{id}`
+pub async fn post_region(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let region = regions::get(&mut conn, &scope, id).await?;
+    signed_in.user.require(Role::Admin)?;
+    let mut errors = FieldErrors::new();
+    let mut input = region_input(&form, &mut errors);
+    input.customer = None;
+    let result = match input.validate(true) {
+        Ok(changes) if errors.is_empty() => regions::update(&mut conn, &scope, id, &changes).await,
+        Ok(_) => Err(AppError::Validation(errors)),
+        Err(mut e) => {
+            e.extend(errors);
+            Err(AppError::Validation(e))
+        }
+    };
+    match result {
+        Ok(updated) => {
+            flash::push(
+                &signed_in.session,
+                Level::Success,
+                format!("Region {} saved.", updated.name),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/regions/{id}")).into_response())
+        }
+        Err(AppError::Validation(errors)) => Ok((
+            StatusCode::BAD_REQUEST,
+            RegionFormPage {
+                layout: signed_in.layout(Nav::Regions).await?,
+                values: RegionValues::from_form(&form),
+                region: Some(region),
+                errors,
+                customers: Vec::new(),
+            },
+        )
+            .into_response()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /regions/{id}/delete`: says how many devices will lose their region.
+pub async fn get_delete_region(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<DeleteRegionPage> {
+    let mut conn = state.pool.acquire().await?;
+    let region = regions::get(&mut conn, &signed_in.user.scope(), id).await?;
+    signed_in.user.require(Role::Admin)?;
+    Ok(DeleteRegionPage {
+        layout: signed_in.layout(Nav::Regions).await?,
+        region,
+    })
+}
+
+/// `POST /regions/{id}/delete`
+pub async fn post_delete_region(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<Redirect> {
+    let mut tx = state.pool.begin().await?;
+    regions::get(&mut tx, &signed_in.user.scope(), id).await?;
+    signed_in.user.require(Role::Admin)?;
+    let region = regions::delete(&mut tx, &signed_in.user.scope(), id).await?;
+    tx.commit().await?;
+    flash::push(
+        &signed_in.session,
+        Level::Success,
+        format!(
+            "Region {} deleted; {} device{} no longer have a region.",
+            region.name,
+            super::forms::thousands(&region.device_count),
+            if region.device_count == 1 { "" } else { "s" }
+        ),
+    )
+    .await?;
+    Ok(Redirect::to("/regions"))
+}
+
+/// `POST /regions/{id}/health`: the manual health form.
+pub async fn post_region_health(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    regions::get(&mut conn, &scope, id).await?;
+    signed_in.user.require(Role::Admin)?;
+    match regions::validate_health(form.get("health_status"), form.get("message")) {
+        Ok((status, message)) => {
+            let region = regions::set_health(&mut conn, &scope, id, status, &message).await?;
+            flash::push(
+                &signed_in.session,
+                Level::Success,
+                format!("{} is now {}.", region.name, status),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/regions/{id}")).into_response())
+        }
+        Err(errors) => {
+            drop(conn);
+            let page = region_page(&state, signed_in, id, &QueryPairs::default(), errors).await?;
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+    }
+}
+
+/// The health statuses, for the manual form.
+pub fn statuses() -> [HealthStatus; 3] {
+    HealthStatus::ALL
+}
