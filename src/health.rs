@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::broadcast;
 
 use crate::types::HealthStatus;
@@ -67,14 +67,26 @@ impl HealthEvents {
 }
 
 async fn listen(pool: PgPool, sender: broadcast::Sender<HealthMessage>) {
+    // A connection of its own, outside the request pool: LISTEN holds it for good.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with((*pool.connect_options()).clone());
+    let closed = pool.close_event();
+    tokio::select! {
+        () = relay(&own, &sender) => {}
+        () = closed => {}
+    }
+    own.close().await;
+}
+
+async fn relay(pool: &PgPool, sender: &broadcast::Sender<HealthMessage>) {
     loop {
-        match PgListener::connect_with(&pool).await {
+        match PgListener::connect_with(pool).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen(CHANNEL).await {
                     tracing::warn!(error = %e, "cannot LISTEN for region health changes; retrying");
                 } else {
-                    // `recv` reconnects by itself after a lost connection; it only errors
-                    // when the pool is closed.
+                    // `recv` reconnects by itself after a lost connection.
                     loop {
                         match listener.recv().await {
                             Ok(n) => match serde_json::from_str::<HealthChange>(n.payload()) {
@@ -85,7 +97,7 @@ async fn listen(pool: PgPool, sender: broadcast::Sender<HealthMessage>) {
                                 Err(e) => tracing::warn!(error = %e, "bad health notification"),
                             },
                             Err(e) => {
-                                tracing::debug!(error = %e, "health listener stopped");
+                                tracing::warn!(error = %e, "health listener failed; reconnecting");
                                 break;
                             }
                         }
@@ -93,9 +105,6 @@ async fn listen(pool: PgPool, sender: broadcast::Sender<HealthMessage>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot listen for region health changes"),
-        }
-        if pool.is_closed() {
-            return;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

@@ -69,6 +69,11 @@ impl TestApp {
     }
 
     pub fn with_config(pool: PgPool, config: WebConfig) -> Self {
+        // Server errors are logged, and shown with the failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         Self {
             router: router(
                 AppState::new(pool.clone(), webnet::crypto::SecretBox::random()),
@@ -235,4 +240,85 @@ pub fn database_url(pool: &PgPool) -> String {
         opts.get_port(),
         opts.get_database().expect("test database has a name")
     )
+}
+
+/// A signed-in API client: a user of one role in one customer, with a token.
+pub struct ApiUser {
+    pub token: String,
+}
+
+impl TestApp {
+    /// Creates a user of `role` in `customer` and returns it with a token.
+    pub async fn api_user(&self, username: &str, role: Role, customer: &str) -> ApiUser {
+        let id = self.create_user(username, role, &[customer]).await;
+        ApiUser {
+            token: self.token_for(id).await,
+        }
+    }
+
+    pub async fn get_json(&mut self, user: &ApiUser, path: &str) -> TestResponse {
+        self.api(Method::GET, path, Some(&user.token), None).await
+    }
+
+    pub async fn post_json(
+        &mut self,
+        user: &ApiUser,
+        path: &str,
+        body: serde_json::Value,
+    ) -> TestResponse {
+        self.api(Method::POST, path, Some(&user.token), Some(body))
+            .await
+    }
+
+    pub async fn patch_json(
+        &mut self,
+        user: &ApiUser,
+        path: &str,
+        body: serde_json::Value,
+    ) -> TestResponse {
+        self.api(Method::PATCH, path, Some(&user.token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&mut self, user: &ApiUser, path: &str) -> TestResponse {
+        self.api(Method::DELETE, path, Some(&user.token), None)
+            .await
+    }
+
+    /// Creates a region through the API and returns its id.
+    pub async fn region(&mut self, user: &ApiUser, name: &str, identifier: &str) -> i64 {
+        let r = self
+            .post_json(
+                user,
+                "/api/v1/regions/",
+                serde_json::json!({"name": name, "identifier": identifier}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["id"].as_i64().unwrap()
+    }
+
+    /// Creates a device through the API and returns its id.
+    pub async fn device(&mut self, user: &ApiUser, body: serde_json::Value) -> i64 {
+        let r = self.post_json(user, "/api/v1/devices/", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["id"].as_i64().unwrap()
+    }
+
+    /// Inserts `n` devices straight into the database (fast), hostnames `{prefix}-{i}`.
+    pub async fn bulk_devices(&self, customer: &str, prefix: &str, site: &str, n: i64) {
+        sqlx::query(
+            "INSERT INTO devices (customer_id, hostname, mgmt_ip, site, vendor, role)
+             SELECT c.id, $2 || '-' || lpad(i::text, 5, '0'),
+                    ('10.0.0.0'::inet + i), $3, 'cisco', 'edge'
+             FROM customers c, generate_series(1, $4) AS i WHERE c.name = $1",
+        )
+        .bind(customer)
+        .bind(prefix)
+        .bind(site)
+        .bind(n)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
 }

@@ -4,5 +4,9 @@
 mod api_auth;
 mod auth;
 mod cli;
+mod devices_api;
 mod helpers;
+mod live_badges;
 mod probes;
+mod regions_api;
+mod web_ui;

@@ -1,0 +1,483 @@
+// Real-browser end-to-end test of the webnet UI: login, bulk region assignment
+// (by filter and by checked rows), the live health badge over Server-Sent Events,
+// and the "/" keyboard shortcut.
+//
+// Run with `node --test tests/browser/ui.test.mjs` (from the repo root or from
+// tests/browser) against a running server with a fresh database. The Rust test
+// that starts the server provides:
+//   WEBNET_URL       e.g. http://127.0.0.1:PORT
+//   WEBNET_USERNAME  an admin user belonging to exactly one customer
+//   WEBNET_PASSWORD  that user's password
+//   WEBNET_TOKEN     an API token of that user
+// Screenshots go to tests/browser/artifacts/. Chromium is Debian's
+// /usr/bin/chromium (see install.sh); Playwright never downloads a browser.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+// ---------------------------------------------------------------------------
+// Inputs
+
+const REQUIRED_ENV = ['WEBNET_URL', 'WEBNET_USERNAME', 'WEBNET_PASSWORD', 'WEBNET_TOKEN'];
+const missing = REQUIRED_ENV.filter((name) => !process.env[name]);
+if (missing.length > 0) {
+  throw new Error(
+    `ui.test.mjs: missing environment variable(s): ${missing.join(', ')}. ` +
+      'The Rust test that starts the server sets WEBNET_URL, WEBNET_USERNAME, WEBNET_PASSWORD and WEBNET_TOKEN.',
+  );
+}
+const BASE_URL = process.env.WEBNET_URL.replace(/\/+$/, '');
+const USERNAME = process.env.WEBNET_USERNAME;
+const PASSWORD = process.env.WEBNET_PASSWORD;
+const TOKEN = process.env.WEBNET_TOKEN;
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
+mkdirSync(ARTIFACTS, { recursive: true });
+for (const name of readdirSync(ARTIFACTS)) {
+  if (/^failure-.*\.png$/.test(name)) rmSync(`${ARTIFACTS}${name}`); // from an earlier run
+}
+
+const PAR_COUNT = 120;
+const LON_COUNT = 10;
+const SSE_TIMEOUT_MS = 5_000;
+const STEP_TIMEOUT_MS = 30_000;
+const HUMAN_GAP_MS = 250;
+
+// ---------------------------------------------------------------------------
+// REST API helpers
+
+/** Calls the API with the bearer token; asserts the status; returns the JSON body. */
+async function api(method, path, { body, expect = 200 } = {}) {
+  const url = new URL(path, `${BASE_URL}/`);
+  const res = await fetch(url, {
+    method,
+    headers: {
+      Authorization: `Bearer ${TOKEN}`,
+      Accept: 'application/json',
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.equal(
+    res.status,
+    expect,
+    `${method} ${url.pathname}${url.search} answered ${res.status}, expected ${expect}: ${text.slice(0, 500)}`,
+  );
+  return text ? JSON.parse(text) : null;
+}
+
+/** Every row of a paginated list endpoint, following `next`. */
+async function apiList(path) {
+  const rows = [];
+  let next = path;
+  let count;
+  for (let guard = 0; next && guard < 100; guard++) {
+    const page = await api('GET', next);
+    assert.ok(Array.isArray(page.results), `GET ${next}: no "results" array in ${JSON.stringify(page).slice(0, 300)}`);
+    count ??= page.count;
+    rows.push(...page.results);
+    next = page.next;
+  }
+  assert.equal(rows.length, count, `GET ${path}: collected ${rows.length} rows but count says ${count}`);
+  return rows;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function mapLimit(items, limit, fn) {
+  const results = new Array(items.length);
+  let nextIndex = 0;
+  async function worker() {
+    while (nextIndex < items.length) {
+      const i = nextIndex++;
+      results[i] = await fn(items[i], i);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function deviceBody(site, i, octet2) {
+  const n = i + 1;
+  return {
+    hostname: `${site}-rtr-${String(n).padStart(3, '0')}`,
+    mgmt_ip: `10.${octet2}.${Math.floor(n / 250)}.${(n % 250) + 1}`,
+    site,
+    vendor: 'cisco',
+    role: 'edge',
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Browser helpers (playwright-core has no `expect`: these poll until true or time out)
+
+/** Polls `probe()` until `check(value)` is true; fails with the last value seen. */
+async function eventually(description, probe, check, { timeout = 5_000, interval = 50 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  let lastError;
+  for (;;) {
+    try {
+      last = await probe();
+      lastError = undefined;
+      if (check(last)) return last;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const seen = lastError ? `error: ${lastError.message}` : `last value: ${JSON.stringify(last)}`;
+      throw new assert.AssertionError({ message: `Timed out after ${timeout} ms waiting for ${description} (${seen})` });
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+const normalize = (s) => (s ?? '').replace(/\s+/g, ' ').trim();
+
+/** Waits until the (first) element matching `locator` has text containing / equal to `expected`. */
+async function expectText(locator, expected, { exact = false, timeout = 5_000 } = {}) {
+  await locator.first().waitFor({ state: 'visible', timeout });
+  const want = normalize(expected);
+  return eventually(
+    `${locator} to have text ${exact ? '==' : 'containing'} ${JSON.stringify(want)}`,
+    async () => normalize(await locator.first().textContent()),
+    (text) => (exact ? text === want : text.includes(want)),
+    { timeout },
+  );
+}
+
+async function expectCount(locator, n, { timeout = 5_000 } = {}) {
+  return eventually(`${locator} to match ${n} element(s)`, () => locator.count(), (c) => c === n, { timeout });
+}
+
+async function expectPath(page, pathname, { timeout = 5_000 } = {}) {
+  return eventually(
+    `the page URL path to be ${pathname}`,
+    async () => new URL(page.url()).pathname,
+    (p) => p === pathname,
+    { timeout },
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Shared state
+
+let browser;
+let context;
+let page;
+const consoleErrors = [];
+const pageErrors = [];
+const regionIds = {};
+const deviceIds = { par: [], lon: [] };
+
+/** Runs a test step; on failure prints where the browser was and what it showed. */
+async function step(name, fn, { knownBug = false } = {}) {
+  try {
+    await fn();
+  } catch (err) {
+    if (knownBug) console.log(`"${name}" still fails (known bug, marked todo): ${err.message}`);
+    else await diagnose(name);
+    throw err;
+  }
+}
+
+async function diagnose(name) {
+  if (!page || page.isClosed()) return;
+  const lines = [`--- diagnostics for "${name}"`, `URL: ${page.url()}`];
+  try {
+    const html = await page.evaluate(() => (document.querySelector('main') ?? document.body ?? document.documentElement).outerHTML);
+    lines.push(`<main> HTML (first 3000 chars):\n${html.slice(0, 3000)}`);
+  } catch (err) {
+    lines.push(`(could not read the page: ${err.message})`);
+  }
+  if (consoleErrors.length) lines.push(`browser console errors:\n  ${consoleErrors.slice(-10).join('\n  ')}`);
+  const shot = `${ARTIFACTS}failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`;
+  try {
+    await page.screenshot({ path: shot, fullPage: true });
+    lines.push(`screenshot: ${shot}`);
+  } catch {
+    // the page may be gone
+  }
+  console.error(lines.join('\n'));
+}
+
+/** Clicks something that navigates, and waits for the new document to load. */
+async function clickAndNavigate(locator) {
+  await Promise.all([page.waitForEvent('framenavigated', { timeout: 10_000 }), locator.click()]);
+  await page.waitForLoadState('load');
+}
+
+// ---------------------------------------------------------------------------
+
+describe('webnet UI in a real browser', () => {
+  before(async () => {
+    // a. Seed through the REST API.
+    const existing = await api('GET', '/api/v1/devices/?site=par&page_size=1');
+    assert.equal(existing.count, 0, 'this test needs a fresh database: devices with site "par" already exist');
+
+    const usEast = await api('POST', '/api/v1/regions/', {
+      body: { name: 'US East', identifier: 'us-east-1', priority: 200 },
+      expect: 201,
+    });
+    const euWest = await api('POST', '/api/v1/regions/', {
+      body: { name: 'EU West', identifier: 'eu-west-1', priority: 100 },
+      expect: 201,
+    });
+    assert.ok(Number.isInteger(usEast.id) && Number.isInteger(euWest.id), 'region creation returned no id');
+    regionIds.usEast = usEast.id;
+    regionIds.euWest = euWest.id;
+
+    const bodies = [
+      ...Array.from({ length: PAR_COUNT }, (_, i) => deviceBody('par', i, 1)),
+      ...Array.from({ length: LON_COUNT }, (_, i) => deviceBody('lon', i, 2)),
+    ];
+    const started = Date.now();
+    const created = await mapLimit(bodies, 10, (body) => api('POST', '/api/v1/devices/', { body, expect: 201 }));
+    for (const d of created) {
+      assert.ok(Number.isInteger(d.id), `device creation returned no id: ${JSON.stringify(d).slice(0, 200)}`);
+      assert.equal(d.region, null, `new device ${d.hostname} already has a region`);
+      deviceIds[d.site].push(d.id);
+    }
+    assert.equal(deviceIds.par.length, PAR_COUNT);
+    assert.equal(deviceIds.lon.length, LON_COUNT);
+    console.log(`seeded 2 regions and ${created.length} devices in ${Date.now() - started} ms`);
+
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(10_000);
+    page = await context.newPage();
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(msg.text());
+    });
+    page.on('pageerror', (err) => {
+      consoleErrors.push(`pageerror: ${err.message}`);
+      pageErrors.push(`${page.url()}: ${err.message}`);
+    });
+    page.on('response', (res) => {
+      if (res.status() >= 400) consoleErrors.push(`HTTP ${res.status()} ${res.request().method()} ${res.url()}`);
+    });
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await browser?.close();
+  });
+
+  it('b. signs in and lands on the dashboard', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('login', async () => {
+      await page.goto(`${BASE_URL}/login`);
+      await page.locator('input[name=username]').fill(USERNAME);
+      await page.locator('input[name=password]').fill(PASSWORD);
+      await clickAndNavigate(page.locator('main form[action="/login"] button[type=submit]'));
+      await expectPath(page, '/');
+      await expectText(page.locator('[data-testid=current-user]'), USERNAME, { exact: true });
+    }));
+
+  it('c1. assigns every device matching a filter, across pages, after a confirmation', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('bulk-by-filter', async () => {
+      await page.goto(`${BASE_URL}/devices?site=par&page_size=50`);
+      const table = page.locator('[data-testid=devices-table]');
+      await table.waitFor();
+      await expectCount(table.locator('tbody tr'), 50);
+      await expectCount(table.locator('input[type=checkbox][name=device_ids]'), 50);
+      await page.locator('a[rel=next]').waitFor({ state: 'visible' });
+
+      const form = page.locator('form#bulk');
+      const allMatching = form.locator('input[name=all_matching]');
+      await allMatching.check();
+      assert.equal(await allMatching.isChecked(), true, 'the "all matching" box did not stay checked');
+      const region = form.locator('select[name=region]');
+      await region.selectOption(String(regionIds.usEast));
+      const chosen = await region.evaluate((s) => s.selectedOptions[0]?.textContent ?? '');
+      assert.match(chosen, /US East/, `selected option reads ${JSON.stringify(chosen)}`);
+
+      await clickAndNavigate(form.getByRole('button', { name: 'Apply' }));
+      const summary = page.locator('[data-testid=bulk-summary]');
+      await expectText(summary, `${PAR_COUNT} devices`);
+      await expectText(summary, 'US East');
+      await page.screenshot({ path: `${ARTIFACTS}bulk-confirm.png` });
+
+      await clickAndNavigate(page.locator('main form[action="/devices/bulk-assign"] button[type=submit]'));
+      await expectPath(page, '/devices');
+      await expectText(page.locator('.flash-success'), `${PAR_COUNT} devices moved to US East`);
+      // The list we came back to still shows the filter, now with the region column filled in.
+      assert.equal(new URL(page.url()).searchParams.get('site'), 'par', `came back to ${page.url()}, not the filtered list`);
+      await page.screenshot({ path: `${ARTIFACTS}devices.png`, fullPage: true });
+
+      const par = await apiList('/api/v1/devices/?site=par&page_size=1000');
+      assert.equal(par.length, PAR_COUNT);
+      const parWrong = par.filter((d) => d.region !== regionIds.usEast).map((d) => `${d.hostname}=${d.region}`);
+      assert.deepEqual(parWrong, [], 'every par device should be in US East');
+
+      const lon = await apiList('/api/v1/devices/?site=lon');
+      assert.equal(lon.length, LON_COUNT);
+      const lonWrong = lon.filter((d) => d.region !== null).map((d) => `${d.hostname}=${d.region}`);
+      assert.deepEqual(lonWrong, [], 'the site filter was not honoured: lon devices were moved too');
+    }));
+
+  it('c2. assigns only the checked rows', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('bulk-by-rows', async () => {
+      await page.goto(`${BASE_URL}/devices?site=lon`);
+      const boxes = page.locator('[data-testid=devices-table] input[type=checkbox][name=device_ids]');
+      await expectCount(boxes, LON_COUNT);
+      const picked = [];
+      for (const i of [1, 4]) {
+        const box = boxes.nth(i);
+        await box.check();
+        picked.push(Number(await box.getAttribute('value')));
+      }
+      assert.ok(picked.every(Number.isInteger), `row checkboxes carry no device id: ${picked}`);
+
+      const form = page.locator('form#bulk');
+      assert.equal(await form.locator('input[name=all_matching]').isChecked(), false);
+      await form.locator('select[name=region]').selectOption({ label: 'EU West (eu-west-1)' });
+      await clickAndNavigate(form.getByRole('button', { name: 'Apply' }));
+
+      const summary = page.locator('[data-testid=bulk-summary]');
+      await expectText(summary, '2 devices');
+      await expectText(summary, 'EU West');
+      await clickAndNavigate(page.locator('main form[action="/devices/bulk-assign"] button[type=submit]'));
+      await expectPath(page, '/devices');
+      await expectText(page.locator('.flash-success'), '2 devices moved to EU West');
+
+      const lon = await apiList('/api/v1/devices/?site=lon');
+      const inEuWest = lon.filter((d) => d.region === regionIds.euWest).map((d) => d.id).sort((a, b) => a - b);
+      assert.deepEqual(inEuWest, [...picked].sort((a, b) => a - b), 'exactly the two checked lon devices should be in EU West');
+      const others = lon.filter((d) => !picked.includes(d.id) && d.region !== null).map((d) => `${d.hostname}=${d.region}`);
+      assert.deepEqual(others, [], 'unchecked lon devices should keep no region');
+      const par = await apiList('/api/v1/devices/?site=par&page_size=1000');
+      assert.ok(par.every((d) => d.region === regionIds.usEast), 'the par devices should still be in US East');
+    }));
+
+  it('d. updates the region health badge live over SSE, without a reload', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('sse-badge', async () => {
+      // Note when the page's EventSource is open, so the update is not sent before anyone listens.
+      await page.addInitScript(() => {
+        document.addEventListener('htmx:sseOpen', () => {
+          window.__sseOpen = true;
+        });
+      });
+      await page.goto(`${BASE_URL}/regions`);
+      const badge = page.locator('[data-region-health="us-east-1"]');
+      await expectText(badge, 'healthy', { exact: true });
+      await expectText(page.locator('[data-region-health="eu-west-1"]'), 'healthy', { exact: true });
+      await page.waitForFunction(() => window.__sseOpen === true, null, { timeout: 5_000 }).catch(() => {
+        throw new assert.AssertionError({ message: 'the SSE connection to /events did not open (no htmx:sseOpen event within 5 s)' });
+      });
+
+      await page.evaluate(() => {
+        window.__noReload = true;
+        window.__degradedAt = null;
+        const seen = () => {
+          const el = document.querySelector('[data-region-health="us-east-1"]');
+          if (!window.__degradedAt && el && el.textContent.trim() === 'degraded') window.__degradedAt = Date.now();
+        };
+        new MutationObserver(seen).observe(document.body, { subtree: true, childList: true, characterData: true });
+      });
+
+      const sent = Date.now();
+      await api('POST', `/api/v1/regions/${regionIds.usEast}/update_health/`, {
+        body: { health_status: 'degraded', message: 'queue is slow' },
+      });
+      const answered = Date.now();
+      await page
+        .waitForFunction(() => window.__degradedAt !== null, null, { timeout: SSE_TIMEOUT_MS, polling: 'raf' })
+        .catch(async () => {
+          const now = normalize(await badge.first().textContent().catch(() => '(badge gone)'));
+          throw new assert.AssertionError({
+            message: `the us-east-1 badge did not turn "degraded" within ${SSE_TIMEOUT_MS} ms without a reload (it reads ${JSON.stringify(now)})`,
+          });
+        });
+      const shownAt = await page.evaluate(() => window.__degradedAt);
+      console.log(
+        `SSE badge latency: ${shownAt - sent} ms from sending the API request ` +
+          `(${shownAt - answered} ms after the API answered in ${answered - sent} ms)`,
+      );
+
+      assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was reloaded instead of swapped live');
+      await expectText(badge, 'degraded', { exact: true });
+      assert.equal(await badge.getAttribute('title'), 'queue is slow', 'the swapped badge should carry the message as its title');
+      assert.equal(await badge.getAttribute('sse-swap'), `region-health-${regionIds.usEast}`);
+      await expectText(page.locator('[data-region-health="eu-west-1"]'), 'healthy', { exact: true });
+
+      // The swapped-in badge keeps listening: later changes arrive too. They are spaced
+      // like real ones; changes a few ms apart are the (todo) test below.
+      await page.waitForTimeout(HUMAN_GAP_MS);
+      await api('POST', `/api/v1/regions/${regionIds.usEast}/update_health/`, {
+        body: { health_status: 'offline', message: 'worker gone' },
+      });
+      await expectText(badge, 'offline', { exact: true, timeout: SSE_TIMEOUT_MS });
+      await page.waitForTimeout(HUMAN_GAP_MS);
+      await api('POST', `/api/v1/regions/${regionIds.usEast}/update_health/`, {
+        body: { health_status: 'degraded', message: 'queue is slow' },
+      });
+      await expectText(badge, 'degraded', { exact: true, timeout: SSE_TIMEOUT_MS });
+      assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was reloaded instead of swapped live');
+
+      await page.screenshot({ path: `${ARTIFACTS}regions.png`, fullPage: true });
+    }));
+
+  // Known bug (todo until fixed): the badge is swapped with hx-swap="outerHTML", so for
+  // htmx's settle delay (20 ms) after a swap the new badge is not yet listening, and an
+  // event for the same region arriving then is dropped: the badge keeps showing the older
+  // status until the next change. Two API calls in a row reproduce it almost every time.
+  // Fix: `hx-swap="outerHTML settle:0ms"` on the badge (or swap innerHTML of a stable
+  // element). Then drop `todo` here.
+  it('d2. back-to-back health changes end on the latest status', {
+    timeout: STEP_TIMEOUT_MS,
+    todo: 'back-to-back SSE badge updates within htmx settle delay are dropped',
+  }, () =>
+    step('sse-back-to-back', async () => {
+      await page.goto(`${BASE_URL}/regions`);
+      await page.waitForFunction(() => window.__sseOpen === true, null, { timeout: 5_000 });
+      const badge = page.locator('[data-region-health="eu-west-1"]');
+      await expectText(badge, 'healthy', { exact: true });
+      const path = `/api/v1/regions/${regionIds.euWest}/update_health/`;
+      for (const [first, last] of [['offline', 'degraded'], ['offline', 'healthy']]) {
+        await api('POST', path, { body: { health_status: first, message: `first ${first}` } });
+        await api('POST', path, { body: { health_status: last, message: `then ${last}` } });
+        const now = await api('GET', `/api/v1/regions/${regionIds.euWest}/`);
+        assert.equal(now.health_status, last);
+        await expectText(badge, last, { exact: true, timeout: SSE_TIMEOUT_MS });
+        await page.waitForTimeout(HUMAN_GAP_MS);
+      }
+    }, { knownBug: true }));
+
+  it('e. "/" moves focus to the device search box', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('keyboard-slash', async () => {
+      await page.goto(`${BASE_URL}/devices`);
+      const search = page.locator('[data-filter-focus]');
+      await search.waitFor();
+      await page.evaluate(() => {
+        if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+      });
+      assert.equal(await page.evaluate(() => document.activeElement === document.body), true, 'focus should start on <body>');
+      await page.keyboard.press('/');
+      await eventually(
+        'the focused element to be the [data-filter-focus] search input',
+        () => page.evaluate(() => document.activeElement?.matches('[data-filter-focus]') ?? false),
+        (focused) => focused === true,
+      );
+      assert.equal(await search.inputValue(), '', 'the "/" itself should not be typed into the search box');
+    }));
+
+  it('raises no uncaught script error on any page visited', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});

@@ -1,0 +1,544 @@
+//! `/api/v1/devices/` and `/api/v1/credentials/`.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sqlx::PgPool;
+use webnet::auth::Role;
+
+use crate::helpers::TestApp;
+
+#[sqlx::test]
+async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let id = app
+        .device(
+            &admin,
+            json!({"hostname": "core-1", "mgmt_ip": "2001:db8::1", "tags": ["b", "a", "a"]}),
+        )
+        .await;
+    let d = app
+        .get_json(&admin, &format!("/api/v1/devices/{id}/"))
+        .await
+        .json();
+    for field in [
+        "id",
+        "customer",
+        "hostname",
+        "mgmt_ip",
+        "port",
+        "vendor",
+        "platform",
+        "role",
+        "site",
+        "tags",
+        "credential",
+        "enabled",
+        "region",
+        "reachability_status",
+        "last_reachability_check",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(d.get(field).is_some(), "missing {field}: {d}");
+    }
+    assert_eq!(d["port"], 22);
+    assert_eq!(d["mgmt_ip"], "2001:db8::1");
+    assert_eq!(d["tags"], json!(["a", "b"]));
+    assert_eq!(d["region"], serde_json::Value::Null);
+    assert_eq!(d["reachability_status"], "unknown");
+    assert_eq!(d["enabled"], true);
+}
+
+#[sqlx::test]
+async fn bad_device_input_names_each_field(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/devices/",
+            json!({"hostname": "bad host", "mgmt_ip": "10.0.0.300", "port": 0}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let errors = &r.json()["errors"];
+    for field in ["hostname", "mgmt_ip", "port"] {
+        assert!(errors[field].is_array(), "{field}: {errors}");
+    }
+    let r = app
+        .post_json(&admin, "/api/v1/devices/", json!({"hostname": "x"}))
+        .await;
+    assert!(r.json()["errors"]["mgmt_ip"].is_array());
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/devices/",
+            json!({"hostname": "x", "mgmt_ip": "10.0.0.1", "port": "22"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["errors"]["port"].is_array(), "{}", r.body);
+    app.device(&admin, json!({"hostname": "dup", "mgmt_ip": "10.0.0.1"}))
+        .await;
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/devices/",
+            json!({"hostname": "dup", "mgmt_ip": "10.0.0.2"}),
+        )
+        .await;
+    assert_eq!(
+        r.json()["errors"]["hostname"][0],
+        "A device with this hostname already exists for this customer."
+    );
+}
+
+#[sqlx::test]
+async fn a_device_cannot_point_at_another_customers_region_or_credential(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let acme = app.api_user("a", Role::Admin, "acme").await;
+    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let their_region = app.region(&globex, "Theirs", "theirs").await;
+    let their_cred = app
+        .post_json(
+            &globex,
+            "/api/v1/credentials/",
+            json!({"name": "c", "username": "u"}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .post_json(
+            &acme,
+            "/api/v1/devices/",
+            json!({"hostname": "x", "mgmt_ip": "10.0.0.1", "region": their_region, "credential": their_cred}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let errors = &r.json()["errors"];
+    assert_eq!(
+        errors["region"][0],
+        format!("No region with id {their_region}.")
+    );
+    assert_eq!(
+        errors["credential"][0],
+        format!("No credential with id {their_cred}.")
+    );
+
+    let mine = app
+        .device(&acme, json!({"hostname": "x", "mgmt_ip": "10.0.0.1"}))
+        .await;
+    let r = app
+        .patch_json(
+            &acme,
+            &format!("/api/v1/devices/{mine}/"),
+            json!({"region": their_region}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // And the other customer cannot see the device at all.
+    assert_eq!(
+        app.get_json(&globex, &format!("/api/v1/devices/{mine}/"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get_json(&globex, "/api/v1/devices/").await.json()["count"],
+        0
+    );
+}
+
+#[sqlx::test]
+async fn device_filters_match_case_insensitively_and_region_none(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    app.device(&admin, json!({"hostname": "par-edge-1", "mgmt_ip": "10.0.0.1", "site": "PAR", "role": "edge", "vendor": "Cisco", "region": east})).await;
+    app.device(&admin, json!({"hostname": "par-core-1", "mgmt_ip": "10.0.0.2", "site": "par", "role": "core", "vendor": "juniper"})).await;
+    app.device(&admin, json!({"hostname": "lon-edge-1", "mgmt_ip": "10.0.1.1", "site": "lon", "role": "edge", "vendor": "arista"})).await;
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["hostname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cases: [(&str, &[&str]); 7] = [
+        ("site=par", &["par-core-1", "par-edge-1"]),
+        ("role=EDGE", &["lon-edge-1", "par-edge-1"]),
+        ("vendor=cisco", &["par-edge-1"]),
+        ("region=none", &["lon-edge-1", "par-core-1"]),
+        (&format!("region={east}") as &str, &["par-edge-1"]),
+        ("q=core", &["par-core-1"]),
+        ("q=10.0.1.", &["lon-edge-1"]),
+    ];
+    for (query, expected) in cases {
+        let got = names(
+            app.get_json(&admin, &format!("/api/v1/devices/?{query}"))
+                .await
+                .json(),
+        );
+        assert_eq!(got, expected, "{query}");
+    }
+    let sorted = names(
+        app.get_json(&admin, "/api/v1/devices/?sort=-hostname")
+            .await
+            .json(),
+    );
+    assert_eq!(sorted, ["par-edge-1", "par-core-1", "lon-edge-1"]);
+    for bad in ["region=east", "sort=password", "page=0"] {
+        let r = app
+            .get_json(&admin, &format!("/api/v1/devices/?{bad}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.json()["errors"].is_object());
+    }
+    // LIKE wildcards are literal.
+    assert_eq!(
+        app.get_json(&admin, "/api/v1/devices/?q=%25").await.json()["count"],
+        0
+    );
+}
+
+#[sqlx::test]
+async fn bulk_assignment_by_ids_and_by_filters(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone());
+    let operator = app.api_user("op", Role::Operator, "acme").await;
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    app.bulk_devices("acme", "par", "par", 120).await;
+    app.bulk_devices("acme", "lon", "lon", 10).await;
+
+    let r = app
+        .post_json(
+            &operator,
+            "/api/v1/devices/bulk_assign_region/",
+            json!({"filters": {"site": "PAR"}, "region": east}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json(), json!({"updated": 120}));
+    let in_east = app
+        .get_json(&admin, &format!("/api/v1/regions/{east}/devices/"))
+        .await
+        .json();
+    assert_eq!(in_east["count"], 120);
+    assert_eq!(
+        app.get_json(&admin, "/api/v1/devices/?region=none")
+            .await
+            .json()["count"],
+        10
+    );
+
+    let lon: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM devices WHERE site = 'lon' ORDER BY id LIMIT 3")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let r = app
+        .post_json(
+            &operator,
+            "/api/v1/devices/bulk_assign_region/",
+            json!({"device_ids": lon, "region": east}),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"updated": 3}));
+    let r = app
+        .post_json(
+            &operator,
+            "/api/v1/devices/bulk_assign_region/",
+            json!({"filters": {"region": east}, "region": null}),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"updated": 123}));
+    assert_eq!(
+        app.get_json(&admin, "/api/v1/devices/?region=none")
+            .await
+            .json()["count"],
+        130
+    );
+}
+
+#[sqlx::test]
+async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone());
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
+    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    let theirs = app.region(&globex, "Theirs", "theirs").await;
+    let mine = app
+        .device(&admin, json!({"hostname": "a", "mgmt_ip": "10.0.0.1"}))
+        .await;
+    let other = app
+        .device(&globex, json!({"hostname": "b", "mgmt_ip": "10.0.0.2"}))
+        .await;
+    let path = "/api/v1/devices/bulk_assign_region/";
+
+    let r = app
+        .post_json(&viewer, path, json!({"device_ids": [mine], "region": east}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post_json(&admin, path, json!({"device_ids": [mine]}))
+        .await;
+    assert!(r.json()["errors"]["region"].is_array());
+    let r = app.post_json(&admin, path, json!({"region": east})).await;
+    assert!(r.json()["errors"]["device_ids"].is_array());
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": [mine], "filters": {}, "region": east}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"filters": {"colour": "red"}, "region": east}),
+        )
+        .await;
+    assert!(
+        r.json()["errors"]["filters.colour"].is_array(),
+        "{}",
+        r.body
+    );
+    // Another customer's region and devices do not exist for us.
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": [mine], "region": theirs}),
+        )
+        .await;
+    assert!(r.json()["errors"]["region"].is_array());
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": [mine, other], "region": east}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["errors"]["device_ids"][0]
+            .as_str()
+            .unwrap()
+            .contains(&other.to_string())
+    );
+    // Nothing changed.
+    let theirs_region: Option<i64> =
+        sqlx::query_scalar("SELECT region_id FROM devices WHERE id = $1")
+            .bind(other)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(theirs_region, None);
+    // Unassigning by filter never touches another customer.
+    app.patch_json(
+        &globex,
+        &format!("/api/v1/devices/{other}/"),
+        json!({"region": theirs}),
+    )
+    .await;
+    let r = app
+        .post_json(&admin, path, json!({"filters": {}, "region": null}))
+        .await;
+    assert_eq!(r.json(), json!({"updated": 1}));
+    let d = app
+        .get_json(&globex, &format!("/api/v1/devices/{other}/"))
+        .await
+        .json();
+    assert_eq!(d["region"], theirs);
+}
+
+#[sqlx::test]
+async fn operators_may_move_a_device_between_regions_but_not_edit_it(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let operator = app.api_user("op", Role::Operator, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    let id = app
+        .device(&admin, json!({"hostname": "a", "mgmt_ip": "10.0.0.1"}))
+        .await;
+    let path = format!("/api/v1/devices/{id}/");
+    let r = app
+        .patch_json(&operator, &path, json!({"region": east}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["region"], east);
+    let r = app
+        .patch_json(&operator, &path, json!({"region": null}))
+        .await;
+    assert_eq!(r.json()["region"], serde_json::Value::Null);
+    assert_eq!(
+        app.patch_json(&operator, &path, json!({"site": "x"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post_json(
+            &operator,
+            "/api/v1/devices/",
+            json!({"hostname": "b", "mgmt_ip": "10.0.0.2"})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.delete(&operator, &path).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.delete(&admin, &path).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get_json(&admin, &path).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[sqlx::test]
+async fn credential_secrets_are_encrypted_and_never_returned(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone());
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/credentials/",
+            json!({"name": "lab", "username": "netops", "password": "pa55-word!", "enable_password": "en4ble"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(!r.body.contains("pa55-word!") && !r.body.contains("en4ble"));
+    let id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(r.json()["has_password"], true);
+
+    for path in [
+        "/api/v1/credentials/".to_string(),
+        format!("/api/v1/credentials/{id}/"),
+    ] {
+        let body = app.get_json(&viewer, &path).await.body;
+        assert!(
+            !body.contains("pa55-word!") && !body.contains("password_enc"),
+            "{body}"
+        );
+    }
+    let (pw, en): (Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT password_enc, enable_password_enc FROM credentials WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!pw.windows(10).any(|w| w == b"pa55-word!"));
+    assert!(!en.windows(6).any(|w| w == b"en4ble"));
+
+    // PATCH without a password keeps it; with one replaces it.
+    let r = app
+        .patch_json(
+            &admin,
+            &format!("/api/v1/credentials/{id}/"),
+            json!({"username": "ops2"}),
+        )
+        .await;
+    assert_eq!(r.json()["has_password"], true);
+    assert_eq!(r.json()["username"], "ops2");
+    assert_eq!(
+        app.post_json(
+            &viewer,
+            "/api/v1/credentials/",
+            json!({"name": "x", "username": "y"})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let dup = app
+        .post_json(
+            &admin,
+            "/api/v1/credentials/",
+            json!({"name": "lab", "username": "y"}),
+        )
+        .await;
+    assert!(dup.json()["errors"]["name"].is_array());
+}
+
+#[sqlx::test]
+async fn a_credential_in_use_cannot_be_deleted(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let cred = app
+        .post_json(
+            &admin,
+            "/api/v1/credentials/",
+            json!({"name": "lab", "username": "u"}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let device = app
+        .device(
+            &admin,
+            json!({"hostname": "a", "mgmt_ip": "10.0.0.1", "credential": cred}),
+        )
+        .await;
+    let path = format!("/api/v1/credentials/{cred}/");
+    assert_eq!(
+        app.delete(&globex, &path).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app.delete(&admin, &path).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["errors"]["credential"].is_array());
+    app.patch_json(
+        &admin,
+        &format!("/api/v1/devices/{device}/"),
+        json!({"credential": null}),
+    )
+    .await;
+    assert_eq!(
+        app.delete(&admin, &path).await.status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[sqlx::test]
+async fn superusers_see_every_customer(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone());
+    let acme = app.api_user("a", Role::Admin, "acme").await;
+    let globex = app.api_user("g", Role::Admin, "globex").await;
+    app.region(&acme, "A", "a").await;
+    app.region(&globex, "G", "g").await;
+    let id = webnet::cli::create_user(&pool, "root", Role::Viewer, true, &[], "pw".into())
+        .await
+        .unwrap();
+    let root = crate::helpers::ApiUser {
+        token: app.token_for(id).await,
+    };
+    assert_eq!(
+        app.get_json(&root, "/api/v1/regions/").await.json()["count"],
+        2
+    );
+    // Without a membership, the customer must be named.
+    let r = app
+        .post_json(
+            &root,
+            "/api/v1/regions/",
+            json!({"name": "X", "identifier": "x"}),
+        )
+        .await;
+    assert!(r.json()["errors"]["customer"].is_array());
+}

@@ -1,0 +1,481 @@
+//! The admin UI, in-process: forms, inline errors, CSRF, escaping, tenancy, bulk assignment.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sqlx::PgPool;
+use webnet::auth::Role;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+async fn signed_in(pool: PgPool, role: Role) -> TestApp {
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", role, &["acme"]).await;
+    let r = app.login("alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    app
+}
+
+#[sqlx::test]
+async fn an_admin_creates_a_region_in_the_browser(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Admin).await;
+    let empty = app.get("/regions").await;
+    assert_eq!(
+        empty.texts("[data-testid=regions-empty] h2"),
+        ["No regions yet"]
+    );
+    app.get("/regions/new").await;
+    let r = app
+        .post_form(
+            "/regions",
+            &[
+                ("name", "US East"),
+                ("identifier", "us-east-1"),
+                ("priority", "200"),
+                ("health_check_interval_seconds", "30"),
+                ("enabled", "on"),
+                ("worker_pool_config", r#"{"min_workers": 2}"#),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let location = r.location().unwrap().to_string();
+    assert!(location.starts_with("/regions/"));
+    let page = app.get(&location).await;
+    assert_eq!(
+        page.texts(".flash-success"),
+        ["Region US East created. Its queue is region_us-east-1."]
+    );
+    let list = app.get("/regions").await;
+    let row: Vec<String> = list.texts("[data-testid=regions-table] tbody tr td");
+    assert_eq!(row[0], "US East");
+    assert_eq!(row[1], "us-east-1");
+    assert_eq!(row[2], "region_us-east-1");
+    assert_eq!(row[3], "200");
+    assert_eq!(
+        list.texts(r#"[data-region-health="us-east-1"]"#),
+        ["healthy"]
+    );
+}
+
+#[sqlx::test]
+async fn a_bad_region_form_is_shown_again_with_inline_errors(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Admin).await;
+    app.get("/regions/new").await;
+    let r = app
+        .post_form(
+            "/regions",
+            &[
+                ("name", "US East"),
+                ("identifier", "US EAST"),
+                ("priority", "high"),
+                ("worker_pool_config", "{oops"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.texts("#identifier-error").len(), 1);
+    assert_eq!(r.texts("#priority-error"), ["Enter a whole number."]);
+    assert!(r.texts("#worker_pool_config-error")[0].starts_with("Not valid JSON"));
+    // What was typed is kept.
+    let html = r.html();
+    let name = html
+        .select(&scraper::Selector::parse("#name").unwrap())
+        .next()
+        .unwrap();
+    assert_eq!(name.value().attr("value"), Some("US East"));
+
+    // A duplicate identifier is an inline error too (from the database constraint).
+    app.post_form("/regions", &[("name", "A"), ("identifier", "a")])
+        .await;
+    let dup = app
+        .post_form("/regions", &[("name", "B"), ("identifier", "a")])
+        .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        dup.texts("#identifier-error"),
+        ["A region with this identifier already exists for this customer."]
+    );
+}
+
+#[sqlx::test]
+async fn user_supplied_names_are_escaped(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Admin).await;
+    app.get("/regions/new").await;
+    let evil = r#"<img src=x onerror="alert(1)">"#;
+    let r = app
+        .post_form("/regions", &[("name", evil), ("identifier", "evil")])
+        .await;
+    let page = app.get(r.location().unwrap()).await;
+    assert!(!page.body.contains(evil));
+    assert!(page.texts("h1")[0].starts_with(evil));
+    let list = app.get("/regions").await;
+    assert!(!list.body.contains("<img src=x"));
+    assert_eq!(
+        list.texts("[data-testid=regions-table] tbody td a")[0],
+        evil
+    );
+}
+
+#[sqlx::test]
+async fn deleting_a_region_says_how_many_devices_lose_it(pool: PgPool) {
+    let mut app = signed_in(pool.clone(), Role::Admin).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let id = app.region(&admin, "US East", "us-east-1").await;
+    app.bulk_devices("acme", "r", "par", 3).await;
+    sqlx::query("UPDATE devices SET region_id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let confirm = app.get(&format!("/regions/{id}/delete")).await;
+    assert_eq!(
+        confirm.texts("[data-testid=delete-impact]"),
+        ["3 devices will lose their region; their jobs will go to the default queue."]
+    );
+    let r = app.post_form(&format!("/regions/{id}/delete"), &[]).await;
+    assert_eq!(r.location(), Some("/regions"));
+    let list = app.get("/regions").await;
+    assert_eq!(
+        list.texts(".flash-success"),
+        ["Region US East deleted; 3 devices no longer have a region."]
+    );
+    let unassigned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM devices WHERE region_id IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(unassigned, 3);
+}
+
+#[sqlx::test]
+async fn the_manual_health_form_changes_the_badge(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Admin).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let id = app.region(&admin, "US East", "us-east-1").await;
+    app.get(&format!("/regions/{id}")).await;
+    let r = app
+        .post_form(
+            &format!("/regions/{id}/health"),
+            &[("health_status", "offline"), ("message", "maintenance")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = app.get(&format!("/regions/{id}")).await;
+    assert!(
+        page.texts(r#"[data-region-health="us-east-1"]"#)
+            .iter()
+            .all(|t| t == "offline")
+    );
+    assert_eq!(page.texts("[data-testid=health-message]"), ["maintenance"]);
+    let bad = app
+        .post_form(
+            &format!("/regions/{id}/health"),
+            &[("health_status", "sick")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.texts("#health_status-error").len(), 1);
+}
+
+#[sqlx::test]
+async fn viewers_see_regions_but_no_management_controls(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Viewer).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let id = app.region(&admin, "US East", "us-east-1").await;
+    let list = app.get("/regions").await;
+    assert!(list.texts("a[href='/regions/new']").is_empty());
+    let page = app.get(&format!("/regions/{id}")).await;
+    assert!(page.texts("form.health-form").is_empty());
+    assert_eq!(app.get("/regions/new").await.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post_form("/regions", &[("name", "X"), ("identifier", "x")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.texts("h1")[0].contains("403"));
+    let devices = app.get("/devices").await;
+    assert!(
+        devices.texts("form#bulk").is_empty(),
+        "viewers cannot bulk-assign"
+    );
+}
+
+#[sqlx::test]
+async fn another_customers_pages_are_not_found(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Admin).await;
+    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let region = app.region(&globex, "Theirs", "theirs").await;
+    let device = app
+        .device(
+            &globex,
+            json!({"hostname": "theirs", "mgmt_ip": "10.9.9.9"}),
+        )
+        .await;
+    for path in [
+        format!("/regions/{region}"),
+        format!("/regions/{region}/edit"),
+        format!("/regions/{region}/delete"),
+        format!("/devices/{device}"),
+        format!("/devices/{device}/edit"),
+    ] {
+        assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    app.get("/regions").await;
+    let r = app
+        .post_form(&format!("/regions/{region}/delete"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let list = app.get("/devices").await;
+    assert!(!list.body.contains("theirs"));
+}
+
+#[sqlx::test]
+async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Operator).await;
+    app.bulk_devices("acme", "par", "par", 60).await;
+    app.bulk_devices("acme", "lon", "lon", 5).await;
+    let page = app.get("/devices?site=par&page_size=25").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.texts("[data-testid=devices-table] tbody tr").len(), 25);
+    assert_eq!(page.texts(".pager .muted")[0], "1–25 of 60");
+    let next = page.html();
+    let next = next
+        .select(&scraper::Selector::parse("a[rel=next]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("href")
+        .unwrap()
+        .to_string();
+    assert_eq!(next, "/devices?site=par&page_size=25&page=2");
+    let last = app.get("/devices?site=par&page_size=25&page=3").await;
+    assert_eq!(last.texts("[data-testid=devices-table] tbody tr").len(), 10);
+
+    let sorted = app.get("/devices?site=lon&sort=-hostname").await;
+    let first = &sorted.texts("[data-testid=devices-table] tbody tr td a")[0];
+    assert_eq!(first, "lon-00005");
+    assert_eq!(sorted.texts("th[aria-sort=descending] a"), ["Hostname ▼"]);
+
+    let none = app.get("/devices?q=nomatch").await;
+    assert_eq!(
+        none.texts("[data-testid=devices-empty] h2"),
+        ["No device matches"]
+    );
+    let bad = app.get("/devices?region=east").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[sqlx::test]
+async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(pool: PgPool) {
+    let mut app = signed_in(pool.clone(), Role::Operator).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    app.bulk_devices("acme", "par", "par", 1234).await;
+    app.bulk_devices("acme", "lon", "lon", 7).await;
+    let list = app.get("/devices?site=par").await;
+    assert_eq!(list.texts("[data-testid=devices-table] tbody tr").len(), 50);
+
+    let east_s = east.to_string();
+    let fields = [
+        ("region", east_s.as_str()),
+        ("all_matching", "1"),
+        ("filter_site", "par"),
+        ("back", "/devices?site=par"),
+    ];
+    let confirm = app.post_form("/devices/bulk-assign", &fields).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert_eq!(
+        confirm.texts("[data-testid=bulk-summary]"),
+        ["1,234 devices will be moved to US East."]
+    );
+    let moved_yet: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM devices WHERE region_id IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(moved_yet, 0, "nothing moves before confirmation");
+
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirmed", "1"));
+    let done = app.post_form("/devices/bulk-assign", &confirmed).await;
+    assert_eq!(done.location(), Some("/devices?site=par"));
+    let back = app.get("/devices?site=par").await;
+    assert_eq!(
+        back.texts(".flash-success"),
+        ["1,234 devices moved to US East."]
+    );
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT site, count(*) FILTER (WHERE region_id IS NOT NULL) FROM devices GROUP BY site ORDER BY site",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, [("lon".to_string(), 0), ("par".to_string(), 1234)]);
+}
+
+#[sqlx::test]
+async fn bulk_assigning_checked_rows_and_unassigning(pool: PgPool) {
+    let mut app = signed_in(pool.clone(), Role::Operator).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    app.bulk_devices("acme", "par", "par", 5).await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM devices ORDER BY id LIMIT 2")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    app.get("/devices").await;
+    let (a, b, e) = (ids[0].to_string(), ids[1].to_string(), east.to_string());
+    let r = app
+        .post_form(
+            "/devices/bulk-assign",
+            &[
+                ("device_ids", &a),
+                ("device_ids", &b),
+                ("region", &e),
+                ("confirmed", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), Some("/devices"));
+    assert_eq!(
+        app.get("/devices").await.texts(".flash-success"),
+        ["2 devices moved to US East."]
+    );
+    let r = app
+        .post_form(
+            "/devices/bulk-assign",
+            &[("device_ids", &a), ("region", ""), ("confirmed", "1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/devices").await.texts(".flash-success"),
+        ["1 device no longer have a region."]
+    );
+    // Nothing checked and not "all matching": a clear error.
+    let r = app
+        .post_form("/devices/bulk-assign", &[("region", &e)])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Check some devices"));
+    // Without the CSRF token: refused.
+    let r = app
+        .post_form_raw(
+            "/devices/bulk-assign",
+            &[("device_ids", &a), ("region", &e), ("confirmed", "1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test]
+async fn an_admin_creates_and_edits_a_device_with_inline_errors(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Admin).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await.to_string();
+    app.get("/devices/new").await;
+    let bad = app
+        .post_form(
+            "/devices",
+            &[("hostname", "r 1"), ("mgmt_ip", "nope"), ("port", "99999")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    for id in ["#hostname-error", "#mgmt_ip-error", "#port-error"] {
+        assert_eq!(bad.texts(id).len(), 1, "{id}");
+    }
+    let r = app
+        .post_form(
+            "/devices",
+            &[
+                ("hostname", "par-rtr-1"),
+                ("mgmt_ip", "192.0.2.1"),
+                ("port", "2222"),
+                ("site", "par"),
+                ("tags", "core, lab"),
+                ("region", &east),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = app.get(r.location().unwrap()).await;
+    assert_eq!(page.texts("h1"), ["par-rtr-1"]);
+    assert!(page.body.contains("192.0.2.1:2222"));
+    assert_eq!(page.texts(".tag"), ["core", "lab"]);
+    let id = r
+        .location()
+        .unwrap()
+        .trim_start_matches("/devices/")
+        .to_string();
+    app.get(&format!("/devices/{id}/edit")).await;
+    let r = app
+        .post_form(
+            &format!("/devices/{id}"),
+            &[
+                ("hostname", "par-rtr-1"),
+                ("mgmt_ip", "192.0.2.1"),
+                ("region", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let d = app
+        .get_json(&admin, &format!("/api/v1/devices/{id}/"))
+        .await
+        .json();
+    assert_eq!(d["region"], serde_json::Value::Null);
+    assert_eq!(d["enabled"], false, "an unchecked box disables the device");
+}
+
+#[sqlx::test]
+async fn credential_pages_never_show_secrets(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Admin).await;
+    app.get("/credentials/new").await;
+    let r = app
+        .post_form(
+            "/credentials",
+            &[
+                ("name", "lab"),
+                ("username", "netops"),
+                ("password", "hunter2-secret"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = app.get("/credentials").await;
+    assert!(list.body.contains("netops") && !list.body.contains("hunter2-secret"));
+    let cells = list.texts("tbody td");
+    assert_eq!(cells[2], "set");
+}
+
+#[sqlx::test]
+async fn the_dashboard_shows_each_region_with_a_live_badge(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Viewer).await;
+    let empty = app.get("/").await;
+    assert_eq!(
+        empty.texts("[data-testid=dashboard-empty] h2"),
+        ["Nothing to watch yet"]
+    );
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    app.region(&admin, "US East", "us-east-1").await;
+    let page = app.get("/").await;
+    let badge = page.html();
+    let badge = badge
+        .select(&scraper::Selector::parse(r#"[data-region-health="us-east-1"]"#).unwrap())
+        .next()
+        .unwrap();
+    assert!(
+        badge
+            .value()
+            .attr("sse-swap")
+            .unwrap()
+            .starts_with("region-health-")
+    );
+    let main = page.html();
+    let main = main
+        .select(&scraper::Selector::parse("main").unwrap())
+        .next()
+        .unwrap();
+    assert_eq!(main.value().attr("sse-connect"), Some("/events"));
+}
