@@ -32,3 +32,12 @@ document.addEventListener("change", (event) => {
     });
   }
 });
+
+// After a redirect, move focus to the message the action left, so screen readers read it
+// and keyboard users start from there.
+document.addEventListener("DOMContentLoaded", () => {
+  const flash = document.querySelector("#flash .flash");
+  if (flash instanceof HTMLElement) {
+    flash.focus({ preventScroll: true });
+  }
+});

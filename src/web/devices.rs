@@ -325,39 +325,21 @@ pub async fn post_bulk_assign(
         .filter(|b| b.starts_with("/devices"))
         .unwrap_or_else(|| "/devices".into());
 
-    let mut errors = FieldErrors::new();
-    let target = if form.checked("all_matching") {
-        let filter = DeviceFilter::from_pairs(
-            form.0
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("filter_").map(|k| (k, v.clone()))),
-            &mut errors,
-        );
-        BulkTarget::Matching(filter)
-    } else {
-        let mut ids = Vec::new();
-        for raw in form.all("device_ids") {
-            match raw.parse::<i64>() {
-                Ok(id) => ids.push(id),
-                Err(_) => errors.add("device_ids", "Invalid device id."),
-            }
+    let (target, region_id) = match bulk_request(&form) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            // Back to the list, filters intact, with the reason on top.
+            let message = errors
+                .0
+                .values()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
+            flash::push(&signed_in.session, Level::Error, message).await?;
+            return Ok(Redirect::to(&back).into_response());
         }
-        if ids.is_empty() {
-            errors.add(
-                "device_ids",
-                "Check some devices, or “all matching” to apply to every device of the filter.",
-            );
-        }
-        BulkTarget::Ids(ids)
     };
-    let region_id = form.optional_id("region", &mut errors);
-    errors.into_result()?;
-    let region_id = region_id.ok_or_else(|| {
-        AppError::Validation(FieldErrors::single(
-            "region",
-            "Choose a region, or “no region”.",
-        ))
-    })?;
 
     let mut conn = state.pool.acquire().await?;
     let region = match region_id {
@@ -403,20 +385,52 @@ pub async fn post_bulk_assign(
         region.as_ref().map(|r| (r.id, r.customer_id)),
     )
     .await?;
-    let noun = if updated == 1 { "device" } else { "devices" };
-    let message = match &region {
-        Some(r) => format!(
-            "{} {noun} moved to {}.",
-            thousands(&(updated as i64)),
-            r.name
-        ),
-        None => format!(
-            "{} {noun} no longer have a region.",
-            thousands(&(updated as i64))
-        ),
+    let n = thousands(&(updated as i64));
+    let message = match (&region, updated) {
+        (Some(r), 1) => format!("1 device moved to {}.", r.name),
+        (Some(r), _) => format!("{n} devices moved to {}.", r.name),
+        (None, 1) => "1 device no longer has a region.".to_string(),
+        (None, _) => format!("{n} devices no longer have a region."),
     };
     flash::push(&signed_in.session, Level::Success, message).await?;
     Ok(Redirect::to(&back).into_response())
+}
+
+/// Reads the bulk form: which devices, and which region (`None` = no region).
+fn bulk_request(form: &FormPairs) -> Result<(BulkTarget, Option<i64>), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let target = if form.checked("all_matching") {
+        let filter = DeviceFilter::from_pairs(
+            form.0
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("filter_").map(|k| (k, v.clone()))),
+            &mut errors,
+        );
+        BulkTarget::Matching(filter)
+    } else {
+        let mut ids = Vec::new();
+        for raw in form.all("device_ids") {
+            match raw.parse::<i64>() {
+                Ok(id) => ids.push(id),
+                Err(_) => errors.add("device_ids", "Invalid device id."),
+            }
+        }
+        if ids.is_empty() {
+            errors.add(
+                "device_ids",
+                "Check some devices, or “all matching” to apply to every device of the filter.",
+            );
+        }
+        BulkTarget::Ids(ids)
+    };
+    let region = form.optional_id("region", &mut errors);
+    if region.is_none() && !errors.has("region") {
+        errors.add("region", "Choose a region, or “no region”.");
+    }
+    match region {
+        Some(region) if errors.is_empty() => Ok((target, region)),
+        _ => Err(errors),
+    }
 }
 
 async fn form_choices(

@@ -10,12 +10,12 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 use super::SignedIn;
-use super::regions::HealthBadgePartial;
+use super::regions::HealthStatusPartial;
 use crate::app::AppState;
 use crate::health::HealthMessage;
 
 /// `GET /events`: one `region-health-<id>` event per health change of a region the user
-/// sees, carrying the new badge's HTML. The stream ends when the server shuts down.
+/// sees, carrying the badge's new inner HTML. The stream ends when the server shuts down.
 pub async fn get_events(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -27,9 +27,7 @@ pub async fn get_events(
         .take_while(|m| !matches!(m, HealthMessage::Shutdown))
         .filter_map(move |m| match m {
             HealthMessage::Change(change) if scope.contains(change.customer_id) => {
-                let badge = HealthBadgePartial {
-                    id: change.id,
-                    identifier: change.identifier,
+                let badge = HealthStatusPartial {
                     status: change.health_status,
                     message: change.health_message,
                 };

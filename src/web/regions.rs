@@ -35,6 +35,17 @@ pub struct HealthBadgePartial {
     pub message: String,
 }
 
+/// The inside of a badge: what the SSE events carry. The outer element, which listens for
+/// the events, stays in place, so no update can arrive while nothing listens.
+#[derive(Template, WebTemplate, Debug, Clone)]
+#[template(path = "regions/_health_status.html")]
+pub struct HealthStatusPartial {
+    /// Status.
+    pub status: HealthStatus,
+    /// Shown as a tooltip.
+    pub message: String,
+}
+
 /// The badge of a region.
 pub fn badge(region: &Region) -> HealthBadgePartial {
     HealthBadgePartial {

@@ -175,12 +175,11 @@ const regionIds = {};
 const deviceIds = { par: [], lon: [] };
 
 /** Runs a test step; on failure prints where the browser was and what it showed. */
-async function step(name, fn, { knownBug = false } = {}) {
+async function step(name, fn) {
   try {
     await fn();
   } catch (err) {
-    if (knownBug) console.log(`"${name}" still fails (known bug, marked todo): ${err.message}`);
-    else await diagnose(name);
+    await diagnose(name);
     throw err;
   }
 }
@@ -412,7 +411,7 @@ describe('webnet UI in a real browser', () => {
 
       assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was reloaded instead of swapped live');
       await expectText(badge, 'degraded', { exact: true });
-      assert.equal(await badge.getAttribute('title'), 'queue is slow', 'the swapped badge should carry the message as its title');
+      assert.equal(await badge.locator('.badge').getAttribute('title'), 'queue is slow', 'the swapped badge should carry the message as its title');
       assert.equal(await badge.getAttribute('sse-swap'), `region-health-${regionIds.usEast}`);
       await expectText(page.locator('[data-region-health="eu-west-1"]'), 'healthy', { exact: true });
 
@@ -433,15 +432,11 @@ describe('webnet UI in a real browser', () => {
       await page.screenshot({ path: `${ARTIFACTS}regions.png`, fullPage: true });
     }));
 
-  // Known bug (todo until fixed): the badge is swapped with hx-swap="outerHTML", so for
-  // htmx's settle delay (20 ms) after a swap the new badge is not yet listening, and an
-  // event for the same region arriving then is dropped: the badge keeps showing the older
-  // status until the next change. Two API calls in a row reproduce it almost every time.
-  // Fix: `hx-swap="outerHTML settle:0ms"` on the badge (or swap innerHTML of a stable
-  // element). Then drop `todo` here.
+  // Regression: when the badge itself was swapped (outerHTML), an event arriving within
+  // htmx's settle delay after the previous swap was dropped. The listener now stays in
+  // place and only its contents change.
   it('d2. back-to-back health changes end on the latest status', {
     timeout: STEP_TIMEOUT_MS,
-    todo: 'back-to-back SSE badge updates within htmx settle delay are dropped',
   }, () =>
     step('sse-back-to-back', async () => {
       await page.goto(`${BASE_URL}/regions`);
@@ -457,7 +452,7 @@ describe('webnet UI in a real browser', () => {
         await expectText(badge, last, { exact: true, timeout: SSE_TIMEOUT_MS });
         await page.waitForTimeout(HUMAN_GAP_MS);
       }
-    }, { knownBug: true }));
+    }));
 
   it('e. "/" moves focus to the device search box', { timeout: STEP_TIMEOUT_MS }, () =>
     step('keyboard-slash', async () => {

@@ -266,7 +266,7 @@ async fn token_create_prints_only_a_working_token(pool: PgPool) {
 
 /// Starts `webnet serve` on a free port and returns the child with the lines it printed
 /// up to (and including) the banner.
-async fn start_server(url: &str) -> (tokio::process::Child, Vec<String>, u16) {
+pub(crate) async fn start_server(url: &str) -> (tokio::process::Child, Vec<String>, u16) {
     let mut child = webnet(url)
         .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
         .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 
 mod api_auth;
 mod auth;
+mod browser;
 mod cli;
 mod devices_api;
 mod helpers;

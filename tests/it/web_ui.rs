@@ -255,6 +255,10 @@ async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool:
     let first = &sorted.texts("[data-testid=devices-table] tbody tr td a")[0];
     assert_eq!(first, "lon-00005");
     assert_eq!(sorted.texts("th[aria-sort=descending] a"), ["Hostname ▼"]);
+    assert_eq!(
+        sorted.texts("th[aria-sort=descending] a span[aria-hidden=true]"),
+        ["▼"]
+    );
 
     let none = app.get("/devices?q=nomatch").await;
     assert_eq!(
@@ -350,14 +354,22 @@ async fn bulk_assigning_checked_rows_and_unassigning(pool: PgPool) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(
         app.get("/devices").await.texts(".flash-success"),
-        ["1 device no longer have a region."]
+        ["1 device no longer has a region."]
     );
     // Nothing checked and not "all matching": a clear error.
     let r = app
-        .post_form("/devices/bulk-assign", &[("region", &e)])
+        .post_form(
+            "/devices/bulk-assign",
+            &[("region", &e), ("back", "/devices?site=par")],
+        )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("Check some devices"));
+    assert_eq!(
+        r.location(),
+        Some("/devices?site=par"),
+        "back to the list, filter kept"
+    );
+    let list = app.get("/devices?site=par").await;
+    assert!(list.texts(".flash-error")[0].starts_with("Check some devices"));
     // Without the CSRF token: refused.
     let r = app
         .post_form_raw(
