@@ -84,6 +84,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::SeedDemo {
+            regions,
+            devices,
+            customer,
+        } => {
+            if !(0..=1000).contains(&regions) || !(0..=10_000_000).contains(&devices) {
+                bail!("use --regions 0..=1000 and --devices 0..=10000000");
+            }
+            let pool = open(&cli.database_url, 2).await?;
+            let mut conn = pool.acquire().await?;
+            let started = std::time::Instant::now();
+            let seeded = crate::demo::seed(&mut conn, &customer, regions, devices)
+                .await
+                .map_err(user_error)?;
+            println!(
+                "customer {customer:?} now has {} regions and {} devices ({:.1} s)",
+                seeded.regions,
+                seeded.devices,
+                started.elapsed().as_secs_f64()
+            );
+            println!(
+                "give a user access with: webnet user create <name> --role admin --customer {customer:?}"
+            );
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(&cli.database_url, args).await,
         Command::Token(TokenCommand::Create { username, name }) => {
             let pool = open(&cli.database_url, 2).await?;
             let mut conn = pool.acquire().await?;

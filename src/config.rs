@@ -67,6 +67,20 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Fill the database with realistic demo regions and devices.
+    SeedDemo {
+        /// Regions to create.
+        #[arg(long, default_value_t = 5)]
+        regions: i64,
+        /// Devices to create.
+        #[arg(long, default_value_t = 1000)]
+        devices: i64,
+        /// Customer that receives them (created when missing).
+        #[arg(long, default_value = "demo")]
+        customer: String,
+    },
+    /// Measure the inventory paths on a throwaway database (see README).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Options of `webnet serve`.

@@ -162,17 +162,33 @@ impl DeviceFilter {
         out
     }
 
-    /// Appends ` AND …` conditions for these filters (columns of `devices d`).
-    fn push_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
+    /// Whether a filter other than the region is set (they need the `devices` row).
+    fn has_device_conditions(&self) -> bool {
+        self.site.is_some() || self.role.is_some() || self.vendor.is_some() || self.q.is_some()
+    }
+
+    /// Appends ` AND …` for the region filter (columns of `device_assignments a`).
+    fn push_region_condition(&self, qb: &mut QueryBuilder<Postgres>) {
         match self.region {
             Some(RegionFilter::Unassigned) => {
-                qb.push(" AND d.region_id IS NULL");
+                qb.push(" AND a.region_id IS NULL");
             }
             Some(RegionFilter::Id(id)) => {
-                qb.push(" AND d.region_id = ").push_bind(id);
+                qb.push(" AND a.region_id = ").push_bind(id);
             }
             None => {}
         }
+    }
+
+    /// Appends ` AND …` conditions for every filter (columns of `devices d` joined with
+    /// `device_assignments a`).
+    fn push_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
+        self.push_region_condition(qb);
+        self.push_device_conditions(qb);
+    }
+
+    /// Appends ` AND …` for the filters on the device itself (columns of `devices d`).
+    fn push_device_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
         for (column, value) in [
             ("site", &self.site),
             ("role", &self.role),
@@ -201,40 +217,52 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-fn push_scope(qb: &mut QueryBuilder<Postgres>, scope: &Scope) {
-    if let Some(ids) = scope.ids() {
-        qb.push(" AND d.customer_id = ANY(")
-            .push_bind(ids.to_vec())
-            .push(")");
+/// Appends the tenancy condition on `{alias}.customer_id`. One customer (the common case)
+/// is bound as a scalar, so the planner can walk the `(customer_id, …)` indexes in order.
+fn push_scope(qb: &mut QueryBuilder<Postgres>, scope: &Scope, alias: &str) {
+    match scope.ids() {
+        Some([one]) => {
+            qb.push(format!(" AND {alias}.customer_id = "))
+                .push_bind(*one);
+        }
+        Some(ids) => {
+            qb.push(format!(" AND {alias}.customer_id = ANY("))
+                .push_bind(ids.to_vec())
+                .push(")");
+        }
+        None => {}
     }
 }
 
 const SELECT: &str = "SELECT d.id, d.customer_id, d.hostname, d.mgmt_ip, d.port, d.vendor,
-        d.platform, d.role, d.site, d.tags, d.credential_id, d.enabled, d.region_id,
+        d.platform, d.role, d.site, d.tags, d.credential_id, d.enabled, a.region_id,
         d.reachability_status, d.last_reachability_check, d.created_at, d.updated_at,
         r.name AS region_name, r.identifier AS region_identifier, r.health_status AS region_health
-    FROM devices d LEFT JOIN regions r ON r.id = d.region_id";
+    FROM devices d JOIN device_assignments a ON a.device_id = d.id
+    LEFT JOIN regions r ON r.id = a.region_id";
 
 fn order_by(sort: &str) -> &'static str {
     let (desc, key) = match sort.strip_prefix('-') {
         Some(k) => (true, k),
         None => (false, sort),
     };
+    // Each order ends in a unique key, and matches an index within one customer
+    // (`customer_id` is constant there, so the planner skips it).
     match (key, desc) {
         ("mgmt_ip", false) => " ORDER BY d.mgmt_ip, d.id",
         ("mgmt_ip", true) => " ORDER BY d.mgmt_ip DESC, d.id DESC",
-        ("site", false) => " ORDER BY lower(d.site), d.hostname, d.id",
-        ("site", true) => " ORDER BY lower(d.site) DESC, d.hostname, d.id",
-        ("role", false) => " ORDER BY lower(d.role), d.hostname, d.id",
-        ("role", true) => " ORDER BY lower(d.role) DESC, d.hostname, d.id",
-        ("vendor", false) => " ORDER BY lower(d.vendor), d.hostname, d.id",
-        ("vendor", true) => " ORDER BY lower(d.vendor) DESC, d.hostname, d.id",
-        ("region", false) => " ORDER BY r.name NULLS FIRST, d.hostname, d.id",
-        ("region", true) => " ORDER BY r.name DESC NULLS LAST, d.hostname, d.id",
+        ("site", false) => " ORDER BY lower(d.site), d.hostname, d.customer_id",
+        ("site", true) => " ORDER BY lower(d.site) DESC, d.hostname DESC, d.customer_id DESC",
+        ("role", false) => " ORDER BY lower(d.role), d.hostname, d.customer_id",
+        ("role", true) => " ORDER BY lower(d.role) DESC, d.hostname DESC, d.customer_id DESC",
+        ("vendor", false) => " ORDER BY lower(d.vendor), d.hostname, d.customer_id",
+        ("vendor", true) => " ORDER BY lower(d.vendor) DESC, d.hostname DESC, d.customer_id DESC",
+        ("region", false) => " ORDER BY r.name NULLS FIRST, d.hostname, d.customer_id",
+        ("region", true) => " ORDER BY r.name DESC NULLS LAST, d.hostname, d.customer_id",
         ("updated_at", false) => " ORDER BY d.updated_at, d.id",
         ("updated_at", true) => " ORDER BY d.updated_at DESC, d.id DESC",
-        (_, true) => " ORDER BY d.hostname DESC, d.id DESC",
-        _ => " ORDER BY d.hostname, d.id",
+        (_, true) => " ORDER BY d.hostname DESC, d.customer_id DESC",
+        _ => " ORDER BY d.hostname, d.customer_id",
     }
 }
 
@@ -244,8 +272,18 @@ pub async fn count(
     scope: &Scope,
     filter: &DeviceFilter,
 ) -> AppResult<i64> {
-    let mut qb = QueryBuilder::new("SELECT count(*) FROM devices d WHERE true");
-    push_scope(&mut qb, scope);
+    // Count on the narrow table alone unless the filter needs the devices' columns.
+    let mut qb = if filter.has_device_conditions() {
+        let mut qb = QueryBuilder::new(
+            "SELECT count(*) FROM devices d JOIN device_assignments a ON a.device_id = d.id WHERE true",
+        );
+        push_scope(&mut qb, scope, "d");
+        qb
+    } else {
+        let mut qb = QueryBuilder::new("SELECT count(*) FROM device_assignments a WHERE true");
+        push_scope(&mut qb, scope, "a");
+        qb
+    };
     filter.push_conditions(&mut qb);
     Ok(qb.build_query_scalar().fetch_one(conn).await?)
 }
@@ -262,7 +300,7 @@ pub async fn list(
     let total = count(conn, scope, filter).await?;
     let mut qb = QueryBuilder::new(SELECT);
     qb.push(" WHERE true");
-    push_scope(&mut qb, scope);
+    push_scope(&mut qb, scope, "d");
     filter.push_conditions(&mut qb);
     qb.push(order_by(sort));
     qb.push(" LIMIT ")
@@ -277,14 +315,17 @@ pub async fn list(
 pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Device> {
     let mut qb = QueryBuilder::new(SELECT);
     qb.push(" WHERE d.id = ").push_bind(id);
-    push_scope(&mut qb, scope);
+    push_scope(&mut qb, scope, "d");
     qb.build_query_as::<Device>()
         .fetch_optional(conn)
         .await?
         .ok_or(AppError::NotFound)
 }
 
-/// Distinct non-empty values of a column in scope, for filter suggestions.
+/// Distinct non-empty values (lowercased) of a column in scope, for filter suggestions; at
+/// most 500. For one customer this walks the `(customer_id, lower(column), hostname)` index
+/// value by value (a "skip scan"), so it costs one probe per distinct value rather than a
+/// scan of every device.
 pub async fn distinct_values(
     conn: &mut PgConnection,
     scope: &Scope,
@@ -295,12 +336,38 @@ pub async fn distinct_values(
         "role" => "role",
         _ => "vendor",
     };
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT DISTINCT d.{column} FROM devices d WHERE d.{column} <> ''"
-    ));
-    push_scope(&mut qb, scope);
-    qb.push(format_args!(" ORDER BY d.{column} LIMIT 500"));
-    Ok(qb.build_query_scalar().fetch_all(conn).await?)
+    let customers: Vec<i64> = match scope.ids() {
+        Some(ids) => ids.to_vec(),
+        None => {
+            sqlx::query_scalar("SELECT id FROM customers ORDER BY id LIMIT 50")
+                .fetch_all(&mut *conn)
+                .await?
+        }
+    };
+    let sql = format!(
+        "WITH RECURSIVE walk AS (
+            (SELECT lower({column}) AS v FROM devices
+             WHERE customer_id = $1 AND lower({column}) > '' ORDER BY lower({column}) LIMIT 1)
+            UNION ALL
+            SELECT (SELECT lower({column}) FROM devices
+                    WHERE customer_id = $1 AND lower({column}) > walk.v
+                    ORDER BY lower({column}) LIMIT 1)
+            FROM walk WHERE walk.v IS NOT NULL
+         )
+         SELECT v FROM walk WHERE v IS NOT NULL LIMIT 500"
+    );
+    let mut values = Vec::new();
+    for customer in customers {
+        let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(customer)
+            .fetch_all(&mut *conn)
+            .await?;
+        values.extend(found);
+    }
+    values.sort();
+    values.dedup();
+    values.truncate(500);
+    Ok(values)
 }
 
 /// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
@@ -496,9 +563,9 @@ pub async fn create(
     check_references(conn, customer_id, c).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO devices (customer_id, hostname, mgmt_ip, port, vendor, platform, role, site,
-                              tags, credential_id, enabled, region_id)
+                              tags, credential_id, enabled)
          VALUES ($1, $2, $3, COALESCE($4, 22), COALESCE($5, ''), COALESCE($6, ''), COALESCE($7, ''),
-                 COALESCE($8, ''), COALESCE($9, '{}'), $10, COALESCE($11, true), $12)
+                 COALESCE($8, ''), COALESCE($9, '{}'), $10, COALESCE($11, true))
          RETURNING id",
     )
     .bind(customer_id)
@@ -512,10 +579,25 @@ pub async fn create(
     .bind(&c.tags)
     .bind(c.credential.flatten())
     .bind(c.enabled)
-    .bind(c.region.flatten())
     .fetch_one(&mut *conn)
     .await?;
+    // The insert trigger created the assignment row.
+    if let Some(Some(region)) = c.region {
+        set_region(conn, id, Some(region)).await?;
+    }
     get(conn, &Scope::all(), id).await
+}
+
+async fn set_region(conn: &mut PgConnection, device_id: i64, region: Option<i64>) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE device_assignments SET region_id = $2, assigned_at = now()
+         WHERE device_id = $1 AND region_id IS DISTINCT FROM $2",
+    )
+    .bind(device_id)
+    .bind(region)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Applies changes to a device in scope.
@@ -535,7 +617,6 @@ pub async fn update(
             site = COALESCE($8, site), tags = COALESCE($9, tags),
             credential_id = CASE WHEN $10 THEN $11 ELSE credential_id END,
             enabled = COALESCE($12, enabled),
-            region_id = CASE WHEN $13 THEN $14 ELSE region_id END,
             updated_at = now()
          WHERE id = $1",
     )
@@ -551,10 +632,11 @@ pub async fn update(
     .bind(c.credential.is_some())
     .bind(c.credential.flatten())
     .bind(c.enabled)
-    .bind(c.region.is_some())
-    .bind(c.region.flatten())
     .execute(&mut *conn)
     .await?;
+    if let Some(region) = c.region {
+        set_region(conn, id, region).await?;
+    }
     get(conn, scope, id).await
 }
 
@@ -596,7 +678,7 @@ pub async fn bulk_assign_region(
         let mut qb = QueryBuilder::new("SELECT i FROM unnest(");
         qb.push_bind(ids.clone())
             .push("::bigint[]) AS i WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = i");
-        push_scope(&mut qb, scope);
+        push_scope(&mut qb, scope, "d");
         if let Some((_, customer_id)) = region {
             qb.push(" AND d.customer_id = ").push_bind(customer_id);
         }
@@ -614,18 +696,30 @@ pub async fn bulk_assign_region(
             )));
         }
     }
-    let mut qb = QueryBuilder::new("UPDATE devices d SET region_id = ");
+    // One statement on the narrow assignments table; the devices table is only read, and
+    // only when the filter needs its columns.
+    let mut qb = QueryBuilder::new("UPDATE device_assignments a SET region_id = ");
     qb.push_bind(region.map(|(id, _)| id))
-        .push(", updated_at = now() WHERE true");
-    push_scope(&mut qb, scope);
+        .push(", assigned_at = now() WHERE true");
+    push_scope(&mut qb, scope, "a");
     if let Some((_, customer_id)) = region {
-        qb.push(" AND d.customer_id = ").push_bind(customer_id);
+        qb.push(" AND a.customer_id = ").push_bind(customer_id);
     }
     match target {
         BulkTarget::Ids(ids) => {
-            qb.push(" AND d.id = ANY(").push_bind(ids.clone()).push(")");
+            qb.push(" AND a.device_id = ANY(")
+                .push_bind(ids.clone())
+                .push(")");
         }
-        BulkTarget::Matching(filter) => filter.push_conditions(&mut qb),
+        BulkTarget::Matching(filter) => {
+            filter.push_region_condition(&mut qb);
+            if filter.has_device_conditions() {
+                qb.push(" AND a.device_id IN (SELECT d.id FROM devices d WHERE true");
+                push_scope(&mut qb, scope, "d");
+                filter.push_device_conditions(&mut qb);
+                qb.push(")");
+            }
+        }
     }
     Ok(qb.build().execute(conn).await?.rows_affected())
 }

@@ -4,12 +4,14 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
 pub mod customers;
 pub mod db;
+pub mod demo;
 pub mod devices;
 pub mod error;
 pub mod health;

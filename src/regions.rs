@@ -220,18 +220,46 @@ impl RegionInput {
     }
 }
 
-const SELECT: &str = "SELECT r.id, r.customer_id, r.name, r.identifier, r.api_endpoint,
+/// Regions with how many devices each has (for pages).
+const SELECT_WITH_COUNTS: &str = "SELECT r.id, r.customer_id, r.name, r.identifier, r.api_endpoint,
         r.worker_pool_config, r.health_status, r.health_message, r.last_health_check,
         r.health_check_interval_seconds, r.priority, r.enabled, r.description,
         r.created_at, r.updated_at,
-        (SELECT count(*) FROM devices d WHERE d.region_id = r.id) AS device_count
+        (SELECT count(*) FROM device_assignments a
+         WHERE a.customer_id = r.customer_id AND a.region_id = r.id) AS device_count
     FROM regions r";
+
+/// Regions without device counts (for the API and selects, which do not show them).
+const SELECT: &str = "SELECT r.id, r.customer_id, r.name, r.identifier, r.api_endpoint,
+        r.worker_pool_config, r.health_status, r.health_message, r.last_health_check,
+        r.health_check_interval_seconds, r.priority, r.enabled, r.description,
+        r.created_at, r.updated_at, 0::bigint AS device_count
+    FROM regions r";
+
+/// Whether to count each region's devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// Fill `device_count`.
+    With,
+    /// Leave it 0.
+    Without,
+}
+
+impl Counts {
+    fn select(self) -> &'static str {
+        match self {
+            Counts::With => SELECT_WITH_COUNTS,
+            Counts::Without => SELECT,
+        }
+    }
+}
 
 /// Regions in scope, highest priority first, and how many there are.
 pub async fn list(
     conn: &mut PgConnection,
     scope: &Scope,
     page: PageRequest,
+    counts: Counts,
 ) -> AppResult<(Vec<Region>, i64)> {
     let count: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM regions WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))",
@@ -240,8 +268,9 @@ pub async fn list(
     .fetch_one(&mut *conn)
     .await?;
     let rows = sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE ($1::bigint[] IS NULL OR r.customer_id = ANY($1))
-         ORDER BY r.priority DESC, r.name, r.id LIMIT $2 OFFSET $3"
+        "{} WHERE ($1::bigint[] IS NULL OR r.customer_id = ANY($1))
+         ORDER BY r.priority DESC, r.name, r.id LIMIT $2 OFFSET $3",
+        counts.select()
     )))
     .bind(scope.ids())
     .bind(page.page_size)
@@ -252,9 +281,10 @@ pub async fn list(
 }
 
 /// Every region in scope (for selects), by name.
-pub async fn all(conn: &mut PgConnection, scope: &Scope) -> AppResult<Vec<Region>> {
+pub async fn all(conn: &mut PgConnection, scope: &Scope, counts: Counts) -> AppResult<Vec<Region>> {
     Ok(sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE ($1::bigint[] IS NULL OR r.customer_id = ANY($1)) ORDER BY r.name, r.id"
+        "{} WHERE ($1::bigint[] IS NULL OR r.customer_id = ANY($1)) ORDER BY r.name, r.id",
+        counts.select()
     )))
     .bind(scope.ids())
     .fetch_all(conn)
@@ -264,7 +294,7 @@ pub async fn all(conn: &mut PgConnection, scope: &Scope) -> AppResult<Vec<Region
 /// One region in scope; 404 otherwise.
 pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Region> {
     sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE r.id = $1 AND ($2::bigint[] IS NULL OR r.customer_id = ANY($2))"
+        "{SELECT_WITH_COUNTS} WHERE r.id = $1 AND ($2::bigint[] IS NULL OR r.customer_id = ANY($2))"
     )))
     .bind(id)
     .bind(scope.ids())

@@ -44,7 +44,8 @@ async fn list_regions(
 ) -> AppResult<Json<Value>> {
     let page = page_request(&query)?;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) = regions::list(&mut conn, &user.scope(), page).await?;
+    let (rows, count) =
+        regions::list(&mut conn, &user.scope(), page, regions::Counts::Without).await?;
     let results = rows.iter().map(|r| r.to_json()).collect();
     Ok(Json(
         serde_json::to_value(Paginated::new(results, count, page, &url))

@@ -31,7 +31,7 @@ pub async fn get_dashboard(
 ) -> AppResult<DashboardPage> {
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
-    let regions = regions::all(&mut conn, &scope).await?;
+    let regions = regions::all(&mut conn, &scope, regions::Counts::With).await?;
     let devices = devices::count(&mut conn, &scope, &DeviceFilter::default()).await?;
     let unassigned = devices::count(
         &mut conn,

@@ -260,7 +260,7 @@ pub async fn get_devices(
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
     let (rows, count) = devices::list(&mut conn, &scope, &filter, sort, page).await?;
-    let regions = regions::all(&mut conn, &scope).await?;
+    let regions = regions::all(&mut conn, &scope, regions::Counts::Without).await?;
     let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
     let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
     let vendors = devices::distinct_values(&mut conn, &scope, "vendor").await?;
@@ -439,7 +439,7 @@ async fn form_choices(
 ) -> AppResult<(Vec<Region>, Vec<Credential>)> {
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
-    let regions = regions::all(&mut conn, &scope).await?;
+    let regions = regions::all(&mut conn, &scope, regions::Counts::Without).await?;
     let all = PageRequest {
         page: 1,
         page_size: MAX_PAGE_SIZE,

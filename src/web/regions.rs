@@ -247,7 +247,13 @@ pub async fn get_regions(
     let mut errors = FieldErrors::new();
     let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
     let mut conn = state.pool.acquire().await?;
-    let (regions, count) = regions::list(&mut conn, &signed_in.user.scope(), page).await?;
+    let (regions, count) = regions::list(
+        &mut conn,
+        &signed_in.user.scope(),
+        page,
+        regions::Counts::With,
+    )
+    .await?;
     let customers = customers::all(&mut conn).await?;
     let url = format!(
         "/regions?{}",

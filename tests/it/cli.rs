@@ -358,3 +358,42 @@ async fn serve_prints_the_admin_password_once_and_stops_on_sigterm(pool: PgPool)
     assert!(!lines.iter().any(|l| l.contains("password")), "{lines:?}");
     child.kill().await.unwrap();
 }
+
+#[sqlx::test]
+async fn seed_demo_fills_a_customer_and_is_idempotent(pool: PgPool) {
+    let url = database_url(&pool);
+    let out = run(&url, &["seed-demo", "--regions", "3", "--devices", "300"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("now has 3 regions and 300 devices"),
+        "{}",
+        out.stdout
+    );
+    let again = run(&url, &["seed-demo", "--regions", "3", "--devices", "300"]).await;
+    assert!(again.stdout.contains("now has 3 regions and 300 devices"));
+
+    let (assigned, regions_used, sites, vendors): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(region_id), count(DISTINCT region_id), count(DISTINCT site), count(DISTINCT vendor)
+         FROM devices JOIN device_assignments ON device_id = id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        (240..=300).contains(&assigned),
+        "about 90 % assigned: {assigned}"
+    );
+    assert_eq!(regions_used, 3);
+    assert_eq!(sites, 30);
+    assert_eq!(vendors, 3);
+    // Every device's site belongs to exactly one region.
+    let split_sites: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT site FROM devices JOIN device_assignments ON device_id = id
+                               WHERE region_id IS NOT NULL
+                               GROUP BY site HAVING count(DISTINCT region_id) > 1) s",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(split_sites, 0);
+}

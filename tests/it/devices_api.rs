@@ -335,7 +335,7 @@ async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool)
     );
     // Nothing changed.
     let theirs_region: Option<i64> =
-        sqlx::query_scalar("SELECT region_id FROM devices WHERE id = $1")
+        sqlx::query_scalar("SELECT region_id FROM device_assignments WHERE device_id = $1")
             .bind(other)
             .fetch_one(&pool)
             .await

@@ -398,3 +398,13 @@ async fn customer_is_required_when_the_user_has_several(pool: PgPool) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[sqlx::test]
+async fn an_oversized_body_is_refused_without_a_500(pool: PgPool) {
+    let mut app = TestApp::new(pool);
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let huge = json!({"name": "x".repeat(5 * 1024 * 1024), "identifier": "x"});
+    let r = app.post_json(&admin, "/api/v1/regions/", huge).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(r.json()["detail"].is_string());
+}

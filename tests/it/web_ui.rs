@@ -122,7 +122,7 @@ async fn deleting_a_region_says_how_many_devices_lose_it(pool: PgPool) {
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     app.bulk_devices("acme", "r", "par", 3).await;
-    sqlx::query("UPDATE devices SET region_id = $1")
+    sqlx::query("UPDATE device_assignments SET region_id = $1")
         .bind(id)
         .execute(&pool)
         .await
@@ -141,7 +141,7 @@ async fn deleting_a_region_says_how_many_devices_lose_it(pool: PgPool) {
         ["Region US East deleted; 3 devices no longer have a region."]
     );
     let unassigned: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM devices WHERE region_id IS NULL")
+        sqlx::query_scalar("SELECT count(*) FROM device_assignments WHERE region_id IS NULL")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -293,7 +293,7 @@ async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(p
         ["1,234 devices will be moved to US East."]
     );
     let moved_yet: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM devices WHERE region_id IS NOT NULL")
+        sqlx::query_scalar("SELECT count(*) FROM device_assignments WHERE region_id IS NOT NULL")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -309,7 +309,7 @@ async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(p
         ["1,234 devices moved to US East."]
     );
     let counts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT site, count(*) FILTER (WHERE region_id IS NOT NULL) FROM devices GROUP BY site ORDER BY site",
+        "SELECT site, count(*) FILTER (WHERE region_id IS NOT NULL) FROM devices JOIN device_assignments ON device_id = id GROUP BY site ORDER BY site",
     )
     .fetch_all(&pool)
     .await
