@@ -167,8 +167,12 @@ impl DeviceFilter {
         self.site.is_some() || self.role.is_some() || self.vendor.is_some() || self.q.is_some()
     }
 
-    /// Appends ` AND …` for the region filter (columns of `device_assignments a`).
-    fn push_region_condition(&self, qb: &mut QueryBuilder<Postgres>) {
+    /// Appends ` AND …` for the region filter (columns of `device_assignments a`), with the
+    /// tenancy condition on `a` too so the `(customer_id, region_id)` index serves it.
+    fn push_region_condition(&self, qb: &mut QueryBuilder<Postgres>, scope: &Scope) {
+        if self.region.is_some() {
+            push_scope(qb, scope, "a");
+        }
         match self.region {
             Some(RegionFilter::Unassigned) => {
                 qb.push(" AND a.region_id IS NULL");
@@ -182,8 +186,8 @@ impl DeviceFilter {
 
     /// Appends ` AND …` conditions for every filter (columns of `devices d` joined with
     /// `device_assignments a`).
-    fn push_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
-        self.push_region_condition(qb);
+    fn push_conditions(&self, qb: &mut QueryBuilder<Postgres>, scope: &Scope) {
+        self.push_region_condition(qb, scope);
         self.push_device_conditions(qb);
     }
 
@@ -202,11 +206,17 @@ impl DeviceFilter {
         }
         if let Some(q) = &self.q {
             let pattern = format!("%{}%", escape_like(q));
-            qb.push(" AND (d.hostname ILIKE ")
-                .push_bind(pattern)
-                .push(" OR host(d.mgmt_ip) LIKE ")
-                .push_bind(format!("{}%", escape_like(q)))
-                .push(")");
+            // Only something shaped like an address can match one; leaving the address
+            // branch out otherwise lets the trigram index answer alone.
+            let address_like = q
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':');
+            qb.push(" AND (d.hostname ILIKE ").push_bind(pattern);
+            if address_like {
+                qb.push(" OR host(d.mgmt_ip) LIKE ")
+                    .push_bind(format!("{}%", escape_like(q)));
+            }
+            qb.push(")");
         }
     }
 }
@@ -284,7 +294,7 @@ pub async fn count(
         push_scope(&mut qb, scope, "a");
         qb
     };
-    filter.push_conditions(&mut qb);
+    filter.push_conditions(&mut qb, scope);
     Ok(qb.build_query_scalar().fetch_one(conn).await?)
 }
 
@@ -301,7 +311,7 @@ pub async fn list(
     let mut qb = QueryBuilder::new(SELECT);
     qb.push(" WHERE true");
     push_scope(&mut qb, scope, "d");
-    filter.push_conditions(&mut qb);
+    filter.push_conditions(&mut qb, scope);
     qb.push(order_by(sort));
     qb.push(" LIMIT ")
         .push_bind(page.page_size)
@@ -712,7 +722,7 @@ pub async fn bulk_assign_region(
                 .push(")");
         }
         BulkTarget::Matching(filter) => {
-            filter.push_region_condition(&mut qb);
+            filter.push_region_condition(&mut qb, scope);
             if filter.has_device_conditions() {
                 qb.push(" AND a.device_id IN (SELECT d.id FROM devices d WHERE true");
                 push_scope(&mut qb, scope, "d");
