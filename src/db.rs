@@ -30,6 +30,9 @@ pub enum DbSetupError {
     /// Migrations failed.
     #[error("applying database migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The job queue schema could not be set up.
+    #[error("setting up the job queue schema (apalis) failed: {0}")]
+    Queue(String),
 }
 
 fn describe(opts: &PgConnectOptions) -> String {
@@ -114,8 +117,12 @@ async fn create_database(opts: &PgConnectOptions) -> Result<(), DbSetupError> {
     Ok(())
 }
 
-/// Applies pending migrations; applying them twice is a no-op.
+/// Applies pending migrations (webnet's, then apalis's queue schema); applying them twice
+/// is a no-op.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbSetupError> {
     MIGRATOR.run(pool).await?;
+    apalis_postgres::PostgresStorage::setup(pool)
+        .await
+        .map_err(|e| DbSetupError::Queue(e.to_string()))?;
     Ok(())
 }

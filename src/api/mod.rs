@@ -3,6 +3,7 @@
 pub mod credentials;
 pub mod devices;
 pub mod extract;
+pub mod jobs;
 pub mod regions;
 
 use axum::Json;
@@ -22,19 +23,21 @@ pub fn routes() -> Router<AppState> {
     let router = regions::routes(router);
     let router = devices::routes(router);
     let router = credentials::routes(router);
+    let router = jobs::routes(router);
     router.fallback(|| async { AppError::NotFound })
 }
 
-/// Registers `path` (which ends in `/`, as Django REST framework's paths do) and the same
-/// path without the slash, so both spellings work.
+/// Registers `path` both with and without a trailing slash (Django REST framework's paths
+/// end in one, the seed's shortcuts do not), so both spellings work.
 pub(crate) fn route(
     router: Router<AppState>,
     path: &str,
     handler: MethodRouter<AppState>,
 ) -> Router<AppState> {
+    let bare = path.trim_end_matches('/');
     router
-        .route(path, handler.clone())
-        .route(path.trim_end_matches('/'), handler)
+        .route(&format!("{bare}/"), handler.clone())
+        .route(bare, handler)
 }
 
 /// Reads `page`/`page_size`, failing with field errors.

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod devices_api;
 mod helpers;
+mod jobs_api;
 mod live_badges;
 mod probes;
 mod regions_api;

@@ -1,0 +1,874 @@
+//! Jobs: what to run on which devices, routed to regional queues, and what happened.
+//!
+//! Creating a job records it, its dispatches (one per queue, see [`crate::routing`]) and
+//! pushes one apalis task per dispatch, all in the caller's transaction: a failure leaves
+//! neither a job without tasks nor a task without a job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use apalis::prelude::{TaskBuilder, TaskId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+use time::OffsetDateTime;
+
+use crate::auth::Scope;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::pagination::PageRequest;
+use crate::routing::{self, DeviceRoute, RegionInfo};
+use crate::types::HealthStatus;
+
+/// Attempts apalis makes at a dispatch whose handler fails for infrastructure reasons
+/// (device failures are results, not handler errors).
+pub const TASK_MAX_ATTEMPTS: usize = 3;
+/// Most devices one job may target.
+pub const MAX_TARGET_DEVICES: i64 = 100_000;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum JobType {
+    /// Run commands over SSH.
+    RunCommands,
+    /// Save the running configuration.
+    ConfigBackup,
+    /// TCP connect to the management port.
+    CheckReachability,
+}
+
+impl JobType {
+    /// Every type, for selects.
+    pub const ALL: [JobType; 3] = [
+        JobType::RunCommands,
+        JobType::ConfigBackup,
+        JobType::CheckReachability,
+    ];
+
+    /// The API word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::RunCommands => "run_commands",
+            JobType::ConfigBackup => "config_backup",
+            JobType::CheckReachability => "check_reachability",
+        }
+    }
+
+    /// Human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobType::RunCommands => "Run commands",
+            JobType::ConfigBackup => "Back up configuration",
+            JobType::CheckReachability => "Check reachability",
+        }
+    }
+
+    /// Parses the API word.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == raw.trim())
+            .ok_or_else(|| {
+                "Choose one of: run_commands, config_backup, check_reachability.".to_string()
+            })
+    }
+}
+
+impl fmt::Display for JobType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job (or one dispatch) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting in a queue.
+    Queued,
+    /// Waiting for a later time.
+    Scheduled,
+    /// A worker is on it.
+    Running,
+    /// Every device succeeded.
+    Success,
+    /// Some devices succeeded.
+    Partial,
+    /// No device succeeded.
+    Failed,
+    /// Withdrawn by a user.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Every status, for filters.
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Queued,
+        JobStatus::Scheduled,
+        JobStatus::Running,
+        JobStatus::Success,
+        JobStatus::Partial,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    /// The API word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Scheduled => "scheduled",
+            JobStatus::Running => "running",
+            JobStatus::Success => "success",
+            JobStatus::Partial => "partial",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether nothing more will happen.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Partial | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
+    /// Parses the API word.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw.trim())
+            .ok_or_else(|| format!("Unknown status {raw:?}."))
+    }
+
+    /// The status of a set of device outcomes: success when all succeeded, partial when
+    /// some did, failed when none did.
+    pub fn from_outcomes(succeeded: usize, total: usize) -> Self {
+        match (succeeded, total) {
+            (_, 0) => JobStatus::Success,
+            (s, t) if s == t => JobStatus::Success,
+            (0, _) => JobStatus::Failed,
+            _ => JobStatus::Partial,
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The argument of every apalis task: which dispatch to run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DispatchTask {
+    /// `job_dispatches.id`
+    pub dispatch_id: i64,
+}
+
+/// Which devices a job targets (the seed's filters), matched case-insensitively among the
+/// customer's enabled devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Targets {
+    /// Site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Vendor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Device ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_ids: Option<Vec<i64>>,
+}
+
+impl Targets {
+    /// Reads `{"filters": {..}}` or the flat form `{..}`; `field` names the body field for
+    /// error messages.
+    pub fn parse(value: &Value, field: &str) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let empty = Map::new();
+        let object = match value {
+            Value::Null => &empty,
+            Value::Object(map) => match map.get("filters") {
+                Some(Value::Object(inner)) if map.len() == 1 => inner,
+                Some(_) if map.len() == 1 => {
+                    errors.add(format!("{field}.filters"), "Give the filters as an object.");
+                    return Err(errors);
+                }
+                _ => map,
+            },
+            _ => {
+                errors.add(
+                    field,
+                    "Give the targets as an object, e.g. {\"site\": \"par1\"}.",
+                );
+                return Err(errors);
+            }
+        };
+        let mut targets = Targets::default();
+        for (key, v) in object {
+            let text = |errors: &mut FieldErrors| match v {
+                Value::String(s) if !s.trim().is_empty() && s.chars().count() <= 200 => {
+                    Some(s.trim().to_string())
+                }
+                _ => {
+                    errors.add(
+                        format!("{field}.{key}"),
+                        "Give a non-empty string of at most 200 characters.",
+                    );
+                    None
+                }
+            };
+            match key.as_str() {
+                "site" => targets.site = text(&mut errors),
+                "role" => targets.role = text(&mut errors),
+                "vendor" => targets.vendor = text(&mut errors),
+                "hostname" => targets.hostname = text(&mut errors),
+                "device_ids" => match v {
+                    Value::Array(items) if !items.is_empty() && items.len() <= 10_000 => {
+                        let ids: Option<Vec<i64>> = items.iter().map(Value::as_i64).collect();
+                        match ids {
+                            Some(ids) => targets.device_ids = Some(ids),
+                            None => errors
+                                .add(format!("{field}.device_ids"), "Give a list of device ids."),
+                        }
+                    }
+                    _ => errors.add(
+                        format!("{field}.device_ids"),
+                        "Give a list of 1 to 10000 device ids.",
+                    ),
+                },
+                other => errors.add(
+                    format!("{field}.{other}"),
+                    "Unknown filter; use site, role, vendor, hostname or device_ids.",
+                ),
+            }
+        }
+        if errors.is_empty() {
+            Ok(targets)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A job's payload, validated for its type.
+pub fn validate_payload(job_type: JobType, payload: &Value) -> Result<Value, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let empty = Map::new();
+    let map = match payload {
+        Value::Null => &empty,
+        Value::Object(m) => m,
+        _ => {
+            errors.add("payload", "Give the payload as an object.");
+            return Err(errors);
+        }
+    };
+    let timeout = |errors: &mut FieldErrors, default: u64, max: u64| -> u64 {
+        match map.get("timeout") {
+            None | Some(Value::Null) => default,
+            Some(v) => match v.as_u64() {
+                Some(t) if (1..=max).contains(&t) => t,
+                _ => {
+                    errors.add(
+                        "payload.timeout",
+                        format!("Give a timeout of 1 to {max} seconds."),
+                    );
+                    default
+                }
+            },
+        }
+    };
+    let out = match job_type {
+        JobType::RunCommands => {
+            let commands: Vec<String> = match map.get("commands") {
+                Some(Value::Array(items)) if !items.is_empty() && items.len() <= 50 => items
+                    .iter()
+                    .filter_map(|c| match c.as_str().map(str::trim) {
+                        Some(s) if !s.is_empty() && s.len() <= 1000 && !s.contains('\n') => {
+                            Some(s.to_string())
+                        }
+                        _ => {
+                            errors.add(
+                                "payload.commands",
+                                "Each command is a non-empty single line of at most 1000 characters.",
+                            );
+                            None
+                        }
+                    })
+                    .collect(),
+                _ => {
+                    errors.add("payload.commands", "Give a list of 1 to 50 commands.");
+                    Vec::new()
+                }
+            };
+            let t = timeout(&mut errors, 30, 600);
+            json!({"commands": commands, "timeout": t})
+        }
+        JobType::ConfigBackup => json!({"timeout": timeout(&mut errors, 60, 600)}),
+        JobType::CheckReachability => json!({"timeout": timeout(&mut errors, 5, 60)}),
+    };
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[derive(FromRow)]
+struct RouteRow {
+    id: i64,
+    hostname: String,
+    region_id: Option<i64>,
+    identifier: Option<String>,
+    name: Option<String>,
+    priority: Option<i32>,
+    enabled: Option<bool>,
+    health_status: Option<HealthStatus>,
+}
+
+/// The customer's enabled devices matching `targets`, with their regions.
+pub async fn match_devices(
+    conn: &mut PgConnection,
+    customer_id: i64,
+    targets: &Targets,
+) -> AppResult<Vec<DeviceRoute>> {
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT d.id, d.hostname, r.id AS region_id, r.identifier, r.name, r.priority, r.enabled,
+                r.health_status
+         FROM devices d JOIN device_assignments a ON a.device_id = d.id
+         LEFT JOIN regions r ON r.id = a.region_id
+         WHERE d.enabled AND d.customer_id = ",
+    );
+    qb.push_bind(customer_id);
+    for (column, value) in [
+        ("site", &targets.site),
+        ("role", &targets.role),
+        ("vendor", &targets.vendor),
+        ("hostname", &targets.hostname),
+    ] {
+        if let Some(v) = value {
+            qb.push(format!(" AND lower(d.{column}) = lower("))
+                .push_bind(v.clone())
+                .push(")");
+        }
+    }
+    if let Some(ids) = &targets.device_ids {
+        qb.push(" AND d.id = ANY(").push_bind(ids.clone()).push(")");
+    }
+    qb.push(" ORDER BY d.id LIMIT ")
+        .push_bind(MAX_TARGET_DEVICES + 1);
+    let rows: Vec<RouteRow> = qb.build_query_as().fetch_all(conn).await?;
+    if rows.len() as i64 > MAX_TARGET_DEVICES {
+        return Err(AppError::Validation(FieldErrors::single(
+            "target_summary",
+            format!("These targets match more than {MAX_TARGET_DEVICES} devices; narrow them."),
+        )));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| DeviceRoute {
+            device_id: r.id,
+            hostname: r.hostname,
+            region: match (r.region_id, r.identifier, r.name) {
+                (Some(id), Some(identifier), Some(name)) => Some(RegionInfo {
+                    id,
+                    identifier,
+                    name,
+                    priority: r.priority.unwrap_or_default(),
+                    enabled: r.enabled.unwrap_or(false),
+                    health_status: r.health_status.unwrap_or(HealthStatus::Offline),
+                }),
+                _ => None,
+            },
+        })
+        .collect())
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Job {
+    /// Id.
+    pub id: i64,
+    /// Customer.
+    #[serde(rename = "customer")]
+    pub customer_id: i64,
+    /// Type.
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub job_type: JobType,
+    /// Status.
+    pub status: JobStatus,
+    /// Who asked.
+    #[serde(rename = "user")]
+    pub user_id: Option<i64>,
+    /// Region of the highest-priority dispatch.
+    #[serde(rename = "region")]
+    pub region_id: Option<i64>,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// First dispatch started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// Last dispatch finished.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Targets as given.
+    pub target_summary: Json<Value>,
+    /// Validated payload.
+    pub payload: Json<Value>,
+    /// Counts of device outcomes.
+    pub result_summary: Json<Value>,
+    /// The job this one retries.
+    pub retry_of: Option<i64>,
+    /// Where it was sent.
+    #[sqlx(skip)]
+    pub dispatches: Vec<DispatchView>,
+    /// Username of `user` (UI).
+    #[serde(skip)]
+    pub username: Option<String>,
+    /// Name of `region` (UI).
+    #[serde(skip)]
+    pub region_name: Option<String>,
+}
+
+/// One dispatch as the API shows it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct DispatchView {
+    /// Id.
+    pub id: i64,
+    /// Region, or null for the default queue.
+    #[serde(rename = "region")]
+    pub region_id: Option<i64>,
+    /// Queue.
+    pub queue: String,
+    /// Devices.
+    pub device_ids: Vec<i64>,
+    /// Status.
+    pub status: JobStatus,
+    /// Worker that ran it.
+    pub worker: Option<String>,
+    /// Why these devices went to this queue.
+    pub reason: String,
+    /// The queue it was moved away from, if it failed over.
+    pub failed_over_from: Option<String>,
+    /// Started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// Finished.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Region name (UI).
+    #[serde(skip)]
+    pub region_name: Option<String>,
+}
+
+/// A job log line.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct LogEntry {
+    /// Id (for tailing).
+    pub id: i64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// debug, info, warning, error.
+    pub level: String,
+    /// Device hostname, or empty for job-level lines.
+    pub host: String,
+    /// Text.
+    pub message: String,
+}
+
+/// Appends a line to a job's log.
+pub async fn log(
+    conn: &mut PgConnection,
+    job_id: i64,
+    level: &str,
+    host: &str,
+    message: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO job_logs (job_id, level, host, message) VALUES ($1, $2, $3, $4)")
+        .bind(job_id)
+        .bind(level)
+        .bind(host)
+        .bind(message)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A validated request to run a job.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Customer.
+    pub customer_id: i64,
+    /// Requesting user.
+    pub user_id: Option<i64>,
+    /// Type.
+    pub job_type: JobType,
+    /// Targets as given (stored as the job's `target_summary`).
+    pub target_summary: Value,
+    /// Parsed targets.
+    pub targets: Targets,
+    /// Validated payload.
+    pub payload: Value,
+    /// The job this retries.
+    pub retry_of: Option<i64>,
+}
+
+/// Records a job, routes it and enqueues its dispatches, in `conn`'s transaction.
+pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
+    let devices = match_devices(conn, new.customer_id, &new.targets).await?;
+    if devices.is_empty() {
+        return Err(AppError::Validation(FieldErrors::single(
+            "target_summary",
+            "No enabled device matches these targets.",
+        )));
+    }
+    let plan = routing::plan(&devices);
+    let job_id: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (customer_id, type, user_id, region_id, target_summary, payload, retry_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(new.customer_id)
+    .bind(new.job_type)
+    .bind(new.user_id)
+    .bind(plan.region_id)
+    .bind(Json(&new.target_summary))
+    .bind(Json(&new.payload))
+    .bind(new.retry_of)
+    .fetch_one(&mut *conn)
+    .await?;
+    log(
+        conn,
+        job_id,
+        "info",
+        "",
+        &format!(
+            "{} job for {} device{}, routed to {} queue{}",
+            new.job_type,
+            devices.len(),
+            if devices.len() == 1 { "" } else { "s" },
+            plan.dispatches.len(),
+            if plan.dispatches.len() == 1 { "" } else { "s" }
+        ),
+    )
+    .await?;
+    for dispatch in &plan.dispatches {
+        let task_id = ulid::Ulid::generate().to_string();
+        let dispatch_id: i64 = sqlx::query_scalar(
+            "INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id, routing_reason)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(job_id)
+        .bind(dispatch.region_id)
+        .bind(&dispatch.queue)
+        .bind(&dispatch.device_ids)
+        .bind(&task_id)
+        .bind(&dispatch.reason)
+        .fetch_one(&mut *conn)
+        .await?;
+        let args = serde_json::to_vec(&DispatchTask { dispatch_id })
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let task = TaskBuilder::new(args)
+            .task_id(TaskId::from_string(task_id))
+            .max_attempts(TASK_MAX_ATTEMPTS)
+            .build();
+        apalis_postgres::queries::push_tasks(&mut *conn, &dispatch.queue, vec![task])
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("enqueueing dispatch: {e}")))?;
+        log(
+            conn,
+            job_id,
+            "info",
+            "",
+            &format!(
+                "dispatch {dispatch_id} → {}: {}",
+                dispatch.queue, dispatch.reason
+            ),
+        )
+        .await?;
+    }
+    Ok(job_id)
+}
+
+const JOB_SELECT: &str = "SELECT j.id, j.customer_id, j.type, j.status, j.user_id, j.region_id,
+        j.requested_at, j.started_at, j.finished_at, j.target_summary, j.payload,
+        j.result_summary, j.retry_of, u.username, r.name AS region_name
+    FROM jobs j LEFT JOIN users u ON u.id = j.user_id LEFT JOIN regions r ON r.id = j.region_id";
+
+#[derive(FromRow)]
+struct JobRow {
+    #[sqlx(flatten)]
+    job: Job,
+}
+
+/// One job in scope, with its dispatches; 404 otherwise.
+pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Job> {
+    let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{JOB_SELECT} WHERE j.id = $1 AND ($2::bigint[] IS NULL OR j.customer_id = ANY($2))"
+    )))
+    .bind(id)
+    .bind(scope.ids())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut job = row.ok_or(AppError::NotFound)?.job;
+    job.dispatches = dispatches(conn, &[job.id])
+        .await?
+        .remove(&job.id)
+        .unwrap_or_default();
+    Ok(job)
+}
+
+async fn dispatches(
+    conn: &mut PgConnection,
+    job_ids: &[i64],
+) -> AppResult<BTreeMap<i64, Vec<DispatchView>>> {
+    #[derive(FromRow)]
+    struct Row {
+        job_id: i64,
+        #[sqlx(flatten)]
+        view: DispatchView,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT d.job_id, d.id, d.region_id, d.queue, d.device_ids, d.status, d.worker,
+                d.routing_reason AS reason, d.failed_over_from, d.started_at, d.finished_at,
+                r.name AS region_name
+         FROM job_dispatches d LEFT JOIN regions r ON r.id = d.region_id
+         WHERE d.job_id = ANY($1)
+         ORDER BY d.job_id, d.id",
+    )
+    .bind(job_ids)
+    .fetch_all(conn)
+    .await?;
+    let mut out: BTreeMap<i64, Vec<DispatchView>> = BTreeMap::new();
+    for row in rows {
+        out.entry(row.job_id).or_default().push(row.view);
+    }
+    Ok(out)
+}
+
+/// Filters of the job list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Status.
+    pub status: Option<JobStatus>,
+    /// Type.
+    pub job_type: Option<JobType>,
+    /// Region (the job's region).
+    pub region: Option<i64>,
+}
+
+/// Jobs in scope, newest first, with their dispatches.
+pub async fn list(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    filter: &JobFilter,
+    page: PageRequest,
+) -> AppResult<(Vec<Job>, i64)> {
+    let push_where = |qb: &mut QueryBuilder<Postgres>| {
+        qb.push(" WHERE true");
+        if let Some(ids) = scope.ids() {
+            qb.push(" AND j.customer_id = ANY(")
+                .push_bind(ids.to_vec())
+                .push(")");
+        }
+        if let Some(s) = filter.status {
+            qb.push(" AND j.status = ").push_bind(s);
+        }
+        if let Some(t) = filter.job_type {
+            qb.push(" AND j.type = ").push_bind(t);
+        }
+        if let Some(r) = filter.region {
+            qb.push(" AND j.region_id = ").push_bind(r);
+        }
+    };
+    let mut count_qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT count(*) FROM jobs j");
+    push_where(&mut count_qb);
+    let count: i64 = count_qb.build_query_scalar().fetch_one(&mut *conn).await?;
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(JOB_SELECT);
+    push_where(&mut qb);
+    qb.push(" ORDER BY j.requested_at DESC, j.id DESC LIMIT ")
+        .push_bind(page.page_size)
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let rows: Vec<JobRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let mut jobs: Vec<Job> = rows.into_iter().map(|r| r.job).collect();
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let mut by_job = dispatches(conn, &ids).await?;
+    for job in &mut jobs {
+        job.dispatches = by_job.remove(&job.id).unwrap_or_default();
+    }
+    Ok((jobs, count))
+}
+
+/// Log lines of a job after `after_id`, oldest first, at most `limit`.
+pub async fn logs(
+    conn: &mut PgConnection,
+    job_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> AppResult<Vec<LogEntry>> {
+    Ok(sqlx::query_as(
+        "SELECT id, ts, level, host, message FROM job_logs
+         WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(job_id)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Per-device outcomes of a job.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct DeviceResult {
+    /// Device id.
+    pub device_id: i64,
+    /// Hostname at the time.
+    pub hostname: String,
+    /// success, failed, cancelled.
+    pub status: String,
+    /// Type-specific detail (latency, outputs, snapshot id, error).
+    pub detail: Json<Value>,
+    /// Dispatch that ran it.
+    pub dispatch_id: i64,
+}
+
+/// The per-device outcomes of a job.
+pub async fn results(conn: &mut PgConnection, job_id: i64) -> AppResult<Vec<DeviceResult>> {
+    Ok(sqlx::query_as(
+        "SELECT device_id, hostname, status, detail, dispatch_id FROM job_device_results
+         WHERE job_id = $1 ORDER BY hostname",
+    )
+    .bind(job_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Cancels a job: pending tasks are withdrawn from their queues, queued dispatches are
+/// cancelled, and running ones stop at their next device or command.
+pub async fn cancel(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Job> {
+    let job = get(conn, scope, id).await?;
+    if job.status.is_finished() {
+        return Err(AppError::Validation(FieldErrors::single(
+            "status",
+            format!("The job is already {}.", job.status),
+        )));
+    }
+    sqlx::query(
+        "DELETE FROM apalis.jobs WHERE status = 'Pending'
+           AND id IN (SELECT task_id FROM job_dispatches WHERE job_id = $1 AND status = 'queued')",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE job_dispatches SET status = 'cancelled', finished_at = now()
+         WHERE job_id = $1 AND status = 'queued'",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_at = COALESCE(finished_at, now())
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    log(conn, id, "warning", "", "cancelled by a user").await?;
+    get(conn, scope, id).await
+}
+
+/// Device outcomes counted into `result_summary`.
+pub fn summary(succeeded: i64, failed: i64, cancelled: i64) -> Value {
+    json!({"devices": succeeded + failed + cancelled, "succeeded": succeeded, "failed": failed, "cancelled": cancelled})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_accept_nested_and_flat_filters() {
+        let nested = Targets::parse(&json!({"filters": {"site": "par1"}}), "targets").unwrap();
+        let flat = Targets::parse(&json!({"site": "par1"}), "targets").unwrap();
+        assert_eq!(nested, flat);
+        assert_eq!(flat.site.as_deref(), Some("par1"));
+        let ids = Targets::parse(&json!({"device_ids": [3, 1]}), "targets").unwrap();
+        assert_eq!(ids.device_ids, Some(vec![3, 1]));
+        assert_eq!(
+            Targets::parse(&Value::Null, "t").unwrap(),
+            Targets::default()
+        );
+    }
+
+    #[test]
+    fn bad_targets_name_the_field() {
+        let e = Targets::parse(&json!({"colour": "red"}), "targets").unwrap_err();
+        assert!(e.has("targets.colour"));
+        let e = Targets::parse(&json!({"device_ids": ["a"]}), "targets").unwrap_err();
+        assert!(e.has("targets.device_ids"));
+        let e = Targets::parse(&json!({"site": 3}), "targets").unwrap_err();
+        assert!(e.has("targets.site"));
+        assert!(
+            Targets::parse(&json!([1]), "targets")
+                .unwrap_err()
+                .has("targets")
+        );
+    }
+
+    #[test]
+    fn payloads_are_validated_per_type() {
+        let ok =
+            validate_payload(JobType::RunCommands, &json!({"commands": ["show version"]})).unwrap();
+        assert_eq!(ok, json!({"commands": ["show version"], "timeout": 30}));
+        for bad in [
+            json!({}),
+            json!({"commands": []}),
+            json!({"commands": [""]}),
+            json!({"commands": ["a\nb"]}),
+            json!({"commands": ["x"], "timeout": 0}),
+            json!({"commands": ["x"], "timeout": 601}),
+            json!({"commands": "show version"}),
+        ] {
+            assert!(
+                validate_payload(JobType::RunCommands, &bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            validate_payload(JobType::CheckReachability, &Value::Null).unwrap(),
+            json!({"timeout": 5})
+        );
+        assert!(validate_payload(JobType::CheckReachability, &json!({"timeout": 61})).is_err());
+        assert!(validate_payload(JobType::ConfigBackup, &json!([1])).is_err());
+    }
+
+    #[test]
+    fn aggregate_status_follows_device_outcomes() {
+        assert_eq!(JobStatus::from_outcomes(3, 3), JobStatus::Success);
+        assert_eq!(JobStatus::from_outcomes(1, 3), JobStatus::Partial);
+        assert_eq!(JobStatus::from_outcomes(0, 3), JobStatus::Failed);
+        assert!(JobStatus::Cancelled.is_finished() && !JobStatus::Running.is_finished());
+    }
+
+    #[test]
+    fn job_types_round_trip() {
+        for t in JobType::ALL {
+            assert_eq!(JobType::parse(t.as_str()), Ok(t));
+        }
+        assert!(JobType::parse("reboot").is_err());
+    }
+}

@@ -1,0 +1,482 @@
+//! Jobs over the API: validation, routing into dispatches, transactional enqueue, cancel.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use webnet::auth::Role;
+
+use crate::helpers::{ApiUser, TestApp};
+
+/// A router plus the apalis schema (the tests' migrations cover only webnet's own).
+async fn app_with_queues(pool: PgPool) -> TestApp {
+    webnet::db::migrate(&pool).await.unwrap();
+    TestApp::new(pool)
+}
+
+struct World {
+    app: TestApp,
+    admin: ApiUser,
+    operator: ApiUser,
+    east: i64,
+    west: i64,
+    devices: Vec<i64>,
+}
+
+/// Regions east (priority 100) and west (200); devices e1 and e2 in east, w1 in west,
+/// n1 without a region.
+async fn world(pool: PgPool) -> World {
+    let mut app = app_with_queues(pool).await;
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let operator = app.api_user("op", Role::Operator, "acme").await;
+    let east = app
+        .post_json(
+            &admin,
+            "/api/v1/regions/",
+            json!({"name": "US East", "identifier": "us-east-1", "priority": 100}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let west = app
+        .post_json(
+            &admin,
+            "/api/v1/regions/",
+            json!({"name": "US West", "identifier": "us-west-2", "priority": 200}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let mut devices = Vec::new();
+    for (host, region, site) in [
+        ("e1", Some(east), "par"),
+        ("e2", Some(east), "par"),
+        ("w1", Some(west), "par"),
+        ("n1", None, "lon"),
+    ] {
+        devices.push(
+            app.device(&admin, json!({"hostname": host, "mgmt_ip": format!("127.0.0.{}", devices.len() + 1), "region": region, "site": site}))
+                .await,
+        );
+    }
+    World {
+        app,
+        admin,
+        operator,
+        east,
+        west,
+        devices,
+    }
+}
+
+fn queues(job: &Value) -> Vec<String> {
+    job["dispatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["queue"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[sqlx::test]
+async fn a_job_spanning_regions_fans_out_one_dispatch_per_region(pool: PgPool) {
+    let mut w = world(pool.clone()).await;
+    let r = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {"filters": {"device_ids": w.devices}}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let job = r.json();
+    for field in [
+        "id",
+        "customer",
+        "type",
+        "status",
+        "user",
+        "region",
+        "requested_at",
+        "started_at",
+        "finished_at",
+        "target_summary",
+        "payload",
+        "result_summary",
+        "dispatches",
+    ] {
+        assert!(job.get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(job["status"], "queued");
+    assert_eq!(
+        job["region"], w.west,
+        "the highest-priority regional dispatch"
+    );
+    assert_eq!(
+        queues(&job),
+        ["region_us-west-2", "region_us-east-1", "default"]
+    );
+    let d = &job["dispatches"];
+    assert_eq!(d[0]["region"], w.west);
+    assert_eq!(d[1]["device_ids"], json!([w.devices[0], w.devices[1]]));
+    assert_eq!(d[2]["region"], Value::Null);
+    assert_eq!(d[2]["device_ids"], json!([w.devices[3]]));
+    assert_eq!(d[0]["status"], "queued");
+    assert_eq!(d[0]["worker"], Value::Null);
+
+    // One pending apalis task per dispatch, on its queue, carrying the dispatch id.
+    let tasks: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT t.job_type, t.status, t.job FROM apalis.jobs t
+         JOIN job_dispatches d ON d.task_id = t.id WHERE d.job_id = $1 ORDER BY d.id",
+    )
+    .bind(job["id"].as_i64().unwrap())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tasks.len(), 3);
+    assert_eq!(tasks[0].0, "region_us-west-2");
+    assert!(tasks.iter().all(|t| t.1 == "Pending"));
+    let args: Value = serde_json::from_slice(&tasks[0].2).unwrap();
+    assert_eq!(args["dispatch_id"], d[0]["id"]);
+
+    let logs = w
+        .app
+        .get_json(&w.operator, &format!("/api/v1/jobs/{}/logs/", job["id"]))
+        .await
+        .json();
+    let text: Vec<String> = logs["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|m| m.contains("region_us-east-1") && m.contains("e1, e2")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|m| m.contains("default") && m.contains("no region: n1")),
+        "{text:?}"
+    );
+}
+
+#[sqlx::test]
+async fn an_offline_or_disabled_region_fails_over_to_the_default_queue(pool: PgPool) {
+    let mut w = world(pool).await;
+    w.app
+        .post_json(
+            &w.admin,
+            &format!("/api/v1/regions/{}/update_health/", w.west),
+            json!({"health_status": "offline"}),
+        )
+        .await;
+    w.app
+        .patch_json(
+            &w.admin,
+            &format!("/api/v1/regions/{}/", w.east),
+            json!({"enabled": false}),
+        )
+        .await;
+    let job = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {"site": "PAR"}}),
+        )
+        .await
+        .json();
+    assert_eq!(queues(&job), ["default"]);
+    assert_eq!(job["region"], Value::Null);
+    let reason = job["dispatches"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("US West is offline") && reason.contains("US East is disabled"),
+        "{reason}"
+    );
+}
+
+#[sqlx::test]
+async fn job_requests_are_validated(pool: PgPool) {
+    let mut w = world(pool).await;
+    let viewer = w.app.api_user("viewer", Role::Viewer, "acme").await;
+    let cases = [
+        (json!({"type": "reboot", "target_summary": {}}), "type"),
+        (json!({"target_summary": {}}), "type"),
+        (
+            json!({"type": "run_commands", "target_summary": {}, "payload": {"commands": []}}),
+            "payload.commands",
+        ),
+        (
+            json!({"type": "run_commands", "target_summary": {}, "payload": {"commands": ["show version"], "timeout": 9999}}),
+            "payload.timeout",
+        ),
+        (
+            json!({"type": "check_reachability", "target_summary": {"colour": "red"}}),
+            "target_summary.colour",
+        ),
+        (
+            json!({"type": "check_reachability", "target_summary": {"site": "nowhere"}}),
+            "target_summary",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = w
+            .app
+            .post_json(&w.operator, "/api/v1/jobs/", body.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert!(r.json()["errors"][field].is_array(), "{body}: {}", r.body);
+    }
+    let r = w
+        .app
+        .post_json(
+            &viewer,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Another customer's devices are never matched.
+    let globex = w.app.api_user("g", Role::Admin, "globex").await;
+    let r = w
+        .app
+        .post_json(
+            &globex,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {"device_ids": w.devices}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json()["errors"]["target_summary"][0],
+        "No enabled device matches these targets."
+    );
+}
+
+#[sqlx::test]
+async fn the_seed_shortcuts_answer_202_with_the_job_id(pool: PgPool) {
+    let mut w = world(pool).await;
+    let r = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/commands/run",
+            json!({"targets": {"site": "lon"}, "commands": ["show version"], "timeout": 10}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["status"], "queued");
+    let job = w
+        .app
+        .get_json(&w.operator, &format!("/api/v1/jobs/{}/", body["job_id"]))
+        .await
+        .json();
+    assert_eq!(job["type"], "run_commands");
+    assert_eq!(
+        job["payload"],
+        json!({"commands": ["show version"], "timeout": 10})
+    );
+    for path in ["/api/v1/reachability/run", "/api/v1/config/backup"] {
+        let r = w
+            .app
+            .post_json(&w.operator, path, json!({"targets": {"site": "par"}}))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{path}: {}", r.body);
+    }
+    let bad = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/commands/run",
+            json!({"targets": {"site": "lon"}, "commands": []}),
+        )
+        .await;
+    assert!(bad.json()["errors"]["commands"].is_array(), "{}", bad.body);
+    let none = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/reachability/run",
+            json!({"targets": {"site": "mars"}}),
+        )
+        .await;
+    assert!(none.json()["errors"]["targets"].is_array(), "{}", none.body);
+}
+
+#[sqlx::test]
+async fn a_rolled_back_transaction_leaves_neither_job_nor_task(pool: PgPool) {
+    let w = world(pool.clone()).await;
+    let mut tx = pool.begin().await.unwrap();
+    let customer: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE name = 'acme'")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let id = webnet::jobs::create(
+        &mut tx,
+        &webnet::jobs::NewJob {
+            customer_id: customer,
+            user_id: None,
+            job_type: webnet::jobs::JobType::CheckReachability,
+            target_summary: json!({}),
+            targets: webnet::jobs::Targets::default(),
+            payload: json!({"timeout": 5}),
+            retry_of: None,
+        },
+    )
+    .await
+    .unwrap();
+    let inside: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        inside, 3,
+        "three dispatches were pushed inside the transaction"
+    );
+    tx.rollback().await.unwrap();
+    let (jobs, tasks): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM apalis.jobs)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (jobs, tasks),
+        (0, 0),
+        "job {id} and its tasks vanished together"
+    );
+    drop(w);
+}
+
+#[sqlx::test]
+async fn cancelling_withdraws_pending_tasks_and_retry_makes_a_new_job(pool: PgPool) {
+    let mut w = world(pool.clone()).await;
+    let job = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {}}),
+        )
+        .await
+        .json();
+    let id = job["id"].as_i64().unwrap();
+    let r = w
+        .app
+        .post_json(
+            &w.operator,
+            &format!("/api/v1/jobs/{id}/cancel/"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let cancelled = r.json();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(
+        cancelled["dispatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "cancelled")
+    );
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tasks, 0);
+    let again = w
+        .app
+        .post_json(
+            &w.operator,
+            &format!("/api/v1/jobs/{id}/cancel/"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+
+    let retry = w
+        .app
+        .post_json(&w.operator, &format!("/api/v1/jobs/{id}/retry/"), json!({}))
+        .await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
+    let new = retry.json();
+    assert_ne!(new["id"], id);
+    assert_eq!(new["status"], "queued");
+    assert_eq!(new["retry_of"], id);
+
+    let globex = w.app.api_user("g", Role::Admin, "globex").await;
+    assert_eq!(
+        w.app
+            .get_json(&globex, &format!("/api/v1/jobs/{id}/"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        w.app
+            .post_json(&globex, &format!("/api/v1/jobs/{id}/cancel/"), json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[sqlx::test]
+async fn jobs_are_listed_and_filtered_by_status_type_and_region(pool: PgPool) {
+    let mut w = world(pool).await;
+    for target in [
+        json!({"device_ids": [w.devices[0]]}),
+        json!({"device_ids": [w.devices[2]]}),
+        json!({"site": "lon"}),
+    ] {
+        w.app
+            .post_json(
+                &w.operator,
+                "/api/v1/jobs/",
+                json!({"type": "check_reachability", "target_summary": target}),
+            )
+            .await;
+    }
+    let all = w.app.get_json(&w.operator, "/api/v1/jobs/").await.json();
+    assert_eq!(all["count"], 3);
+    let east = w
+        .app
+        .get_json(&w.operator, &format!("/api/v1/jobs/?region={}", w.east))
+        .await
+        .json();
+    assert_eq!(east["count"], 1);
+    let region_jobs = w
+        .app
+        .get_json(&w.operator, &format!("/api/v1/regions/{}/jobs/", w.west))
+        .await
+        .json();
+    assert_eq!(region_jobs["count"], 1);
+    assert_eq!(
+        w.app
+            .get_json(
+                &w.operator,
+                "/api/v1/jobs/?status=queued&type=check_reachability"
+            )
+            .await
+            .json()["count"],
+        3
+    );
+    assert_eq!(
+        w.app
+            .get_json(&w.operator, "/api/v1/jobs/?status=running")
+            .await
+            .json()["count"],
+        0
+    );
+    assert_eq!(
+        w.app
+            .get_json(&w.operator, "/api/v1/jobs/?status=sleeping")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
