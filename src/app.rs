@@ -14,7 +14,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::PgSessionStore;
 use crate::auth::{self, csrf};
 use crate::crypto::SecretBox;
-use crate::health::HealthEvents;
+use crate::live::LiveEvents;
 use crate::metrics::Metrics;
 use crate::{api, probes, web};
 
@@ -28,14 +28,14 @@ pub struct AppState {
     /// Encrypts and decrypts device credentials.
     pub secrets: SecretBox,
     /// Region health changes, for live badges.
-    pub health_events: HealthEvents,
+    pub live: LiveEvents,
 }
 
 impl AppState {
     /// State around an open pool; starts listening for region health changes.
     pub fn new(pool: PgPool, secrets: SecretBox) -> Self {
         Self {
-            health_events: HealthEvents::spawn(pool.clone()),
+            live: LiveEvents::spawn(pool.clone()),
             pool,
             metrics: Arc::new(Metrics::default()),
             secrets,

@@ -224,7 +224,7 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         session_idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
     };
     let state = AppState::new(pool.clone(), secrets);
-    let health_events = state.health_events.clone();
+    let live = state.live.clone();
     let router = app::router(state, &config);
     let maintenance = tokio::spawn(maintenance(pool.clone()));
 
@@ -248,7 +248,7 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
         // Live-badge streams never end by themselves; end them so in-flight requests drain.
-        health_events.close();
+        live.close();
     })
     .await
     .context("HTTP server failed")?;

@@ -25,6 +25,13 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         "/devices/bulk_assign_region/",
         post(bulk_assign_region),
     );
+    let router = route(router, "/devices/{id}/snapshots/", get(list_snapshots));
+    let router = route(router, "/devices/{id}/snapshots/{sid}/", get(get_snapshot));
+    let router = route(
+        router,
+        "/devices/{id}/accept_host_key/",
+        post(accept_host_key),
+    );
     route(
         router,
         "/devices/{id}/",
@@ -228,4 +235,43 @@ async fn bulk_assign_region(
     };
     let updated = devices::bulk_assign_region(&mut conn, &user.scope(), &target, region).await?;
     Ok(Json(serde_json::json!({ "updated": updated })))
+}
+
+async fn list_snapshots(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+) -> AppResult<Json<Value>> {
+    let mut conn = state.pool.acquire().await?;
+    let rows = crate::snapshots::list(&mut conn, &user.scope(), id).await?;
+    Ok(Json(
+        serde_json::json!({"count": rows.len(), "next": null, "previous": null, "results": rows}),
+    ))
+}
+
+async fn get_snapshot(
+    State(state): State<AppState>,
+    user: AuthUser,
+    axum::extract::Path((id, sid)): axum::extract::Path<(String, String)>,
+) -> AppResult<Json<crate::snapshots::Snapshot>> {
+    let (Ok(id), Ok(sid)) = (id.parse(), sid.parse()) else {
+        return Err(AppError::NotFound);
+    };
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(
+        crate::snapshots::get(&mut conn, &user.scope(), id, sid).await?,
+    ))
+}
+
+async fn accept_host_key(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+) -> AppResult<Json<crate::snapshots::HostKey>> {
+    let mut conn = state.pool.acquire().await?;
+    devices::get(&mut conn, &user.scope(), id).await?;
+    user.require(Role::Admin)?;
+    Ok(Json(
+        crate::snapshots::accept_host_key(&mut conn, &user.scope(), id).await?,
+    ))
 }

@@ -203,6 +203,12 @@ pub struct DevicePage {
     pub credential_name: Option<String>,
     /// May edit.
     pub can_manage: bool,
+    /// SSH host key trust.
+    pub host_key: crate::snapshots::HostKey,
+    /// Configuration snapshots, newest first.
+    pub snapshots: Vec<crate::snapshots::Snapshot>,
+    /// Diff between the two snapshots compared (older → newer), with their ids.
+    pub diff: Option<(i64, i64, Vec<(char, String)>)>,
 }
 
 /// `/devices/{id}/delete`
@@ -573,6 +579,7 @@ pub async fn get_device(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
+    query: QueryPairs,
 ) -> AppResult<DevicePage> {
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
@@ -581,11 +588,32 @@ pub async fn get_device(
         Some(cid) => Some(credentials::get(&mut conn, &scope, cid).await?.name),
         None => None,
     };
+    let host_key = crate::snapshots::host_key(&mut conn, &scope, id).await?;
+    let snapshots = crate::snapshots::list(&mut conn, &scope, id).await?;
+    // Compare ?a=&b= when given, else the two newest snapshots.
+    let pick = |key: &str| query.get(key).and_then(|v| v.parse::<i64>().ok());
+    let pair = match (pick("a"), pick("b")) {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ if snapshots.len() >= 2 => Some((snapshots[1].id, snapshots[0].id)),
+        _ => None,
+    };
+    let diff = pair.and_then(|(a, b)| {
+        let old = snapshots.iter().find(|s| s.id == a)?;
+        let new = snapshots.iter().find(|s| s.id == b)?;
+        Some((
+            a,
+            b,
+            crate::snapshots::diff(&old.config_text, &new.config_text),
+        ))
+    });
     Ok(DevicePage {
         layout: signed_in.layout(Nav::Devices).await?,
         device,
         credential_name,
         can_manage: signed_in.user.require(Role::Admin).is_ok(),
+        host_key,
+        snapshots,
+        diff,
     })
 }
 
@@ -680,4 +708,22 @@ pub async fn post_delete_device(
     )
     .await?;
     Ok(Redirect::to("/devices"))
+}
+
+/// `POST /devices/{id}/accept-host-key`
+pub async fn post_accept_host_key(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<Redirect> {
+    let mut conn = state.pool.acquire().await?;
+    devices::get(&mut conn, &signed_in.user.scope(), id).await?;
+    signed_in.user.require(Role::Admin)?;
+    let key = crate::snapshots::accept_host_key(&mut conn, &signed_in.user.scope(), id).await?;
+    let message = match key.ssh_host_key {
+        Some(k) => format!("Host key {k} is now trusted."),
+        None => "The next connection will trust the key the device presents.".to_string(),
+    };
+    flash::push(&signed_in.session, Level::Success, message).await?;
+    Ok(Redirect::to(&format!("/devices/{id}")))
 }

@@ -12,7 +12,7 @@ use tokio_stream::{Stream, StreamExt};
 use super::SignedIn;
 use super::regions::HealthStatusPartial;
 use crate::app::AppState;
-use crate::health::HealthMessage;
+use crate::live::LiveMessage;
 
 /// `GET /events`: one `region-health-<id>` event per health change of a region the user
 /// sees, carrying the badge's new inner HTML. The stream ends when the server shuts down.
@@ -21,12 +21,12 @@ pub async fn get_events(
     signed_in: SignedIn,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let scope = signed_in.user.scope();
-    let stream = BroadcastStream::new(state.health_events.subscribe())
+    let stream = BroadcastStream::new(state.live.subscribe())
         // A lagging browser skips intermediate states; the next change is all it needs.
         .filter_map(Result::ok)
-        .take_while(|m| !matches!(m, HealthMessage::Shutdown))
+        .take_while(|m| !matches!(m, LiveMessage::Shutdown))
         .filter_map(move |m| match m {
-            HealthMessage::Change(change) if scope.contains(change.customer_id) => {
+            LiveMessage::Health(change) if scope.contains(change.customer_id) => {
                 let badge = HealthStatusPartial {
                     status: change.health_status,
                     message: change.health_message,

@@ -1,10 +1,33 @@
-//! The jobs page.
+//! Job pages: the list (refreshing while jobs run), the job page with its dispatches,
+//! per-device results and a live log tail (SSE), and the form that starts a job.
+
+use std::convert::Infallible;
+use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use futures::Stream;
+use serde_json::{Value, json};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
 
+use super::flash::{self, Level};
+use super::forms::FormPairs;
+use super::pager::Pager;
 use super::{Layout, Nav, SignedIn};
-use crate::error::AppResult;
+use crate::api::extract::{Id, QueryPairs};
+use crate::app::AppState;
+use crate::auth::Role;
+use crate::devices::{self, DeviceFilter};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::jobs::{self, DeviceResult, Job, JobFilter, JobStatus, JobType, LogEntry};
+use crate::live::LiveMessage;
+use crate::pagination::PageRequest;
+use crate::regions::{self, Region};
 
 /// `/jobs`
 #[derive(Template, WebTemplate)]
@@ -12,11 +35,537 @@ use crate::error::AppResult;
 pub struct JobsPage {
     /// Base layout.
     pub layout: Layout,
+    /// The rows.
+    pub rows: JobRowsPartial,
+    /// Pagination.
+    pub pager: Pager,
+    /// Regions for the filter.
+    pub regions: Vec<Region>,
+    /// Active filter: status.
+    pub status: String,
+    /// Active filter: type.
+    pub job_type: String,
+    /// Active filter: region id.
+    pub region: String,
 }
 
-/// `GET /jobs`
-pub async fn get_jobs(signed_in: SignedIn) -> AppResult<JobsPage> {
+/// The job table's body; re-fetched every few seconds while a job on it runs.
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/_rows.html")]
+pub struct JobRowsPartial {
+    /// The jobs.
+    pub jobs: Vec<Job>,
+    /// URL this partial refreshes from, when something is still running.
+    pub refresh_url: Option<String>,
+}
+
+/// `/jobs/{id}`
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/show.html")]
+pub struct JobPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The job and what changes live.
+    pub live: JobLivePartial,
+    /// Log lines so far.
+    pub logs: LogLinesPartial,
+    /// Id of the last log line shown (the SSE stream continues after it).
+    pub last_log_id: i64,
+    /// May cancel and retry.
+    pub can_run: bool,
+}
+
+/// Status, dispatches and per-device results: swapped as the job progresses.
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/_live.html")]
+pub struct JobLivePartial {
+    /// The job.
+    pub job: Job,
+    /// Per-device results.
+    pub results: Vec<DeviceResult>,
+}
+
+/// Log lines, appended to the log as they come.
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/_log_lines.html")]
+pub struct LogLinesPartial {
+    /// The lines.
+    pub lines: Vec<LogEntry>,
+}
+
+/// `/jobs/new`
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/new.html")]
+pub struct NewJobPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// Devices the job will run on.
+    pub device_ids: Vec<i64>,
+    /// Their hostnames (first few), for the summary.
+    pub hostnames: Vec<String>,
+    /// Chosen type.
+    pub job_type: String,
+    /// Commands, one per line.
+    pub commands: String,
+    /// Timeout in seconds, as typed.
+    pub timeout: String,
+    /// Inline errors.
+    pub errors: FieldErrors,
+}
+
+impl NewJobPage {
+    /// The job types, for the select.
+    pub fn types(&self) -> [JobType; 3] {
+        JobType::ALL
+    }
+}
+
+/// A job status badge's CSS class.
+pub fn status_class(status: &JobStatus) -> &'static str {
+    match status {
+        JobStatus::Success => "badge-healthy",
+        JobStatus::Partial => "badge-degraded",
+        JobStatus::Failed => "badge-offline",
+        JobStatus::Running => "badge-running",
+        JobStatus::Queued | JobStatus::Scheduled | JobStatus::Cancelled => "badge-neutral",
+    }
+}
+
+/// How long a job took or has been running.
+pub fn duration(job: &Job) -> String {
+    match (job.started_at, job.finished_at) {
+        (Some(s), Some(f)) => format_duration(f - s),
+        (Some(s), None) => format!(
+            "{} so far",
+            format_duration(time::OffsetDateTime::now_utc() - s)
+        ),
+        _ => String::new(),
+    }
+}
+
+fn format_duration(d: time::Duration) -> String {
+    let ms = d.whole_milliseconds();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// The number of devices of a job, over its dispatches.
+pub fn device_count(job: &Job) -> usize {
+    job.dispatches.iter().map(|d| d.device_ids.len()).sum()
+}
+
+/// A result's one-line summary.
+pub fn result_summary(result: &DeviceResult) -> String {
+    let d = &result.detail.0;
+    if let Some(e) = d.get("error").and_then(Value::as_str) {
+        return e.to_string();
+    }
+    if let Some(m) = d.get("message").and_then(Value::as_str) {
+        return m.to_string();
+    }
+    if let Some(cmds) = d.get("commands").and_then(Value::as_array) {
+        return format!(
+            "{} command{}",
+            cmds.len(),
+            if cmds.len() == 1 { "" } else { "s" }
+        );
+    }
+    if d.get("changed").and_then(Value::as_bool) == Some(false) {
+        return "configuration unchanged".into();
+    }
+    if let Some(id) = d.get("snapshot_id") {
+        return format!("snapshot {id} saved");
+    }
+    String::new()
+}
+
+fn filter_from(query: &QueryPairs) -> JobFilter {
+    JobFilter {
+        status: query.get("status").and_then(|s| JobStatus::parse(s).ok()),
+        job_type: query.get("type").and_then(|s| JobType::parse(s).ok()),
+        region: query.get("region").and_then(|s| s.parse().ok()),
+    }
+}
+
+/// `GET /jobs` (the table body alone for htmx refreshes).
+pub async fn get_jobs(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: axum::http::HeaderMap,
+    query: QueryPairs,
+) -> AppResult<Response> {
+    let htmx = headers.contains_key(axum_htmx::HX_REQUEST);
+    let mut errors = FieldErrors::new();
+    let page = PageRequest::parse(query.get("page"), None, &mut errors);
+    let filter = filter_from(&query);
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let (list, count) = jobs::list(&mut conn, &scope, &filter, page).await?;
+    let qs = {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for key in ["status", "type", "region"] {
+            if let Some(v) = query.get(key).filter(|v| !v.is_empty()) {
+                ser.append_pair(key, v);
+            }
+        }
+        ser.finish()
+    };
+    let base = if qs.is_empty() {
+        "/jobs".to_string()
+    } else {
+        format!("/jobs?{qs}")
+    };
+    let running = list.iter().any(|j| !j.status.is_finished());
+    let shown = list.len();
+    let rows = JobRowsPartial {
+        jobs: list,
+        refresh_url: running.then(|| crate::pagination::with_page(&base, page.page)),
+    };
+    if htmx && query.get("rows").is_some() {
+        return Ok(rows.into_response());
+    }
     Ok(JobsPage {
         layout: signed_in.layout(Nav::Jobs).await?,
+        rows,
+        pager: Pager::new(page, count, &base, shown),
+        regions: regions::all(&mut conn, &scope, regions::Counts::Without).await?,
+        status: query.get("status").unwrap_or("").to_string(),
+        job_type: query.get("type").unwrap_or("").to_string(),
+        region: query.get("region").unwrap_or("").to_string(),
+    }
+    .into_response())
+}
+
+async fn live_partial(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: i64,
+) -> AppResult<JobLivePartial> {
+    let mut conn = state.pool.acquire().await?;
+    let job = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
+    let results = jobs::results(&mut conn, id).await?;
+    Ok(JobLivePartial { job, results })
+}
+
+/// `GET /jobs/{id}`
+pub async fn get_job(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<JobPage> {
+    let live = live_partial(&state, &signed_in, id).await?;
+    let mut conn = state.pool.acquire().await?;
+    let lines = jobs::logs(&mut conn, id, 0, 5000).await?;
+    Ok(JobPage {
+        layout: signed_in.layout(Nav::Jobs).await?,
+        last_log_id: lines.last().map_or(0, |l| l.id),
+        logs: LogLinesPartial { lines },
+        live,
+        can_run: signed_in.user.require(Role::Operator).is_ok(),
     })
+}
+
+/// `GET /jobs/{id}/events?after=N`: new log lines (`log`) and the refreshed status,
+/// dispatches and results (`job`) as the job progresses. Ends with the server.
+pub async fn get_job_events(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+    query: QueryPairs,
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let mut conn = state.pool.acquire().await?;
+    jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
+    drop(conn);
+    let after: i64 = query.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let messages = BroadcastStream::new(state.live.subscribe())
+        .filter_map(Result::ok)
+        .take_while(|m| !matches!(m, LiveMessage::Shutdown))
+        .filter(move |m| matches!(m, LiveMessage::JobLog(l) if l.job_id == id));
+    let stream = futures::StreamExt::flatten(futures::stream::unfold(
+        (Box::pin(messages), after, state, signed_in),
+        move |(mut messages, cursor, state, signed_in)| async move {
+            messages.next().await?;
+            let mut conn = state.pool.acquire().await.ok()?;
+            let lines = jobs::logs(&mut conn, id, cursor, 1000).await.ok()?;
+            drop(conn);
+            let next_cursor = lines.last().map_or(cursor, |l| l.id);
+            let mut events = Vec::new();
+            if !lines.is_empty()
+                && let Ok(html) = (LogLinesPartial { lines }).render()
+            {
+                events.push(Ok(Event::default().event("log").data(html)));
+            }
+            if let Ok(live) = live_partial(&state, &signed_in, id).await
+                && let Ok(html) = live.render()
+            {
+                events.push(Ok(Event::default().event("job").data(html)));
+            }
+            Some((
+                futures::stream::iter(events),
+                (messages, next_cursor, state, signed_in),
+            ))
+        },
+    ));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Reads `device_ids` (repeated or comma-separated) from a query or form.
+fn ids_from(values: Vec<&str>) -> Vec<i64> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
+/// Resolves which devices a new job targets: explicit ids, a region's devices, or every
+/// device of a device-list filter.
+async fn resolve_devices(
+    state: &AppState,
+    signed_in: &SignedIn,
+    ids: Vec<i64>,
+    filter: Option<DeviceFilter>,
+) -> AppResult<(Vec<i64>, Vec<String>)> {
+    let scope = signed_in.user.scope();
+    let mut conn = state.pool.acquire().await?;
+    let filter = match filter {
+        Some(f) => f,
+        None if ids.is_empty() => return Ok((Vec::new(), Vec::new())),
+        None => {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, hostname FROM devices
+                 WHERE id = ANY($1) AND ($2::bigint[] IS NULL OR customer_id = ANY($2))
+                 ORDER BY hostname LIMIT 10000",
+            )
+            .bind(&ids)
+            .bind(scope.ids())
+            .fetch_all(&mut *conn)
+            .await?;
+            return Ok(rows.into_iter().unzip());
+        }
+    };
+    let page = PageRequest {
+        page: 1,
+        page_size: crate::pagination::MAX_PAGE_SIZE,
+    };
+    let (devices, count) = devices::list(&mut conn, &scope, &filter, "hostname", page).await?;
+    if count > crate::pagination::MAX_PAGE_SIZE {
+        return Err(AppError::Validation(FieldErrors::single(
+            "device_ids",
+            format!(
+                "{count} devices match; narrow the filter to at most 1000 to run a job from the browser (the API takes site/role/vendor targets of any size)."
+            ),
+        )));
+    }
+    Ok(devices.into_iter().map(|d| (d.id, d.hostname)).unzip())
+}
+
+async fn new_job_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    ids: Vec<i64>,
+    filter: Option<DeviceFilter>,
+) -> AppResult<Response> {
+    signed_in.user.require(Role::Operator)?;
+    let (device_ids, hostnames) = resolve_devices(state, signed_in, ids, filter).await?;
+    Ok(NewJobPage {
+        layout: signed_in.layout(Nav::Jobs).await?,
+        device_ids,
+        hostnames,
+        job_type: "run_commands".into(),
+        commands: "show version".into(),
+        timeout: String::new(),
+        errors: FieldErrors::new(),
+    }
+    .into_response())
+}
+
+/// `GET /jobs/new?device_ids=1,2` or `?region=ID`
+pub async fn get_new_job(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    query: QueryPairs,
+) -> AppResult<Response> {
+    let filter = query.get("region").map(|r| {
+        let mut e = FieldErrors::new();
+        DeviceFilter::from_pairs([("region", r.to_string())], &mut e)
+    });
+    let ids = ids_from(
+        query
+            .0
+            .iter()
+            .filter(|(k, _)| k == "device_ids")
+            .map(|(_, v)| v.as_str())
+            .collect(),
+    );
+    new_job_page(&state, &signed_in, ids, filter).await
+}
+
+/// `POST /jobs/new`: from the device list (checked rows, or all matching the filter).
+pub async fn post_new_job(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let filter = form.checked("all_matching").then(|| {
+        let mut e = FieldErrors::new();
+        DeviceFilter::from_pairs(
+            form.0
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("filter_").map(|k| (k, v.clone()))),
+            &mut e,
+        )
+    });
+    new_job_page(&state, &signed_in, ids_from(form.all("device_ids")), filter).await
+}
+
+/// `POST /jobs`: starts the job and shows its page.
+pub async fn post_jobs(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    form: FormPairs,
+) -> AppResult<Response> {
+    signed_in.user.require(Role::Operator)?;
+    let device_ids = ids_from(form.all("device_ids"));
+    let type_raw = form.get("type").unwrap_or("");
+    let commands: Vec<String> = form
+        .get("commands")
+        .unwrap_or("")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut errors = FieldErrors::new();
+    let job_type = JobType::parse(type_raw)
+        .map_err(|m| errors.add("type", m))
+        .ok();
+    let mut payload = serde_json::Map::new();
+    if job_type == Some(JobType::RunCommands) {
+        payload.insert("commands".into(), json!(commands));
+    }
+    if let Some(t) = form.integer("timeout", &mut errors) {
+        payload.insert("timeout".into(), json!(t));
+    }
+    if device_ids.is_empty() {
+        errors.add(
+            "device_ids",
+            "Choose devices first, from the device list or a region.",
+        );
+    }
+    let result = match (job_type, errors.is_empty()) {
+        (Some(job_type), true) => {
+            crate::api::jobs::submit(
+                &state,
+                &signed_in.user,
+                None,
+                job_type,
+                json!({"device_ids": device_ids}),
+                Value::Object(payload),
+                "target_summary",
+            )
+            .await
+        }
+        _ => Err(AppError::Validation(errors)),
+    };
+    match result {
+        Ok(job) => {
+            flash::push(
+                &signed_in.session,
+                Level::Success,
+                format!(
+                    "Job {} started on {} device{}.",
+                    job.id,
+                    device_count(&job),
+                    if device_count(&job) == 1 { "" } else { "s" }
+                ),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+        }
+        Err(AppError::Validation(errors)) => {
+            let (device_ids, hostnames) =
+                resolve_devices(&state, &signed_in, device_ids, None).await?;
+            Ok((
+                StatusCode::BAD_REQUEST,
+                NewJobPage {
+                    layout: signed_in.layout(Nav::Jobs).await?,
+                    device_ids,
+                    hostnames,
+                    job_type: type_raw.to_string(),
+                    commands: form.get("commands").unwrap_or("").to_string(),
+                    timeout: form.get("timeout").unwrap_or("").to_string(),
+                    errors,
+                },
+            )
+                .into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /jobs/{id}/cancel`
+pub async fn post_cancel_job(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<Redirect> {
+    let scope = signed_in.user.scope();
+    let mut tx = state.pool.begin().await?;
+    jobs::get(&mut tx, &scope, id).await?;
+    signed_in.user.require(Role::Operator)?;
+    match jobs::cancel(&mut tx, &scope, id).await {
+        Ok(_) => {
+            tx.commit().await?;
+            flash::push(
+                &signed_in.session,
+                Level::Success,
+                format!("Job {id} cancelled."),
+            )
+            .await?;
+        }
+        Err(AppError::Validation(e)) => {
+            flash::push(
+                &signed_in.session,
+                Level::Error,
+                e.first("status").unwrap_or("Cannot cancel.").to_string(),
+            )
+            .await?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(Redirect::to(&format!("/jobs/{id}")))
+}
+
+/// `POST /jobs/{id}/retry`: the same job again, as a new job.
+pub async fn post_retry_job(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<Redirect> {
+    let mut conn = state.pool.acquire().await?;
+    let old = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
+    drop(conn);
+    let job = crate::api::jobs::submit(
+        &state,
+        &signed_in.user,
+        Some(old.customer_id),
+        old.job_type,
+        old.target_summary.0.clone(),
+        old.payload.0.clone(),
+        "target_summary",
+    )
+    .await?;
+    flash::push(
+        &signed_in.session,
+        Level::Success,
+        format!("Job {} started again as job {}.", id, job.id),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/jobs/{}", job.id)))
 }

@@ -64,6 +64,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/devices/{id}/edit", get(devices::get_edit_device))
         .route(
+            "/devices/{id}/accept-host-key",
+            post(devices::post_accept_host_key),
+        )
+        .route(
             "/devices/{id}/delete",
             get(devices::get_delete_device).post(devices::post_delete_device),
         )
@@ -81,7 +85,12 @@ pub fn routes() -> Router<AppState> {
             "/credentials/{id}/delete",
             post(credentials::post_delete_credential),
         )
-        .route("/jobs", get(jobs::get_jobs))
+        .route("/jobs", get(jobs::get_jobs).post(jobs::post_jobs))
+        .route("/jobs/new", get(jobs::get_new_job).post(jobs::post_new_job))
+        .route("/jobs/{id}", get(jobs::get_job))
+        .route("/jobs/{id}/events", get(jobs::get_job_events))
+        .route("/jobs/{id}/cancel", post(jobs::post_cancel_job))
+        .route("/jobs/{id}/retry", post(jobs::post_retry_job))
 }
 
 /// The navigation section a page belongs to, to highlight it.

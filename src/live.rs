@@ -1,6 +1,7 @@
-//! Region health changes, heard from PostgreSQL and fanned out to the browsers of this
-//! server process. A trigger on `regions` NOTIFYs every change, whoever made it, so badges
-//! follow changes made by the API, a form, another server or the health monitor alike.
+//! Live updates for browsers: region health changes and new job log lines, heard from
+//! PostgreSQL (LISTEN) and fanned out to the SSE streams of this server process. Triggers
+//! NOTIFY every change, whoever made it, so pages follow changes made by the API, a form,
+//! another server, a worker or the health monitor alike.
 
 use std::time::Duration;
 
@@ -12,7 +13,18 @@ use tokio::sync::broadcast;
 use crate::types::HealthStatus;
 
 /// The NOTIFY channel the `regions_health_changed` trigger sends on.
-pub const CHANNEL: &str = "webnet_region_health";
+pub const HEALTH_CHANNEL: &str = "webnet_region_health";
+/// The NOTIFY channel the `job_logs_inserted` trigger sends on.
+pub const JOB_LOG_CHANNEL: &str = "webnet_job_log";
+
+/// A new line in a job's log.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct JobLogAdded {
+    /// The job.
+    pub job_id: i64,
+    /// The log entry's id.
+    pub id: i64,
+}
 
 /// One region's new health.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,20 +43,22 @@ pub struct HealthChange {
 
 /// What subscribers receive.
 #[derive(Debug, Clone)]
-pub enum HealthMessage {
+pub enum LiveMessage {
     /// A region's health changed.
-    Change(HealthChange),
+    Health(HealthChange),
+    /// A job's log grew.
+    JobLog(JobLogAdded),
     /// The server is stopping: end the streams so graceful shutdown can finish.
     Shutdown,
 }
 
-/// Subscribes browsers to health changes. Cheap to clone.
+/// Subscribes browsers to live updates. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct HealthEvents {
-    sender: broadcast::Sender<HealthMessage>,
+pub struct LiveEvents {
+    sender: broadcast::Sender<LiveMessage>,
 }
 
-impl HealthEvents {
+impl LiveEvents {
     /// Starts listening on `pool`'s database in a background task.
     pub fn spawn(pool: PgPool) -> Self {
         let (sender, _) = broadcast::channel(1024);
@@ -56,17 +70,17 @@ impl HealthEvents {
     }
 
     /// A receiver of every change from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<HealthMessage> {
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveMessage> {
         self.sender.subscribe()
     }
 
     /// Ends every subscriber's stream (at shutdown).
     pub fn close(&self) {
-        let _ = self.sender.send(HealthMessage::Shutdown);
+        let _ = self.sender.send(LiveMessage::Shutdown);
     }
 }
 
-async fn listen(pool: PgPool, sender: broadcast::Sender<HealthMessage>) {
+async fn listen(pool: PgPool, sender: broadcast::Sender<LiveMessage>) {
     // A connection of its own, outside the request pool: LISTEN holds it for good.
     let own = PgPoolOptions::new()
         .max_connections(1)
@@ -79,32 +93,39 @@ async fn listen(pool: PgPool, sender: broadcast::Sender<HealthMessage>) {
     own.close().await;
 }
 
-async fn relay(pool: &PgPool, sender: &broadcast::Sender<HealthMessage>) {
+async fn relay(pool: &PgPool, sender: &broadcast::Sender<LiveMessage>) {
     loop {
         match PgListener::connect_with(pool).await {
             Ok(mut listener) => {
-                if let Err(e) = listener.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "cannot LISTEN for region health changes; retrying");
+                if let Err(e) = listener.listen_all([HEALTH_CHANNEL, JOB_LOG_CHANNEL]).await {
+                    tracing::warn!(error = %e, "cannot LISTEN for live updates; retrying");
                 } else {
                     // `recv` reconnects by itself after a lost connection.
                     loop {
                         match listener.recv().await {
-                            Ok(n) => match serde_json::from_str::<HealthChange>(n.payload()) {
-                                Ok(change) => {
+                            Ok(n) => {
+                                let message = if n.channel() == JOB_LOG_CHANNEL {
+                                    serde_json::from_str(n.payload()).map(LiveMessage::JobLog)
+                                } else {
+                                    serde_json::from_str(n.payload()).map(LiveMessage::Health)
+                                };
+                                match message {
                                     // No subscribers is fine.
-                                    let _ = sender.send(HealthMessage::Change(change));
+                                    Ok(m) => {
+                                        let _ = sender.send(m);
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "bad notification"),
                                 }
-                                Err(e) => tracing::warn!(error = %e, "bad health notification"),
-                            },
+                            }
                             Err(e) => {
-                                tracing::warn!(error = %e, "health listener failed; reconnecting");
+                                tracing::warn!(error = %e, "live update listener failed; reconnecting");
                                 break;
                             }
                         }
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for region health changes"),
+            Err(e) => tracing::warn!(error = %e, "cannot listen for live updates"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
