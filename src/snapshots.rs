@@ -104,8 +104,22 @@ pub async fn accept_host_key(
     .await?)
 }
 
-/// Line diff of two configurations, for the UI: (`' '`|`'-'`|`'+'`, line).
-pub fn diff(old: &str, new: &str) -> Vec<(char, String)> {
+/// A diff line: `' '` unchanged, `'-'` removed, `'+'` added.
+pub type DiffLine = (char, String);
+
+/// Two snapshots compared.
+#[derive(Debug, Clone)]
+pub struct ConfigDiff {
+    /// Older snapshot id.
+    pub from: i64,
+    /// Newer snapshot id.
+    pub to: i64,
+    /// The lines.
+    pub lines: Vec<DiffLine>,
+}
+
+/// Line diff of two configurations, for the UI.
+pub fn diff(old: &str, new: &str) -> Vec<DiffLine> {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
     // Longest common subsequence; configurations are a few thousand lines at most.

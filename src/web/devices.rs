@@ -208,7 +208,7 @@ pub struct DevicePage {
     /// Configuration snapshots, newest first.
     pub snapshots: Vec<crate::snapshots::Snapshot>,
     /// Diff between the two snapshots compared (older → newer), with their ids.
-    pub diff: Option<(i64, i64, Vec<(char, String)>)>,
+    pub diff: Option<crate::snapshots::ConfigDiff>,
 }
 
 /// `/devices/{id}/delete`
