@@ -600,11 +600,11 @@ pub async fn get_device(
     let diff = pair.and_then(|(a, b)| {
         let old = snapshots.iter().find(|s| s.id == a)?;
         let new = snapshots.iter().find(|s| s.id == b)?;
-        Some((
-            a,
-            b,
-            crate::snapshots::diff(&old.config_text, &new.config_text),
-        ))
+        Some(crate::snapshots::ConfigDiff {
+            from: a,
+            to: b,
+            lines: crate::snapshots::diff(&old.config_text, &new.config_text),
+        })
     });
     Ok(DevicePage {
         layout: signed_in.layout(Nav::Devices).await?,
