@@ -25,6 +25,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let secrets = secret_box(&cli)?;
             serve(&cli.database_url, args.clone(), secrets).await
         }
+        Command::Worker(ref args) => {
+            let secrets = secret_box(&cli)?;
+            run_worker(&cli.database_url, args.clone(), secrets).await
+        }
         Command::Migrate => {
             let pool = open(&cli.database_url, 2).await?;
             println!("database is up to date");
@@ -138,6 +142,55 @@ fn secret_box(cli: &Cli) -> anyhow::Result<SecretBox> {
     Ok(secrets)
 }
 
+/// `webnet worker`.
+async fn run_worker(
+    database_url: &str,
+    args: crate::config::WorkerArgs,
+    secrets: SecretBox,
+) -> anyhow::Result<()> {
+    if args.regions.is_empty() && !args.default_queue {
+        bail!("give at least one --region <identifier>, or --default-queue");
+    }
+    let mut queues = Vec::new();
+    for region in &args.regions {
+        let identifier = crate::types::identifier(region)
+            .map_err(|m| anyhow::anyhow!("--region {region:?}: {m}"))?;
+        queues.push(crate::regions::queue_name(&identifier));
+    }
+    if args.default_queue {
+        queues.push(crate::regions::DEFAULT_QUEUE.to_string());
+    }
+    let pool = open(database_url, (args.concurrency as u32 * 2 + 4).min(64)).await?;
+    for region in &args.regions {
+        let known: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM regions WHERE identifier = $1)")
+                .bind(region)
+                .fetch_one(&pool)
+                .await?;
+        if !known {
+            tracing::warn!(region = %region, "no region has this identifier yet; its queue stays empty until one does");
+        }
+    }
+    let state = std::sync::Arc::new(crate::worker::WorkerState {
+        pool: pool.clone(),
+        secrets,
+        name: crate::worker::unique_name(args.name.as_deref()),
+        device_concurrency: args.device_concurrency,
+    });
+    println!("worker {} consuming {}", state.name, queues.join(", "));
+    crate::worker::run(
+        state,
+        crate::worker::Queues::Fixed(queues),
+        args.concurrency,
+        shutdown_signal(),
+        Duration::from_secs(args.grace_seconds),
+    )
+    .await?;
+    pool.close().await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
 /// Connects (creating the database if needed) and applies pending migrations.
 async fn open(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let pool = db::connect(url, max_connections).await?;
@@ -223,7 +276,7 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         secure_cookies: args.secure_cookies(),
         session_idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
     };
-    let state = AppState::new(pool.clone(), secrets);
+    let state = AppState::new(pool.clone(), secrets.clone());
     let live = state.live.clone();
     let router = app::router(state, &config);
     let maintenance = tokio::spawn(maintenance(pool.clone()));
@@ -237,21 +290,48 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         println!("  password: {password}");
         println!("This password is shown only once. Create more users with `webnet user create`.");
     }
-    if args.no_worker {
+    // One signal stops both the HTTP server and the embedded worker.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let worker = if args.no_worker {
         tracing::info!("running without the embedded worker");
-    }
+        None
+    } else {
+        let state = std::sync::Arc::new(crate::worker::WorkerState {
+            pool: pool.clone(),
+            secrets,
+            name: crate::worker::unique_name(Some("embedded")),
+            device_concurrency: 16,
+        });
+        Some(tokio::spawn(crate::worker::run(
+            state,
+            crate::worker::Queues::All,
+            4,
+            stopped(stop_rx.clone()),
+            Duration::from_secs(30),
+        )))
+    };
 
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        // Live-badge streams never end by themselves; end them so in-flight requests drain.
+        stopped(stop_rx).await;
+        // Live streams never end by themselves; end them so in-flight requests drain.
         live.close();
     })
     .await
     .context("HTTP server failed")?;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
 
     maintenance.abort();
     pool.close().await;

@@ -56,6 +56,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the web UI, the REST API and the health monitor.
     Serve(ServeArgs),
+    /// Run a worker: consume regional queues (and the default queue) and run jobs.
+    Worker(WorkerArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage customers (tenants).
@@ -110,6 +112,40 @@ impl ServeArgs {
         self.cookie_secure
             .unwrap_or_else(|| !self.bind.ip().is_loopback())
     }
+}
+
+/// Options of `webnet worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Region identifier whose queue (`region_<identifier>`) to consume; repeat for several.
+    #[arg(
+        long = "region",
+        value_name = "IDENTIFIER",
+        env = "WEBNET_WORKER_REGIONS",
+        value_delimiter = ','
+    )]
+    pub regions: Vec<String>,
+
+    /// Also consume the default queue (devices without an available region).
+    #[arg(long, env = "WEBNET_WORKER_DEFAULT_QUEUE")]
+    pub default_queue: bool,
+
+    /// Name shown on dispatches; a unique suffix is added for every process start.
+    #[arg(long, env = "WEBNET_WORKER_NAME")]
+    pub name: Option<String>,
+
+    /// Dispatches run at once, per queue.
+    #[arg(long, env = "WEBNET_WORKER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// Devices of one dispatch worked on at once.
+    #[arg(long, env = "WEBNET_WORKER_DEVICE_CONCURRENCY", default_value_t = 16)]
+    pub device_concurrency: usize,
+
+    /// On SIGTERM, how long running dispatches may take to finish before they are left to be
+    /// recovered elsewhere.
+    #[arg(long, env = "WEBNET_WORKER_GRACE_SECONDS", default_value_t = 30)]
+    pub grace_seconds: u64,
 }
 
 /// `webnet customer …`

@@ -14,6 +14,7 @@ pub mod db;
 pub mod demo;
 pub mod devices;
 pub mod error;
+pub mod execute;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
@@ -22,8 +23,10 @@ pub mod probes;
 pub mod regions;
 pub mod routing;
 pub mod snapshots;
+pub mod ssh;
 pub mod telemetry;
 pub mod types;
 pub mod web;
+pub mod worker;
 /// The version of this build, shown in the footer and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

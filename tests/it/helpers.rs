@@ -68,6 +68,13 @@ impl TestApp {
         Self::with_config(pool, WebConfig::default())
     }
 
+    /// A router whose credential key is `secrets` (shared with a worker under test).
+    pub fn with_state(pool: PgPool, secrets: webnet::crypto::SecretBox) -> Self {
+        let mut app = Self::with_config(pool.clone(), WebConfig::default());
+        app.router = router(AppState::new(pool, secrets), &WebConfig::default());
+        app
+    }
+
     pub fn with_config(pool: PgPool, config: WebConfig) -> Self {
         // Server errors are logged, and shown with the failing test's output.
         let _ = tracing_subscriber::fmt()

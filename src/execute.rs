@@ -1,0 +1,603 @@
+//! Running one dispatch on its devices: reachability checks over TCP, commands and
+//! configuration backups over SSH, with per-device results and a job log.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgPool};
+
+use crate::credentials;
+use crate::jobs::{self, JobStatus, JobType};
+use crate::ssh::{SshError, SshSession, SshTarget};
+use crate::worker::WorkerState;
+
+/// Output kept per command; the rest is discarded and the truncation stated.
+const MAX_OUTPUT: usize = 64 * 1024;
+/// Output copied into one log line.
+const MAX_LOG_OUTPUT: usize = 8 * 1024;
+
+#[derive(Debug, Clone, FromRow)]
+struct Target {
+    id: i64,
+    hostname: String,
+    mgmt_ip: IpAddr,
+    port: i32,
+    vendor: String,
+    platform: String,
+    credential_id: Option<i64>,
+    ssh_host_key: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct Claimed {
+    job_id: i64,
+    device_ids: Vec<i64>,
+    job_type: JobType,
+    payload: Json<Value>,
+}
+
+/// What happened on one device.
+struct Outcome {
+    ok: bool,
+    detail: Value,
+}
+
+/// Runs dispatch `dispatch_id`. Errors are database errors only (the task is retried).
+pub async fn run_dispatch(state: &WorkerState, dispatch_id: i64) -> sqlx::Result<()> {
+    let pool = &state.pool;
+    let claimed: Option<Claimed> = sqlx::query_as(
+        "UPDATE job_dispatches d SET status = 'running', worker = $2,
+                started_at = COALESCE(d.started_at, now())
+         FROM jobs j
+         WHERE d.id = $1 AND j.id = d.job_id AND d.status IN ('queued', 'running')
+           AND j.status NOT IN ('cancelled')
+         RETURNING d.job_id, d.device_ids, j.type AS job_type, j.payload",
+    )
+    .bind(dispatch_id)
+    .bind(&state.name)
+    .fetch_optional(pool)
+    .await?;
+    let Some(claimed) = claimed else {
+        // Cancelled (or already finished by an earlier attempt): nothing to do.
+        sqlx::query(
+            "UPDATE job_dispatches SET status = 'cancelled', finished_at = now()
+             WHERE id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(dispatch_id)
+        .execute(pool)
+        .await?;
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now())
+         WHERE id = $1 AND status IN ('queued', 'scheduled')",
+    )
+    .bind(claimed.job_id)
+    .execute(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    jobs::log(
+        &mut conn,
+        claimed.job_id,
+        "info",
+        "",
+        &format!(
+            "dispatch {dispatch_id}: worker {} started on {} device{}",
+            state.name,
+            claimed.device_ids.len(),
+            if claimed.device_ids.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ),
+    )
+    .await?;
+    drop(conn);
+
+    // A re-run after a crash skips devices that already have a result.
+    let targets: Vec<Target> = sqlx::query_as(
+        "SELECT d.id, d.hostname, d.mgmt_ip, d.port, d.vendor, d.platform, d.credential_id,
+                d.ssh_host_key
+         FROM devices d
+         WHERE d.id = ANY($1)
+           AND NOT EXISTS (SELECT 1 FROM job_device_results r
+                           WHERE r.dispatch_id = $2 AND r.device_id = d.id)
+         ORDER BY d.hostname",
+    )
+    .bind(&claimed.device_ids)
+    .bind(dispatch_id)
+    .fetch_all(pool)
+    .await?;
+
+    let results = futures::stream::iter(targets)
+        .map(|target| run_device(state, &claimed, dispatch_id, target))
+        .buffer_unordered(state.device_concurrency.max(1))
+        .collect::<Vec<sqlx::Result<()>>>()
+        .await;
+    for r in results {
+        r?;
+    }
+    finish_dispatch(pool, claimed.job_id, dispatch_id).await
+}
+
+async fn job_cancelled(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT status = 'cancelled' FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_optional(pool)
+        .await
+        .map(|c| c.unwrap_or(true))
+}
+
+async fn run_device(
+    state: &WorkerState,
+    claimed: &Claimed,
+    dispatch_id: i64,
+    target: Target,
+) -> sqlx::Result<()> {
+    let pool = &state.pool;
+    let job_id = claimed.job_id;
+    let outcome = if job_cancelled(pool, job_id).await? {
+        None
+    } else {
+        Some(match claimed.job_type {
+            JobType::CheckReachability => reachability(state, claimed, &target).await?,
+            JobType::RunCommands => run_commands(state, claimed, &target).await?,
+            JobType::ConfigBackup => config_backup(state, claimed, &target).await?,
+        })
+    };
+    let (status, detail) = match outcome {
+        Some(o) => (if o.ok { "success" } else { "failed" }, o.detail),
+        None => (
+            "cancelled",
+            json!({"error": "job cancelled before this device started"}),
+        ),
+    };
+    sqlx::query(
+        "INSERT INTO job_device_results (dispatch_id, device_id, job_id, hostname, status, detail)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dispatch_id, device_id) DO NOTHING",
+    )
+    .bind(dispatch_id)
+    .bind(target.id)
+    .bind(job_id)
+    .bind(&target.hostname)
+    .bind(status)
+    .bind(Json(&detail))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Sets the dispatch's status from its device results and, when it was the job's last open
+/// dispatch, the job's.
+async fn finish_dispatch(pool: &PgPool, job_id: i64, dispatch_id: i64) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    // Serialise the last two dispatches of a job finishing at once.
+    sqlx::query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE")
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+    let (ok, total): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'success'), count(*)
+         FROM job_device_results WHERE dispatch_id = $1",
+    )
+    .bind(dispatch_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let status = JobStatus::from_outcomes(ok as usize, total as usize);
+    sqlx::query(
+        "UPDATE job_dispatches SET status = $2, finished_at = now() WHERE id = $1 AND status = 'running'",
+    )
+    .bind(dispatch_id)
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    jobs::log(
+        &mut tx,
+        job_id,
+        if status == JobStatus::Success {
+            "info"
+        } else {
+            "warning"
+        },
+        "",
+        &format!("dispatch {dispatch_id} finished: {status} ({ok} of {total} devices succeeded)"),
+    )
+    .await?;
+
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_dispatches WHERE job_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(job_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if open == 0 {
+        let (ok, failed, cancelled): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'success'),
+                    count(*) FILTER (WHERE status = 'failed'),
+                    count(*) FILTER (WHERE status = 'cancelled')
+             FROM job_device_results WHERE job_id = $1",
+        )
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let status = JobStatus::from_outcomes(ok as usize, (ok + failed + cancelled) as usize);
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = $2, finished_at = now(), result_summary = $3
+             WHERE id = $1 AND status <> 'cancelled'",
+        )
+        .bind(job_id)
+        .bind(status)
+        .bind(Json(jobs::summary(ok, failed, cancelled)))
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 1 {
+            jobs::log(
+                &mut tx,
+                job_id,
+                "info",
+                "",
+                &format!("job finished: {status}"),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await
+}
+
+fn timeout_of(claimed: &Claimed, default: u64) -> Duration {
+    Duration::from_secs(
+        claimed
+            .payload
+            .0
+            .get("timeout")
+            .and_then(Value::as_u64)
+            .unwrap_or(default),
+    )
+}
+
+async fn reachability(
+    state: &WorkerState,
+    claimed: &Claimed,
+    target: &Target,
+) -> sqlx::Result<Outcome> {
+    let addr = SocketAddr::new(target.mgmt_ip, target.port as u16);
+    let started = Instant::now();
+    let result =
+        tokio::time::timeout(timeout_of(claimed, 5), tokio::net::TcpStream::connect(addr)).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (ok, message) = match result {
+        Ok(Ok(_stream)) => (true, format!("reachable on {addr} in {latency_ms:.1} ms")),
+        Ok(Err(e)) => (false, format!("unreachable on {addr}: {e}")),
+        Err(_) => (
+            false,
+            format!(
+                "unreachable on {addr}: no answer within {:?}",
+                timeout_of(claimed, 5)
+            ),
+        ),
+    };
+    sqlx::query(
+        "UPDATE devices SET reachability_status = $2, last_reachability_check = now() WHERE id = $1",
+    )
+    .bind(target.id)
+    .bind(if ok { "reachable" } else { "unreachable" })
+    .execute(&state.pool)
+    .await?;
+    let mut conn = state.pool.acquire().await?;
+    jobs::log(
+        &mut conn,
+        claimed.job_id,
+        if ok { "info" } else { "error" },
+        &target.hostname,
+        &message,
+    )
+    .await?;
+    Ok(Outcome {
+        ok,
+        detail: json!({"reachable": ok, "latency_ms": ok.then_some((latency_ms * 10.0).round() / 10.0), "message": message}),
+    })
+}
+
+/// Signs in to a device, applying trust on first use to its host key.
+async fn open_session(
+    state: &WorkerState,
+    claimed: &Claimed,
+    target: &Target,
+) -> sqlx::Result<Result<SshSession, String>> {
+    let Some(credential_id) = target.credential_id else {
+        return Ok(Err(
+            "the device has no credential; give it one on its edit page".to_string(),
+        ));
+    };
+    let mut conn = state.pool.acquire().await?;
+    let secrets = match credentials::secrets(&mut conn, &state.secrets, credential_id).await {
+        Ok(s) => s,
+        Err(crate::error::AppError::Database(e)) => return Err(e),
+        Err(e) => return Ok(Err(format!("cannot use the device's credential: {e}"))),
+    };
+    drop(conn);
+    let ssh_target = SshTarget {
+        host: target.mgmt_ip,
+        port: target.port as u16,
+        username: secrets.username.clone(),
+        password: secrets.password.clone(),
+        known_host_key: target.ssh_host_key.clone(),
+        connect_timeout: timeout_of(claimed, 30).min(Duration::from_secs(30)),
+        legacy_algorithms: false,
+    };
+    match SshSession::connect(&ssh_target).await {
+        Ok(session) => {
+            if target.ssh_host_key.is_none() {
+                sqlx::query(
+                    "UPDATE devices SET ssh_host_key = $2, ssh_host_key_presented = NULL
+                     WHERE id = $1 AND ssh_host_key IS NULL",
+                )
+                .bind(target.id)
+                .bind(session.host_key())
+                .execute(&state.pool)
+                .await?;
+                let mut conn = state.pool.acquire().await?;
+                jobs::log(
+                    &mut conn,
+                    claimed.job_id,
+                    "info",
+                    &target.hostname,
+                    &format!("trusting host key {} on first use", session.host_key()),
+                )
+                .await?;
+            }
+            Ok(Ok(session))
+        }
+        Err(SshError::HostKeyChanged {
+            expected,
+            presented,
+        }) => {
+            sqlx::query("UPDATE devices SET ssh_host_key_presented = $2 WHERE id = $1")
+                .bind(target.id)
+                .bind(&presented)
+                .execute(&state.pool)
+                .await?;
+            Ok(Err(format!(
+                "host key changed: expected {expected}, the device presented {presented}. \
+                 If the change is expected (new hardware, reinstall), an admin accepts the new \
+                 key on the device page or with POST /api/v1/devices/{}/accept_host_key/",
+                target.id
+            )))
+        }
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n… ({} more bytes not shown)", &s[..end], s.len() - end)
+}
+
+async fn run_commands(
+    state: &WorkerState,
+    claimed: &Claimed,
+    target: &Target,
+) -> sqlx::Result<Outcome> {
+    let job_id = claimed.job_id;
+    let commands: Vec<String> = claimed
+        .payload
+        .0
+        .get("commands")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let timeout = timeout_of(claimed, 30);
+    let mut session = match open_session(state, claimed, target).await? {
+        Ok(s) => s,
+        Err(message) => return fail(state, job_id, target, message).await,
+    };
+    let mut outputs = Vec::new();
+    let mut all_ok = true;
+    for command in &commands {
+        if job_cancelled(&state.pool, job_id).await? {
+            let mut conn = state.pool.acquire().await?;
+            jobs::log(
+                &mut conn,
+                job_id,
+                "warning",
+                &target.hostname,
+                "job cancelled: remaining commands skipped",
+            )
+            .await?;
+            all_ok = false;
+            break;
+        }
+        let result = session.run(command, timeout, MAX_OUTPUT).await;
+        let mut conn = state.pool.acquire().await?;
+        match result {
+            Ok(out) => {
+                let ok = out.via_shell || out.exit_status == Some(0);
+                all_ok &= ok;
+                let mut text = clip(&out.output, MAX_LOG_OUTPUT);
+                if out.truncated {
+                    text.push_str(&format!("\n… (output truncated at {MAX_OUTPUT} bytes)"));
+                }
+                jobs::log(
+                    &mut conn,
+                    job_id,
+                    if ok { "info" } else { "error" },
+                    &target.hostname,
+                    &format!("$ {command}\n{text}"),
+                )
+                .await?;
+                outputs.push(json!({"command": command, "output": out.output, "exit_status": out.exit_status, "truncated": out.truncated, "via_shell": out.via_shell}));
+            }
+            Err(e) => {
+                all_ok = false;
+                jobs::log(
+                    &mut conn,
+                    job_id,
+                    "error",
+                    &target.hostname,
+                    &format!("$ {command}\n{e}"),
+                )
+                .await?;
+                outputs.push(json!({"command": command, "error": e.to_string()}));
+                // A timed-out session was disconnected; later commands cannot run.
+                if matches!(
+                    e,
+                    SshError::Timeout(_) | SshError::Connect(_) | SshError::Protocol(_)
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+    session.close().await;
+    Ok(Outcome {
+        ok: all_ok,
+        detail: json!({"commands": outputs}),
+    })
+}
+
+async fn fail(
+    state: &WorkerState,
+    job_id: i64,
+    target: &Target,
+    message: String,
+) -> sqlx::Result<Outcome> {
+    let mut conn = state.pool.acquire().await?;
+    jobs::log(&mut conn, job_id, "error", &target.hostname, &message).await?;
+    Ok(Outcome {
+        ok: false,
+        detail: json!({"error": message}),
+    })
+}
+
+/// The command that prints a device's configuration, by platform then vendor.
+pub fn show_config_command(vendor: &str, platform: &str) -> &'static str {
+    match (
+        platform.to_lowercase().as_str(),
+        vendor.to_lowercase().as_str(),
+    ) {
+        ("junos", _) | (_, "juniper") => "show configuration",
+        ("routeros", _) | (_, "mikrotik") => "/export",
+        ("panos", _) | (_, "paloalto") => "show config running",
+        ("fortios", _) | (_, "fortinet") => "show full-configuration",
+        ("vyos", _) | (_, "vyos") => "show configuration commands",
+        _ => "show running-config",
+    }
+}
+
+async fn config_backup(
+    state: &WorkerState,
+    claimed: &Claimed,
+    target: &Target,
+) -> sqlx::Result<Outcome> {
+    let job_id = claimed.job_id;
+    let command = show_config_command(&target.vendor, &target.platform);
+    let mut session = match open_session(state, claimed, target).await? {
+        Ok(s) => s,
+        Err(message) => return fail(state, job_id, target, message).await,
+    };
+    let result = session
+        .run(command, timeout_of(claimed, 60), 16 * 1024 * 1024)
+        .await;
+    session.close().await;
+    let out = match result {
+        Ok(out) if out.via_shell || out.exit_status == Some(0) => out,
+        Ok(out) => {
+            return fail(
+                state,
+                job_id,
+                target,
+                format!(
+                    "`{command}` failed (exit status {:?}): {}",
+                    out.exit_status,
+                    clip(&out.output, 2000)
+                ),
+            )
+            .await;
+        }
+        Err(e) => return fail(state, job_id, target, format!("`{command}`: {e}")).await,
+    };
+    let hash = hex::encode(Sha256::digest(out.output.as_bytes()));
+    let previous: Option<String> = sqlx::query_scalar(
+        "SELECT config_hash FROM config_snapshots WHERE device_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(target.id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let mut conn = state.pool.acquire().await?;
+    if previous.as_deref() == Some(hash.as_str()) {
+        jobs::log(
+            &mut conn,
+            job_id,
+            "info",
+            &target.hostname,
+            "configuration unchanged since the last snapshot",
+        )
+        .await?;
+        return Ok(Outcome {
+            ok: true,
+            detail: json!({"changed": false, "config_hash": hash, "bytes": out.output.len()}),
+        });
+    }
+    let snapshot_id: i64 = sqlx::query_scalar(
+        "INSERT INTO config_snapshots (device_id, job_id, config_hash, config_text)
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(target.id)
+    .bind(job_id)
+    .bind(&hash)
+    .bind(&out.output)
+    .fetch_one(&mut *conn)
+    .await?;
+    jobs::log(
+        &mut conn,
+        job_id,
+        "info",
+        &target.hostname,
+        &format!(
+            "configuration saved as snapshot {snapshot_id} ({} bytes)",
+            out.output.len()
+        ),
+    )
+    .await?;
+    Ok(Outcome {
+        ok: true,
+        detail: json!({"changed": true, "snapshot_id": snapshot_id, "config_hash": hash, "bytes": out.output.len()}),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_vendor_gets_its_show_configuration_command() {
+        assert_eq!(show_config_command("cisco", "ios"), "show running-config");
+        assert_eq!(show_config_command("arista", "eos"), "show running-config");
+        assert_eq!(show_config_command("Juniper", ""), "show configuration");
+        assert_eq!(show_config_command("", "junos"), "show configuration");
+        assert_eq!(show_config_command("mikrotik", ""), "/export");
+    }
+
+    #[test]
+    fn long_output_is_clipped_on_a_character_boundary() {
+        let s = "é".repeat(10);
+        let c = clip(&s, 5);
+        assert!(c.starts_with("éé") && c.contains("more bytes not shown"));
+        assert_eq!(clip("short", 10), "short");
+    }
+}

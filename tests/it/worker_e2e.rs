@@ -1,0 +1,454 @@
+//! Workers running real dispatches: TCP reachability, SSH commands and backups against
+//! stand-in devices (real SSH servers on 127.0.0.1), fan-out to regional workers,
+//! trust-on-first-use host keys, cancellation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use webnet::auth::Role;
+use webnet::crypto::SecretBox;
+use webnet::worker::{Queues, WorkerState};
+
+use crate::fake_device::{FakeDevice, FakeDeviceConfig};
+use crate::helpers::{ApiUser, TestApp};
+
+/// An in-process worker on `queues`, stopped when the returned sender is dropped or set.
+fn start_worker(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    name: &str,
+    queues: &[&str],
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = watch::channel(false);
+    let state = Arc::new(WorkerState {
+        pool: pool.clone(),
+        secrets: secrets.clone(),
+        name: name.to_string(),
+        device_concurrency: 8,
+    });
+    let queues = Queues::Fixed(queues.iter().map(|q| q.to_string()).collect());
+    let handle = tokio::spawn(async move {
+        webnet::worker::run(
+            state,
+            queues,
+            4,
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    });
+    (tx, handle)
+}
+
+struct Setup {
+    app: TestApp,
+    admin: ApiUser,
+    secrets: SecretBox,
+}
+
+async fn setup(pool: PgPool) -> Setup {
+    webnet::db::migrate(&pool).await.unwrap();
+    let secrets = SecretBox::random();
+    let mut app = TestApp::with_state(pool, secrets.clone());
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let _ = &mut app;
+    Setup {
+        app,
+        admin,
+        secrets,
+    }
+}
+
+/// Waits until the job has finished and returns it.
+async fn finished(app: &mut TestApp, user: &ApiUser, id: i64) -> Value {
+    for _ in 0..200 {
+        let job = app
+            .get_json(user, &format!("/api/v1/jobs/{id}/"))
+            .await
+            .json();
+        let status = job["status"].as_str().unwrap().to_string();
+        if !["queued", "running", "scheduled"].contains(&status.as_str()) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish in 20 s");
+}
+
+async fn results(app: &mut TestApp, user: &ApiUser, id: i64) -> Vec<Value> {
+    app.get_json(user, &format!("/api/v1/jobs/{id}/results/"))
+        .await
+        .json()["results"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn log_text(app: &mut TestApp, user: &ApiUser, id: i64) -> String {
+    app.get_json(user, &format!("/api/v1/jobs/{id}/logs/"))
+        .await
+        .json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "[{}] {}",
+                l["host"].as_str().unwrap(),
+                l["message"].as_str().unwrap()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[sqlx::test]
+async fn a_job_across_two_regions_runs_on_each_regions_worker(pool: PgPool) {
+    let mut s = setup(pool.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_port = listener.local_addr().unwrap().port();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let east = s.app.region(&s.admin, "US East", "us-east-1").await;
+    let west = s.app.region(&s.admin, "US West", "us-west-2").await;
+    let e1 = s
+        .app
+        .device(
+            &s.admin,
+            json!({"hostname": "e1", "mgmt_ip": "127.0.0.1", "port": open_port, "region": east}),
+        )
+        .await;
+    let w1 = s
+        .app
+        .device(
+            &s.admin,
+            json!({"hostname": "w1", "mgmt_ip": "127.0.0.1", "port": closed_port, "region": west}),
+        )
+        .await;
+    let (stop_east, h1) = start_worker(&pool, &s.secrets, "east-worker", &["region_us-east-1"]);
+    let (stop_west, h2) = start_worker(&pool, &s.secrets, "west-worker", &["region_us-west-2"]);
+
+    let job = s
+        .app
+        .post_json(&s.admin, "/api/v1/jobs/", json!({"type": "check_reachability", "target_summary": {"device_ids": [e1, w1]}, "payload": {"timeout": 2}}))
+        .await
+        .json();
+    let id = job["id"].as_i64().unwrap();
+    let job = finished(&mut s.app, &s.admin, id).await;
+    assert_eq!(job["status"], "partial", "{job}");
+    let workers: Vec<(String, String)> = job["dispatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["queue"].as_str().unwrap().to_string(),
+                d["worker"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        workers.contains(&("region_us-east-1".into(), "east-worker".into())),
+        "{workers:?}"
+    );
+    assert!(
+        workers.contains(&("region_us-west-2".into(), "west-worker".into())),
+        "{workers:?}"
+    );
+    assert_eq!(
+        job["result_summary"],
+        json!({"devices": 2, "succeeded": 1, "failed": 1, "cancelled": 0})
+    );
+    let r = results(&mut s.app, &s.admin, id).await;
+    let e1_result = r.iter().find(|r| r["hostname"] == "e1").unwrap();
+    assert_eq!(e1_result["status"], "success");
+    assert!(e1_result["detail"]["latency_ms"].as_f64().is_some());
+    let d = s
+        .app
+        .get_json(&s.admin, &format!("/api/v1/devices/{w1}/"))
+        .await
+        .json();
+    assert_eq!(d["reachability_status"], "unreachable");
+    assert!(d["last_reachability_check"].is_string());
+    assert!(job["started_at"].is_string() && job["finished_at"].is_string());
+    stop_east.send(true).unwrap();
+    stop_west.send(true).unwrap();
+    h1.await.unwrap();
+    h2.await.unwrap();
+    drop(listener);
+}
+
+async fn ssh_device(s: &mut Setup, device: &FakeDevice, hostname: &str) -> i64 {
+    let cred = s
+        .app
+        .post_json(
+            &s.admin,
+            "/api/v1/credentials/",
+            json!({"name": format!("{hostname}-cred"), "username": "netops", "password": "s3cret"}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    s.app
+        .device(
+            &s.admin,
+            json!({"hostname": hostname, "mgmt_ip": "127.0.0.1", "port": device.addr.port(), "credential": cred, "vendor": "cisco", "platform": "ios"}),
+        )
+        .await
+}
+
+#[sqlx::test]
+async fn commands_run_over_ssh_and_the_host_key_is_trusted_on_first_use(pool: PgPool) {
+    let mut s = setup(pool.clone()).await;
+    let fake = FakeDevice::start(
+        FakeDeviceConfig::new("netops", "s3cret")
+            .respond("show version", "Cisco IOS Software, Version 15.2"),
+    )
+    .await;
+    let device = ssh_device(&mut s, &fake, "r1").await;
+    let (stop, handle) = start_worker(&pool, &s.secrets, "default-worker", &["default"]);
+
+    let r = s
+        .app
+        .post_json(
+            &s.admin,
+            "/api/v1/commands/run",
+            json!({"targets": {"hostname": "R1"}, "commands": ["show version", "show nonsense"]}),
+        )
+        .await;
+    let id = r.json()["job_id"].as_i64().unwrap();
+    let job = finished(&mut s.app, &s.admin, id).await;
+    // The second command is unknown to the device (exit status 1): the device failed.
+    assert_eq!(job["status"], "failed", "{job}");
+    let log = log_text(&mut s.app, &s.admin, id).await;
+    assert!(
+        log.contains("[r1] $ show version\nCisco IOS Software, Version 15.2"),
+        "{log}"
+    );
+    assert!(log.contains("trusting host key SHA256:"), "{log}");
+    assert_eq!(fake.commands_seen(), ["show version", "show nonsense"]);
+    let key: Option<String> = sqlx::query_scalar("SELECT ssh_host_key FROM devices WHERE id = $1")
+        .bind(device)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(key.as_deref(), Some(fake.host_key_fingerprint.as_str()));
+
+    let ok = s
+        .app
+        .post_json(
+            &s.admin,
+            "/api/v1/commands/run",
+            json!({"targets": {"device_ids": [device]}, "commands": ["show version"]}),
+        )
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap();
+    let job = finished(&mut s.app, &s.admin, ok).await;
+    assert_eq!(
+        job["status"],
+        "success",
+        "{}",
+        log_text(&mut s.app, &s.admin, ok).await
+    );
+    let res = results(&mut s.app, &s.admin, ok).await;
+    assert_eq!(
+        res[0]["detail"]["commands"][0]["output"],
+        "Cisco IOS Software, Version 15.2"
+    );
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+}
+
+#[sqlx::test]
+async fn a_changed_host_key_fails_the_device_until_an_admin_accepts_it(pool: PgPool) {
+    let mut s = setup(pool.clone()).await;
+    let first =
+        FakeDevice::start(FakeDeviceConfig::new("netops", "s3cret").respond("show clock", "12:00"))
+            .await;
+    let device = ssh_device(&mut s, &first, "r1").await;
+    let (stop, handle) = start_worker(&pool, &s.secrets, "w", &["default"]);
+    let id = run_show_clock(&mut s, device).await;
+    assert_eq!(
+        finished(&mut s.app, &s.admin, id).await["status"],
+        "success"
+    );
+
+    // Same address, new host key (a replaced router, or a man in the middle).
+    let port = first.addr.port();
+    first.stop().await;
+    let second = FakeDevice::start_on(
+        port,
+        FakeDeviceConfig::new("netops", "s3cret").respond("show clock", "12:01"),
+        None,
+    )
+    .await;
+    assert_ne!(
+        second.host_key_fingerprint,
+        first_fingerprint(&pool, device).await
+    );
+    let id = run_show_clock(&mut s, device).await;
+    let job = finished(&mut s.app, &s.admin, id).await;
+    assert_eq!(job["status"], "failed");
+    let log = log_text(&mut s.app, &s.admin, id).await;
+    assert!(log.contains("host key changed"), "{log}");
+    assert!(
+        second.commands_seen().is_empty(),
+        "no command was sent to the impostor"
+    );
+
+    let r = s
+        .app
+        .post_json(
+            &s.admin,
+            &format!("/api/v1/devices/{device}/accept_host_key/"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.json()["ssh_host_key"],
+        second.host_key_fingerprint.as_str()
+    );
+    let id = run_show_clock(&mut s, device).await;
+    assert_eq!(
+        finished(&mut s.app, &s.admin, id).await["status"],
+        "success"
+    );
+    assert_eq!(second.commands_seen(), ["show clock"]);
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+}
+
+async fn run_show_clock(s: &mut Setup, device: i64) -> i64 {
+    let body = json!({"targets": {"device_ids": [device]}, "commands": ["show clock"]});
+    s.app
+        .post_json(&s.admin, "/api/v1/commands/run", body)
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn first_fingerprint(pool: &PgPool, device: i64) -> String {
+    sqlx::query_scalar::<_, Option<String>>("SELECT ssh_host_key FROM devices WHERE id = $1")
+        .bind(device)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn backups_store_a_snapshot_only_when_the_configuration_changed(pool: PgPool) {
+    let mut s = setup(pool.clone()).await;
+    let fake = FakeDevice::start(FakeDeviceConfig::new("netops", "s3cret").respond(
+        "show running-config",
+        "hostname r1\ninterface Gi0/1\n shutdown",
+    ))
+    .await;
+    let device = ssh_device(&mut s, &fake, "r1").await;
+    let (stop, handle) = start_worker(&pool, &s.secrets, "w", &["default"]);
+    for _ in 0..2 {
+        let id = s
+            .app
+            .post_json(
+                &s.admin,
+                "/api/v1/config/backup",
+                json!({"targets": {"device_ids": [device]}}),
+            )
+            .await
+            .json()["job_id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            finished(&mut s.app, &s.admin, id).await["status"],
+            "success"
+        );
+    }
+    let snapshots = s
+        .app
+        .get_json(&s.admin, &format!("/api/v1/devices/{device}/snapshots/"))
+        .await
+        .json();
+    assert_eq!(
+        snapshots["count"], 1,
+        "unchanged configuration, one snapshot"
+    );
+    let snap = &snapshots["results"][0];
+    assert_eq!(
+        snap["config_text"],
+        "hostname r1\ninterface Gi0/1\n shutdown"
+    );
+    let one = s
+        .app
+        .get_json(
+            &s.admin,
+            &format!("/api/v1/devices/{device}/snapshots/{}/", snap["id"]),
+        )
+        .await;
+    assert_eq!(one.json()["config_hash"], snap["config_hash"]);
+    assert_eq!(
+        fake.commands_seen(),
+        ["show running-config", "show running-config"]
+    );
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+}
+
+#[sqlx::test]
+async fn cancelling_a_running_job_stops_it_at_the_next_command(pool: PgPool) {
+    let mut s = setup(pool.clone()).await;
+    let mut config = FakeDeviceConfig::new("netops", "s3cret")
+        .respond("one", "1")
+        .respond("two", "2")
+        .respond("three", "3");
+    config.delay = Duration::from_millis(700);
+    let fake = FakeDevice::start(config).await;
+    let device = ssh_device(&mut s, &fake, "slow").await;
+    let (stop, handle) = start_worker(&pool, &s.secrets, "w", &["default"]);
+    let id = s
+        .app
+        .post_json(
+            &s.admin,
+            "/api/v1/commands/run",
+            json!({"targets": {"device_ids": [device]}, "commands": ["one", "two", "three"]}),
+        )
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap();
+    // Wait until the first command is running, then cancel.
+    for _ in 0..100 {
+        if !fake.commands_seen().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = s
+        .app
+        .post_json(&s.admin, &format!("/api/v1/jobs/{id}/cancel/"), json!({}))
+        .await;
+    assert_eq!(r.json()["status"], "cancelled");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let job = s
+        .app
+        .get_json(&s.admin, &format!("/api/v1/jobs/{id}/"))
+        .await
+        .json();
+    assert_eq!(job["status"], "cancelled");
+    assert!(fake.commands_seen().len() < 3, "{:?}", fake.commands_seen());
+    let log = log_text(&mut s.app, &s.admin, id).await;
+    assert!(log.contains("remaining commands skipped"), "{log}");
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+}
