@@ -10,6 +10,7 @@ use tokio::process::Command;
 use webnet::auth::Role;
 
 use crate::cli::start_server;
+use crate::fake_device::{FakeDevice, FakeDeviceConfig};
 use crate::helpers::database_url;
 
 const PASSWORD: &str = "browser-test-password";
@@ -53,7 +54,24 @@ async fn the_ui_works_in_a_real_browser(pool: PgPool) {
         .unwrap();
     drop(conn);
 
-    let (mut server, _, port) = start_server(&database_url(&pool)).await;
+    // Two stand-in routers for the job step: real SSH servers on 127.0.0.1.
+    let mut routers = Vec::new();
+    for name in ["edge-a", "edge-b"] {
+        routers.push(
+            FakeDevice::start(FakeDeviceConfig::new("netops", "s3cret").respond(
+                "show version",
+                format!("Cisco IOS Software, Version 15.2 ({name})"),
+            ))
+            .await,
+        );
+    }
+    let ssh_ports = routers
+        .iter()
+        .map(|r| r.addr.port().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let (mut server, _, port) = start_server(&database_url(&pool), &[]).await;
     let output = Command::new("node")
         .args(["--test", "--test-reporter=spec", "ui.test.mjs"])
         .current_dir(&dir)
@@ -61,6 +79,7 @@ async fn the_ui_works_in_a_real_browser(pool: PgPool) {
         .env("WEBNET_USERNAME", "browser-admin")
         .env("WEBNET_PASSWORD", PASSWORD)
         .env("WEBNET_TOKEN", &token)
+        .env("WEBNET_SSH_PORTS", &ssh_ports)
         .stdin(Stdio::null())
         .output()
         .await

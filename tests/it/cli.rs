@@ -9,10 +9,14 @@ use tokio::process::Command;
 
 use crate::helpers::{TestApp, database_url};
 
-fn webnet(url: &str) -> Command {
+/// The credential key every process of a test shares.
+pub(crate) const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
+
+pub(crate) fn webnet(url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_webnet"));
     cmd.env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
+        .env("WEBNET_SECRET_KEY", SECRET_KEY)
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd
@@ -266,9 +270,13 @@ async fn token_create_prints_only_a_working_token(pool: PgPool) {
 
 /// Starts `webnet serve` on a free port and returns the child with the lines it printed
 /// up to (and including) the banner.
-pub(crate) async fn start_server(url: &str) -> (tokio::process::Child, Vec<String>, u16) {
+pub(crate) async fn start_server(
+    url: &str,
+    extra: &[&str],
+) -> (tokio::process::Child, Vec<String>, u16) {
     let mut child = webnet(url)
-        .args(["serve", "--bind", "127.0.0.1:0", "--no-worker"])
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -318,7 +326,7 @@ async fn http_get(port: u16, path: &str) -> String {
 #[sqlx::test]
 async fn serve_prints_the_admin_password_once_and_stops_on_sigterm(pool: PgPool) {
     let url = database_url(&pool);
-    let (mut child, lines, port) = start_server(&url).await;
+    let (mut child, lines, port) = start_server(&url, &["--no-worker"]).await;
     let password = lines
         .iter()
         .find_map(|l| l.trim().strip_prefix("password: "))
@@ -354,7 +362,7 @@ async fn serve_prints_the_admin_password_once_and_stops_on_sigterm(pool: PgPool)
     assert!(status.success(), "{status:?}");
 
     // Second start: users exist, nothing secret is printed.
-    let (mut child, lines, _) = start_server(&url).await;
+    let (mut child, lines, _) = start_server(&url, &["--no-worker"]).await;
     assert!(!lines.iter().any(|l| l.contains("password")), "{lines:?}");
     child.kill().await.unwrap();
 }

@@ -11,6 +11,7 @@ mod helpers;
 mod jobs_api;
 mod live_badges;
 mod probes;
+mod processes;
 mod regions_api;
 mod web_ui;
 mod worker_e2e;

@@ -1,0 +1,200 @@
+//! Real processes, as deployed: `webnet serve --no-worker`, one `webnet worker` per region
+//! and one on the default queue, sharing only PostgreSQL; stand-in routers are real SSH
+//! servers on 127.0.0.1.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+use webnet::auth::Role;
+use webnet::crypto::SecretBox;
+
+use crate::cli::{SECRET_KEY, start_server, webnet};
+use crate::fake_device::{FakeDevice, FakeDeviceConfig};
+use crate::helpers::{TestApp, database_url};
+
+/// Starts `webnet worker <args>` and waits until it says which queues it consumes.
+async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
+    let mut child = webnet(url)
+        .arg("worker")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("worker starts")
+        .unwrap()
+        .expect("worker printed its name");
+    let name = line
+        .strip_prefix("worker ")
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    (child, name)
+}
+
+async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("stops after SIGTERM")
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn regional_workers_in_separate_processes_run_their_regions_dispatches(pool: PgPool) {
+    webnet::db::migrate(&pool).await.unwrap();
+    let url = database_url(&pool);
+    let (mut server, _, port) = start_server(&url, &["--no-worker"]).await;
+    let (mut east, east_name) =
+        start_worker(&url, &["--region", "us-east-1", "--name", "east"]).await;
+    let (mut west, west_name) =
+        start_worker(&url, &["--region", "eu-west-1", "--name", "west"]).await;
+    let (mut fallback, fallback_name) =
+        start_worker(&url, &["--default-queue", "--name", "fallback"]).await;
+    assert!(
+        east_name.starts_with("east-") && east_name != "east",
+        "unique per start: {east_name}"
+    );
+
+    let mut app = TestApp::with_state(pool.clone(), SecretBox::from_secret(SECRET_KEY).unwrap());
+    let admin = app.api_user("ops", Role::Admin, "acme").await;
+    let us = app.region(&admin, "US East", "us-east-1").await;
+    let eu = app.region(&admin, "EU West", "eu-west-1").await;
+    let cred = app
+        .post_json(
+            &admin,
+            "/api/v1/credentials/",
+            json!({"name": "lab", "username": "netops", "password": "s3cret"}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let mut routers = Vec::new();
+    let mut ids = Vec::new();
+    for (name, region) in [
+        ("edge-us", Some(us)),
+        ("edge-eu", Some(eu)),
+        ("edge-lab", None),
+    ] {
+        let router = FakeDevice::start(
+            FakeDeviceConfig::new("netops", "s3cret")
+                .respond("show version", format!("IOS ({name})")),
+        )
+        .await;
+        ids.push(
+            app.device(
+                &admin,
+                json!({"hostname": name, "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region}),
+            )
+            .await,
+        );
+        routers.push(router);
+    }
+
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/commands/run",
+            json!({"targets": {"device_ids": ids}, "commands": ["show version"]}),
+        )
+        .await;
+    let id = r.json()["job_id"].as_i64().unwrap();
+    let mut job = Value::Null;
+    for _ in 0..200 {
+        job = app
+            .get_json(&admin, &format!("/api/v1/jobs/{id}/"))
+            .await
+            .json();
+        if job["status"] != "queued" && job["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(job["status"], "success", "{job}");
+    let ran: Vec<(String, String)> = job["dispatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["queue"].as_str().unwrap().to_string(),
+                d["worker"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("region_eu-west-1".to_string(), west_name.clone()),
+            ("region_us-east-1".to_string(), east_name.clone()),
+            ("default".to_string(), fallback_name.clone()),
+        ]
+    );
+    let logs = app
+        .get_json(&admin, &format!("/api/v1/jobs/{id}/logs/"))
+        .await
+        .json();
+    let text = logs["results"].to_string();
+    for name in ["edge-us", "edge-eu", "edge-lab"] {
+        assert!(text.contains(&format!("IOS ({name})")), "{text}");
+    }
+    for router in &routers {
+        assert_eq!(router.commands_seen(), ["show version"]);
+    }
+
+    // The server process serves while workers run elsewhere.
+    let health = reqwest_free_get(port, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"));
+
+    for child in [&mut east, &mut west, &mut fallback, &mut server] {
+        assert!(sigterm(child).await.success(), "graceful exit 0");
+    }
+}
+
+async fn reqwest_free_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn a_worker_needs_a_queue_to_serve() {
+    let out = webnet("postgres://127.0.0.1:1/x")
+        .arg("worker")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("give at least one --region"), "{stderr}");
+    let out = webnet("postgres://127.0.0.1:1/x")
+        .args(["worker", "--region", "US East"])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--region \"US East\""));
+}
