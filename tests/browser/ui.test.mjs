@@ -1,6 +1,7 @@
 // Real-browser end-to-end test of the webnet UI: login, bulk region assignment
 // (by filter and by checked rows), the live health badge over Server-Sent Events,
-// and the "/" keyboard shortcut.
+// the "/" keyboard shortcut, and a job run over SSH on devices of two regions whose
+// status, dispatches and log update live.
 //
 // Run with `node --test tests/browser/ui.test.mjs` (from the repo root or from
 // tests/browser) against a running server with a fresh database. The Rust test
@@ -9,6 +10,9 @@
 //   WEBNET_USERNAME  an admin user belonging to exactly one customer
 //   WEBNET_PASSWORD  that user's password
 //   WEBNET_TOKEN     an API token of that user
+//   WEBNET_SSH_PORTS two ports of stand-in SSH devices on 127.0.0.1, "PORT_A,PORT_B":
+//                    user netops / password s3cret; `show version` answers
+//                    "Cisco IOS Software, Version 15.2 (edge-a)" (resp. edge-b)
 // Screenshots go to tests/browser/artifacts/. Chromium is Debian's
 // /usr/bin/chromium (see install.sh); Playwright never downloads a browser.
 
@@ -21,18 +25,25 @@ import { chromium } from 'playwright-core';
 // ---------------------------------------------------------------------------
 // Inputs
 
-const REQUIRED_ENV = ['WEBNET_URL', 'WEBNET_USERNAME', 'WEBNET_PASSWORD', 'WEBNET_TOKEN'];
+const REQUIRED_ENV = ['WEBNET_URL', 'WEBNET_USERNAME', 'WEBNET_PASSWORD', 'WEBNET_TOKEN', 'WEBNET_SSH_PORTS'];
 const missing = REQUIRED_ENV.filter((name) => !process.env[name]);
 if (missing.length > 0) {
   throw new Error(
     `ui.test.mjs: missing environment variable(s): ${missing.join(', ')}. ` +
-      'The Rust test that starts the server sets WEBNET_URL, WEBNET_USERNAME, WEBNET_PASSWORD and WEBNET_TOKEN.',
+      'The Rust test that starts the server sets WEBNET_URL, WEBNET_USERNAME, WEBNET_PASSWORD, WEBNET_TOKEN ' +
+      'and WEBNET_SSH_PORTS (the ports of its two stand-in SSH devices, "PORT_A,PORT_B").',
   );
 }
 const BASE_URL = process.env.WEBNET_URL.replace(/\/+$/, '');
 const USERNAME = process.env.WEBNET_USERNAME;
 const PASSWORD = process.env.WEBNET_PASSWORD;
 const TOKEN = process.env.WEBNET_TOKEN;
+const SSH_PORTS = process.env.WEBNET_SSH_PORTS.split(',').map((p) => Number(p.trim()));
+if (SSH_PORTS.length !== 2 || !SSH_PORTS.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+  throw new Error(
+    `ui.test.mjs: WEBNET_SSH_PORTS must be two TCP ports separated by a comma ("PORT_A,PORT_B"), got ${JSON.stringify(process.env.WEBNET_SSH_PORTS)}`,
+  );
+}
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -46,6 +57,7 @@ const LON_COUNT = 10;
 const SSE_TIMEOUT_MS = 5_000;
 const STEP_TIMEOUT_MS = 30_000;
 const HUMAN_GAP_MS = 250;
+const JOB_TIMEOUT_MS = 15_000;
 
 // ---------------------------------------------------------------------------
 // REST API helpers
@@ -173,6 +185,21 @@ const consoleErrors = [];
 const pageErrors = [];
 const regionIds = {};
 const deviceIds = { par: [], lon: [] };
+
+/** The rows of `table` (a locator of a <table>) as objects keyed by the header texts. */
+async function tableRows(table) {
+  return table.evaluate(
+    (t) => {
+      const text = (el) => (el?.textContent ?? '').replace(/\s+/g, ' ').trim();
+      const heads = [...t.querySelectorAll('thead th')].map(text);
+      return [...t.querySelectorAll('tbody tr')].map((tr) =>
+        Object.fromEntries([...tr.cells].map((td, i) => [heads[i] ?? `#${i}`, text(td)])),
+      );
+    },
+    null,
+    { timeout: 1_000 },
+  );
+}
 
 /** Runs a test step; on failure prints where the browser was and what it showed. */
 async function step(name, fn) {
@@ -470,6 +497,172 @@ describe('webnet UI in a real browser', () => {
         (focused) => focused === true,
       );
       assert.equal(await search.inputValue(), '', 'the "/" itself should not be typed into the search box');
+    }));
+
+  it('f. runs a job on devices of two regions from the browser and watches its log live', { timeout: 60_000 }, () =>
+    step('job-live', async () => {
+      // Jobs skip offline regions; an earlier step may have left one offline (degraded is fine).
+      for (const id of [regionIds.usEast, regionIds.euWest]) {
+        const region = await api('GET', `/api/v1/regions/${id}/`);
+        if (region.health_status === 'offline') {
+          await api('POST', `/api/v1/regions/${id}/update_health/`, { body: { health_status: 'healthy' } });
+        }
+      }
+      const credential = await api('POST', '/api/v1/credentials/', {
+        body: { name: 'lab', username: 'netops', password: 's3cret' },
+        expect: 201,
+      });
+      assert.ok(Number.isInteger(credential.id), `credential creation returned no id: ${JSON.stringify(credential).slice(0, 200)}`);
+      assert.equal(credential.password, undefined, 'the API must not echo the credential password');
+      const lab = [
+        { hostname: 'edge-a', port: SSH_PORTS[0], region: regionIds.usEast, queue: 'region_us-east-1' },
+        { hostname: 'edge-b', port: SSH_PORTS[1], region: regionIds.euWest, queue: 'region_eu-west-1' },
+      ];
+      for (const d of lab) {
+        const created = await api('POST', '/api/v1/devices/', {
+          body: {
+            hostname: d.hostname,
+            mgmt_ip: '127.0.0.1',
+            port: d.port,
+            credential: credential.id,
+            vendor: 'cisco',
+            platform: 'ios',
+            site: 'ssh-lab',
+            region: d.region,
+          },
+          expect: 201,
+        });
+        assert.equal(created.region, d.region, `${d.hostname} was not put in region ${d.region}`);
+        assert.equal(created.port, d.port);
+      }
+
+      // Choose both rows and ask for a job.
+      await page.goto(`${BASE_URL}/devices?site=ssh-lab`);
+      const boxes = page.locator('[data-testid=devices-table] input[type=checkbox][name=device_ids]');
+      await expectCount(boxes, 2);
+      for (let i = 0; i < 2; i++) await boxes.nth(i).check();
+      await clickAndNavigate(page.locator('[data-testid=run-job]'));
+      await expectPath(page, '/jobs/new');
+      const targets = page.locator('[data-testid=job-targets]');
+      await expectText(targets, 'edge-a');
+      await expectText(targets, 'edge-b');
+
+      const form = page.locator('main form[action="/jobs"]');
+      await form.locator('input[name=type][value=run_commands]').check();
+      await form.locator('textarea[name=commands]').fill('show version');
+      // Time the job from the click: note, from the job page's first script on, when its
+      // status reads "success" and which SSE events htmx swapped in.
+      await page.addInitScript(() => {
+        if (!/^\/jobs\/\d+$/.test(location.pathname)) return;
+        window.__jobSuccessAt = null;
+        window.__jobSseOpenAt = null;
+        window.__sseSwaps = { job: 0, log: 0 };
+        document.addEventListener('htmx:sseOpen', () => {
+          window.__jobSseOpenAt ??= Date.now();
+        });
+        document.addEventListener('htmx:sseMessage', (e) => {
+          const type = e.detail?.type;
+          if (type in window.__sseSwaps) window.__sseSwaps[type]++;
+        });
+        const seen = () => {
+          const el = document.querySelector('[data-testid=job-status]');
+          if (!window.__jobSuccessAt && el && el.textContent.trim() === 'success') window.__jobSuccessAt = Date.now();
+        };
+        document.addEventListener('DOMContentLoaded', () => {
+          window.__jobStatusAtLoad = document.querySelector('[data-testid=job-status]')?.textContent.trim();
+          seen();
+          new MutationObserver(seen).observe(document.body, { subtree: true, childList: true, characterData: true });
+        });
+      });
+      const submitted = Date.now();
+      await clickAndNavigate(form.getByRole('button', { name: 'Run job' }));
+
+      const match = /^\/jobs\/(\d+)$/.exec(new URL(page.url()).pathname);
+      assert.ok(match, `after "Run job" the browser is on ${page.url()}, not on a job page`);
+      const jobId = Number(match[1]);
+      // From here on the page must not be reloaded or left: mark the document, count navigations.
+      await page.evaluate(() => {
+        window.__noReload = true;
+      });
+      let navigations = 0;
+      const countNavigation = (frame) => {
+        if (frame === page.mainFrame()) navigations++;
+      };
+      page.on('framenavigated', countNavigation);
+      await expectText(page.locator('.flash-success'), `Job ${jobId} started on 2 devices.`, { exact: true });
+
+      // Everything below arrives over SSE on this very page.
+      const status = page.locator('[data-testid=job-status]');
+      await expectText(status, 'success', { exact: true, timeout: JOB_TIMEOUT_MS }).catch(async (err) => {
+        // Say what the server knew, and when the page started listening, next to what it shows.
+        const seen = await page.evaluate(() => ({ sseOpenAt: window.__jobSseOpenAt, swaps: window.__sseSwaps }));
+        const job = await api('GET', `/api/v1/jobs/${jobId}/`).catch((e) => ({ error: e.message }));
+        const logs = await api('GET', `/api/v1/jobs/${jobId}/logs/?page_size=1000`).catch(() => ({ results: [] }));
+        const lastLog = logs.results?.at(-1);
+        const shown = await page.locator('[data-testid=job-log] > li').count().catch(() => -1);
+        const iso = (ms) => (ms ? new Date(ms).toISOString() : 'never');
+        throw new assert.AssertionError({
+          message:
+            `${err.message}\n` +
+            `  the API says: job ${jobId} status ${job.status}, finished_at ${job.finished_at}, ` +
+            `${logs.count ?? '?'} log lines (last at ${lastLog?.ts}: ${JSON.stringify(lastLog?.message)})\n` +
+            `  the page shows ${shown} log lines; its SSE connection opened at ${iso(seen.sseOpenAt)}; ` +
+            `SSE events swapped in: ${JSON.stringify(seen.swaps)}`,
+        });
+      });
+      const { shownAt, atLoad, swaps } = await page.evaluate(() => ({
+        shownAt: window.__jobSuccessAt,
+        atLoad: window.__jobStatusAtLoad,
+        swaps: window.__sseSwaps,
+      }));
+      console.log(
+        `job ${jobId}: "success" shown ${shownAt - submitted} ms after clicking "Run job" ` +
+          `(status when the page loaded: ${atLoad}; SSE events swapped in: ${swaps.job} job, ${swaps.log} log)`,
+      );
+
+      const log = page.locator('[data-testid=job-log]');
+      for (const d of lab) await expectText(log, `Cisco IOS Software, Version 15.2 (${d.hostname})`, { timeout: JOB_TIMEOUT_MS });
+
+      const dispatches = page.locator('table[data-testid=dispatches]');
+      const rows = await eventually(
+        'two finished dispatches, one per region queue, each with a worker',
+        () => tableRows(dispatches),
+        (rs) =>
+          rs.length === 2 &&
+          lab.every((d) => rs.some((r) => r.Queue === d.queue)) &&
+          rs.every((r) => r.Status === 'success' && r.Worker !== '' && r.Worker !== 'not picked up yet'),
+        { timeout: JOB_TIMEOUT_MS },
+      );
+      assert.deepEqual(rows.map((r) => r.Queue).sort(), lab.map((d) => d.queue).sort());
+
+      const results = await eventually(
+        'both devices listed with result "success"',
+        () => tableRows(page.locator('table[data-testid=device-results]')),
+        (rs) => rs.length === 2 && lab.every((d) => rs.some((r) => r.Device === d.hostname && r.Result === 'success')),
+        { timeout: JOB_TIMEOUT_MS },
+      );
+      assert.equal(results.length, 2);
+
+      page.off('framenavigated', countNavigation);
+      assert.equal(navigations, 0, 'the job page navigated (or reloaded) instead of updating live');
+      assert.equal(await page.evaluate(() => window.__noReload), true, 'the job page was reloaded instead of updated live');
+      assert.equal(new URL(page.url()).pathname, `/jobs/${jobId}`);
+
+      // The API agrees.
+      const job = await api('GET', `/api/v1/jobs/${jobId}/`);
+      assert.equal(job.status, 'success', `GET /api/v1/jobs/${jobId}/: ${JSON.stringify(job).slice(0, 800)}`);
+      assert.equal(job.dispatches?.length, 2, `job ${jobId} should have one dispatch per region: ${JSON.stringify(job.dispatches)}`);
+      for (const d of job.dispatches) {
+        assert.equal(d.status, 'success', `dispatch ${JSON.stringify(d)}`);
+        assert.ok(typeof d.worker === 'string' && d.worker !== '', `dispatch without a worker: ${JSON.stringify(d)}`);
+      }
+      assert.deepEqual(job.dispatches.map((d) => d.queue).sort(), lab.map((d) => d.queue).sort());
+
+      // The log is a scroll box (max-height) that does not follow new lines: show its end.
+      await log.evaluate((ol) => {
+        ol.scrollTop = ol.scrollHeight;
+      });
+      await page.screenshot({ path: `${ARTIFACTS}job.png`, fullPage: true });
     }));
 
   it('raises no uncaught script error on any page visited', () => {
