@@ -365,6 +365,12 @@ async fn maintenance(pool: PgPool) {
                 if let Err(e) = throttle::prune(&mut conn).await {
                     tracing::warn!(error = %e, "pruning sign-in counters failed");
                 }
+                if let Err(e) =
+                    crate::jobs::prune_finished_tasks(&mut conn, Duration::from_secs(7 * 86_400))
+                        .await
+                {
+                    tracing::warn!(error = %e, "pruning finished queue tasks failed");
+                }
             }
             Err(e) => tracing::warn!(error = %e, "maintenance: database unavailable"),
         }

@@ -125,6 +125,40 @@ pub async fn run_dispatch(state: &WorkerState, dispatch_id: i64) -> sqlx::Result
     finish_dispatch(pool, claimed.job_id, dispatch_id).await
 }
 
+/// Marks a dispatch failed after its last attempt failed for infrastructure reasons.
+pub async fn give_up(state: &WorkerState, dispatch_id: i64, error: &str) -> sqlx::Result<()> {
+    let job_id: Option<i64> = sqlx::query_scalar(
+        "UPDATE job_dispatches SET status = 'failed', finished_at = now()
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING job_id",
+    )
+    .bind(dispatch_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    if let Some(job_id) = job_id {
+        let mut conn = state.pool.acquire().await?;
+        jobs::log(
+            &mut conn,
+            job_id,
+            "error",
+            "",
+            &format!(
+                "dispatch {dispatch_id} gave up after {} attempts: {error}",
+                jobs::TASK_MAX_ATTEMPTS
+            ),
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'failed', finished_at = now()
+             WHERE id = $1 AND status IN ('queued', 'running')
+               AND NOT EXISTS (SELECT 1 FROM job_dispatches WHERE job_id = $1 AND status IN ('queued', 'running'))",
+        )
+        .bind(job_id)
+        .execute(&state.pool)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn job_cancelled(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT status = 'cancelled' FROM jobs WHERE id = $1")
         .bind(job_id)

@@ -791,6 +791,23 @@ pub async fn cancel(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResul
     get(conn, scope, id).await
 }
 
+/// Deletes queue tasks finished longer than `age` ago: apalis never deletes them, and the
+/// job tables keep the history. Returns how many went.
+pub async fn prune_finished_tasks(
+    conn: &mut PgConnection,
+    age: std::time::Duration,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM apalis.jobs
+         WHERE done_at < now() - make_interval(secs => $1)
+           AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
+    )
+    .bind(age.as_secs_f64())
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// Device outcomes counted into `result_summary`.
 pub fn summary(succeeded: i64, failed: i64, cancelled: i64) -> Value {
     json!({"devices": succeeded + failed + cancelled, "succeeded": succeeded, "failed": failed, "cancelled": cancelled})

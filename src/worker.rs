@@ -59,10 +59,23 @@ pub fn unique_name(base: Option<&str>) -> String {
 async fn handle_dispatch(
     task: DispatchTask,
     state: Data<Arc<WorkerState>>,
+    attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    execute::run_dispatch(&state, task.dispatch_id)
-        .await
-        .map_err(|e| -> BoxDynError { e.to_string().into() })
+    match execute::run_dispatch(&state, task.dispatch_id).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::error!(dispatch = task.dispatch_id, attempt = attempt.current(), error = %e, "dispatch failed");
+            // apalis counts attempts from 0; on the last one, say so on the job instead of
+            // leaving the dispatch running for ever.
+            if attempt.current() + 1 >= crate::jobs::TASK_MAX_ATTEMPTS {
+                let _ = execute::give_up(&state, task.dispatch_id, &e.to_string()).await;
+            } else {
+                // A short pause before apalis retries: the database may be restarting.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e.to_string().into())
+        }
+    }
 }
 
 /// Runs one apalis worker on `queue` until `stop` turns true.

@@ -71,11 +71,10 @@ pub struct JobPage {
     pub logs: LogLinesPartial,
     /// Id of the last log line shown (the SSE stream continues after it).
     pub last_log_id: i64,
-    /// May cancel and retry.
-    pub can_run: bool,
 }
 
-/// Status, dispatches and per-device results: swapped as the job progresses.
+/// Status, dispatches, per-device results and the actions that fit the status: swapped as
+/// the job progresses.
 #[derive(Template, WebTemplate)]
 #[template(path = "jobs/_live.html")]
 pub struct JobLivePartial {
@@ -83,6 +82,10 @@ pub struct JobLivePartial {
     pub job: Job,
     /// Per-device results.
     pub results: Vec<DeviceResult>,
+    /// May cancel and retry.
+    pub can_run: bool,
+    /// For the action forms.
+    pub csrf_token: String,
 }
 
 /// Log lines, appended to the log as they come.
@@ -249,7 +252,12 @@ async fn live_partial(
     let mut conn = state.pool.acquire().await?;
     let job = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
     let results = jobs::results(&mut conn, id).await?;
-    Ok(JobLivePartial { job, results })
+    Ok(JobLivePartial {
+        job,
+        results,
+        can_run: signed_in.user.require(Role::Operator).is_ok(),
+        csrf_token: crate::auth::csrf::token(&signed_in.session).await?,
+    })
 }
 
 /// `GET /jobs/{id}`
@@ -266,26 +274,37 @@ pub async fn get_job(
         last_log_id: lines.last().map_or(0, |l| l.id),
         logs: LogLinesPartial { lines },
         live,
-        can_run: signed_in.user.require(Role::Operator).is_ok(),
     })
 }
 
-/// `GET /jobs/{id}/events?after=N`: new log lines (`log`) and the refreshed status,
-/// dispatches and results (`job`) as the job progresses. Ends with the server.
+/// `GET /jobs/{id}/events?after=N`: new log lines (`log`, each event's id the last line's
+/// id, so a reconnecting browser resumes with `Last-Event-ID` instead of repeating lines)
+/// and the refreshed status, dispatches and results (`job`) as the job progresses. Ends
+/// with the server.
 pub async fn get_job_events(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     query: QueryPairs,
+    headers: axum::http::HeaderMap,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let mut conn = state.pool.acquire().await?;
     jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
     drop(conn);
-    let after: i64 = query.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(query.get("after"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    // Subscribe first, then catch up once: whatever happened between rendering the page
+    // and this connection (the job may even have finished) is sent straight away.
     let messages = BroadcastStream::new(state.live.subscribe())
         .filter_map(Result::ok)
         .take_while(|m| !matches!(m, LiveMessage::Shutdown))
-        .filter(move |m| matches!(m, LiveMessage::JobLog(l) if l.job_id == id));
+        .filter(move |m| matches!(m, LiveMessage::JobLog(l) if l.job_id == id))
+        .map(|_| ());
+    let messages = tokio_stream::once(()).chain(messages);
     let stream = futures::StreamExt::flatten(futures::stream::unfold(
         (Box::pin(messages), after, state, signed_in),
         move |(mut messages, cursor, state, signed_in)| async move {
@@ -298,7 +317,10 @@ pub async fn get_job_events(
             if !lines.is_empty()
                 && let Ok(html) = (LogLinesPartial { lines }).render()
             {
-                events.push(Ok(Event::default().event("log").data(html)));
+                events.push(Ok(Event::default()
+                    .event("log")
+                    .id(next_cursor.to_string())
+                    .data(html)));
             }
             if let Ok(live) = live_partial(&state, &signed_in, id).await
                 && let Ok(html) = live.render()

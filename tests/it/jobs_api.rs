@@ -480,3 +480,41 @@ async fn jobs_are_listed_and_filtered_by_status_type_and_region(pool: PgPool) {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[sqlx::test]
+async fn finished_queue_tasks_are_pruned_after_the_retention_age(pool: PgPool) {
+    let mut w = world(pool.clone()).await;
+    w.app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {}}),
+        )
+        .await;
+    // Pretend one task finished long ago and another just now; the third is still pending.
+    sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '8 days'
+         WHERE id = (SELECT id FROM apalis.jobs ORDER BY id LIMIT 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Done', done_at = now()
+         WHERE id = (SELECT id FROM apalis.jobs ORDER BY id OFFSET 1 LIMIT 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let pruned =
+        webnet::jobs::prune_finished_tasks(&mut conn, std::time::Duration::from_secs(7 * 86_400))
+            .await
+            .unwrap();
+    assert_eq!(pruned, 1);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 2);
+}

@@ -9,6 +9,7 @@ mod devices_api;
 mod fake_device;
 mod helpers;
 mod jobs_api;
+mod jobs_ui;
 mod live_badges;
 mod probes;
 mod processes;

@@ -1,0 +1,177 @@
+//! Job pages in-process: starting a job from the device list, the list, the job page and
+//! its live stream.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::json;
+use sqlx::PgPool;
+use tower::ServiceExt;
+use webnet::app::{AppState, WebConfig, router};
+use webnet::auth::Role;
+use webnet::crypto::SecretBox;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+async fn signed_in(pool: PgPool, role: Role) -> TestApp {
+    webnet::db::migrate(&pool).await.unwrap();
+    let mut app = TestApp::new(pool);
+    app.create_user("alice", role, &["acme"]).await;
+    app.login("alice", PASSWORD).await;
+    app
+}
+
+#[sqlx::test]
+async fn an_operator_starts_a_job_from_checked_devices(pool: PgPool) {
+    let mut app = signed_in(pool.clone(), Role::Operator).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    let a = app
+        .device(
+            &admin,
+            json!({"hostname": "a", "mgmt_ip": "127.0.0.1", "region": east}),
+        )
+        .await;
+    let b = app
+        .device(&admin, json!({"hostname": "b", "mgmt_ip": "127.0.0.2"}))
+        .await;
+    app.get("/devices").await;
+    let (a_s, b_s) = (a.to_string(), b.to_string());
+    let form = app
+        .post_form(
+            "/jobs/new",
+            &[("device_ids", &a_s), ("device_ids", &b_s), ("region", "")],
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert_eq!(form.texts("[data-testid=job-targets]"), ["a, b"]);
+    let r = app
+        .post_form(
+            "/jobs",
+            &[
+                ("device_ids", &a_s),
+                ("device_ids", &b_s),
+                ("type", "run_commands"),
+                ("commands", "show version\n\nshow clock\n"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let location = r.location().unwrap().to_string();
+    let page = app.get(&location).await;
+    assert!(page.texts(".flash-success")[0].ends_with("started on 2 devices."));
+    assert_eq!(page.texts("[data-testid=job-status]"), ["queued"]);
+    let queues = page.texts("[data-testid=dispatches] tbody td code");
+    assert_eq!(queues, ["region_us-east-1", "default"]);
+    let id: i64 = location.trim_start_matches("/jobs/").parse().unwrap();
+    let payload: serde_json::Value = sqlx::query_scalar("SELECT payload FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(payload["commands"], json!(["show version", "show clock"]));
+
+    let list = app.get("/jobs").await;
+    assert_eq!(list.texts("[data-testid=jobs-table] tbody tr").len(), 1);
+    assert!(
+        list.body.contains("hx-trigger=\"every 2s\""),
+        "a queued job keeps the list refreshing"
+    );
+    let filtered = app.get("/jobs?status=success").await;
+    assert_eq!(
+        filtered.texts("[data-testid=jobs-empty] h2"),
+        ["No jobs match the filter"]
+    );
+
+    // Bad input comes back on the form.
+    let bad = app
+        .post_form(
+            "/jobs",
+            &[
+                ("device_ids", &a_s),
+                ("type", "run_commands"),
+                ("commands", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("Give a list of 1 to 50 commands."));
+}
+
+#[sqlx::test]
+async fn viewers_cannot_start_jobs(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Viewer).await;
+    assert_eq!(
+        app.get("/jobs/new?device_ids=1").await.status,
+        StatusCode::FORBIDDEN
+    );
+    app.get("/jobs").await;
+    let r = app
+        .post_form(
+            "/jobs",
+            &[("device_ids", "1"), ("type", "check_reachability")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test]
+async fn the_live_stream_catches_up_at_once_when_the_job_already_finished(pool: PgPool) {
+    let mut app = signed_in(pool.clone(), Role::Operator).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    app.device(&admin, json!({"hostname": "a", "mgmt_ip": "127.0.0.1"}))
+        .await;
+    let id = app
+        .post_json(&admin, "/api/v1/reachability/run", json!({"targets": {}}))
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap();
+    // The job finishes (here: is cancelled) before the browser's stream connects.
+    app.post_json(&admin, &format!("/api/v1/jobs/{id}/cancel/"), json!({}))
+        .await;
+    let server = router(
+        AppState::new(pool.clone(), SecretBox::random()),
+        &WebConfig::default(),
+    );
+    let response = server
+        .oneshot(
+            Request::get(format!("/jobs/{id}/events?after=1"))
+                .header(
+                    header::COOKIE,
+                    format!(
+                        "{}={}",
+                        webnet::app::SESSION_COOKIE,
+                        app.session_cookie().unwrap()
+                    ),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+                if seen.contains("event: job") {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(seen.contains("event: log"), "{seen}");
+    assert!(seen.contains("cancelled by a user"), "{seen}");
+    assert!(
+        seen.contains("event: job") && seen.contains(">cancelled</span>"),
+        "{seen}"
+    );
+    // A reconnecting browser resumes after the last line it got.
+    assert!(seen.contains("id: "), "{seen}");
+}
