@@ -13,7 +13,7 @@ CREATE TABLE regions (
     health_status                  TEXT NOT NULL DEFAULT 'healthy' CHECK (health_status IN ('healthy', 'degraded', 'offline')),
     health_message                 TEXT NOT NULL DEFAULT '',
     last_health_check              TIMESTAMPTZ,
-    health_check_interval_seconds  INTEGER NOT NULL DEFAULT 60 CHECK (health_check_interval_seconds BETWEEN 5 AND 86400),
+    health_check_interval_seconds  INTEGER NOT NULL DEFAULT 60 CHECK (health_check_interval_seconds BETWEEN 1 AND 86400),
     priority                       INTEGER NOT NULL DEFAULT 100,
     enabled                        BOOLEAN NOT NULL DEFAULT true,
     description                    TEXT NOT NULL DEFAULT '',

@@ -503,11 +503,14 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
 
     // 2 and 3. A worker on every queue, then single-device reachability jobs.
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let state = Arc::new(crate::worker::WorkerState {
-        pool: pool.clone(),
-        secrets: SecretBox::random(),
-        name: crate::worker::unique_name(Some("bench")),
-        device_concurrency: 16,
+    let state = Arc::new({
+        let mut s = crate::worker::WorkerState::new(
+            pool.clone(),
+            SecretBox::random(),
+            crate::worker::unique_name(Some("bench")),
+        );
+        s.device_concurrency = 16;
+        s
     });
     let worker = tokio::spawn(crate::worker::run(
         state,

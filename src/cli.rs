@@ -171,11 +171,14 @@ async fn run_worker(
             tracing::warn!(region = %region, "no region has this identifier yet; its queue stays empty until one does");
         }
     }
-    let state = std::sync::Arc::new(crate::worker::WorkerState {
-        pool: pool.clone(),
-        secrets,
-        name: crate::worker::unique_name(args.name.as_deref()),
-        device_concurrency: args.device_concurrency,
+    let state = std::sync::Arc::new({
+        let mut s = crate::worker::WorkerState::new(
+            pool.clone(),
+            secrets,
+            crate::worker::unique_name(args.name.as_deref()),
+        );
+        s.device_concurrency = args.device_concurrency;
+        s
     });
     println!("worker {} consuming {}", state.name, queues.join(", "));
     crate::worker::run(
@@ -280,6 +283,15 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
     let live = state.live.clone();
     let router = app::router(state, &config);
     let maintenance = tokio::spawn(maintenance(pool.clone()));
+    let monitor = (!args.no_monitor).then(|| {
+        tokio::spawn(crate::health::run(
+            pool.clone(),
+            crate::health::MonitorConfig {
+                degraded_after: Duration::from_secs(args.degraded_after_seconds),
+                ..Default::default()
+            },
+        ))
+    });
 
     let url = base_url(addr);
     println!("webnet is listening on {url}/");
@@ -303,11 +315,14 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         tracing::info!("running without the embedded worker");
         None
     } else {
-        let state = std::sync::Arc::new(crate::worker::WorkerState {
-            pool: pool.clone(),
-            secrets,
-            name: crate::worker::unique_name(Some("embedded")),
-            device_concurrency: 16,
+        let state = std::sync::Arc::new({
+            let mut s = crate::worker::WorkerState::new(
+                pool.clone(),
+                secrets,
+                crate::worker::unique_name(Some("embedded")),
+            );
+            s.device_concurrency = 16;
+            s
         });
         Some(tokio::spawn(crate::worker::run(
             state,
@@ -334,6 +349,9 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
     }
 
     maintenance.abort();
+    if let Some(monitor) = monitor {
+        monitor.abort();
+    }
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

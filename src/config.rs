@@ -101,6 +101,14 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBNET_COOKIE_SECURE")]
     pub cookie_secure: Option<bool>,
 
+    /// Do not run the health monitor (another server runs it; only one acts at a time anyway).
+    #[arg(long, env = "WEBNET_NO_MONITOR")]
+    pub no_monitor: bool,
+
+    /// A region whose oldest queued task waited longer than this is degraded.
+    #[arg(long, env = "WEBNET_DEGRADED_AFTER_SECONDS", default_value_t = 60)]
+    pub degraded_after_seconds: u64,
+
     /// Sign out browser sessions idle for this many minutes.
     #[arg(long, env = "WEBNET_SESSION_IDLE_MINUTES", default_value_t = 720)]
     pub session_idle_minutes: u32,

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod devices;
 pub mod error;
 pub mod execute;
+pub mod health;
 pub mod jobs;
 pub mod live;
 pub mod metrics;

@@ -182,10 +182,10 @@ impl RegionInput {
             check(
                 &mut e,
                 "health_check_interval_seconds",
-                if (5..=86_400).contains(&v) {
+                if (1..=86_400).contains(&v) {
                     Ok(v as i32)
                 } else {
-                    Err("Enter a number of seconds between 5 and 86400.".into())
+                    Err("Enter a number of seconds between 1 and 86400.".into())
                 },
             )
         });
@@ -388,19 +388,19 @@ pub async fn set_health(
     status: HealthStatus,
     message: &str,
 ) -> AppResult<Region> {
-    let updated = sqlx::query(
-        "UPDATE regions SET health_status = $3, health_message = $4, last_health_check = now(),
-                updated_at = now()
-         WHERE id = $1 AND ($2::bigint[] IS NULL OR customer_id = ANY($2))",
-    )
-    .bind(id)
-    .bind(scope.ids())
-    .bind(status)
-    .bind(message)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(AppError::NotFound);
+    let before = get(conn, scope, id).await?;
+    let reason = if message.is_empty() {
+        "set by hand"
+    } else {
+        message
+    };
+    crate::health::record_change(conn, id, before.health_status, status, reason, "manual").await?;
+    if message.is_empty() {
+        // The stored message is what the user typed, even when empty.
+        sqlx::query("UPDATE regions SET health_message = '' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
     }
     get(conn, scope, id).await
 }
@@ -436,7 +436,7 @@ mod tests {
             identifier: Some("Bad Id".into()),
             worker_pool_config: Some(serde_json::json!([1])),
             priority: Some(1 << 40),
-            health_check_interval_seconds: Some(1),
+            health_check_interval_seconds: Some(0),
             api_endpoint: Some("ftp://x".into()),
             ..Default::default()
         };

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -37,17 +38,77 @@ pub struct WorkerState {
     pub name: String,
     /// Devices of one dispatch handled at once.
     pub device_concurrency: usize,
+    /// How often the process tells the health monitor it is alive.
+    pub heartbeat: Duration,
+    /// Dispatches running now (reported with each heartbeat).
+    pub running: AtomicUsize,
+}
+
+impl WorkerState {
+    /// State with the default device concurrency (16) and heartbeat (1 s).
+    pub fn new(pool: PgPool, secrets: SecretBox, name: String) -> Self {
+        Self {
+            pool,
+            secrets,
+            name,
+            device_concurrency: 16,
+            heartbeat: Duration::from_secs(1),
+            running: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Records the process in `worker_heartbeats` and refreshes it every `state.heartbeat`
+/// until `stop`; then removes it (a graceful stop is not a lost worker).
+async fn heartbeat(
+    state: Arc<WorkerState>,
+    queues: watch::Receiver<Vec<String>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let host = hostname();
+    let mut tick = tokio::time::interval(state.heartbeat);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let queues = queues.borrow().clone();
+        let result = sqlx::query(
+            "INSERT INTO worker_heartbeats (name, host, pid, version, queues, heartbeat_ms, running_tasks)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO UPDATE SET queues = excluded.queues, running_tasks = excluded.running_tasks,
+                 last_seen = now(), heartbeat_ms = excluded.heartbeat_ms",
+        )
+        .bind(&state.name)
+        .bind(&host)
+        .bind(std::process::id() as i32)
+        .bind(crate::VERSION)
+        .bind(&queues)
+        .bind(state.heartbeat.as_millis().min(i32::MAX as u128) as i32)
+        .bind(state.running.load(Ordering::Relaxed) as i32)
+        .execute(&state.pool)
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+    }
+    let _ = sqlx::query("DELETE FROM worker_heartbeats WHERE name = $1")
+        .bind(&state.name)
+        .execute(&state.pool)
+        .await;
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// A unique name for this process start: `<base>-<pid>-<random>`.
 pub fn unique_name(base: Option<&str>) -> String {
-    let host = base.map(str::to_owned).unwrap_or_else(|| {
-        std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "webnet".to_string())
-    });
+    let host = base.map(str::to_owned).unwrap_or_else(hostname);
     let suffix = ulid::Ulid::generate().to_string();
     format!(
         "{host}-{}-{}",
@@ -61,7 +122,10 @@ async fn handle_dispatch(
     state: Data<Arc<WorkerState>>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    match execute::run_dispatch(&state, task.dispatch_id).await {
+    state.running.fetch_add(1, Ordering::Relaxed);
+    let result = execute::run_dispatch(&state, task.dispatch_id).await;
+    state.running.fetch_sub(1, Ordering::Relaxed);
+    match result {
         Ok(()) => Ok(()),
         Err(e) => {
             tracing::error!(dispatch = task.dispatch_id, attempt = attempt.current(), error = %e, "dispatch failed");
@@ -129,9 +193,11 @@ pub async fn run(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (queues_tx, queues_rx) = watch::channel(Vec::<String>::new());
+    let beating = tokio::spawn(heartbeat(state.clone(), queues_rx, stop_rx.clone()));
     let mut tasks = JoinSet::new();
     let mut serving: BTreeSet<String> = BTreeSet::new();
-    let mut refresh = tokio::time::interval(Duration::from_secs(5));
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(shutdown);
     loop {
         let wanted: Vec<String> = match &queues {
@@ -155,6 +221,7 @@ pub async fn run(
                 ));
             }
         }
+        let _ = queues_tx.send(serving.iter().cloned().collect());
         if matches!(queues, Queues::Fixed(_)) {
             shutdown.as_mut().await;
             break;
@@ -175,6 +242,7 @@ pub async fn run(
         );
         tasks.abort_all();
     }
+    let _ = beating.await;
     Ok(())
 }
 

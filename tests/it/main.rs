@@ -6,6 +6,7 @@ mod auth;
 mod browser;
 mod cli;
 mod devices_api;
+mod failover;
 mod fake_device;
 mod helpers;
 mod jobs_api;

@@ -17,7 +17,7 @@ use crate::fake_device::{FakeDevice, FakeDeviceConfig};
 use crate::helpers::{TestApp, database_url};
 
 /// Starts `webnet worker <args>` and waits until it says which queues it consumes.
-async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
+pub(crate) async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
     let mut child = webnet(url)
         .arg("worker")
         .args(args)

@@ -66,7 +66,7 @@ async fn bad_region_input_gets_field_errors_never_a_500(pool: PgPool) {
             "worker_pool_config",
         ),
         (
-            json!({"name": "X", "identifier": "x", "health_check_interval_seconds": 1}),
+            json!({"name": "X", "identifier": "x", "health_check_interval_seconds": 0}),
             "health_check_interval_seconds",
         ),
         (json!({"name": "x".repeat(201), "identifier": "x"}), "name"),

@@ -23,11 +23,10 @@ fn start_worker(
     queues: &[&str],
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = watch::channel(false);
-    let state = Arc::new(WorkerState {
-        pool: pool.clone(),
-        secrets: secrets.clone(),
-        name: name.to_string(),
-        device_concurrency: 8,
+    let state = Arc::new({
+        let mut s = WorkerState::new(pool.clone(), secrets.clone(), name.to_string());
+        s.device_concurrency = 8;
+        s
     });
     let queues = Queues::Fixed(queues.iter().map(|q| q.to_string()).collect());
     let handle = tokio::spawn(async move {

@@ -1,0 +1,405 @@
+//! The health monitor: region health from worker heartbeats, failover of queued work away
+//! from dead regions, and rescue of tasks held by lost workers.
+//!
+//! Rules (also in the README):
+//! - A worker is *live* while its heartbeat is younger than three of its heartbeat periods.
+//! - Every `health_check_interval_seconds`, each region (with `worker_pool_config.auto_health`
+//!   not `false`) is evaluated: **offline** when no live worker serves its queue; **degraded**
+//!   when fewer live workers than `worker_pool_config.min_workers`, or when its oldest pending
+//!   task has waited longer than the degraded threshold; **healthy** otherwise. A region
+//!   whose queue just lost its last live worker is evaluated at once, not at the next interval.
+//! - A manual status (API `update_health` or the region page) holds until the next evaluation.
+//! - When every region of a queue is unavailable (offline or disabled), its pending tasks move
+//!   to the default queue; their dispatches record where they came from.
+//! - Tasks claimed by a lost worker are reset to pending (attempts kept) on their queue when it
+//!   still has live workers, else on the default queue.
+//!
+//! Only one monitor acts at a time: it holds a PostgreSQL advisory lock on a connection of its
+//! own; a standby takes over when that connection goes away.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::types::Json;
+use sqlx::{Connection, FromRow, PgConnection, PgPool};
+
+use crate::regions::{DEFAULT_QUEUE, queue_name};
+use crate::types::HealthStatus;
+
+/// The advisory lock key of the monitor ("webnet-m").
+pub const LOCK_KEY: i64 = 0x7765_626e_6574_2d6d;
+
+/// Monitor settings.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// How often the monitor looks (regions are evaluated at their own interval).
+    pub tick: Duration,
+    /// A region whose oldest pending task waited longer is degraded.
+    pub degraded_after: Duration,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(500),
+            degraded_after: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct RegionRow {
+    id: i64,
+    identifier: String,
+    name: String,
+    health_status: HealthStatus,
+    worker_pool_config: Json<Value>,
+    due: bool,
+}
+
+/// Live workers per queue.
+pub async fn live_workers(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT q, count(*) FROM worker_heartbeats, unnest(queues) AS q
+         WHERE last_seen > now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)
+         GROUP BY q",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Pending tasks and the age of the oldest, per queue.
+pub async fn queue_depths(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, (i64, f64)>> {
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT job_type, count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(run_at)), 0)::float8
+         FROM apalis.jobs WHERE status = 'Pending' GROUP BY job_type",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(q, n, age)| (q, (n, age.max(0.0))))
+        .collect())
+}
+
+/// The status a region should have, and why.
+pub fn evaluate(
+    live: i64,
+    min_workers: i64,
+    oldest_pending: f64,
+    degraded_after: Duration,
+) -> (HealthStatus, String) {
+    if live == 0 {
+        return (
+            HealthStatus::Offline,
+            "no live worker serves its queue".to_string(),
+        );
+    }
+    if live < min_workers {
+        return (
+            HealthStatus::Degraded,
+            format!(
+                "{live} live worker{} of {min_workers} wanted",
+                if live == 1 { "" } else { "s" }
+            ),
+        );
+    }
+    if oldest_pending > degraded_after.as_secs_f64() {
+        return (
+            HealthStatus::Degraded,
+            format!("oldest queued task has waited {oldest_pending:.0} s"),
+        );
+    }
+    (
+        HealthStatus::Healthy,
+        format!("{live} live worker{}", if live == 1 { "" } else { "s" }),
+    )
+}
+
+/// Records a health change (the region row and an event).
+pub async fn record_change(
+    conn: &mut PgConnection,
+    region_id: i64,
+    from: HealthStatus,
+    to: HealthStatus,
+    reason: &str,
+    source: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE regions SET health_status = $2, health_message = $3, last_health_check = now(),
+                updated_at = now() WHERE id = $1",
+    )
+    .bind(region_id)
+    .bind(to)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    if from != to {
+        sqlx::query(
+            "INSERT INTO region_health_events (region_id, from_status, to_status, reason, source)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(region_id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(source)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One pass of the monitor: evaluate due regions, fail over and rescue. `previous` holds the
+/// live-worker counts of the previous pass, to notice a queue losing its last worker.
+/// Returns the number of tasks failed over and rescued.
+pub async fn pass(
+    conn: &mut PgConnection,
+    config: &MonitorConfig,
+    previous: &mut HashMap<String, i64>,
+) -> sqlx::Result<(u64, u64)> {
+    let live = live_workers(conn).await?;
+    let depths = queue_depths(conn).await?;
+    let regions: Vec<RegionRow> = sqlx::query_as(
+        "SELECT id, identifier, name, health_status, worker_pool_config,
+                -- A new region gets a few seconds for workers to pick up its queue.
+                CASE WHEN last_health_check IS NULL THEN created_at < now() - interval '5 seconds'
+                     ELSE last_health_check < now() - make_interval(secs => health_check_interval_seconds)
+                END AS due
+         FROM regions ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for region in &regions {
+        let config_obj = &region.worker_pool_config.0;
+        if config_obj.get("auto_health") == Some(&Value::Bool(false)) {
+            continue;
+        }
+        let queue = queue_name(&region.identifier);
+        let n = live.get(&queue).copied().unwrap_or(0);
+        // Losing the last worker is acted on at once, not at the next interval (a manual
+        // status otherwise holds until the next evaluation).
+        let urgent = n == 0
+            && previous.get(&queue).copied().unwrap_or(0) > 0
+            && region.health_status != HealthStatus::Offline;
+        if !region.due && !urgent {
+            continue;
+        }
+        let min_workers = config_obj
+            .get("min_workers")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let oldest = depths.get(&queue).map_or(0.0, |d| d.1);
+        let (status, reason) = evaluate(n, min_workers, oldest, config.degraded_after);
+        if status != region.health_status {
+            tracing::info!(region = %region.name, from = %region.health_status, to = %status, reason = %reason, "region health changed");
+        }
+        record_change(
+            conn,
+            region.id,
+            region.health_status,
+            status,
+            &reason,
+            "monitor",
+        )
+        .await?;
+    }
+    let failed_over = fail_over(conn).await?;
+    let rescued = rescue(conn, &live).await?;
+    *previous = live;
+    Ok((failed_over, rescued))
+}
+
+/// Moves pending tasks off the queues whose regions are all unavailable.
+pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let mut tx = conn.begin().await?;
+    let moved: Vec<(i64, i64, String)> = sqlx::query_as(
+        "WITH dead AS (
+            SELECT 'region_' || identifier AS queue,
+                   string_agg(DISTINCT CASE WHEN NOT enabled THEN name || ' is disabled'
+                                            ELSE name || ' is offline' END, ', ') AS why
+            FROM regions GROUP BY identifier
+            HAVING bool_and(NOT enabled OR health_status = 'offline')
+         ),
+         moved AS (
+            UPDATE apalis.jobs t SET job_type = 'default'
+            FROM dead WHERE t.job_type = dead.queue AND t.status = 'Pending'
+            RETURNING t.id, dead.queue, dead.why
+         )
+         UPDATE job_dispatches d SET queue = 'default', failed_over_from = moved.queue,
+                routing_reason = d.routing_reason || ' → failed over: ' || moved.why
+         FROM moved WHERE d.task_id = moved.id AND d.status = 'queued'
+         RETURNING d.id, d.job_id, moved.queue",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (dispatch, job, from) in &moved {
+        crate::jobs::log(
+            &mut tx,
+            *job,
+            "warning",
+            "",
+            &format!("dispatch {dispatch} moved from {from} to the default queue: no available region serves {from}"),
+        )
+        .await?;
+    }
+    if !moved.is_empty() {
+        // apalis's insert trigger does not fire on UPDATE: wake the default queue's workers.
+        sqlx::query(
+            "SELECT pg_notify('apalis::job::insert', json_build_object('job_type', $1::text, 'id', '')::text)",
+        )
+        .bind(DEFAULT_QUEUE)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(moved.len() as u64)
+}
+
+/// Resets tasks held by lost workers to pending (attempts kept): on their own queue when it
+/// still has live workers, else on the default queue.
+pub async fn rescue(conn: &mut PgConnection, live: &HashMap<String, i64>) -> sqlx::Result<u64> {
+    let lost: Vec<String> = sqlx::query_scalar(
+        "UPDATE worker_heartbeats SET lost_at = now()
+         WHERE lost_at IS NULL AND last_seen < now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)
+         RETURNING name",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rescued = 0;
+    for name in lost {
+        let mut tx = conn.begin().await?;
+        let held: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, job_type FROM apalis.jobs
+             WHERE status IN ('Queued', 'Running') AND lock_by LIKE $1 || ':%' FOR UPDATE",
+        )
+        .bind(&name)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (task, queue) in &held {
+            let target = if live.get(queue).copied().unwrap_or(0) > 0 {
+                queue.clone()
+            } else {
+                DEFAULT_QUEUE.to_string()
+            };
+            sqlx::query(
+                "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, job_type = $2
+                 WHERE id = $1",
+            )
+            .bind(task)
+            .bind(&target)
+            .execute(&mut *tx)
+            .await?;
+            let dispatch: Option<(i64, i64)> = sqlx::query_as(
+                "UPDATE job_dispatches SET status = 'queued', worker = NULL, queue = $2,
+                        failed_over_from = CASE WHEN $2 <> queue THEN queue ELSE failed_over_from END
+                 WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING id, job_id",
+            )
+            .bind(task)
+            .bind(&target)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((dispatch, job)) = dispatch {
+                crate::jobs::log(
+                    &mut tx,
+                    job,
+                    "warning",
+                    "",
+                    &format!("worker {name} was lost; dispatch {dispatch} re-queued on {target}"),
+                )
+                .await?;
+            }
+            sqlx::query(
+                "SELECT pg_notify('apalis::job::insert', json_build_object('job_type', $1::text, 'id', $2::text)::text)",
+            )
+            .bind(&target)
+            .bind(task)
+            .execute(&mut *tx)
+            .await?;
+            rescued += 1;
+        }
+        tx.commit().await?;
+        if !held.is_empty() {
+            tracing::warn!(worker = %name, tasks = held.len(), "worker lost; its tasks were re-queued");
+        }
+    }
+    Ok(rescued)
+}
+
+/// Runs the monitor for ever: waits for the advisory lock (standby), then acts every tick.
+/// Returns only if the pool closes.
+pub async fn run(pool: PgPool, config: MonitorConfig) {
+    // The lock lives on a connection of its own, outside the request pool.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with((*pool.connect_options()).clone());
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        let mut conn = match own.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "health monitor: database unavailable");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or_default();
+        if !locked {
+            drop(conn);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        tracing::info!("health monitor active");
+        let mut previous = HashMap::new();
+        loop {
+            if pool.is_closed() {
+                return;
+            }
+            match pass(&mut conn, &config, &mut previous).await {
+                Ok((moved, rescued)) => {
+                    if moved > 0 {
+                        tracing::warn!(
+                            tasks = moved,
+                            "failed over queued tasks to the default queue"
+                        );
+                    }
+                    if rescued > 0 {
+                        tracing::warn!(tasks = rescued, "rescued tasks from lost workers");
+                    }
+                }
+                Err(e) => {
+                    // The lock went with the connection if it broke; start over.
+                    tracing::warn!(error = %e, "health monitor pass failed");
+                    break;
+                }
+            }
+            tokio::time::sleep(config.tick).await;
+        }
+        let _ = conn.detach().close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_live_workers_and_queue_age() {
+        let limit = Duration::from_secs(60);
+        assert_eq!(evaluate(0, 1, 0.0, limit).0, HealthStatus::Offline);
+        assert_eq!(evaluate(1, 2, 0.0, limit).0, HealthStatus::Degraded);
+        assert_eq!(evaluate(2, 2, 61.0, limit).0, HealthStatus::Degraded);
+        let (status, reason) = evaluate(2, 1, 3.0, limit);
+        assert_eq!(status, HealthStatus::Healthy);
+        assert_eq!(reason, "2 live workers");
+    }
+}

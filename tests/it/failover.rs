@@ -1,0 +1,318 @@
+//! Health from heartbeats and failover, with real processes: `serve --no-worker` (which runs
+//! the health monitor), a regional worker, a default-queue worker, SSH stand-ins.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::process::Child;
+use webnet::auth::Role;
+use webnet::crypto::SecretBox;
+
+use crate::cli::{SECRET_KEY, start_server};
+use crate::fake_device::{FakeDevice, FakeDeviceConfig};
+use crate::helpers::{ApiUser, TestApp, database_url};
+use crate::processes::start_worker;
+
+const INTERVAL: u64 = 3;
+
+async fn kill9(child: &mut Child) {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+async fn health(app: &mut TestApp, user: &ApiUser, region: i64) -> (String, String) {
+    let r = app
+        .get_json(user, &format!("/api/v1/regions/{region}/"))
+        .await
+        .json();
+    (
+        r["health_status"].as_str().unwrap().to_string(),
+        r["health_message"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Polls until the region has `status`; returns how long it took.
+async fn wait_health(
+    app: &mut TestApp,
+    user: &ApiUser,
+    region: i64,
+    status: &str,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (now, message) = health(app, user, region).await;
+        if now == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "region still {now} ({message}) after {limit:?}, wanted {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_job(app: &mut TestApp, user: &ApiUser, id: i64, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let job = app
+            .get_json(user, &format!("/api/v1/jobs/{id}/"))
+            .await
+            .json();
+        if job["status"] != "queued" && job["status"] != "running" {
+            return job;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "job {id} still {} after {limit:?}: {job}",
+            job["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Lab {
+    app: TestApp,
+    admin: ApiUser,
+    region: i64,
+    device: i64,
+    router: FakeDevice,
+    url: String,
+}
+
+async fn lab(pool: PgPool, delay: Duration) -> Lab {
+    webnet::db::migrate(&pool).await.unwrap();
+    let url = database_url(&pool);
+    let mut app = TestApp::with_state(pool.clone(), SecretBox::from_secret(SECRET_KEY).unwrap());
+    let admin = app.api_user("ops", Role::Admin, "acme").await;
+    let region = app
+        .post_json(&admin, "/api/v1/regions/", json!({"name": "US East", "identifier": "us-east-1", "health_check_interval_seconds": INTERVAL}))
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let cred = app
+        .post_json(
+            &admin,
+            "/api/v1/credentials/",
+            json!({"name": "lab", "username": "netops", "password": "s3cret"}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let mut config = FakeDeviceConfig::new("netops", "s3cret").respond("show version", "IOS 15.2");
+    config.delay = delay;
+    let router = FakeDevice::start(config).await;
+    let device = app
+        .device(&admin, json!({"hostname": "edge-1", "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region}))
+        .await;
+    Lab {
+        app,
+        admin,
+        region,
+        device,
+        router,
+        url,
+    }
+}
+
+async fn run_show_version(lab: &mut Lab) -> i64 {
+    lab.app
+        .post_json(
+            &lab.admin,
+            "/api/v1/commands/run",
+            json!({"targets": {"device_ids": [lab.device]}, "commands": ["show version"]}),
+        )
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPool) {
+    let mut lab = lab(pool.clone(), Duration::ZERO).await;
+    let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
+    let (mut regional, _) =
+        start_worker(&lab.url, &["--region", "us-east-1", "--name", "east"]).await;
+    let (mut fallback, fallback_name) =
+        start_worker(&lab.url, &["--default-queue", "--name", "fallback"]).await;
+
+    // Healthy while its worker lives, as evaluated by the monitor.
+    let started = Instant::now();
+    loop {
+        let (status, message) = health(&mut lab.app, &lab.admin, lab.region).await;
+        if status == "healthy" && message.contains("live worker") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not evaluated: {status} {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    kill9(&mut regional).await;
+    // Ten jobs right after the kill: routed to the region, which still looks healthy.
+    let mut stranded = Vec::new();
+    for _ in 0..10 {
+        stranded.push(run_show_version(&mut lab).await);
+    }
+    let took = wait_health(
+        &mut lab.app,
+        &lab.admin,
+        lab.region,
+        "offline",
+        Duration::from_secs(2 * INTERVAL),
+    )
+    .await;
+    println!("offline {took:?} after SIGKILL");
+    for id in &stranded {
+        let job = wait_job(&mut lab.app, &lab.admin, *id, Duration::from_secs(20)).await;
+        assert_eq!(job["status"], "success", "{job}");
+        let d = &job["dispatches"][0];
+        assert_eq!(d["worker"], fallback_name.as_str());
+        assert_eq!(d["queue"], "default");
+        assert_eq!(d["failed_over_from"], "region_us-east-1");
+    }
+    let log = lab
+        .app
+        .get_json(&lab.admin, &format!("/api/v1/jobs/{}/logs/", stranded[0]))
+        .await
+        .body;
+    assert!(
+        log.contains("moved from region_us-east-1 to the default queue"),
+        "{log}"
+    );
+
+    // While offline, new jobs go straight to the default queue.
+    let id = run_show_version(&mut lab).await;
+    let job = wait_job(&mut lab.app, &lab.admin, id, Duration::from_secs(20)).await;
+    assert_eq!(job["dispatches"][0]["queue"], "default");
+    assert_eq!(job["dispatches"][0]["failed_over_from"], Value::Null);
+    assert_eq!(job["region"], Value::Null);
+
+    // A new regional worker brings the region back, and jobs route to it again.
+    let (mut again, again_name) =
+        start_worker(&lab.url, &["--region", "us-east-1", "--name", "east"]).await;
+    wait_health(
+        &mut lab.app,
+        &lab.admin,
+        lab.region,
+        "healthy",
+        Duration::from_secs(2 * INTERVAL + 2),
+    )
+    .await;
+    let id = run_show_version(&mut lab).await;
+    let job = wait_job(&mut lab.app, &lab.admin, id, Duration::from_secs(20)).await;
+    assert_eq!(job["dispatches"][0]["queue"], "region_us-east-1");
+    assert_eq!(job["dispatches"][0]["worker"], again_name.as_str());
+    assert_eq!(job["status"], "success");
+
+    // The history says what happened.
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT from_status, to_status FROM region_health_events WHERE region_id = $1 ORDER BY id",
+    )
+    .bind(lab.region)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        events.contains(&("healthy".into(), "offline".into())),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&("offline".into(), "healthy".into())),
+        "{events:?}"
+    );
+    assert_eq!(lab.router.commands_seen().len(), 12);
+    for child in [&mut again, &mut fallback, &mut server] {
+        kill9(child).await;
+    }
+}
+
+#[sqlx::test]
+async fn a_job_on_a_killed_worker_runs_again_elsewhere_and_finishes(pool: PgPool) {
+    let mut lab = lab(pool.clone(), Duration::from_secs(2)).await;
+    let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
+    let (mut regional, regional_name) =
+        start_worker(&lab.url, &["--region", "us-east-1", "--name", "east"]).await;
+    let (mut fallback, fallback_name) =
+        start_worker(&lab.url, &["--default-queue", "--name", "fallback"]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let id = run_show_version(&mut lab).await;
+    // Kill the regional worker in the middle of the command.
+    let started = Instant::now();
+    while lab.router.commands_seen().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill9(&mut regional).await;
+    let job = wait_job(&mut lab.app, &lab.admin, id, Duration::from_secs(30)).await;
+    assert_eq!(job["status"], "success", "{job}");
+    assert_eq!(job["dispatches"][0]["worker"], fallback_name.as_str());
+    let log = lab
+        .app
+        .get_json(&lab.admin, &format!("/api/v1/jobs/{id}/logs/"))
+        .await
+        .body;
+    assert!(
+        log.contains(&format!("worker {regional_name} was lost")),
+        "{log}"
+    );
+    assert_eq!(
+        lab.router.commands_seen(),
+        ["show version", "show version"],
+        "ran again elsewhere"
+    );
+    for child in [&mut fallback, &mut server] {
+        kill9(child).await;
+    }
+}
+
+async fn monitors_holding_the_lock(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND ((classid::bigint << 32) | objid::bigint) = $1",
+    )
+    .bind(webnet::health::LOCK_KEY)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn two_monitors_never_act_at_once_and_a_standby_takes_over(pool: PgPool) {
+    webnet::db::migrate(&pool).await.unwrap();
+    let url = database_url(&pool);
+    let (mut first, _, _) = start_server(&url, &["--no-worker"]).await;
+    let (mut second, _, _) = start_server(&url, &["--no-worker"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..10 {
+        assert_eq!(monitors_holding_the_lock(&pool).await, 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill9(&mut first).await;
+    let started = Instant::now();
+    loop {
+        // The first server's lock goes with its connection; the standby takes it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let n = monitors_holding_the_lock(&pool).await;
+        assert!(n <= 1);
+        if n == 1 && started.elapsed() > Duration::from_millis(500) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no monitor took over"
+        );
+    }
+    kill9(&mut second).await;
+}
