@@ -27,3 +27,6 @@ CREATE TABLE region_health_events (
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX region_health_events_region_idx ON region_health_events (region_id, created_at DESC);
+
+-- How often a dispatch was re-queued because its worker was lost.
+ALTER TABLE job_dispatches ADD COLUMN rescues INTEGER NOT NULL DEFAULT 0;

@@ -178,6 +178,7 @@ async fn run_worker(
             crate::worker::unique_name(args.name.as_deref()),
         );
         s.device_concurrency = args.device_concurrency;
+        s.heartbeat = Duration::from_secs(args.heartbeat_seconds.clamp(1, 60));
         s
     });
     println!("worker {} consuming {}", state.name, queues.join(", "));
@@ -282,7 +283,10 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
     let state = AppState::new(pool.clone(), secrets.clone());
     let live = state.live.clone();
     let router = app::router(state, &config);
-    let maintenance = tokio::spawn(maintenance(pool.clone()));
+    let maintenance = tokio::spawn(maintenance(
+        pool.clone(),
+        Duration::from_secs(u64::from(args.retention_days) * 86_400),
+    ));
     let monitor = (!args.no_monitor).then(|| {
         tokio::spawn(crate::health::run(
             pool.clone(),
@@ -368,8 +372,9 @@ fn base_url(addr: SocketAddr) -> String {
     format!("http://{host}:{}", addr.port())
 }
 
-/// Deletes expired sessions and stale sign-in counters every few minutes.
-async fn maintenance(pool: PgPool) {
+/// Every few minutes: deletes expired sessions, stale sign-in counters, and history older
+/// than the retention age.
+async fn maintenance(pool: PgPool, retention: Duration) {
     use tower_sessions::session_store::ExpiredDeletion;
     let store = PgSessionStore::new(pool.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(300));
@@ -383,10 +388,10 @@ async fn maintenance(pool: PgPool) {
                 if let Err(e) = throttle::prune(&mut conn).await {
                     tracing::warn!(error = %e, "pruning sign-in counters failed");
                 }
-                if let Err(e) =
-                    crate::jobs::prune_finished_tasks(&mut conn, Duration::from_secs(7 * 86_400))
-                        .await
-                {
+                if let Err(e) = crate::health::prune_history(&mut conn, retention).await {
+                    tracing::warn!(error = %e, "pruning job logs and health events failed");
+                }
+                if let Err(e) = crate::jobs::prune_finished_tasks(&mut conn, retention).await {
                     tracing::warn!(error = %e, "pruning finished queue tasks failed");
                 }
             }

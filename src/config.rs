@@ -109,6 +109,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBNET_DEGRADED_AFTER_SECONDS", default_value_t = 60)]
     pub degraded_after_seconds: u64,
 
+    /// Finished queue tasks, job logs and health events older than this many days are pruned.
+    #[arg(long, env = "WEBNET_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+
     /// Sign out browser sessions idle for this many minutes.
     #[arg(long, env = "WEBNET_SESSION_IDLE_MINUTES", default_value_t = 720)]
     pub session_idle_minutes: u32,
@@ -149,6 +153,10 @@ pub struct WorkerArgs {
     /// Devices of one dispatch worked on at once.
     #[arg(long, env = "WEBNET_WORKER_DEVICE_CONCURRENCY", default_value_t = 16)]
     pub device_concurrency: usize,
+
+    /// Seconds between heartbeats; the worker counts as lost after three missed ones.
+    #[arg(long, env = "WEBNET_WORKER_HEARTBEAT_SECONDS", default_value_t = 2)]
+    pub heartbeat_seconds: u64,
 
     /// On SIGTERM, how long running dispatches may take to finish before they are left to be
     /// recovered elsewhere.

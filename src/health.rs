@@ -85,6 +85,120 @@ pub async fn queue_depths(conn: &mut PgConnection) -> sqlx::Result<HashMap<Strin
         .collect())
 }
 
+/// A live worker process, for the region page.
+#[derive(Debug, Clone, serde::Serialize, FromRow)]
+pub struct WorkerInfo {
+    /// Unique name of the process start.
+    pub name: String,
+    /// Host it runs on.
+    pub host: String,
+    /// Dispatches it is running.
+    pub running_tasks: i32,
+    /// Last heartbeat.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: time::OffsetDateTime,
+    /// Process start.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: time::OffsetDateTime,
+}
+
+/// Live workers serving `queue`.
+pub async fn workers_on(conn: &mut PgConnection, queue: &str) -> sqlx::Result<Vec<WorkerInfo>> {
+    sqlx::query_as(
+        "SELECT name, host, running_tasks, last_seen, started_at FROM worker_heartbeats
+         WHERE $1 = ANY(queues) AND last_seen > now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)
+         ORDER BY name",
+    )
+    .bind(queue)
+    .fetch_all(conn)
+    .await
+}
+
+/// A recorded health change.
+#[derive(Debug, Clone, serde::Serialize, FromRow)]
+pub struct HealthEvent {
+    /// Before.
+    pub from_status: String,
+    /// After.
+    pub to_status: String,
+    /// Why.
+    pub reason: String,
+    /// `monitor` or `manual`.
+    pub source: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+/// The latest health changes of a region.
+pub async fn events(
+    conn: &mut PgConnection,
+    region_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<HealthEvent>> {
+    sqlx::query_as(
+        "SELECT from_status, to_status, reason, source, created_at FROM region_health_events
+         WHERE region_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(region_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// A queue's load: live workers, pending tasks, age of the oldest in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueStats {
+    /// Live workers.
+    pub live_workers: i64,
+    /// Pending tasks.
+    pub depth: i64,
+    /// Seconds the oldest pending task has waited.
+    pub oldest_age: f64,
+}
+
+/// Stats of every queue with workers or pending tasks.
+pub async fn queue_stats(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, QueueStats>> {
+    let live = live_workers(&mut *conn).await?;
+    let depths = queue_depths(conn).await?;
+    let mut out: HashMap<String, QueueStats> = HashMap::new();
+    for (q, n) in live {
+        out.entry(q).or_default().live_workers = n;
+    }
+    for (q, (depth, age)) in depths {
+        let e = out.entry(q).or_default();
+        e.depth = depth;
+        e.oldest_age = age;
+    }
+    Ok(out)
+}
+
+/// Deletes health events and job logs older than `age`. Returns the rows deleted.
+pub async fn prune_history(conn: &mut PgConnection, age: Duration) -> sqlx::Result<u64> {
+    let events = sqlx::query(
+        "DELETE FROM region_health_events WHERE created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(age.as_secs_f64())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let logs = sqlx::query(
+        "DELETE FROM job_logs WHERE job_id IN (SELECT id FROM jobs WHERE finished_at < now() - make_interval(secs => $1))",
+    )
+    .bind(age.as_secs_f64())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let workers = sqlx::query(
+        "DELETE FROM worker_heartbeats WHERE last_seen < now() - make_interval(secs => $1)",
+    )
+    .bind(age.as_secs_f64())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(events + logs + workers)
+}
+
 /// The status a region should have, and why.
 pub fn evaluate(
     live: i64,
@@ -294,7 +408,7 @@ pub async fn rescue(conn: &mut PgConnection, live: &HashMap<String, i64>) -> sql
             .execute(&mut *tx)
             .await?;
             let dispatch: Option<(i64, i64)> = sqlx::query_as(
-                "UPDATE job_dispatches SET status = 'queued', worker = NULL, queue = $2,
+                "UPDATE job_dispatches SET status = 'queued', worker = NULL, queue = $2, rescues = rescues + 1,
                         failed_over_from = CASE WHEN $2 <> queue THEN queue ELSE failed_over_from END
                  WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING id, job_id",
             )

@@ -468,9 +468,15 @@ pub struct DispatchView {
     /// Finished.
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+    /// Why a queued dispatch is still waiting ("3 tasks ahead", "no live worker on …").
+    #[sqlx(skip)]
+    pub waiting: Option<String>,
     /// Region name (UI).
     #[serde(skip)]
     pub region_name: Option<String>,
+    /// The apalis task carrying it.
+    #[serde(skip)]
+    pub task_id: String,
 }
 
 /// A job log line.
@@ -643,19 +649,64 @@ async fn dispatches(
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT d.job_id, d.id, d.region_id, d.queue, d.device_ids, d.status, d.worker,
                 d.routing_reason AS reason, d.failed_over_from, d.started_at, d.finished_at,
-                r.name AS region_name
+                r.name AS region_name, d.task_id
          FROM job_dispatches d LEFT JOIN regions r ON r.id = d.region_id
          WHERE d.job_id = ANY($1)
          ORDER BY d.job_id, d.id",
     )
     .bind(job_ids)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
+    let waiting = rows.iter().any(|r| r.view.status == JobStatus::Queued);
+    let live = if waiting {
+        crate::health::live_workers(&mut *conn).await?
+    } else {
+        Default::default()
+    };
     let mut out: BTreeMap<i64, Vec<DispatchView>> = BTreeMap::new();
-    for row in rows {
+    for mut row in rows {
+        if row.view.status == JobStatus::Queued {
+            row.view.waiting = Some(explain_wait(&mut *conn, &row.view, &live).await?);
+        }
         out.entry(row.job_id).or_default().push(row.view);
     }
     Ok(out)
+}
+
+/// Why a queued dispatch waits: no worker serves its queue, or tasks ahead of it.
+async fn explain_wait(
+    conn: &mut PgConnection,
+    dispatch: &DispatchView,
+    live: &std::collections::HashMap<String, i64>,
+) -> sqlx::Result<String> {
+    if live.get(&dispatch.queue).copied().unwrap_or(0) == 0 {
+        return Ok(if dispatch.queue == crate::regions::DEFAULT_QUEUE {
+            "no live worker on the default queue; start one with `webnet worker --default-queue`"
+                .to_string()
+        } else {
+            format!(
+                "no live worker on {}; moves to the default queue as soon as the health monitor marks its region offline (a few seconds)",
+                dispatch.queue
+            )
+        });
+    }
+    let ahead: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs t, (SELECT run_at, priority FROM apalis.jobs WHERE id = $2) me
+         WHERE t.job_type = $1 AND t.status IN ('Pending', 'Queued', 'Running') AND t.id <> $2
+           AND (t.status <> 'Pending' OR t.run_at < me.run_at OR (t.run_at = me.run_at AND t.id < $2))",
+    )
+    .bind(&dispatch.queue)
+    .bind(&dispatch.task_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(match ahead {
+        0 => format!(
+            "next on {}; a worker picks it up within a second",
+            dispatch.queue
+        ),
+        1 => format!("1 task ahead on {}", dispatch.queue),
+        n => format!("{n} tasks ahead on {}", dispatch.queue),
+    })
 }
 
 /// Filters of the job list.

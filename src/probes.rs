@@ -39,6 +39,15 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        {
+            let fleet = match crate::metrics::fleet(&state.pool).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "fleet metrics unavailable");
+                    None
+                }
+            };
+            state.metrics.encode(fleet.as_ref())
+        },
     )
 }

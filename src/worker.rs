@@ -45,14 +45,14 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
-    /// State with the default device concurrency (16) and heartbeat (1 s).
+    /// State with the default device concurrency (16) and heartbeat (2 s).
     pub fn new(pool: PgPool, secrets: SecretBox, name: String) -> Self {
         Self {
             pool,
             secrets,
             name,
             device_concurrency: 16,
-            heartbeat: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(2),
             running: AtomicUsize::new(0),
         }
     }

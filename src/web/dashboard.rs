@@ -22,16 +22,47 @@ pub struct DashboardPage {
     pub devices: i64,
     /// Devices without a region.
     pub unassigned: i64,
+    /// The region cards (refreshed every few seconds).
+    pub cards: RegionCardsPartial,
+}
+
+/// One card per region with its badge, queue depth and live workers.
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/_cards.html")]
+pub struct RegionCardsPartial {
+    /// Regions.
+    pub regions: Vec<Region>,
+    /// Load per queue.
+    pub stats: std::collections::HashMap<String, crate::health::QueueStats>,
+}
+
+impl RegionCardsPartial {
+    /// The load of a region's queue.
+    pub fn stats_of(&self, region: &Region) -> crate::health::QueueStats {
+        self.stats
+            .get(&region.queue_name())
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 /// `GET /`
 pub async fn get_dashboard(
     State(state): State<AppState>,
     signed_in: SignedIn,
-) -> AppResult<DashboardPage> {
+    query: crate::api::extract::QueryPairs,
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::With).await?;
+    let cards = RegionCardsPartial {
+        stats: crate::health::queue_stats(&mut conn).await?,
+        regions: regions.clone(),
+    };
+    if query.get("cards").is_some() {
+        return Ok(cards.into_response());
+    }
     let devices = devices::count(&mut conn, &scope, &DeviceFilter::default()).await?;
     let unassigned = devices::count(
         &mut conn,
@@ -47,5 +78,7 @@ pub async fn get_dashboard(
         regions,
         devices,
         unassigned,
-    })
+        cards,
+    }
+    .into_response())
 }

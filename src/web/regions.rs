@@ -189,6 +189,12 @@ pub struct RegionPage {
     pub can_manage: bool,
     /// Errors of the health form.
     pub errors: FieldErrors,
+    /// Live workers on the region's queue.
+    pub workers: Vec<crate::health::WorkerInfo>,
+    /// The queue's load.
+    pub stats: crate::health::QueueStats,
+    /// Latest health changes.
+    pub events: Vec<crate::health::HealthEvent>,
 }
 
 /// `/regions/{id}/delete`
@@ -381,7 +387,16 @@ async fn region_page(
                 .finish()
         )
     };
+    let workers = crate::health::workers_on(&mut conn, &region.queue_name()).await?;
+    let stats = crate::health::queue_stats(&mut conn)
+        .await?
+        .remove(&region.queue_name())
+        .unwrap_or_default();
+    let events = crate::health::events(&mut conn, region.id, 20).await?;
     Ok(RegionPage {
+        workers,
+        stats,
+        events,
         layout: signed_in.layout(Nav::Regions).await?,
         pager: Pager::new(page, count, &url, devices.len()),
         devices,

@@ -9,7 +9,7 @@ use crate::helpers::{PASSWORD, TestApp};
 
 #[sqlx::test]
 async fn the_api_without_credentials_answers_401_in_json(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let response = app.api(Method::GET, "/api/v1/me/", None, None).await;
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
     assert_eq!(response.header("www-authenticate"), Some("Bearer"));
@@ -21,7 +21,7 @@ async fn the_api_without_credentials_answers_401_in_json(pool: PgPool) {
 
 #[sqlx::test]
 async fn malformed_and_unknown_tokens_are_401(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let unknown = format!("wn_{}", "x".repeat(40));
     for header in [
         "Bearer",
@@ -44,7 +44,7 @@ async fn malformed_and_unknown_tokens_are_401(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_valid_token_identifies_its_user_and_customers(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     let id = app
         .create_user("ops-bot", Role::Operator, &["acme", "globex"])
         .await;
@@ -77,7 +77,7 @@ async fn a_valid_token_identifies_its_user_and_customers(pool: PgPool) {
 
 #[sqlx::test]
 async fn tokens_are_stored_as_sha256_hashes_only(pool: PgPool) {
-    let app = TestApp::new(pool.clone());
+    let app = TestApp::new(pool.clone()).await;
     let id = app.create_user("ops-bot", Role::Operator, &["acme"]).await;
     let token = app.token_for(id).await;
     let (prefix, hash): (String, String) =
@@ -101,7 +101,7 @@ async fn tokens_are_stored_as_sha256_hashes_only(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_browser_session_works_on_the_api_and_needs_csrf_for_unsafe_methods(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Admin, &["acme"]).await;
     app.login("alice", PASSWORD).await;
     app.get("/").await;
@@ -136,7 +136,7 @@ async fn the_browser_session_works_on_the_api_and_needs_csrf_for_unsafe_methods(
 
 #[sqlx::test]
 async fn bearer_requests_need_no_csrf_token(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let id = app.create_user("ops-bot", Role::Operator, &["acme"]).await;
     let token = app.token_for(id).await;
     let response = app

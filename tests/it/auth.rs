@@ -12,7 +12,7 @@ use crate::helpers::{PASSWORD, TestApp};
 
 #[sqlx::test]
 async fn anonymous_visitors_of_a_page_are_sent_to_login_with_the_page_as_next(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let response = app.get("/").await;
     assert_eq!(response.status, StatusCode::SEE_OTHER);
     assert_eq!(response.location(), Some("/login"));
@@ -23,7 +23,7 @@ async fn anonymous_visitors_of_a_page_are_sent_to_login_with_the_page_as_next(po
 
 #[sqlx::test]
 async fn an_anonymous_htmx_request_is_told_to_redirect_to_login(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let response = app
         .send(
             Request::get("/")
@@ -37,7 +37,7 @@ async fn an_anonymous_htmx_request_is_told_to_redirect_to_login(pool: PgPool) {
 
 #[sqlx::test]
 async fn signing_in_lands_on_the_next_page_with_a_new_session_id(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     app.create_user("alice", Role::Operator, &["acme"]).await;
 
     app.get("/login?next=/devices%3Fsite%3Dpar").await;
@@ -81,20 +81,20 @@ async fn signing_in_lands_on_the_next_page_with_a_new_session_id(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_old_session_id_is_worthless_after_sign_in(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     app.get("/login").await;
     let before = app.session_cookie().cloned().unwrap();
     app.login("alice", PASSWORD).await;
 
-    let mut attacker = TestApp::new(app.pool.clone());
+    let mut attacker = TestApp::new(app.pool.clone()).await;
     attacker.set_cookie(webnet::app::SESSION_COOKIE, &before);
     assert_eq!(attacker.get("/").await.location(), Some("/login"));
 }
 
 #[sqlx::test]
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
 
     let wrong = app.login("alice", "nope").await;
@@ -120,7 +120,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(pool: PgPool) 
 
 #[sqlx::test]
 async fn next_never_redirects_to_another_site(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     app.get("/login").await;
     let response = app
@@ -142,7 +142,7 @@ async fn next_never_redirects_to_another_site(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_form_without_the_csrf_token_is_forbidden(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
 
     app.get("/login").await;
@@ -173,7 +173,7 @@ async fn a_form_without_the_csrf_token_is_forbidden(pool: PgPool) {
 
 #[sqlx::test]
 async fn htmx_requests_send_the_csrf_token_as_a_header(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     app.login("alice", PASSWORD).await;
     let page = app.get("/").await;
@@ -205,7 +205,7 @@ async fn htmx_requests_send_the_csrf_token_as_a_header(pool: PgPool) {
 
 #[sqlx::test]
 async fn signing_out_deletes_the_session(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     app.login("alice", PASSWORD).await;
     app.get("/").await;
@@ -220,14 +220,14 @@ async fn signing_out_deletes_the_session(pool: PgPool) {
         ["You have been signed out."]
     );
 
-    let mut replay = TestApp::new(pool);
+    let mut replay = TestApp::new(pool).await;
     replay.set_cookie(webnet::app::SESSION_COOKIE, &session);
     assert_eq!(replay.get("/").await.location(), Some("/login"));
 }
 
 #[sqlx::test]
 async fn sessions_live_in_postgres_not_in_the_process(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     app.login("alice", PASSWORD).await;
     let session = app.session_cookie().cloned().unwrap();
@@ -239,7 +239,7 @@ async fn sessions_live_in_postgres_not_in_the_process(pool: PgPool) {
     assert_eq!(stored, 1);
 
     // A second server process (a new router) honours the same cookie.
-    let mut other = TestApp::new(pool);
+    let mut other = TestApp::new(pool).await;
     other.set_cookie(webnet::app::SESSION_COOKIE, &session);
     assert_eq!(other.get("/").await.status, StatusCode::OK);
 }
@@ -252,7 +252,8 @@ async fn the_session_cookie_is_http_only_lax_and_secure_when_configured(pool: Pg
             secure_cookies: true,
             ..WebConfig::default()
         },
-    );
+    )
+    .await;
     let response = app.get("/login").await;
     let cookie = response.header("set-cookie").unwrap();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
@@ -265,7 +266,8 @@ async fn the_session_cookie_is_http_only_lax_and_secure_when_configured(pool: Pg
             secure_cookies: false,
             ..WebConfig::default()
         },
-    );
+    )
+    .await;
     let cookie = plain
         .get("/login")
         .await
@@ -277,7 +279,7 @@ async fn the_session_cookie_is_http_only_lax_and_secure_when_configured(pool: Pg
 
 #[sqlx::test]
 async fn repeated_failures_for_one_username_are_throttled(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     for _ in 0..webnet::auth::throttle::MAX_FAILURES_PER_USERNAME {
         assert_eq!(
@@ -300,7 +302,7 @@ async fn repeated_failures_for_one_username_are_throttled(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_success_clears_the_failures_of_that_username(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     for _ in 0..webnet::auth::throttle::MAX_FAILURES_PER_USERNAME - 1 {
         app.login("alice", "guess").await;
@@ -320,7 +322,7 @@ async fn a_success_clears_the_failures_of_that_username(pool: PgPool) {
 
 #[sqlx::test]
 async fn failures_from_one_address_are_throttled_across_usernames(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.peer = Some(SocketAddr::from(([192, 0, 2, 7], 40000)));
     for i in 0..webnet::auth::throttle::MAX_FAILURES_PER_ADDRESS {
         let response = app.login(&format!("user{i}"), "guess").await;
@@ -339,7 +341,7 @@ async fn failures_from_one_address_are_throttled_across_usernames(pool: PgPool) 
 
 #[sqlx::test]
 async fn passwords_are_stored_only_as_argon2id_hashes(pool: PgPool) {
-    let app = TestApp::new(pool.clone());
+    let app = TestApp::new(pool.clone()).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     let hash: String =
         sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'alice'")
@@ -363,7 +365,7 @@ async fn passwords_are_stored_only_as_argon2id_hashes(pool: PgPool) {
 
 #[sqlx::test]
 async fn user_supplied_text_is_escaped_in_pages(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let response = app.login("<script>alert(1)</script>", "x").await;
     assert!(!response.body.contains("<script>alert(1)</script>"));
     // Escaped in the markup, yet the browser sees exactly what was typed.

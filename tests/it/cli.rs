@@ -146,7 +146,7 @@ async fn user_create_prints_a_generated_password_that_signs_in(pool: PgPool) {
     .unwrap();
     assert_eq!(memberships, ["acme", "globex"]);
 
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let response = app.login("alice", &password).await;
     assert_eq!(response.location(), Some("/"));
 }
@@ -194,7 +194,7 @@ async fn user_create_reads_the_password_from_stdin(pool: PgPool) {
             .await
             .unwrap();
     assert!(superuser);
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     assert_eq!(
         app.login("root2", "from-stdin-secret").await.location(),
         Some("/")
@@ -257,7 +257,7 @@ async fn token_create_prints_only_a_working_token(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(name, "ci");
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let me = app
         .api(axum::http::Method::GET, "/api/v1/me/", Some(token), None)
         .await;
@@ -343,7 +343,7 @@ async fn serve_prints_the_admin_password_once_and_stops_on_sigterm(pool: PgPool)
     let login = http_get(port, "/login").await;
     assert!(login.contains("Sign in to webnet"));
 
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     assert_eq!(app.login("admin", &password).await.location(), Some("/"));
     let me = app.get("/").await;
     assert!(me.texts(".who-meta")[0].contains("superuser"));

@@ -9,7 +9,7 @@ use crate::helpers::TestApp;
 
 #[sqlx::test]
 async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let id = app
         .device(
@@ -52,7 +52,7 @@ async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
 
 #[sqlx::test]
 async fn bad_device_input_names_each_field(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let r = app
         .post_json(
@@ -96,7 +96,7 @@ async fn bad_device_input_names_each_field(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_device_cannot_point_at_another_customers_region_or_credential(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let acme = app.api_user("a", Role::Admin, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
     let their_region = app.region(&globex, "Theirs", "theirs").await;
@@ -154,7 +154,7 @@ async fn a_device_cannot_point_at_another_customers_region_or_credential(pool: P
 
 #[sqlx::test]
 async fn device_filters_match_case_insensitively_and_region_none(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let east = app.region(&admin, "US East", "us-east-1").await;
     app.device(&admin, json!({"hostname": "par-edge-1", "mgmt_ip": "10.0.0.1", "site": "PAR", "role": "edge", "vendor": "Cisco", "region": east})).await;
@@ -207,7 +207,7 @@ async fn device_filters_match_case_insensitively_and_region_none(pool: PgPool) {
 
 #[sqlx::test]
 async fn bulk_assignment_by_ids_and_by_filters(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let east = app.region(&admin, "US East", "us-east-1").await;
@@ -266,7 +266,7 @@ async fn bulk_assignment_by_ids_and_by_filters(pool: PgPool) {
 
 #[sqlx::test]
 async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
@@ -361,7 +361,7 @@ async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool)
 
 #[sqlx::test]
 async fn operators_may_move_a_device_between_regions_but_not_edit_it(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
     let east = app.region(&admin, "US East", "us-east-1").await;
@@ -410,7 +410,7 @@ async fn operators_may_move_a_device_between_regions_but_not_edit_it(pool: PgPoo
 
 #[sqlx::test]
 async fn credential_secrets_are_encrypted_and_never_returned(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
     let r = app
@@ -476,7 +476,7 @@ async fn credential_secrets_are_encrypted_and_never_returned(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_credential_in_use_cannot_be_deleted(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
     let cred = app
@@ -517,7 +517,7 @@ async fn a_credential_in_use_cannot_be_deleted(pool: PgPool) {
 
 #[sqlx::test]
 async fn superusers_see_every_customer(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     let acme = app.api_user("a", Role::Admin, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
     app.region(&acme, "A", "a").await;

@@ -85,7 +85,8 @@ struct Lab {
 async fn lab(pool: PgPool, delay: Duration) -> Lab {
     webnet::db::migrate(&pool).await.unwrap();
     let url = database_url(&pool);
-    let mut app = TestApp::with_state(pool.clone(), SecretBox::from_secret(SECRET_KEY).unwrap());
+    let mut app =
+        TestApp::with_state(pool.clone(), SecretBox::from_secret(SECRET_KEY).unwrap()).await;
     let admin = app.api_user("ops", Role::Admin, "acme").await;
     let region = app
         .post_json(&admin, "/api/v1/regions/", json!({"name": "US East", "identifier": "us-east-1", "health_check_interval_seconds": INTERVAL}))
@@ -136,10 +137,29 @@ async fn run_show_version(lab: &mut Lab) -> i64 {
 async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPool) {
     let mut lab = lab(pool.clone(), Duration::ZERO).await;
     let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (mut regional, _) =
-        start_worker(&lab.url, &["--region", "us-east-1", "--name", "east"]).await;
-    let (mut fallback, fallback_name) =
-        start_worker(&lab.url, &["--default-queue", "--name", "fallback"]).await;
+    let (mut regional, _) = start_worker(
+        &lab.url,
+        &[
+            "--region",
+            "us-east-1",
+            "--name",
+            "east",
+            "--heartbeat-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let (mut fallback, fallback_name) = start_worker(
+        &lab.url,
+        &[
+            "--default-queue",
+            "--name",
+            "fallback",
+            "--heartbeat-seconds",
+            "1",
+        ],
+    )
+    .await;
 
     // Healthy while its worker lives, as evaluated by the monitor.
     let started = Instant::now();
@@ -196,8 +216,18 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
     assert_eq!(job["region"], Value::Null);
 
     // A new regional worker brings the region back, and jobs route to it again.
-    let (mut again, again_name) =
-        start_worker(&lab.url, &["--region", "us-east-1", "--name", "east"]).await;
+    let (mut again, again_name) = start_worker(
+        &lab.url,
+        &[
+            "--region",
+            "us-east-1",
+            "--name",
+            "east",
+            "--heartbeat-seconds",
+            "1",
+        ],
+    )
+    .await;
     wait_health(
         &mut lab.app,
         &lab.admin,
@@ -238,10 +268,29 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
 async fn a_job_on_a_killed_worker_runs_again_elsewhere_and_finishes(pool: PgPool) {
     let mut lab = lab(pool.clone(), Duration::from_secs(2)).await;
     let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (mut regional, regional_name) =
-        start_worker(&lab.url, &["--region", "us-east-1", "--name", "east"]).await;
-    let (mut fallback, fallback_name) =
-        start_worker(&lab.url, &["--default-queue", "--name", "fallback"]).await;
+    let (mut regional, regional_name) = start_worker(
+        &lab.url,
+        &[
+            "--region",
+            "us-east-1",
+            "--name",
+            "east",
+            "--heartbeat-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let (mut fallback, fallback_name) = start_worker(
+        &lab.url,
+        &[
+            "--default-queue",
+            "--name",
+            "fallback",
+            "--heartbeat-seconds",
+            "1",
+        ],
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let id = run_show_version(&mut lab).await;
     // Kill the regional worker in the middle of the command.

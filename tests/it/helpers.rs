@@ -64,18 +64,21 @@ impl TestResponse {
 }
 
 impl TestApp {
-    pub fn new(pool: PgPool) -> Self {
-        Self::with_config(pool, WebConfig::default())
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with_config(pool, WebConfig::default()).await
     }
 
     /// A router whose credential key is `secrets` (shared with a worker under test).
-    pub fn with_state(pool: PgPool, secrets: webnet::crypto::SecretBox) -> Self {
-        let mut app = Self::with_config(pool.clone(), WebConfig::default());
+    pub async fn with_state(pool: PgPool, secrets: webnet::crypto::SecretBox) -> Self {
+        let mut app = Self::with_config(pool.clone(), WebConfig::default()).await;
         app.router = router(AppState::new(pool, secrets), &WebConfig::default());
         app
     }
 
-    pub fn with_config(pool: PgPool, config: WebConfig) -> Self {
+    /// The router on a database with the whole schema (the tests' migrations cover only
+    /// webnet's own tables; this adds apalis's queue schema, as `webnet serve` does).
+    pub async fn with_config(pool: PgPool, config: WebConfig) -> Self {
+        webnet::db::migrate(&pool).await.expect("queue schema");
         // Server errors are logged, and shown with the failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()

@@ -10,7 +10,7 @@ use crate::helpers::{ApiUser, TestApp};
 /// A router plus the apalis schema (the tests' migrations cover only webnet's own).
 async fn app_with_queues(pool: PgPool) -> TestApp {
     webnet::db::migrate(&pool).await.unwrap();
-    TestApp::new(pool)
+    TestApp::new(pool).await
 }
 
 struct World {
@@ -125,6 +125,21 @@ async fn a_job_spanning_regions_fans_out_one_dispatch_per_region(pool: PgPool) {
     assert_eq!(d[2]["device_ids"], json!([w.devices[3]]));
     assert_eq!(d[0]["status"], "queued");
     assert_eq!(d[0]["worker"], Value::Null);
+    // No worker runs in this test: each queued dispatch says so.
+    assert!(
+        d[0]["waiting"]
+            .as_str()
+            .unwrap()
+            .starts_with("no live worker on region_us-west-2"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d[2]["waiting"]
+            .as_str()
+            .unwrap()
+            .contains("webnet worker --default-queue")
+    );
 
     // One pending apalis task per dispatch, on its queue, carrying the dispatch id.
     let tasks: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
@@ -517,4 +532,30 @@ async fn finished_queue_tasks_are_pruned_after_the_retention_age(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(left, 2);
+}
+
+#[sqlx::test]
+async fn metrics_report_region_health_queues_and_jobs(pool: PgPool) {
+    let mut w = world(pool).await;
+    w.app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {}}),
+        )
+        .await;
+    let metrics = w.app.get("/metrics").await.body;
+    for line in [
+        r#"webnet_region_health{region="us-east-1",customer="acme",status="healthy"} 1"#,
+        r#"webnet_region_health{region="us-east-1",customer="acme",status="offline"} 0"#,
+        r#"webnet_jobs{type="check_reachability",status="queued"} 1"#,
+        r#"webnet_queue_depth{queue="region_us-west-2"} 1"#,
+        r#"webnet_queue_depth{queue="default"} 1"#,
+        "webnet_dispatch_failovers 0",
+        "# EOF",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    assert_eq!(metrics.matches("# EOF").count(), 1);
+    assert!(metrics.contains("webnet_queue_oldest_task_age_seconds{queue=\"default\"}"));
 }

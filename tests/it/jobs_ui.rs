@@ -17,7 +17,7 @@ use crate::helpers::{PASSWORD, TestApp};
 
 async fn signed_in(pool: PgPool, role: Role) -> TestApp {
     webnet::db::migrate(&pool).await.unwrap();
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", role, &["acme"]).await;
     app.login("alice", PASSWORD).await;
     app

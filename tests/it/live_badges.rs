@@ -34,7 +34,7 @@ async fn read_until(body: &mut Body, needle: &str, wait: Duration) -> Option<Str
 
 #[sqlx::test]
 async fn a_health_change_is_pushed_to_that_customers_browsers_only(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
@@ -45,9 +45,9 @@ async fn a_health_change_is_pushed_to_that_customers_browsers_only(pool: PgPool)
         AppState::new(pool.clone(), SecretBox::random()),
         &WebConfig::default(),
     );
-    let mut alice = TestApp::new(pool.clone());
+    let mut alice = TestApp::new(pool.clone()).await;
     alice.login("alice", PASSWORD).await;
-    let mut mallory = TestApp::new(pool.clone());
+    let mut mallory = TestApp::new(pool.clone()).await;
     let r = mallory.login("mallory", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let open = |cookie: String| {
@@ -108,11 +108,11 @@ async fn a_health_change_is_pushed_to_that_customers_browsers_only(pool: PgPool)
 
 #[sqlx::test]
 async fn a_change_made_with_plain_sql_reaches_the_badges_too(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
-    let mut alice = TestApp::new(pool.clone());
+    let mut alice = TestApp::new(pool.clone()).await;
     alice.login("alice", PASSWORD).await;
     let server = router(
         AppState::new(pool.clone(), SecretBox::random()),
@@ -147,7 +147,7 @@ async fn a_change_made_with_plain_sql_reaches_the_badges_too(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_event_stream_needs_a_signed_in_user(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     assert_eq!(
         app.get("/events").await.location(),
         Some("/login?next=%2Fevents")

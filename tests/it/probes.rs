@@ -8,7 +8,7 @@ use crate::helpers::TestApp;
 
 #[sqlx::test]
 async fn healthz_and_readyz_answer(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let health = app.get("/healthz").await;
     assert_eq!(
         (health.status, health.body.as_str()),
@@ -23,7 +23,7 @@ async fn healthz_and_readyz_answer(pool: PgPool) {
 
 #[sqlx::test]
 async fn readyz_fails_when_the_database_is_gone(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone());
+    let mut app = TestApp::new(pool.clone()).await;
     pool.close().await;
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -31,7 +31,7 @@ async fn readyz_fails_when_the_database_is_gone(pool: PgPool) {
 
 #[sqlx::test]
 async fn metrics_count_requests_by_route_pattern(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.get("/healthz").await;
     app.get("/healthz").await;
     app.api(Method::GET, "/api/v1/me/", None, None).await;
@@ -56,7 +56,7 @@ async fn metrics_count_requests_by_route_pattern(pool: PgPool) {
 
 #[sqlx::test]
 async fn static_assets_are_embedded_and_revalidated_by_etag(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let htmx = app.get("/static/vendor/htmx-2.0.11.min.js").await;
     assert_eq!(htmx.status, StatusCode::OK);
     assert!(htmx.header("content-type").unwrap().contains("javascript"));
@@ -83,7 +83,7 @@ async fn static_assets_are_embedded_and_revalidated_by_etag(pool: PgPool) {
 
 #[sqlx::test]
 async fn pages_reference_only_local_assets(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let page = app.get("/login").await;
     for src in ["script[src]", "link[href]"] {
         let selector = scraper::Selector::parse(src).unwrap();
@@ -98,7 +98,7 @@ async fn pages_reference_only_local_assets(pool: PgPool) {
 
 #[sqlx::test]
 async fn unknown_paths_are_404_in_the_right_format(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let page = app.get("/no/such/page").await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(

@@ -68,7 +68,8 @@ async fn regional_workers_in_separate_processes_run_their_regions_dispatches(poo
         "unique per start: {east_name}"
     );
 
-    let mut app = TestApp::with_state(pool.clone(), SecretBox::from_secret(SECRET_KEY).unwrap());
+    let mut app =
+        TestApp::with_state(pool.clone(), SecretBox::from_secret(SECRET_KEY).unwrap()).await;
     let admin = app.api_user("ops", Role::Admin, "acme").await;
     let us = app.region(&admin, "US East", "us-east-1").await;
     let eu = app.region(&admin, "EU West", "eu-west-1").await;

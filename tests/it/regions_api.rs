@@ -9,7 +9,7 @@ use crate::helpers::TestApp;
 
 #[sqlx::test]
 async fn an_admin_creates_a_region_with_every_contract_field(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin1", Role::Admin, "acme").await;
     let r = app
         .post_json(
@@ -52,7 +52,7 @@ async fn an_admin_creates_a_region_with_every_contract_field(pool: PgPool) {
 
 #[sqlx::test]
 async fn bad_region_input_gets_field_errors_never_a_500(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin1", Role::Admin, "acme").await;
     let cases = [
         (json!({"identifier": "us-east-1"}), "name"),
@@ -113,7 +113,7 @@ async fn bad_region_input_gets_field_errors_never_a_500(pool: PgPool) {
 
 #[sqlx::test]
 async fn identifiers_are_unique_per_customer_only(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let acme = app.api_user("a", Role::Admin, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
     app.region(&acme, "US East", "us-east-1").await;
@@ -135,7 +135,7 @@ async fn identifiers_are_unique_per_customer_only(pool: PgPool) {
 
 #[sqlx::test]
 async fn another_customers_region_is_404_for_every_method(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let acme = app.api_user("a", Role::Admin, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
     let id = app.region(&acme, "US East", "us-east-1").await;
@@ -183,7 +183,7 @@ async fn another_customers_region_is_404_for_every_method(pool: PgPool) {
 
 #[sqlx::test]
 async fn viewers_and_operators_read_but_only_admins_manage_regions(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
@@ -223,7 +223,7 @@ async fn viewers_and_operators_read_but_only_admins_manage_regions(pool: PgPool)
 
 #[sqlx::test]
 async fn patch_changes_only_the_given_fields_and_put_needs_them_all(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     let path = format!("/api/v1/regions/{id}/");
@@ -262,7 +262,7 @@ async fn patch_changes_only_the_given_fields_and_put_needs_them_all(pool: PgPool
 
 #[sqlx::test]
 async fn update_health_sets_status_message_and_check_time(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     let path = format!("/api/v1/regions/{id}/update_health/");
@@ -291,7 +291,7 @@ async fn update_health_sets_status_message_and_check_time(pool: PgPool) {
 
 #[sqlx::test]
 async fn region_lists_are_paginated_by_priority(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     for i in 0..5 {
         app.post_json(
@@ -328,7 +328,7 @@ async fn region_lists_are_paginated_by_priority(pool: PgPool) {
 
 #[sqlx::test]
 async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     let device = app
@@ -361,7 +361,7 @@ async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
 
 #[sqlx::test]
 async fn customer_is_required_when_the_user_has_several(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let id = app
         .create_user("multi", Role::Admin, &["acme", "globex"])
         .await;
@@ -401,7 +401,7 @@ async fn customer_is_required_when_the_user_has_several(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_oversized_body_is_refused_without_a_500(pool: PgPool) {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let huge = json!({"name": "x".repeat(5 * 1024 * 1024), "identifier": "x"});
     let r = app.post_json(&admin, "/api/v1/regions/", huge).await;

@@ -8,7 +8,7 @@ use webnet::auth::Role;
 use crate::helpers::{PASSWORD, TestApp};
 
 async fn signed_in(pool: PgPool, role: Role) -> TestApp {
-    let mut app = TestApp::new(pool);
+    let mut app = TestApp::new(pool).await;
     app.create_user("alice", role, &["acme"]).await;
     let r = app.login("alice", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);

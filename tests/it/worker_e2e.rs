@@ -54,7 +54,7 @@ struct Setup {
 async fn setup(pool: PgPool) -> Setup {
     webnet::db::migrate(&pool).await.unwrap();
     let secrets = SecretBox::random();
-    let mut app = TestApp::with_state(pool, secrets.clone());
+    let mut app = TestApp::with_state(pool, secrets.clone()).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
     let _ = &mut app;
     Setup {
