@@ -7,7 +7,8 @@
 //!   not `false`) is evaluated: **offline** when no live worker serves its queue; **degraded**
 //!   when fewer live workers than `worker_pool_config.min_workers`, or when its oldest pending
 //!   task has waited longer than the degraded threshold; **healthy** otherwise. A region
-//!   whose queue just lost its last live worker is evaluated at once, not at the next interval.
+//!   whose queue just lost its last live worker, or an offline region whose queue just got one
+//!   back, is evaluated at once, not at the next interval.
 //! - A manual status (API `update_health` or the region page) holds until the next evaluation.
 //! - When every region of a queue is unavailable (offline or disabled), its pending tasks move
 //!   to the default queue; their dispatches record where they came from.
@@ -296,9 +297,10 @@ pub async fn pass(
         let n = live.get(&queue).copied().unwrap_or(0);
         // Losing the last worker is acted on at once, not at the next interval (a manual
         // status otherwise holds until the next evaluation).
-        let urgent = n == 0
-            && previous.get(&queue).copied().unwrap_or(0) > 0
-            && region.health_status != HealthStatus::Offline;
+        // Likewise a dead region's first worker coming back.
+        let before = previous.get(&queue).copied().unwrap_or(0);
+        let urgent = (n == 0 && before > 0 && region.health_status != HealthStatus::Offline)
+            || (n > 0 && before == 0 && region.health_status == HealthStatus::Offline);
         if !region.due && !urgent {
             continue;
         }
