@@ -29,6 +29,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let secrets = secret_box(&cli)?;
             run_worker(&cli.database_url, args.clone(), secrets).await
         }
+        Command::Monitor {
+            degraded_after_seconds,
+        } => {
+            let pool = open(&cli.database_url, 2).await?;
+            println!("health monitor started (active when it holds the lock, standby otherwise)");
+            let monitor = crate::health::run(
+                pool.clone(),
+                crate::health::MonitorConfig {
+                    degraded_after: Duration::from_secs(degraded_after_seconds),
+                    ..Default::default()
+                },
+            );
+            tokio::select! {
+                () = monitor => {}
+                () = shutdown_signal() => {}
+            }
+            pool.close().await;
+            Ok(())
+        }
         Command::Migrate => {
             let pool = open(&cli.database_url, 2).await?;
             println!("database is up to date");

@@ -58,6 +58,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a worker: consume regional queues (and the default queue) and run jobs.
     Worker(WorkerArgs),
+    /// Run only the health monitor (`serve` runs one too; one acts at a time).
+    Monitor {
+        /// A region whose oldest queued task waited longer than this is degraded.
+        #[arg(long, env = "WEBNET_DEGRADED_AFTER_SECONDS", default_value_t = 60)]
+        degraded_after_seconds: u64,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage customers (tenants).

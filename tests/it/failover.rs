@@ -365,3 +365,33 @@ async fn two_monitors_never_act_at_once_and_a_standby_takes_over(pool: PgPool) {
     }
     kill9(&mut second).await;
 }
+
+#[sqlx::test]
+async fn the_monitor_also_runs_on_its_own(pool: PgPool) {
+    webnet::db::migrate(&pool).await.unwrap();
+    let url = database_url(&pool);
+    let mut monitor = crate::cli::webnet(&url)
+        .arg("monitor")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while monitors_holding_the_lock(&pool).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the monitor never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = monitor.id().unwrap().to_string();
+    tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), monitor.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
