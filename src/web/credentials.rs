@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::flash::{self, Level};
-use super::forms::FormPairs;
+use super::forms::{FormPairs, combine};
 use super::pager::Pager;
 use super::regions::customer_choices;
 use super::{Layout, Nav, SignedIn};
@@ -110,14 +110,7 @@ pub async fn post_credentials(
     let mut errors = FieldErrors::new();
     let input = credential_input(&form, &mut errors);
     let result = async {
-        let changes = match input.validate(true) {
-            Ok(c) if errors.is_empty() => c,
-            Ok(_) => return Err(AppError::Validation(errors.clone())),
-            Err(mut e) => {
-                e.extend(errors.clone());
-                return Err(AppError::Validation(e));
-            }
-        };
+        let changes = combine(input.validate(true), errors)?;
         let mut tx = state.pool.begin().await?;
         let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
         let c = credentials::create(&mut tx, &state.secrets, customer, &changes).await?;
@@ -186,15 +179,9 @@ pub async fn post_credential(
     let mut errors = FieldErrors::new();
     let mut input = credential_input(&form, &mut errors);
     input.customer = None;
-    let result = match input.validate(true) {
-        Ok(c) if errors.is_empty() => {
-            credentials::update(&mut conn, &state.secrets, &scope, id, &c).await
-        }
-        Ok(_) => Err(AppError::Validation(errors)),
-        Err(mut e) => {
-            e.extend(errors);
-            Err(AppError::Validation(e))
-        }
+    let result = match combine(input.validate(true), errors) {
+        Ok(c) => credentials::update(&mut conn, &state.secrets, &scope, id, &c).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok(c) => {

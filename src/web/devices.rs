@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::flash::{self, Level};
-use super::forms::{FormPairs, thousands};
+use super::forms::{FormPairs, combine, thousands};
 use super::pager::Pager;
 use super::regions::customer_choices;
 use super::{Layout, Nav, SignedIn};
@@ -516,20 +516,6 @@ pub async fn get_new_device(
     .await
 }
 
-fn merge(
-    validated: Result<devices::DeviceChanges, FieldErrors>,
-    errors: FieldErrors,
-) -> AppResult<devices::DeviceChanges> {
-    match validated {
-        Ok(c) if errors.is_empty() => Ok(c),
-        Ok(_) => Err(AppError::Validation(errors)),
-        Err(mut e) => {
-            e.extend(errors);
-            Err(AppError::Validation(e))
-        }
-    }
-}
-
 /// `POST /devices`
 pub async fn post_devices(
     State(state): State<AppState>,
@@ -540,7 +526,7 @@ pub async fn post_devices(
     let mut errors = FieldErrors::new();
     let input = device_input(&form, &mut errors);
     let result = async {
-        let changes = merge(input.validate(true), errors)?;
+        let changes = combine(input.validate(true), errors)?;
         let mut tx = state.pool.begin().await?;
         let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
         let device = devices::create(&mut tx, customer, &changes).await?;
@@ -645,7 +631,7 @@ pub async fn post_device(
     let mut errors = FieldErrors::new();
     let mut input = device_input(&form, &mut errors);
     input.customer = None;
-    let result = match merge(input.validate(true), errors) {
+    let result = match combine(input.validate(true), errors) {
         Ok(changes) => devices::update(&mut conn, &scope, id, &changes).await,
         Err(e) => Err(e),
     };

@@ -83,6 +83,19 @@ impl<S: Send + Sync> FromRequest<S> for FormPairs {
     }
 }
 
+/// Joins the errors found while reading a form (`errors`, e.g. a number that is not one)
+/// with those of validating what was read.
+pub fn combine<T>(validated: Result<T, FieldErrors>, errors: FieldErrors) -> Result<T, AppError> {
+    match validated {
+        Ok(value) if errors.is_empty() => Ok(value),
+        Ok(_) => Err(AppError::Validation(errors)),
+        Err(mut e) => {
+            e.extend(errors);
+            Err(AppError::Validation(e))
+        }
+    }
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: &i64) -> String {
     let digits = n.unsigned_abs().to_string();

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
 use super::flash::{self, Level};
-use super::forms::FormPairs;
+use super::forms::{FormPairs, combine};
 use super::pager::Pager;
 use super::{Layout, Nav, SignedIn};
 use crate::api::extract::{Id, QueryPairs};
@@ -303,15 +303,7 @@ pub async fn post_regions(
     let mut errors = FieldErrors::new();
     let input = region_input(&form, &mut errors);
     let result = async {
-        let changes = input.validate(true);
-        let changes = match changes {
-            Ok(c) if errors.is_empty() => c,
-            Ok(_) => return Err(AppError::Validation(errors.clone())),
-            Err(mut e) => {
-                e.extend(errors.clone());
-                return Err(AppError::Validation(e));
-            }
-        };
+        let changes = combine(input.validate(true), errors)?;
         let mut tx = state.pool.begin().await?;
         let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
         let region = regions::create(&mut tx, customer, &changes).await?;
@@ -439,13 +431,9 @@ pub async fn post_region(
     let mut errors = FieldErrors::new();
     let mut input = region_input(&form, &mut errors);
     input.customer = None;
-    let result = match input.validate(true) {
-        Ok(changes) if errors.is_empty() => regions::update(&mut conn, &scope, id, &changes).await,
-        Ok(_) => Err(AppError::Validation(errors)),
-        Err(mut e) => {
-            e.extend(errors);
-            Err(AppError::Validation(e))
-        }
+    let result = match combine(input.validate(true), errors) {
+        Ok(changes) => regions::update(&mut conn, &scope, id, &changes).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok(updated) => {
