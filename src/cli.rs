@@ -338,15 +338,11 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         tracing::info!("running without the embedded worker");
         None
     } else {
-        let state = std::sync::Arc::new({
-            let mut s = crate::worker::WorkerState::new(
-                pool.clone(),
-                secrets,
-                crate::worker::unique_name(Some("embedded")),
-            );
-            s.device_concurrency = 16;
-            s
-        });
+        let state = std::sync::Arc::new(crate::worker::WorkerState::new(
+            pool.clone(),
+            secrets,
+            crate::worker::unique_name(Some("embedded")),
+        ));
         Some(tokio::spawn(crate::worker::run(
             state,
             crate::worker::Queues::All,
