@@ -117,6 +117,18 @@ pub fn iso(t: &OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The time of day of a timestamp, to the millisecond, UTC (log lines).
+pub fn clock(t: &OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
 /// A timestamp relative to now: "12 s ago", "3 min ago", "5 h ago", or the date.
 pub fn ago(t: &OffsetDateTime) -> String {
     let secs = (OffsetDateTime::now_utc() - *t).whole_seconds();
@@ -140,6 +152,12 @@ mod tests {
         assert_eq!(thousands(&1234), "1,234");
         assert_eq!(thousands(&1234567), "1,234,567");
         assert_eq!(thousands(&-1000), "-1,000");
+    }
+
+    #[test]
+    fn log_times_show_the_time_of_day_in_utc() {
+        let t = time::macros::datetime!(2026-11-28 10:24:20.123 +01:00);
+        assert_eq!(clock(&t), "09:24:20.123");
     }
 
     #[test]
