@@ -402,17 +402,22 @@ pub async fn post_bulk_assign(
     Ok(Redirect::to(&back).into_response())
 }
 
+/// The device list's filter, carried by a form as `filter_<name>` hidden fields (so "all
+/// matching" means the filter the list showed).
+pub(super) fn list_filter(form: &FormPairs, errors: &mut FieldErrors) -> DeviceFilter {
+    DeviceFilter::from_pairs(
+        form.0
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("filter_").map(|k| (k, v.clone()))),
+        errors,
+    )
+}
+
 /// Reads the bulk form: which devices, and which region (`None` = no region).
 fn bulk_request(form: &FormPairs) -> Result<(BulkTarget, Option<i64>), FieldErrors> {
     let mut errors = FieldErrors::new();
     let target = if form.checked("all_matching") {
-        let filter = DeviceFilter::from_pairs(
-            form.0
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("filter_").map(|k| (k, v.clone()))),
-            &mut errors,
-        );
-        BulkTarget::Matching(filter)
+        BulkTarget::Matching(list_filter(form, &mut errors))
     } else {
         let mut ids = Vec::new();
         for raw in form.all("device_ids") {

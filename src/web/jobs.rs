@@ -436,12 +436,7 @@ pub async fn post_new_job(
 ) -> AppResult<Response> {
     let filter = form.checked("all_matching").then(|| {
         let mut e = FieldErrors::new();
-        DeviceFilter::from_pairs(
-            form.0
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("filter_").map(|k| (k, v.clone()))),
-            &mut e,
-        )
+        super::devices::list_filter(&form, &mut e)
     });
     new_job_page(&state, &signed_in, ids_from(form.all("device_ids")), filter).await
 }
