@@ -629,16 +629,19 @@ pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<J
     .fetch_optional(&mut *conn)
     .await?;
     let mut job = row.ok_or(AppError::NotFound)?.job;
-    job.dispatches = dispatches(conn, &[job.id])
+    job.dispatches = dispatches(conn, &[job.id], true)
         .await?
         .remove(&job.id)
         .unwrap_or_default();
     Ok(job)
 }
 
+/// The dispatches of some jobs; with `explain`, queued ones say why they wait (a few
+/// queries per queued dispatch, so only for a single job's page, not for lists).
 async fn dispatches(
     conn: &mut PgConnection,
     job_ids: &[i64],
+    explain: bool,
 ) -> AppResult<BTreeMap<i64, Vec<DispatchView>>> {
     #[derive(FromRow)]
     struct Row {
@@ -657,7 +660,7 @@ async fn dispatches(
     .bind(job_ids)
     .fetch_all(&mut *conn)
     .await?;
-    let waiting = rows.iter().any(|r| r.view.status == JobStatus::Queued);
+    let waiting = explain && rows.iter().any(|r| r.view.status == JobStatus::Queued);
     let live = if waiting {
         crate::health::live_workers(&mut *conn).await?
     } else {
@@ -665,7 +668,7 @@ async fn dispatches(
     };
     let mut out: BTreeMap<i64, Vec<DispatchView>> = BTreeMap::new();
     for mut row in rows {
-        if row.view.status == JobStatus::Queued {
+        if waiting && row.view.status == JobStatus::Queued {
             row.view.waiting = Some(explain_wait(&mut *conn, &row.view, &live).await?);
         }
         out.entry(row.job_id).or_default().push(row.view);
@@ -756,7 +759,7 @@ pub async fn list(
     let rows: Vec<JobRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
     let mut jobs: Vec<Job> = rows.into_iter().map(|r| r.job).collect();
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-    let mut by_job = dispatches(conn, &ids).await?;
+    let mut by_job = dispatches(conn, &ids, false).await?;
     for job in &mut jobs {
         job.dispatches = by_job.remove(&job.id).unwrap_or_default();
     }
