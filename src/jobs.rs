@@ -555,21 +555,15 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
     .bind(new.retry_of)
     .fetch_one(&mut *conn)
     .await?;
-    log(
-        conn,
-        job_id,
-        "info",
-        "",
-        &format!(
-            "{} job for {} device{}, routed to {} queue{}",
-            new.job_type,
-            devices.len(),
-            if devices.len() == 1 { "" } else { "s" },
-            plan.dispatches.len(),
-            if plan.dispatches.len() == 1 { "" } else { "s" }
-        ),
-    )
-    .await?;
+    // The routing decision goes to the log in one insert at the end.
+    let mut lines = vec![format!(
+        "{} job for {} device{}, routed to {} queue{}",
+        new.job_type,
+        devices.len(),
+        if devices.len() == 1 { "" } else { "s" },
+        plan.dispatches.len(),
+        if plan.dispatches.len() == 1 { "" } else { "s" }
+    )];
     for dispatch in &plan.dispatches {
         let task_id = ulid::Ulid::generate().to_string();
         let dispatch_id: i64 = sqlx::query_scalar(
@@ -593,18 +587,19 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         apalis_postgres::queries::push_tasks(&mut *conn, &dispatch.queue, vec![task])
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("enqueueing dispatch: {e}")))?;
-        log(
-            conn,
-            job_id,
-            "info",
-            "",
-            &format!(
-                "dispatch {dispatch_id} → {}: {}",
-                dispatch.queue, dispatch.reason
-            ),
-        )
-        .await?;
+        lines.push(format!(
+            "dispatch {dispatch_id} → {}: {}",
+            dispatch.queue, dispatch.reason
+        ));
     }
+    sqlx::query(
+        "INSERT INTO job_logs (job_id, level, host, message)
+         SELECT $1, 'info', '', line FROM unnest($2::text[]) WITH ORDINALITY AS l(line, n) ORDER BY n",
+    )
+    .bind(job_id)
+    .bind(&lines)
+    .execute(&mut *conn)
+    .await?;
     Ok(job_id)
 }
 

@@ -51,7 +51,7 @@ pub(crate) async fn submit(
     target_summary: Value,
     payload: Value,
     targets_field: &str,
-) -> AppResult<Job> {
+) -> AppResult<i64> {
     user.require(Role::Operator)?;
     let mut errors = FieldErrors::new();
     let targets = Targets::parse(&target_summary, targets_field)
@@ -98,8 +98,7 @@ pub(crate) async fn submit(
         other => other,
     })?;
     tx.commit().await?;
-    let mut conn = state.pool.acquire().await?;
-    jobs::get(&mut conn, &user.scope(), id).await
+    Ok(id)
 }
 
 async fn create_job(
@@ -119,7 +118,7 @@ async fn create_job(
             )));
         }
     };
-    let job = submit(
+    let id = submit(
         &state,
         &user,
         body.customer,
@@ -129,6 +128,8 @@ async fn create_job(
         "target_summary",
     )
     .await?;
+    let mut conn = state.pool.acquire().await?;
+    let job = jobs::get(&mut conn, &user.scope(), id).await?;
     Ok((StatusCode::CREATED, Json(job)).into_response())
 }
 
@@ -284,7 +285,7 @@ async fn shortcut(
     if let Some(t) = body.timeout {
         payload.insert("timeout".into(), t);
     }
-    let job = submit(
+    let id = submit(
         &state,
         &user,
         body.customer,
@@ -310,7 +311,8 @@ async fn shortcut(
     })?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"job_id": job.id, "status": job.status})),
+        // A new job is always queued; no need to read it back.
+        Json(json!({"job_id": id, "status": JobStatus::Queued})),
     )
         .into_response())
 }

@@ -491,19 +491,20 @@ pub async fn post_jobs(
         _ => Err(AppError::Validation(errors)),
     };
     match result {
-        Ok(job) => {
+        Ok(id) => {
+            let mut conn = state.pool.acquire().await?;
+            let job = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
+            let n = device_count(&job);
             flash::push(
                 &signed_in.session,
                 Level::Success,
                 format!(
-                    "Job {} started on {} device{}.",
-                    job.id,
-                    device_count(&job),
-                    if device_count(&job) == 1 { "" } else { "s" }
+                    "Job {id} started on {n} device{}.",
+                    if n == 1 { "" } else { "s" }
                 ),
             )
             .await?;
-            Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+            Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
         }
         Err(AppError::Validation(errors)) => {
             let (device_ids, hostnames) =
@@ -581,8 +582,8 @@ pub async fn post_retry_job(
     flash::push(
         &signed_in.session,
         Level::Success,
-        format!("Job {} started again as job {}.", id, job.id),
+        format!("Job {id} started again as job {job}."),
     )
     .await?;
-    Ok(Redirect::to(&format!("/jobs/{}", job.id)))
+    Ok(Redirect::to(&format!("/jobs/{job}")))
 }
