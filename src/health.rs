@@ -329,7 +329,7 @@ pub async fn pass(
     Ok((failed_over, rescued))
 }
 
-/// Moves pending tasks off the queues whose regions are all unavailable.
+/// Moves pending tasks off the queues whose regions are all unavailable, or deleted.
 pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
     let mut tx = conn.begin().await?;
     let moved: Vec<(i64, i64, String)> = sqlx::query_as(
@@ -339,6 +339,10 @@ pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
                                             ELSE name || ' is offline' END, ', ') AS why
             FROM regions GROUP BY identifier
             HAVING bool_and(NOT enabled OR health_status = 'offline')
+            UNION ALL
+            SELECT DISTINCT t.job_type, 'its region was deleted' FROM apalis.jobs t
+            WHERE t.status = 'Pending' AND t.job_type LIKE 'region\\_%'
+              AND NOT EXISTS (SELECT 1 FROM regions r WHERE 'region_' || r.identifier = t.job_type)
          ),
          moved AS (
             UPDATE apalis.jobs t SET job_type = 'default'

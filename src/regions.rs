@@ -14,7 +14,7 @@ use crate::types::{self, HealthStatus};
 pub const DEFAULT_QUEUE: &str = "default";
 
 /// A region row.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Region {
     /// Id.
     pub id: i64,
@@ -25,9 +25,11 @@ pub struct Region {
     pub name: String,
     /// Slug ("us-east-1"), unique per customer.
     pub identifier: String,
-    /// Optional API endpoint of the region's site.
+    /// Optional API endpoint of the region's site (informational; empty when unset).
     pub api_endpoint: String,
-    /// Free-form worker settings (`min_workers`, `auto_health`, …).
+    /// Worker settings as a JSON object: `min_workers` (live workers below which the region is
+    /// degraded), `max_queue_age_seconds`, and `auto_health` (false keeps a manual status).
+    #[schema(value_type = Object)]
     pub worker_pool_config: Json<serde_json::Value>,
     /// Current health.
     pub health_status: HealthStatus,
@@ -36,9 +38,10 @@ pub struct Region {
     /// When health was last evaluated or set.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_health_check: Option<OffsetDateTime>,
-    /// How often the health monitor evaluates it.
+    /// How often the health monitor evaluates it, in seconds.
     pub health_check_interval_seconds: i32,
-    /// Higher is preferred.
+    /// Failover preference: when a region is unavailable its jobs go to the default queue;
+    /// the job's `region` is its highest-priority dispatch. Higher is preferred.
     pub priority: i32,
     /// Disabled regions receive no jobs.
     pub enabled: bool,
@@ -67,9 +70,9 @@ impl Region {
     }
 
     /// The API representation, with the computed fields.
-    pub fn to_json(&self) -> RegionJson<'_> {
+    pub fn to_json(&self) -> RegionJson {
         RegionJson {
-            region: self,
+            region: self.clone(),
             queue_name: self.queue_name(),
             is_available: self.is_available(),
         }
@@ -82,10 +85,12 @@ pub fn queue_name(identifier: &str) -> String {
 }
 
 /// A region as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct RegionJson<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Region)]
+pub struct RegionJson {
     #[serde(flatten)]
-    region: &'a Region,
+    #[schema(inline)]
+    region: Region,
     /// `region_<identifier>`.
     pub queue_name: String,
     /// Enabled and not offline.
@@ -94,17 +99,19 @@ pub struct RegionJson<'a> {
 
 /// Region fields as submitted by a form or the API; every field optional so the same type
 /// serves create, replace and partial update.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 pub struct RegionInput {
     /// Owning customer (create only; defaults to the user's only customer).
     pub customer: Option<i64>,
-    /// Display name.
+    /// Display name (required on create and replace).
     pub name: Option<String>,
-    /// Slug.
+    /// Slug: lowercase letters, digits and hyphens, unique per customer (required on create
+    /// and replace). The region's queue is `region_<identifier>`.
     pub identifier: Option<String>,
     /// API endpoint.
     pub api_endpoint: Option<String>,
-    /// JSON object of worker settings.
+    /// JSON object of worker settings (see the region's `worker_pool_config`).
+    #[schema(value_type = Option<Object>)]
     pub worker_pool_config: Option<serde_json::Value>,
     /// Seconds between health evaluations.
     pub health_check_interval_seconds: Option<i64>,
@@ -368,14 +375,16 @@ pub async fn update(
     get(conn, scope, id).await
 }
 
-/// Deletes a region in scope; its devices keep existing without a region. Returns the
-/// deleted region (with the number of devices that lost it).
+/// Deletes a region in scope; its devices keep existing without a region, and tasks still
+/// queued for it move to the default queue. Returns the deleted region.
 pub async fn delete(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Region> {
     let region = get(conn, scope, id).await?;
     sqlx::query("DELETE FROM regions WHERE id = $1")
         .bind(id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    // Otherwise they would wait for a region that no longer exists.
+    crate::health::fail_over(conn).await?;
     Ok(region)
 }
 

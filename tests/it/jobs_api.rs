@@ -215,6 +215,45 @@ async fn an_offline_or_disabled_region_fails_over_to_the_default_queue(pool: PgP
 }
 
 #[sqlx::test]
+async fn deleting_a_region_moves_its_queued_tasks_to_the_default_queue(pool: PgPool) {
+    let mut w = world(pool.clone()).await;
+    let job = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {"hostname": "w1"}}),
+        )
+        .await
+        .json();
+    assert_eq!(queues(&job), ["region_us-west-2"]);
+    let deleted = w
+        .app
+        .delete(&w.admin, &format!("/api/v1/regions/{}/", w.west))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+
+    let (queue,): (String,) = sqlx::query_as(
+        "SELECT t.job_type FROM apalis.jobs t JOIN job_dispatches d ON d.task_id = t.id
+         WHERE d.job_id = $1",
+    )
+    .bind(job["id"].as_i64().unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(queue, "default", "the task would wait for a deleted region");
+    let job = w
+        .app
+        .get_json(&w.admin, &format!("/api/v1/jobs/{}/", job["id"]))
+        .await
+        .json();
+    assert_eq!(job["dispatches"][0]["queue"], "default");
+    assert_eq!(job["dispatches"][0]["failed_over_from"], "region_us-west-2");
+    let reason = job["dispatches"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("its region was deleted"), "{reason}");
+}
+
+#[sqlx::test]
 async fn job_requests_are_validated(pool: PgPool) {
     let mut w = world(pool).await;
     let viewer = w.app.api_user("viewer", Role::Viewer, "acme").await;
