@@ -84,7 +84,7 @@ pub fn router(state: AppState, config: &WebConfig) -> Router {
 
     Router::new()
         .merge(web)
-        .nest("/api/v1", api)
+        .nest(api::PREFIX, api)
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(sessions)
         .merge(probes::routes())

@@ -12,7 +12,7 @@ use crate::pagination::PageRequest;
 use crate::types;
 
 /// A credential as shown: no secrets.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Credential {
     /// Id.
     pub id: i64,
@@ -37,7 +37,7 @@ pub struct Credential {
 
 /// Submitted credential fields. `password`/`enable_password` are write-only: an empty
 /// string clears them, absence keeps them.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CredentialInput {
     /// Owning customer (create only).
     pub customer: Option<i64>,
@@ -45,9 +45,9 @@ pub struct CredentialInput {
     pub name: Option<String>,
     /// Sign-in name.
     pub username: Option<String>,
-    /// Password (write-only).
+    /// Password (write-only: stored encrypted, never returned).
     pub password: Option<String>,
-    /// Enable password (write-only).
+    /// Enable password (write-only: stored encrypted, never returned).
     pub enable_password: Option<String>,
 }
 

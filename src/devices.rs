@@ -12,7 +12,7 @@ use crate::pagination::PageRequest;
 use crate::types::{self, HealthStatus, Reachability};
 
 /// A device row, with its region's name and health for display.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Device {
     /// Id.
     pub id: i64,
@@ -21,7 +21,8 @@ pub struct Device {
     pub customer_id: i64,
     /// Unique per customer.
     pub hostname: String,
-    /// Management address.
+    /// Management address (IPv4 or IPv6).
+    #[schema(value_type = String, example = "192.0.2.10")]
     pub mgmt_ip: IpAddr,
     /// SSH port.
     pub port: i32,
@@ -40,7 +41,7 @@ pub struct Device {
     pub credential_id: Option<i64>,
     /// Disabled devices are never targeted by jobs.
     pub enabled: bool,
-    /// Region, if assigned.
+    /// Region, if assigned; jobs on the device are routed to its queue.
     #[serde(rename = "region")]
     pub region_id: Option<i64>,
     /// Result of the last reachability check.
@@ -390,15 +391,15 @@ where
 }
 
 /// Submitted device fields.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 pub struct DeviceInput {
     /// Owning customer (create only).
     pub customer: Option<i64>,
-    /// Hostname.
+    /// Hostname, unique per customer (required on create and replace).
     pub hostname: Option<String>,
-    /// Management address.
+    /// Management address, IPv4 or IPv6 (required on create and replace).
     pub mgmt_ip: Option<String>,
-    /// SSH port.
+    /// SSH port (default 22).
     pub port: Option<i64>,
     /// Vendor.
     pub vendor: Option<String>,
@@ -412,11 +413,13 @@ pub struct DeviceInput {
     pub tags: Option<Vec<String>>,
     /// Credential id, or null.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub credential: Option<Option<i64>>,
     /// Targeted by jobs.
     pub enabled: Option<bool>,
-    /// Region id, or null.
+    /// Region id, or null to unassign.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub region: Option<Option<i64>>,
 }
 

@@ -27,7 +27,9 @@ pub const TASK_MAX_ATTEMPTS: usize = 3;
 pub const MAX_TARGET_DEVICES: i64 = 100_000;
 
 /// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum JobType {
@@ -83,7 +85,9 @@ impl fmt::Display for JobType {
 }
 
 /// Where a job (or one dispatch) stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum JobStatus {
@@ -395,7 +399,7 @@ pub async fn match_devices(
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Job {
     /// Id.
     pub id: i64,
@@ -423,11 +427,15 @@ pub struct Job {
     /// Last dispatch finished.
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
-    /// Targets as given.
+    /// Targets as given: `{"filters": {..}}` or flat filters (`site`, `role`, `vendor`,
+    /// `hostname`, `device_ids`).
+    #[schema(value_type = Object)]
     pub target_summary: Json<Value>,
-    /// Validated payload.
+    /// Validated payload: `commands` and `timeout` for `run_commands`, `timeout` otherwise.
+    #[schema(value_type = Object)]
     pub payload: Json<Value>,
-    /// Counts of device outcomes.
+    /// Counts of device outcomes: `devices`, `succeeded`, `failed`, `cancelled`.
+    #[schema(value_type = Object)]
     pub result_summary: Json<Value>,
     /// The job this one retries.
     pub retry_of: Option<i64>,
@@ -443,14 +451,15 @@ pub struct Job {
 }
 
 /// One dispatch as the API shows it.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+#[schema(as = Dispatch)]
 pub struct DispatchView {
     /// Id.
     pub id: i64,
     /// Region, or null for the default queue.
     #[serde(rename = "region")]
     pub region_id: Option<i64>,
-    /// Queue.
+    /// Queue: `region_<identifier>`, or `default`.
     pub queue: String,
     /// Devices.
     pub device_ids: Vec<i64>,
@@ -480,7 +489,7 @@ pub struct DispatchView {
 }
 
 /// A job log line.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct LogEntry {
     /// Id (for tailing).
     pub id: i64,
@@ -780,7 +789,7 @@ pub async fn logs(
 }
 
 /// Per-device outcomes of a job.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct DeviceResult {
     /// Device id.
     pub device_id: i64,
@@ -789,6 +798,7 @@ pub struct DeviceResult {
     /// success, failed, cancelled.
     pub status: String,
     /// Type-specific detail (latency, outputs, snapshot id, error).
+    #[schema(value_type = Object)]
     pub detail: Json<Value>,
     /// Dispatch that ran it.
     pub dispatch_id: i64,

@@ -61,7 +61,7 @@ impl PageRequest {
 }
 
 /// A page of results in the API's envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paginated<T> {
     /// Rows matching, over all pages.
     pub count: i64,

@@ -9,7 +9,7 @@ use crate::devices;
 use crate::error::{AppError, AppResult};
 
 /// A saved configuration.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Snapshot {
     /// Id.
     pub id: i64,
@@ -64,7 +64,7 @@ pub async fn get(
 }
 
 /// A device's SSH host key state.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct HostKey {
     /// Trusted fingerprint (first use), if any.
     pub ssh_host_key: Option<String>,

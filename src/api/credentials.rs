@@ -1,13 +1,14 @@
 //! `/api/v1/credentials/`: secrets are write-only.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::openapi::PageParams;
 use super::{page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
@@ -16,22 +17,27 @@ use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::pagination::Paginated;
 
-pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
-    let router = route(
-        router,
-        "/credentials/",
-        get(list_credentials).post(create_credential),
-    );
+pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let router = route(router, routes!(list_credentials, create_credential));
     route(
         router,
-        "/credentials/{id}/",
-        get(get_credential)
-            .patch(update_credential)
-            .put(replace_credential)
-            .delete(delete_credential),
+        routes!(
+            get_credential,
+            update_credential,
+            replace_credential,
+            delete_credential
+        ),
     )
 }
 
+/// Lists credentials, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/credentials/",
+    tag = "credentials",
+    params(PageParams),
+    responses((status = 200, description = "A page of credentials.", body = Paginated<Credential>)),
+)]
 async fn list_credentials(
     State(state): State<AppState>,
     user: AuthUser,
@@ -44,6 +50,14 @@ async fn list_credentials(
     Ok(Json(Paginated::new(rows, count, page, &url)))
 }
 
+/// Creates a credential (admin); its passwords are encrypted at rest.
+#[utoipa::path(
+    post,
+    path = "/credentials/",
+    tag = "credentials",
+    request_body = CredentialInput,
+    responses((status = 201, description = "The new credential.", body = Credential)),
+)]
 async fn create_credential(
     State(state): State<AppState>,
     user: AuthUser,
@@ -58,6 +72,14 @@ async fn create_credential(
     Ok((StatusCode::CREATED, Json(credential)).into_response())
 }
 
+/// Shows one credential, without its secrets.
+#[utoipa::path(
+    get,
+    path = "/credentials/{id}/",
+    tag = "credentials",
+    params(("id" = i64, Path, description = "Credential id.")),
+    responses((status = 200, description = "The credential.", body = Credential)),
+)]
 async fn get_credential(
     State(state): State<AppState>,
     user: AuthUser,
@@ -89,6 +111,15 @@ async fn save_credential(
     ))
 }
 
+/// Changes the given fields of a credential (admin); an omitted password is kept.
+#[utoipa::path(
+    patch,
+    path = "/credentials/{id}/",
+    tag = "credentials",
+    params(("id" = i64, Path, description = "Credential id.")),
+    request_body = CredentialInput,
+    responses((status = 200, description = "The credential as saved.", body = Credential)),
+)]
 async fn update_credential(
     State(state): State<AppState>,
     user: AuthUser,
@@ -98,6 +129,15 @@ async fn update_credential(
     save_credential(&state, &user, id, &input, false).await
 }
 
+/// Replaces a credential's fields (admin); `name` and `username` are required.
+#[utoipa::path(
+    put,
+    path = "/credentials/{id}/",
+    tag = "credentials",
+    params(("id" = i64, Path, description = "Credential id.")),
+    request_body = CredentialInput,
+    responses((status = 200, description = "The credential as saved.", body = Credential)),
+)]
 async fn replace_credential(
     State(state): State<AppState>,
     user: AuthUser,
@@ -107,6 +147,16 @@ async fn replace_credential(
     save_credential(&state, &user, id, &input, true).await
 }
 
+/// Deletes a credential (admin).
+///
+/// One still used by devices is refused with a field error on `credential`.
+#[utoipa::path(
+    delete,
+    path = "/credentials/{id}/",
+    tag = "credentials",
+    params(("id" = i64, Path, description = "Credential id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 async fn delete_credential(
     State(state): State<AppState>,
     user: AuthUser,

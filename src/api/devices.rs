@@ -1,46 +1,65 @@
 //! `/api/v1/devices/`
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::openapi::PageParams;
 use super::{page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::pagination::Paginated;
+use crate::snapshots::{HostKey, Snapshot};
 use crate::{customers, regions};
 
-pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
-    let router = route(router, "/devices/", get(list_devices).post(create_device));
-    let router = route(
-        router,
-        "/devices/bulk_assign_region/",
-        post(bulk_assign_region),
-    );
-    let router = route(router, "/devices/{id}/snapshots/", get(list_snapshots));
-    let router = route(router, "/devices/{id}/snapshots/{sid}/", get(get_snapshot));
-    let router = route(
-        router,
-        "/devices/{id}/accept_host_key/",
-        post(accept_host_key),
-    );
+pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let router = route(router, routes!(list_devices, create_device));
+    let router = route(router, routes!(bulk_assign_region));
+    let router = route(router, routes!(list_snapshots));
+    let router = route(router, routes!(get_snapshot));
+    let router = route(router, routes!(accept_host_key));
     route(
         router,
-        "/devices/{id}/",
-        get(get_device)
-            .put(replace_device)
-            .patch(update_device)
-            .delete(delete_device),
+        routes!(get_device, replace_device, update_device, delete_device),
     )
 }
+
+/// The device list's filters (also taken by `/regions/{id}/devices/`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct DeviceParams {
+    /// Region id, or `none` for devices without a region.
+    region: Option<String>,
+    /// Site, exact and case-insensitive.
+    site: Option<String>,
+    /// Role, exact and case-insensitive.
+    role: Option<String>,
+    /// Vendor, exact and case-insensitive.
+    vendor: Option<String>,
+    /// Part of the hostname, or the start of the management address.
+    q: Option<String>,
+    /// Sort key, `-` prefixed to reverse: hostname (default), mgmt_ip, site, role, vendor,
+    /// region, updated_at.
+    sort: Option<String>,
+}
+
+/// Lists devices, filtered and sorted.
+#[utoipa::path(
+    get,
+    path = "/devices/",
+    tag = "devices",
+    params(PageParams, DeviceParams),
+    responses((status = 200, description = "A page of devices.", body = Paginated<Device>)),
+)]
 
 async fn list_devices(
     State(state): State<AppState>,
@@ -67,6 +86,14 @@ async fn list_devices(
     Ok(Json(Paginated::new(rows, count, page, &url)))
 }
 
+/// Creates a device (admin).
+#[utoipa::path(
+    post,
+    path = "/devices/",
+    tag = "devices",
+    request_body = DeviceInput,
+    responses((status = 201, description = "The new device.", body = Device)),
+)]
 async fn create_device(
     State(state): State<AppState>,
     user: AuthUser,
@@ -81,6 +108,14 @@ async fn create_device(
     Ok((StatusCode::CREATED, Json(device)).into_response())
 }
 
+/// Shows one device.
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/",
+    tag = "devices",
+    params(("id" = i64, Path, description = "Device id.")),
+    responses((status = 200, description = "The device.", body = Device)),
+)]
 async fn get_device(
     State(state): State<AppState>,
     user: AuthUser,
@@ -117,6 +152,15 @@ async fn save_device(
     ))
 }
 
+/// Replaces a device's fields (admin); `hostname` and `mgmt_ip` are required.
+#[utoipa::path(
+    put,
+    path = "/devices/{id}/",
+    tag = "devices",
+    params(("id" = i64, Path, description = "Device id.")),
+    request_body = DeviceInput,
+    responses((status = 200, description = "The device as saved.", body = Device)),
+)]
 async fn replace_device(
     State(state): State<AppState>,
     user: AuthUser,
@@ -126,6 +170,17 @@ async fn replace_device(
     save_device(&state, &user, id, &input, true).await
 }
 
+/// Changes the given fields of a device.
+///
+/// Operators may change `region` alone; every other field needs an admin.
+#[utoipa::path(
+    patch,
+    path = "/devices/{id}/",
+    tag = "devices",
+    params(("id" = i64, Path, description = "Device id.")),
+    request_body = DeviceInput,
+    responses((status = 200, description = "The device as saved.", body = Device)),
+)]
 async fn update_device(
     State(state): State<AppState>,
     user: AuthUser,
@@ -135,6 +190,14 @@ async fn update_device(
     save_device(&state, &user, id, &input, false).await
 }
 
+/// Deletes a device (admin).
+#[utoipa::path(
+    delete,
+    path = "/devices/{id}/",
+    tag = "devices",
+    params(("id" = i64, Path, description = "Device id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 async fn delete_device(
     State(state): State<AppState>,
     user: AuthUser,
@@ -147,13 +210,26 @@ async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Body of `bulk_assign_region`.
-#[derive(Debug, Deserialize)]
+/// Body of `bulk_assign_region`: `device_ids` or `filters`, and `region`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct BulkAssign {
+    /// The devices to assign, by id.
     device_ids: Option<Vec<i64>>,
+    /// Or every device matching these filters (`region`, `site`, `role`, `vendor`, `q`, as in
+    /// the device list); `{}` is every device.
+    #[schema(value_type = Option<Object>)]
     filters: Option<serde_json::Map<String, Value>>,
+    /// The region id, or null to unassign.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, required = true)]
     region: Option<Option<i64>>,
+}
+
+/// The outcome of `bulk_assign_region`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct BulkAssigned {
+    /// How many devices were changed.
+    updated: u64,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
@@ -204,11 +280,19 @@ pub(crate) fn bulk_target(
     }
 }
 
+/// Assigns many devices to a region (or unassigns them) in one statement (operator).
+#[utoipa::path(
+    post,
+    path = "/devices/bulk_assign_region/",
+    tag = "devices",
+    request_body = BulkAssign,
+    responses((status = 200, description = "How many devices changed.", body = BulkAssigned)),
+)]
 async fn bulk_assign_region(
     State(state): State<AppState>,
     user: AuthUser,
     ApiJson(body): ApiJson<BulkAssign>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<BulkAssigned>> {
     user.require(Role::Operator)?;
     let target = bulk_target(body.device_ids, body.filters.as_ref())?;
     let Some(region) = body.region else {
@@ -234,26 +318,45 @@ async fn bulk_assign_region(
         None => None,
     };
     let updated = devices::bulk_assign_region(&mut conn, &user.scope(), &target, region).await?;
-    Ok(Json(serde_json::json!({ "updated": updated })))
+    Ok(Json(BulkAssigned { updated }))
 }
 
+/// Lists a device's configuration backups, newest first.
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/snapshots/",
+    tag = "devices",
+    params(("id" = i64, Path, description = "Device id.")),
+    responses((status = 200, description = "Every snapshot of the device, on one page.", body = Paginated<Snapshot>)),
+)]
 async fn list_snapshots(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Paginated<Snapshot>>> {
     let mut conn = state.pool.acquire().await?;
     let rows = crate::snapshots::list(&mut conn, &user.scope(), id).await?;
-    Ok(Json(
-        serde_json::json!({"count": rows.len(), "next": null, "previous": null, "results": rows}),
-    ))
+    Ok(Json(Paginated {
+        count: rows.len() as i64,
+        next: None,
+        previous: None,
+        results: rows,
+    }))
 }
 
+/// Shows one configuration backup with its text.
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/snapshots/{sid}/",
+    tag = "devices",
+    params(("id" = i64, Path, description = "Device id."), ("sid" = i64, Path, description = "Snapshot id.")),
+    responses((status = 200, description = "The snapshot.", body = Snapshot)),
+)]
 async fn get_snapshot(
     State(state): State<AppState>,
     user: AuthUser,
     axum::extract::Path((id, sid)): axum::extract::Path<(String, String)>,
-) -> AppResult<Json<crate::snapshots::Snapshot>> {
+) -> AppResult<Json<Snapshot>> {
     let (Ok(id), Ok(sid)) = (id.parse(), sid.parse()) else {
         return Err(AppError::NotFound);
     };
@@ -263,11 +366,21 @@ async fn get_snapshot(
     ))
 }
 
+/// Trusts the SSH host key the device presented last (admin), after it changed.
+///
+/// Until then the device fails every SSH job.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/accept_host_key/",
+    tag = "devices",
+    params(("id" = i64, Path, description = "Device id.")),
+    responses((status = 200, description = "The device's host keys after the change.", body = HostKey)),
+)]
 async fn accept_host_key(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
-) -> AppResult<Json<crate::snapshots::HostKey>> {
+) -> AppResult<Json<HostKey>> {
     let mut conn = state.pool.acquire().await?;
     devices::get(&mut conn, &user.scope(), id).await?;
     user.require(Role::Admin)?;

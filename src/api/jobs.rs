@@ -2,44 +2,90 @@
 //! `/config/backup`) and `/regions/{id}/jobs/`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::openapi::PageParams;
 use super::{page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::jobs::{self, Job, JobFilter, JobStatus, JobType, NewJob, Targets};
+use crate::jobs::{
+    self, DeviceResult, Job, JobFilter, JobStatus, JobType, LogEntry, NewJob, Targets,
+};
 use crate::pagination::Paginated;
 use crate::{customers, regions};
 
-pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
-    let router = route(router, "/jobs/", get(list_jobs).post(create_job));
-    let router = route(router, "/jobs/{id}/", get(get_job));
-    let router = route(router, "/jobs/{id}/logs/", get(list_job_logs));
-    let router = route(router, "/jobs/{id}/results/", get(list_job_results));
-    let router = route(router, "/jobs/{id}/cancel/", post(cancel_job));
-    let router = route(router, "/jobs/{id}/retry/", post(retry_job));
-    let router = route(router, "/regions/{id}/jobs/", get(list_region_jobs));
-    let router = route(router, "/commands/run", post(run_commands));
-    let router = route(router, "/reachability/run", post(run_reachability));
-    route(router, "/config/backup", post(run_config_backup))
+pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let router = route(router, routes!(list_jobs, create_job));
+    let router = route(router, routes!(get_job));
+    let router = route(router, routes!(list_job_logs));
+    let router = route(router, routes!(list_job_results));
+    let router = route(router, routes!(cancel_job));
+    let router = route(router, routes!(retry_job));
+    let router = route(router, routes!(list_region_jobs));
+    let router = route(router, routes!(run_commands));
+    let router = route(router, routes!(run_reachability));
+    route(router, routes!(run_config_backup))
 }
 
 /// Body of `POST /jobs/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct CreateJob {
+    /// Customer (may be left out when the caller belongs to exactly one).
     customer: Option<i64>,
+    /// `run_commands`, `config_backup` or `check_reachability`.
     #[serde(rename = "type")]
+    #[schema(value_type = JobType, required = true)]
     job_type: Option<String>,
+    /// Which devices: `{"filters": {..}}` or the filters themselves: `site`, `role`, `vendor`,
+    /// `hostname` (matched case-insensitively within the customer's enabled devices) and
+    /// `device_ids`.
+    #[schema(value_type = Object, required = true)]
     target_summary: Option<Value>,
+    /// For `run_commands`: `commands` (1 to 50 single lines) and `timeout` (seconds per
+    /// command, at most 600, default 30). For `config_backup`: `timeout` (at most 600, default
+    /// 60). For `check_reachability`: `timeout` (at most 60, default 5).
+    #[schema(value_type = Option<Object>)]
     payload: Option<Value>,
+}
+
+/// The job filters of the job lists.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct JobParams {
+    /// Only jobs in this status.
+    status: Option<JobStatus>,
+    /// Only jobs of this type.
+    #[param(rename = "type")]
+    job_type: Option<JobType>,
+    /// Only jobs with a dispatch to this region.
+    region: Option<i64>,
+}
+
+/// `{count, results}` of a job's log or results, complete on one page.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Listing<T> {
+    /// Number of entries.
+    count: usize,
+    /// The entries.
+    results: Vec<T>,
+}
+
+/// What the seed's shortcuts answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Accepted {
+    /// The new job, to follow at `/api/v1/jobs/{job_id}/`.
+    job_id: i64,
+    /// Always `queued`.
+    status: JobStatus,
 }
 
 /// Validates and creates a job for `user` in one transaction; shared with the UI.
@@ -101,6 +147,17 @@ pub(crate) async fn submit(
     Ok(id)
 }
 
+/// Creates a job and routes it to its devices' regions (operator).
+///
+/// One dispatch goes to each available region of the target devices, plus one to the default
+/// queue for devices without an available region. The routing decision is in the job's log.
+#[utoipa::path(
+    post,
+    path = "/jobs/",
+    tag = "jobs",
+    request_body = CreateJob,
+    responses((status = 201, description = "The job, queued, with its dispatches.", body = Job)),
+)]
 async fn create_job(
     State(state): State<AppState>,
     user: AuthUser,
@@ -154,6 +211,14 @@ fn job_filter(query: &QueryPairs) -> AppResult<JobFilter> {
     Ok(filter)
 }
 
+/// Lists jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/jobs/",
+    tag = "jobs",
+    params(PageParams, JobParams),
+    responses((status = 200, description = "A page of jobs.", body = Paginated<Job>)),
+)]
 async fn list_jobs(
     State(state): State<AppState>,
     user: AuthUser,
@@ -167,6 +232,14 @@ async fn list_jobs(
     Ok(Json(Paginated::new(rows, count, page, &url)))
 }
 
+/// Lists the jobs that had a dispatch to a region, newest first.
+#[utoipa::path(
+    get,
+    path = "/regions/{id}/jobs/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id."), PageParams, JobParams),
+    responses((status = 200, description = "A page of the region's jobs.", body = Paginated<Job>)),
+)]
 async fn list_region_jobs(
     State(state): State<AppState>,
     user: AuthUser,
@@ -183,6 +256,14 @@ async fn list_region_jobs(
     Ok(Json(Paginated::new(rows, count, page, &url)))
 }
 
+/// Shows one job with its dispatches: where it was sent, why, and which worker ran it.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "Job id.")),
+    responses((status = 200, description = "The job.", body = Job)),
+)]
 async fn get_job(
     State(state): State<AppState>,
     user: AuthUser,
@@ -192,12 +273,31 @@ async fn get_job(
     Ok(Json(jobs::get(&mut conn, &user.scope(), id).await?))
 }
 
+/// Log entry ids to tail from.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct LogParams {
+    /// Only entries with a larger id (to tail the log).
+    after: Option<i64>,
+}
+
+/// A job's log, oldest first.
+///
+/// At most 1000 entries: the routing decision, failovers, and each device's progress.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/logs/",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "Job id."), LogParams),
+    responses((status = 200, description = "Log entries.", body = Listing<LogEntry>)),
+)]
 async fn list_job_logs(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
     query: QueryPairs,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Listing<LogEntry>>> {
     let after = match query.get("after") {
         Some(a) => a.parse::<i64>().map_err(|_| {
             AppError::Validation(FieldErrors::single("after", "Enter a log entry id."))
@@ -207,20 +307,47 @@ async fn list_job_logs(
     let mut conn = state.pool.acquire().await?;
     jobs::get(&mut conn, &user.scope(), id).await?;
     let entries = jobs::logs(&mut conn, id, after, 1000).await?;
-    Ok(Json(json!({"count": entries.len(), "results": entries})))
+    Ok(Json(Listing {
+        count: entries.len(),
+        results: entries,
+    }))
 }
 
+/// Each device's outcome.
+///
+/// A status and type-specific detail: outputs, latency, snapshot id, or error.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/results/",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "Job id.")),
+    responses((status = 200, description = "Per-device results.", body = Listing<DeviceResult>)),
+)]
 async fn list_job_results(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Listing<DeviceResult>>> {
     let mut conn = state.pool.acquire().await?;
     jobs::get(&mut conn, &user.scope(), id).await?;
     let results = jobs::results(&mut conn, id).await?;
-    Ok(Json(json!({"count": results.len(), "results": results})))
+    Ok(Json(Listing {
+        count: results.len(),
+        results,
+    }))
 }
 
+/// Cancels a job (operator).
+///
+/// Queued dispatches are withdrawn; running ones stop before their next command. A finished
+/// job is left as it is.
+#[utoipa::path(
+    post,
+    path = "/jobs/{id}/cancel/",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "Job id.")),
+    responses((status = 200, description = "The job after cancelling.", body = Job)),
+)]
 async fn cancel_job(
     State(state): State<AppState>,
     user: AuthUser,
@@ -234,6 +361,16 @@ async fn cancel_job(
     Ok(Json(job))
 }
 
+/// Runs a job again (operator).
+///
+/// A new job with the same targets and payload, routed afresh.
+#[utoipa::path(
+    post,
+    path = "/jobs/{id}/retry/",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "Job id.")),
+    responses((status = 201, description = "The new job.", body = Job)),
+)]
 async fn retry_job(
     State(state): State<AppState>,
     user: AuthUser,
@@ -264,11 +401,19 @@ async fn retry_job(
 }
 
 /// Body of the seed's shortcuts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Shortcut {
+    /// Customer (may be left out when the caller belongs to exactly one).
     customer: Option<i64>,
+    /// Which devices: `{"filters": {..}}` or the filters themselves (`site`, `role`, `vendor`,
+    /// `hostname`, `device_ids`).
+    #[schema(value_type = Object, required = true)]
     targets: Option<Value>,
+    /// Command lines to run, in order (`/commands/run` only).
+    #[schema(value_type = Option<Vec<String>>)]
     commands: Option<Value>,
+    /// Seconds per command or per device.
+    #[schema(value_type = Option<i64>)]
     timeout: Option<Value>,
 }
 
@@ -312,11 +457,24 @@ async fn shortcut(
     Ok((
         StatusCode::ACCEPTED,
         // A new job is always queued; no need to read it back.
-        Json(json!({"job_id": id, "status": JobStatus::Queued})),
+        Json(Accepted {
+            job_id: id,
+            status: JobStatus::Queued,
+        }),
     )
         .into_response())
 }
 
+/// Runs commands over SSH on the target devices (operator).
+///
+/// The seed's shortcut for a `run_commands` job.
+#[utoipa::path(
+    post,
+    path = "/commands/run",
+    tag = "jobs",
+    request_body = Shortcut,
+    responses((status = 202, description = "The job was queued.", body = Accepted)),
+)]
 async fn run_commands(
     State(state): State<AppState>,
     user: AuthUser,
@@ -325,6 +483,16 @@ async fn run_commands(
     shortcut(state, user, JobType::RunCommands, body).await
 }
 
+/// Checks that the target devices' management ports answer (operator).
+///
+/// The seed's shortcut for a `check_reachability` job.
+#[utoipa::path(
+    post,
+    path = "/reachability/run",
+    tag = "jobs",
+    request_body = Shortcut,
+    responses((status = 202, description = "The job was queued.", body = Accepted)),
+)]
 async fn run_reachability(
     State(state): State<AppState>,
     user: AuthUser,
@@ -333,6 +501,17 @@ async fn run_reachability(
     shortcut(state, user, JobType::CheckReachability, body).await
 }
 
+/// Backs up the target devices' running configuration (operator).
+///
+/// The seed's shortcut for a `config_backup` job. A snapshot is kept only when the
+/// configuration changed.
+#[utoipa::path(
+    post,
+    path = "/config/backup",
+    tag = "jobs",
+    request_body = Shortcut,
+    responses((status = 202, description = "The job was queued.", body = Accepted)),
+)]
 async fn run_config_backup(
     State(state): State<AppState>,
     user: AuthUser,

@@ -1,14 +1,24 @@
 //! The JSON REST API under `/api/v1`. Handlers call the same domain functions as the UI.
+//!
+//! Every route is registered through [`route`] from a handler's `#[utoipa::path]`, so the
+//! OpenAPI description served at `/api/v1/openapi.json` lists exactly what the router serves.
 
 pub mod credentials;
 pub mod devices;
 pub mod extract;
 pub mod jobs;
+pub mod openapi;
 pub mod regions;
+
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::Router;
-use axum::routing::{MethodRouter, get};
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -16,28 +26,63 @@ use crate::error::{AppError, AppResult, FieldErrors};
 use crate::pagination::PageRequest;
 use extract::QueryPairs;
 
-/// Routes under `/api/v1`.
+/// Where the API is mounted.
+pub const PREFIX: &str = "/api/v1";
+
+/// Routes under `/api/v1` (paths relative to it), including `/openapi.json`.
 pub fn routes() -> Router<AppState> {
-    let router = Router::new();
-    let router = route(router, "/me/", get(get_me));
-    let router = regions::routes(router);
-    let router = devices::routes(router);
-    let router = credentials::routes(router);
-    let router = jobs::routes(router);
+    let (router, doc) = build().split_for_parts();
+    // The first router built (at start-up) fixes the served document; later ones are the same.
+    DOCUMENT.get_or_init(|| Arc::from(document(doc).to_pretty_json().unwrap_or_default()));
     router.fallback(|| async { AppError::NotFound })
 }
 
-/// Registers `path` both with and without a trailing slash (Django REST framework's paths
-/// end in one, the seed's shortcuts do not), so both spellings work.
+/// The OpenAPI description of `/api/v1`, with full paths.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    document(build().into_openapi())
+}
+
+static DOCUMENT: OnceLock<Arc<str>> = OnceLock::new();
+
+fn document(paths: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut doc = openapi::ApiDoc::openapi().nest(PREFIX, paths);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    // Modifiers ran before the paths were nested in; run the conventions again over them.
+    utoipa::Modify::modify(&openapi::Conventions, &mut doc);
+    doc
+}
+
+fn build() -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new();
+    let router = route(router, routes!(get_me));
+    let router = route(router, routes!(get_openapi));
+    let router = regions::routes(router);
+    let router = devices::routes(router);
+    let router = credentials::routes(router);
+    jobs::routes(router)
+}
+
+/// Registers handlers at their documented path, and also with the trailing slash added or
+/// removed (Django REST framework's paths end in one, the seed's shortcuts do not), so both
+/// spellings work. The other spelling is left out of the description: it is the same operation.
 pub(crate) fn route(
-    router: Router<AppState>,
-    path: &str,
-    handler: MethodRouter<AppState>,
-) -> Router<AppState> {
-    let bare = path.trim_end_matches('/');
-    router
-        .route(&format!("{bare}/"), handler.clone())
-        .route(bare, handler)
+    router: OpenApiRouter<AppState>,
+    handlers: UtoipaMethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let (_, paths, method_router) = &handlers;
+    let other_spellings: Vec<String> = paths
+        .paths
+        .keys()
+        .map(|p| match p.strip_suffix('/') {
+            Some(bare) => bare.to_string(),
+            None => format!("{p}/"),
+        })
+        .collect();
+    let method_router = method_router.clone();
+    let router = router.routes(handlers);
+    other_spellings
+        .iter()
+        .fold(router, |r, path| r.route(path, method_router.clone()))
 }
 
 /// Reads `page`/`page_size`, failing with field errors.
@@ -48,7 +93,31 @@ pub(crate) fn page_request(query: &QueryPairs) -> AppResult<PageRequest> {
     Ok(page)
 }
 
-/// `GET /api/v1/me/`: who the caller is, their role and customers.
+/// Who the caller is: their role and the customers they belong to.
+#[utoipa::path(
+    get,
+    path = "/me/",
+    tag = "auth",
+    responses((status = 200, description = "The signed-in user.", body = AuthUser)),
+)]
 async fn get_me(user: AuthUser) -> AppResult<Json<AuthUser>> {
     Ok(Json(user))
+}
+
+/// This document: the OpenAPI 3.1 description of every `/api/v1` endpoint.
+///
+/// Needs no authentication.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object)),
+)]
+async fn get_openapi() -> impl IntoResponse {
+    let json = DOCUMENT.get().map_or_else(
+        || openapi().to_pretty_json().unwrap_or_default(),
+        |d| d.to_string(),
+    );
+    ([(header::CONTENT_TYPE, "application/json")], json)
 }

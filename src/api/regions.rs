@@ -1,58 +1,66 @@
 //! `/api/v1/regions/`
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::openapi::PageParams;
 use super::{page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::devices::{self, DeviceFilter, RegionFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::pagination::Paginated;
+use crate::regions::RegionJson;
 use crate::{customers, regions};
 
-pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
-    let router = route(router, "/regions/", get(list_regions).post(create_region));
+pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let router = route(router, routes!(list_regions, create_region));
     let router = route(
         router,
-        "/regions/{id}/",
-        get(get_region)
-            .put(replace_region)
-            .patch(update_region)
-            .delete(delete_region),
+        routes!(get_region, replace_region, update_region, delete_region),
     );
-    let router = route(
-        router,
-        "/regions/{id}/update_health/",
-        post(update_region_health),
-    );
-    route(router, "/regions/{id}/devices/", get(list_region_devices))
+    let router = route(router, routes!(update_region_health));
+    route(router, routes!(list_region_devices))
 }
 
+/// Lists the caller's regions, highest priority first.
+#[utoipa::path(
+    get,
+    path = "/regions/",
+    tag = "regions",
+    params(PageParams),
+    responses((status = 200, description = "A page of regions.", body = Paginated<RegionJson>)),
+)]
 async fn list_regions(
     State(state): State<AppState>,
     user: AuthUser,
     query: QueryPairs,
     RequestUrl(url): RequestUrl,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Paginated<RegionJson>>> {
     let page = page_request(&query)?;
     let mut conn = state.pool.acquire().await?;
     let (rows, count) =
         regions::list(&mut conn, &user.scope(), page, regions::Counts::Without).await?;
     let results = rows.iter().map(|r| r.to_json()).collect();
-    Ok(Json(
-        serde_json::to_value(Paginated::new(results, count, page, &url))
-            .map_err(anyhow::Error::from)?,
-    ))
+    Ok(Json(Paginated::new(results, count, page, &url)))
 }
 
+/// Creates a region (admin).
+///
+/// `customer` may be left out when the caller belongs to exactly one customer.
+#[utoipa::path(
+    post,
+    path = "/regions/",
+    tag = "regions",
+    request_body = regions::RegionInput,
+    responses((status = 201, description = "The new region.", body = RegionJson)),
+)]
 async fn create_region(
     State(state): State<AppState>,
     user: AuthUser,
@@ -67,6 +75,14 @@ async fn create_region(
     Ok((StatusCode::CREATED, Json(region.to_json())).into_response())
 }
 
+/// Shows one region.
+#[utoipa::path(
+    get,
+    path = "/regions/{id}/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id.")),
+    responses((status = 200, description = "The region.", body = RegionJson)),
+)]
 async fn get_region(
     State(state): State<AppState>,
     user: AuthUser,
@@ -99,6 +115,15 @@ async fn save_region(
     Ok(Json(region.to_json()).into_response())
 }
 
+/// Replaces a region's fields (admin); `name` and `identifier` are required.
+#[utoipa::path(
+    put,
+    path = "/regions/{id}/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id.")),
+    request_body = regions::RegionInput,
+    responses((status = 200, description = "The region as saved.", body = RegionJson)),
+)]
 async fn replace_region(
     State(state): State<AppState>,
     user: AuthUser,
@@ -108,6 +133,15 @@ async fn replace_region(
     save_region(&state, &user, id, &input, true).await
 }
 
+/// Changes the given fields of a region (admin).
+#[utoipa::path(
+    patch,
+    path = "/regions/{id}/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id.")),
+    request_body = regions::RegionInput,
+    responses((status = 200, description = "The region as saved.", body = RegionJson)),
+)]
 async fn update_region(
     State(state): State<AppState>,
     user: AuthUser,
@@ -117,6 +151,17 @@ async fn update_region(
     save_region(&state, &user, id, &input, false).await
 }
 
+/// Deletes a region (admin).
+///
+/// Its devices become unassigned; past jobs keep their history, and tasks still queued for it
+/// move to the default queue.
+#[utoipa::path(
+    delete,
+    path = "/regions/{id}/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 async fn delete_region(
     State(state): State<AppState>,
     user: AuthUser,
@@ -131,12 +176,29 @@ async fn delete_region(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `update_health`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct HealthUpdate {
+    /// `healthy`, `degraded` or `offline`.
+    #[schema(value_type = crate::types::HealthStatus)]
     health_status: Option<String>,
+    /// Why (shown next to the badge).
     message: Option<String>,
 }
 
+/// Sets a region's health by hand (admin), as the seed's operators did.
+///
+/// The health monitor re-evaluates it at the next interval unless the region's
+/// `worker_pool_config` has `"auto_health": false`. Going offline fails its queued jobs over to
+/// the default queue.
+#[utoipa::path(
+    post,
+    path = "/regions/{id}/update_health/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id.")),
+    request_body = HealthUpdate,
+    responses((status = 200, description = "The region with its new health.", body = RegionJson)),
+)]
 async fn update_region_health(
     State(state): State<AppState>,
     user: AuthUser,
@@ -153,6 +215,14 @@ async fn update_region_health(
     Ok(Json(region.to_json()).into_response())
 }
 
+/// Lists the devices assigned to a region; takes the device list's filters.
+#[utoipa::path(
+    get,
+    path = "/regions/{id}/devices/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id."), PageParams, super::devices::DeviceParams),
+    responses((status = 200, description = "A page of the region's devices.", body = Paginated<devices::Device>)),
+)]
 async fn list_region_devices(
     State(state): State<AppState>,
     user: AuthUser,

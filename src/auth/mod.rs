@@ -35,6 +35,7 @@ pub const SESSION_USER_KEY: &str = "user_id";
     Deserialize,
     clap::ValueEnum,
     sqlx::Type,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
@@ -68,7 +69,7 @@ pub enum AuthMethod {
 }
 
 /// The signed-in user of the current request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuthUser {
     /// User id.
     pub id: i64,
@@ -108,7 +109,7 @@ impl Scope {
 }
 
 /// A customer's id and name.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CustomerRef {
     /// Customer id.
     pub id: i64,

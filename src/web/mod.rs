@@ -1,6 +1,7 @@
 //! The browser UI: server-rendered askama pages and htmx fragments. Handlers call the same
 //! domain functions as the JSON API.
 
+pub mod api_docs;
 pub mod assets;
 pub mod auth;
 pub mod credentials;
@@ -85,6 +86,7 @@ pub fn routes() -> Router<AppState> {
             "/credentials/{id}/delete",
             post(credentials::post_delete_credential),
         )
+        .route("/api/docs", get(api_docs::get_api_docs))
         .route("/jobs", get(jobs::get_jobs).post(jobs::post_jobs))
         .route("/jobs/new", get(jobs::get_new_job).post(jobs::post_new_job))
         .route("/jobs/{id}", get(jobs::get_job))
@@ -108,6 +110,8 @@ pub enum Nav {
     Jobs,
     /// `/credentials`
     Credentials,
+    /// `/api/docs`
+    Api,
 }
 
 /// What the base layout needs on every page.

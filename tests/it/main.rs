@@ -12,6 +12,7 @@ mod helpers;
 mod jobs_api;
 mod jobs_ui;
 mod live_badges;
+mod openapi;
 mod probes;
 mod processes;
 mod regions_api;
