@@ -196,12 +196,18 @@ pub struct Targets {
 
 impl Targets {
     /// Reads `{"filters": {..}}` or the flat form `{..}`; `field` names the body field for
-    /// error messages.
+    /// error messages. Targets are required: a forgotten field must not mean every device,
+    /// so that takes an explicit `{}`.
     pub fn parse(value: &Value, field: &str) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let empty = Map::new();
         let object = match value {
-            Value::Null => &empty,
+            Value::Null => {
+                errors.add(
+                    field,
+                    "This field is required: filters such as {\"site\": \"par1\"}, or {} for every enabled device.",
+                );
+                return Err(errors);
+            }
             Value::Object(map) => match map.get("filters") {
                 Some(Value::Object(inner)) if map.len() == 1 => inner,
                 Some(_) if map.len() == 1 => {
@@ -884,10 +890,6 @@ mod tests {
         assert_eq!(flat.site.as_deref(), Some("par1"));
         let ids = Targets::parse(&json!({"device_ids": [3, 1]}), "targets").unwrap();
         assert_eq!(ids.device_ids, Some(vec![3, 1]));
-        assert_eq!(
-            Targets::parse(&Value::Null, "t").unwrap(),
-            Targets::default()
-        );
     }
 
     #[test]
@@ -902,6 +904,16 @@ mod tests {
             Targets::parse(&json!([1]), "targets")
                 .unwrap_err()
                 .has("targets")
+        );
+        // A forgotten field is not "every device"; `{}` is.
+        assert!(
+            Targets::parse(&Value::Null, "targets")
+                .unwrap_err()
+                .has("targets")
+        );
+        assert_eq!(
+            Targets::parse(&json!({}), "targets").unwrap(),
+            Targets::default()
         );
     }
 

@@ -276,6 +276,12 @@ async fn job_requests_are_validated(pool: PgPool) {
             json!({"type": "check_reachability", "target_summary": {"site": "nowhere"}}),
             "target_summary",
         ),
+        // Forgetting the targets must not mean every device.
+        (json!({"type": "config_backup"}), "target_summary"),
+        (
+            json!({"type": "config_backup", "target_summary": null}),
+            "target_summary",
+        ),
     ];
     for (body, field) in cases {
         let r = w
@@ -360,6 +366,19 @@ async fn the_seed_shortcuts_answer_202_with_the_job_id(pool: PgPool) {
         )
         .await;
     assert!(none.json()["errors"]["targets"].is_array(), "{}", none.body);
+    let forgotten = w
+        .app
+        .post_json(&w.operator, "/api/v1/config/backup", json!({}))
+        .await;
+    assert_eq!(forgotten.status, StatusCode::BAD_REQUEST);
+    assert!(
+        forgotten.json()["errors"]["targets"][0]
+            .as_str()
+            .unwrap()
+            .contains("required"),
+        "{}",
+        forgotten.body
+    );
 }
 
 #[sqlx::test]
