@@ -587,7 +587,7 @@ async fn config_backup(
             detail: json!({"changed": false, "config_hash": hash, "bytes": out.output.len()}),
         });
     }
-    let snapshot_id: i64 = sqlx::query_scalar(
+    let inserted = sqlx::query_scalar(
         "INSERT INTO config_snapshots (device_id, job_id, config_hash, config_text)
          VALUES ($1, $2, $3, $4) RETURNING id",
     )
@@ -596,7 +596,25 @@ async fn config_backup(
     .bind(&hash)
     .bind(&out.output)
     .fetch_one(&mut *conn)
-    .await?;
+    .await;
+    let snapshot_id: i64 = match inserted {
+        Ok(id) => id,
+        // Deleted while the job ran: nothing to keep the snapshot for, and no reason to
+        // fail the whole dispatch (and retry it) over one device.
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("config_snapshots_device_id_fkey") =>
+        {
+            drop(conn);
+            return fail(
+                state,
+                job_id,
+                target,
+                "the device was deleted while the job ran; its configuration was not kept".into(),
+            )
+            .await;
+        }
+        Err(e) => return Err(e),
+    };
     jobs::log(
         &mut conn,
         job_id,

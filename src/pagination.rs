@@ -8,6 +8,8 @@ use crate::error::FieldErrors;
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 /// Largest page a client may ask for.
 pub const MAX_PAGE_SIZE: i64 = 1000;
+/// Largest page number accepted (keeps offsets far from overflowing).
+pub const MAX_PAGE: i64 = 10_000_000;
 
 /// A validated page request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +35,11 @@ impl PageRequest {
         let mut req = Self::default();
         if let Some(raw) = page.filter(|s| !s.is_empty()) {
             match raw.parse::<i64>() {
-                Ok(n) if n >= 1 => req.page = n,
-                _ => errors.add("page", "Enter a page number of 1 or more."),
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => req.page = n,
+                _ => errors.add(
+                    "page",
+                    format!("Enter a page number between 1 and {MAX_PAGE}."),
+                ),
             }
         }
         if let Some(raw) = page_size.filter(|s| !s.is_empty()) {
@@ -80,7 +85,7 @@ impl<T> Paginated<T> {
         let link = |page: i64| with_page(base_url, page);
         Self {
             count,
-            next: (req.page * req.page_size < count).then(|| link(req.page + 1)),
+            next: (req.page.saturating_mul(req.page_size) < count).then(|| link(req.page + 1)),
             previous: (req.page > 1).then(|| link((req.page - 1).min(req.pages(count)))),
             results,
         }
