@@ -3,13 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
 use super::openapi::PageParams;
-use super::{page_request, route};
+use super::{created, page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential, CredentialInput};
@@ -69,7 +69,10 @@ async fn create_credential(
     let customer = customers::for_new_object(&mut tx, &user, input.customer).await?;
     let credential = credentials::create(&mut tx, &state.secrets, customer, &changes).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(credential)).into_response())
+    Ok(created(
+        format!("/credentials/{}/", credential.id),
+        credential,
+    ))
 }
 
 /// Shows one credential, without its secrets.
@@ -155,7 +158,10 @@ async fn replace_credential(
     path = "/credentials/{id}/",
     tag = "credentials",
     params(("id" = i64, Path, description = "Credential id.")),
-    responses((status = 204, description = "Deleted.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "Devices still use it (see `errors.credential`).", body = super::openapi::ValidationErrors),
+    ),
 )]
 async fn delete_credential(
     State(state): State<AppState>,

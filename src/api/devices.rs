@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
 use super::openapi::PageParams;
-use super::{page_request, route};
+use super::{created, page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
@@ -105,7 +105,7 @@ async fn create_device(
     let customer = customers::for_new_object(&mut tx, &user, input.customer).await?;
     let device = devices::create(&mut tx, customer, &changes).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(device)).into_response())
+    Ok(created(format!("/devices/{}/", device.id), device))
 }
 
 /// Shows one device.

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
 use super::openapi::PageParams;
-use super::{page_request, route};
+use super::{created, page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult, FieldErrors};
@@ -187,7 +187,7 @@ async fn create_job(
     .await?;
     let mut conn = state.pool.acquire().await?;
     let job = jobs::get(&mut conn, &user.scope(), id).await?;
-    Ok((StatusCode::CREATED, Json(job)).into_response())
+    Ok(created(format!("/jobs/{}/", job.id), job))
 }
 
 fn job_filter(query: &QueryPairs) -> AppResult<JobFilter> {
@@ -298,6 +298,7 @@ async fn list_job_logs(
     Id(id): Id,
     query: QueryPairs,
 ) -> AppResult<Json<Listing<LogEntry>>> {
+    super::single_valued(&query)?;
     let after = match query.get("after") {
         Some(a) => a.parse::<i64>().map_err(|_| {
             AppError::Validation(FieldErrors::single("after", "Enter a log entry id."))
@@ -346,7 +347,10 @@ async fn list_job_results(
     path = "/jobs/{id}/cancel/",
     tag = "jobs",
     params(("id" = i64, Path, description = "Job id.")),
-    responses((status = 200, description = "The job after cancelling.", body = Job)),
+    responses(
+        (status = 200, description = "The job after cancelling.", body = Job),
+        (status = 400, description = "The job has already finished (see `errors.status`).", body = super::openapi::ValidationErrors),
+    ),
 )]
 async fn cancel_job(
     State(state): State<AppState>,
@@ -369,7 +373,10 @@ async fn cancel_job(
     path = "/jobs/{id}/retry/",
     tag = "jobs",
     params(("id" = i64, Path, description = "Job id.")),
-    responses((status = 201, description = "The new job.", body = Job)),
+    responses(
+        (status = 201, description = "The new job.", body = Job),
+        (status = 400, description = "The job's targets no longer match an enabled device.", body = super::openapi::ValidationErrors),
+    ),
 )]
 async fn retry_job(
     State(state): State<AppState>,
@@ -397,7 +404,7 @@ async fn retry_job(
     tx.commit().await?;
     let mut conn = state.pool.acquire().await?;
     let job = jobs::get(&mut conn, &user.scope(), new_id).await?;
-    Ok((StatusCode::CREATED, Json(job)).into_response())
+    Ok(created(format!("/jobs/{}/", job.id), job))
 }
 
 /// Body of the seed's shortcuts.
@@ -409,7 +416,7 @@ struct Shortcut {
     /// `hostname`, `device_ids`).
     #[schema(value_type = Object, required = true)]
     targets: Option<Value>,
-    /// Command lines to run, in order (`/commands/run` only).
+    /// Command lines to run, in order (`/commands/run` only, where they are required).
     #[schema(value_type = Option<Vec<String>>)]
     commands: Option<Value>,
     /// Seconds per command or per device.
@@ -425,6 +432,13 @@ async fn shortcut(
 ) -> AppResult<Response> {
     let mut payload = serde_json::Map::new();
     if let Some(c) = body.commands {
+        if job_type != JobType::RunCommands {
+            // Commands sent here would be silently dropped: say so instead.
+            return Err(AppError::Validation(FieldErrors::single(
+                "commands",
+                "Only /commands/run takes commands.",
+            )));
+        }
         payload.insert("commands".into(), c);
     }
     if let Some(t) = body.timeout {

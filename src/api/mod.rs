@@ -85,12 +85,46 @@ pub(crate) fn route(
         .fold(router, |r, path| r.route(path, method_router.clone()))
 }
 
-/// Reads `page`/`page_size`, failing with field errors.
+/// A 201 answer with the new object and its `Location` (`path` under `/api/v1`).
+pub(crate) fn created<T: serde::Serialize>(path: String, body: T) -> axum::response::Response {
+    let location = format!("{PREFIX}{path}");
+    (
+        axum::http::StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// Reads `page`/`page_size`, failing with field errors. Every list calls it, so it also
+/// refuses a parameter given twice and an empty page number, which a script means as
+/// something the API would otherwise guess.
 pub(crate) fn page_request(query: &QueryPairs) -> AppResult<PageRequest> {
+    single_valued(query)?;
     let mut errors = FieldErrors::new();
+    for key in ["page", "page_size"] {
+        if query.get(key).is_some_and(|v| v.trim().is_empty()) {
+            errors.add(key, "Enter a number, or leave the parameter out.");
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
     let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
     errors.into_result()?;
     Ok(page)
+}
+
+/// Fails with a field error for each query parameter given more than once.
+pub(crate) fn single_valued(query: &QueryPairs) -> AppResult<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut errors = FieldErrors::new();
+    for (key, _) in query.iter() {
+        if !seen.insert(key) && errors.get(key).is_empty() {
+            errors.add(key, "Give this parameter once.");
+        }
+    }
+    errors.into_result()
 }
 
 /// Who the caller is: their role and the customers they belong to.

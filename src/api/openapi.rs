@@ -59,7 +59,7 @@ pub(super) struct ValidationErrors {
 #[allow(dead_code)]
 pub(super) struct PageParams {
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 10_000_000)]
     page: Option<i64>,
     /// Rows per page (default 50).
     #[param(minimum = 1, maximum = 1000)]
@@ -156,6 +156,20 @@ fn add_error_responses(method: HttpMethod, op: &mut Operation, has_id: bool) {
                 .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
         });
     let mut responses = std::mem::take(&mut op.responses);
+    if let Some(RefOr::T(created)) = responses.responses.get_mut("201") {
+        created.headers.insert(
+            "Location".to_string(),
+            RefOr::T(
+                utoipa::openapi::HeaderBuilder::new()
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::Type::String),
+                    ))
+                    .description(Some("The new object's URL."))
+                    .build(),
+            ),
+        );
+    }
     let mut add = |status: &str, name: &str| {
         responses
             .responses

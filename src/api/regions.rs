@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
 use super::openapi::PageParams;
-use super::{page_request, route};
+use super::{created, page_request, route};
 use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::devices::{self, DeviceFilter, RegionFilter};
@@ -72,7 +72,10 @@ async fn create_region(
     let customer = customers::for_new_object(&mut tx, &user, input.customer).await?;
     let region = regions::create(&mut tx, customer, &changes).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(region.to_json())).into_response())
+    Ok(created(
+        format!("/regions/{}/", region.id),
+        region.to_json(),
+    ))
 }
 
 /// Shows one region.

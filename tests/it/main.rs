@@ -16,5 +16,6 @@ mod openapi;
 mod probes;
 mod processes;
 mod regions_api;
+mod schemathesis;
 mod web_ui;
 mod worker_e2e;

@@ -1,0 +1,149 @@
+//! Schema-driven testing of the whole API: Schemathesis (from PyPI) reads the running server's
+//! `/api/v1/openapi.json` and sends thousands of generated requests, valid and invalid, to
+//! every operation. No answer may be a 5xx, every answer must match the description (status,
+//! content type, headers, body schema), invalid input must be refused, and authentication
+//! must be enforced.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use webnet::auth::Role;
+use webnet::crypto::SecretBox;
+
+use crate::cli::{SECRET_KEY, start_server};
+use crate::fake_device::{FakeDevice, FakeDeviceConfig};
+use crate::helpers::{ApiUser, TestApp, database_url};
+
+/// Installs Schemathesis into `tests/schemathesis/.venv` when it is missing (as CI does).
+async fn ensure_schemathesis(dir: &Path) -> std::path::PathBuf {
+    let st = dir.join(".venv/bin/st");
+    if !st.exists() {
+        let status = Command::new("bash")
+            .arg(dir.join("install.sh"))
+            .stdin(Stdio::null())
+            .status()
+            .await
+            .expect("bash runs");
+        assert!(
+            status.success(),
+            "tests/schemathesis/install.sh failed: the schema-driven test needs python3 and PyPI"
+        );
+    }
+    st
+}
+
+async fn wait_finished(app: &mut TestApp, user: &ApiUser, id: i64) -> String {
+    let started = Instant::now();
+    loop {
+        let job = app
+            .get_json(user, &format!("/api/v1/jobs/{id}/"))
+            .await
+            .json();
+        let status = job["status"].as_str().unwrap().to_string();
+        if !["queued", "running"].contains(&status.as_str()) {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "job {id} still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test]
+async fn generated_requests_to_every_endpoint_get_described_answers_and_never_a_5xx(pool: PgPool) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis");
+    let st = ensure_schemathesis(&dir).await;
+
+    // Something for every operation to find: regions and devices, a credential, a device
+    // behind a real SSH server, and finished jobs with results, a log and a snapshot.
+    // The server decrypts the credential with the key the test encrypts it with.
+    let secrets = SecretBox::from_secret(SECRET_KEY).unwrap();
+    let mut app = TestApp::with_state(pool.clone(), secrets).await;
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let mut conn = pool.acquire().await.unwrap();
+    webnet::demo::seed(&mut conn, "acme", 3, 30).await.unwrap();
+    drop(conn);
+    let router = FakeDevice::start(
+        FakeDeviceConfig::new("netops", "s3cret").respond("show running-config", "hostname r1"),
+    )
+    .await;
+    let credential = app
+        .post_json(
+            &admin,
+            "/api/v1/credentials/",
+            json!({"name": "lab", "username": "netops", "password": "s3cret"}),
+        )
+        .await
+        .json()["id"]
+        .clone();
+    let device = app
+        .device(
+            &admin,
+            json!({"hostname": "r1", "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": credential}),
+        )
+        .await;
+    let (mut server, _, port) = start_server(&database_url(&pool), &[]).await;
+    // The server logs only warnings here, but a full pipe would stall it: keep reading.
+    let mut stderr = server.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    for path in ["/api/v1/config/backup", "/api/v1/reachability/run"] {
+        let job = app
+            .post_json(&admin, path, json!({"targets": {"device_ids": [device]}}))
+            .await
+            .json()["job_id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(wait_finished(&mut app, &admin, job).await, "success");
+    }
+
+    let max_examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or("25".into());
+    let output = Command::new(st)
+        .args([
+            "run",
+            &format!("http://127.0.0.1:{port}/api/v1/openapi.json"),
+        ])
+        .args([
+            "--header",
+            &format!("Authorization: Bearer {}", admin.token),
+        ])
+        // Every check but "valid-looking input is accepted": the description cannot say
+        // everything validation knows (that a hostname is unique, a region id exists…).
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args(["--max-examples", &max_examples, "--workers", "2"])
+        .args(["--request-timeout", "30", "--no-color"])
+        .args(["--report", "junit", "--report-dir"])
+        .arg(dir.join("report"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("schemathesis runs");
+    server.kill().await.unwrap();
+    let logs = logs.await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{stderr}\nserver log:\n{logs}"
+    );
+    assert!(
+        stdout.contains("Tested: 36"),
+        "not every operation was tested:\n{stdout}"
+    );
+    println!("{stdout}");
+}
