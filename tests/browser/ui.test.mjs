@@ -1,7 +1,8 @@
 // Real-browser end-to-end test of the webnet UI: login, bulk region assignment
 // (by filter and by checked rows), the live health badge over Server-Sent Events,
 // the "/" keyboard shortcut, and a job run over SSH on devices of two regions whose
-// status, dispatches and log update live.
+// status, dispatches and log update live; and the API reference page lists every
+// operation of /api/v1/openapi.json and tries one with the session.
 //
 // Run with `node --test tests/browser/ui.test.mjs` (from the repo root or from
 // tests/browser) against a running server with a fresh database. The Rust test
@@ -663,6 +664,50 @@ describe('webnet UI in a real browser', () => {
         ol.scrollTop = ol.scrollHeight;
       });
       await page.screenshot({ path: `${ARTIFACTS}job.png`, fullPage: true });
+    }));
+
+  it('g. the API reference lists every operation and tries one with the session', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('api-reference', async () => {
+      const response = await fetch(`${BASE_URL}/api/v1/openapi.json`);
+      assert.equal(response.status, 200);
+      const doc = await response.json();
+      const described = [];
+      for (const [path, item] of Object.entries(doc.paths)) {
+        for (const method of ['get', 'post', 'put', 'patch', 'delete']) {
+          if (item[method]) described.push(`${method.toUpperCase()} ${path}`);
+        }
+      }
+      assert.ok(described.length >= 30, `only ${described.length} operations described`);
+
+      await clickAndNavigate(page.locator('nav[aria-label=Main] a', { hasText: /^API$/ }));
+      assert.equal(new URL(page.url()).pathname, '/api/docs');
+      const blocks = page.locator('#api-reference .opblock');
+      await eventually('the reference to render every operation', () => blocks.count(), (n) => n === described.length, {
+        timeout: 10_000,
+      });
+      const shown = await blocks.evaluateAll((els) =>
+        els.map((el) => {
+          const method = el.querySelector('.opblock-summary-method')?.textContent?.trim();
+          const path = el.querySelector('.opblock-summary-path')?.getAttribute('data-path');
+          return `${method} ${path}`;
+        }),
+      );
+      assert.deepEqual([...shown].sort(), [...described].sort());
+
+      // "Try it out" on GET /api/v1/me/ answers with this browser's session.
+      const me = page.locator('#api-reference .opblock', {
+        has: page.locator('.opblock-summary-path[data-path="/api/v1/me/"]'),
+      });
+      await me.locator('.opblock-summary').click();
+      await me.getByRole('button', { name: 'Try it out' }).click();
+      await me.getByRole('button', { name: 'Execute' }).click();
+      const body = me.locator('.responses-wrapper .live-responses-table .response-col_description pre').first();
+      await eventually('the tried request to answer', () => body.textContent().catch(() => ''), (t) => t.includes(USERNAME), {
+        timeout: 10_000,
+      });
+      await me.locator('.opblock-summary').click();
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: `${ARTIFACTS}api-reference.png` });
     }));
 
   it('raises no uncaught script error on any page visited', () => {
