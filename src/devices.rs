@@ -400,6 +400,7 @@ pub struct DeviceInput {
     /// Management address, IPv4 or IPv6 (required on create and replace).
     pub mgmt_ip: Option<String>,
     /// SSH port (default 22).
+    #[schema(minimum = 1, maximum = 65_535)]
     pub port: Option<i64>,
     /// Vendor.
     pub vendor: Option<String>,
@@ -409,13 +410,13 @@ pub struct DeviceInput {
     pub role: Option<String>,
     /// Site.
     pub site: Option<String>,
-    /// Tags.
+    /// Free tags.
     pub tags: Option<Vec<String>>,
     /// Credential id, or null.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>)]
     pub credential: Option<Option<i64>>,
-    /// Targeted by jobs.
+    /// Whether jobs may target the device (default true).
     pub enabled: Option<bool>,
     /// Region id, or null to unassign.
     #[serde(default, deserialize_with = "nullable")]

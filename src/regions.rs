@@ -108,18 +108,20 @@ pub struct RegionInput {
     /// Slug: lowercase letters, digits and hyphens, unique per customer (required on create
     /// and replace). The region's queue is `region_<identifier>`.
     pub identifier: Option<String>,
-    /// API endpoint.
+    /// An `http://` or `https://` URL of the region's site, or empty.
     pub api_endpoint: Option<String>,
     /// JSON object of worker settings (see the region's `worker_pool_config`).
     #[schema(value_type = Option<Object>)]
     pub worker_pool_config: Option<serde_json::Value>,
-    /// Seconds between health evaluations.
+    /// Seconds between health evaluations (default 60).
+    #[schema(minimum = 1, maximum = 86_400)]
     pub health_check_interval_seconds: Option<i64>,
-    /// Preference.
+    /// Failover preference; higher is preferred (default 100).
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
     pub priority: Option<i64>,
-    /// Receives jobs.
+    /// Whether the region receives jobs (default true).
     pub enabled: Option<bool>,
-    /// Notes.
+    /// Notes for operators.
     pub description: Option<String>,
 }
 

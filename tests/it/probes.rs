@@ -73,6 +73,19 @@ async fn static_assets_are_embedded_and_revalidated_by_etag(pool: PgPool) {
         .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
 
+    // Gzipped for browsers that accept it (the API reference's bundle is large).
+    let gzipped = app
+        .send(
+            Request::get("/static/vendor/swagger-ui-5.35.0/swagger-ui-bundle.js")
+                .header("accept-encoding", "gzip")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(gzipped.status, StatusCode::OK);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert!(!htmx.headers.contains_key("content-encoding"));
+
     let css = app.get("/static/app.css").await;
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
     assert_eq!(
