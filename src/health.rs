@@ -57,6 +57,7 @@ struct RegionRow {
     name: String,
     health_status: HealthStatus,
     worker_pool_config: Json<Value>,
+    last_health_check: Option<time::OffsetDateTime>,
     due: bool,
 }
 
@@ -253,18 +254,31 @@ pub async fn record_change(
     .execute(&mut *conn)
     .await?;
     if from != to {
-        sqlx::query(
-            "INSERT INTO region_health_events (region_id, from_status, to_status, reason, source)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(region_id)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(reason)
-        .bind(source)
-        .execute(conn)
-        .await?;
+        record_event(conn, region_id, from, to, reason, source).await?;
     }
+    Ok(())
+}
+
+/// Appends a change to the region's health history.
+async fn record_event(
+    conn: &mut PgConnection,
+    region_id: i64,
+    from: HealthStatus,
+    to: HealthStatus,
+    reason: &str,
+    source: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO region_health_events (region_id, from_status, to_status, reason, source)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(region_id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(source)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -279,7 +293,7 @@ pub async fn pass(
     let live = live_workers(conn).await?;
     let depths = queue_depths(conn).await?;
     let regions: Vec<RegionRow> = sqlx::query_as(
-        "SELECT id, identifier, name, health_status, worker_pool_config,
+        "SELECT id, identifier, name, health_status, worker_pool_config, last_health_check,
                 -- A new region gets a few seconds for workers to pick up its queue.
                 CASE WHEN last_health_check IS NULL THEN created_at < now() - interval '5 seconds'
                      ELSE last_health_check < now() - make_interval(secs => health_check_interval_seconds)
@@ -310,18 +324,34 @@ pub async fn pass(
             .unwrap_or(1);
         let oldest = depths.get(&queue).map_or(0.0, |d| d.1);
         let (status, reason) = evaluate(n, min_workers, oldest, config.degraded_after);
-        if status != region.health_status {
-            tracing::info!(region = %region.name, from = %region.health_status, to = %status, reason = %reason, "region health changed");
-        }
-        record_change(
-            conn,
-            region.id,
-            region.health_status,
-            status,
-            &reason,
-            "monitor",
+        // Only if nobody set a status since this pass read it: a manual status set a moment
+        // ago must hold until the next evaluation, not be overwritten from a stale read.
+        let unchanged = sqlx::query(
+            "UPDATE regions SET health_status = $2, health_message = $3, last_health_check = now(),
+                    updated_at = now()
+             WHERE id = $1 AND health_status = $4 AND last_health_check IS NOT DISTINCT FROM $5",
         )
-        .await?;
+        .bind(region.id)
+        .bind(status)
+        .bind(&reason)
+        .bind(region.health_status)
+        .bind(region.last_health_check)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if unchanged && status != region.health_status {
+            tracing::info!(region = %region.name, from = %region.health_status, to = %status, reason = %reason, "region health changed");
+            record_event(
+                conn,
+                region.id,
+                region.health_status,
+                status,
+                &reason,
+                "monitor",
+            )
+            .await?;
+        }
     }
     let failed_over = fail_over(conn).await?;
     let rescued = rescue(conn, &live).await?;

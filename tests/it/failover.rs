@@ -395,3 +395,72 @@ async fn the_monitor_also_runs_on_its_own(pool: PgPool) {
         .unwrap();
     assert!(status.success());
 }
+
+#[sqlx::test]
+async fn a_manual_status_set_during_a_monitor_pass_is_not_overwritten(pool: PgPool) {
+    use webnet::auth::Scope;
+    use webnet::types::HealthStatus;
+
+    let mut app = TestApp::new(pool.clone()).await;
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let region = app.region(&admin, "US East", "us-east-1").await;
+    // Due for evaluation, and without a worker: the monitor would make it offline.
+    sqlx::query(
+        "UPDATE regions SET health_status = 'healthy',
+                last_health_check = now() - interval '1 hour' WHERE id = $1",
+    )
+    .bind(region)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // An operator's change, not committed yet, holds the row…
+    let mut manual = pool.begin().await.unwrap();
+    webnet::regions::set_health(
+        &mut manual,
+        &Scope::all(),
+        region,
+        HealthStatus::Degraded,
+        "maintenance",
+    )
+    .await
+    .unwrap();
+    // …while a monitor pass reads the old state and waits for the row.
+    let monitor = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let config = webnet::health::MonitorConfig::default();
+            webnet::health::pass(&mut conn, &config, &mut Default::default())
+                .await
+                .unwrap();
+        }
+    });
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the monitor never reached the locked row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    manual.commit().await.unwrap();
+    monitor.await.unwrap();
+
+    let (status, message) = health(&mut app, &admin, region).await;
+    assert_eq!(
+        (status.as_str(), message.as_str()),
+        ("degraded", "maintenance"),
+        "the monitor overwrote a manual status from a stale read"
+    );
+}
