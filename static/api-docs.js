@@ -15,6 +15,8 @@
       displayRequestDuration: true,
       filter: true,
       tryItOutEnabled: false,
+      // Swagger UI would otherwise fetch a badge from validator.swagger.io.
+      validatorUrl: null,
       requestInterceptor: function (req) {
         if (csrf && !/^(GET|HEAD|OPTIONS)$/i.test(req.method || "GET")) {
           req.headers["X-CSRF-Token"] = csrf.content;

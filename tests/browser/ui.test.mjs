@@ -184,6 +184,7 @@ let context;
 let page;
 const consoleErrors = [];
 const pageErrors = [];
+const foreignRequests = [];
 const regionIds = {};
 const deviceIds = { par: [], lon: [] };
 
@@ -295,6 +296,12 @@ describe('webnet UI in a real browser', () => {
     page.on('pageerror', (err) => {
       consoleErrors.push(`pageerror: ${err.message}`);
       pageErrors.push(`${page.url()}: ${err.message}`);
+    });
+    page.on('request', (req) => {
+      const url = req.url();
+      if (!url.startsWith(`${BASE_URL}/`) && !url.startsWith('data:') && !url.startsWith('blob:')) {
+        foreignRequests.push(`${req.method()} ${url} (from ${page.url()})`);
+      }
     });
     page.on('response', (res) => {
       if (res.status() >= 400) consoleErrors.push(`HTTP ${res.status()} ${res.request().method()} ${res.url()}`);
@@ -712,5 +719,9 @@ describe('webnet UI in a real browser', () => {
 
   it('raises no uncaught script error on any page visited', () => {
     assert.deepEqual(pageErrors, []);
+  });
+
+  it('loads nothing from anywhere but this server (no CDN, no validator badge)', () => {
+    assert.deepEqual(foreignRequests, []);
   });
 });
