@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::{Extension, Router};
 use sqlx::PgPool;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -51,6 +51,8 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// Idle time after which a browser session ends.
     pub session_idle: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`web::ClientAddr`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for WebConfig {
@@ -58,9 +60,14 @@ impl Default for WebConfig {
         Self {
             secure_cookies: true,
             session_idle: Duration::from_secs(12 * 3600),
+            trusted_proxies: Vec::new(),
         }
     }
 }
+
+/// The trusted proxies, as a request extension for [`web::ClientAddr`].
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Arc<Vec<ipnet::IpNet>>);
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "webnet_session";
@@ -95,6 +102,9 @@ pub fn router(state: AppState, config: &WebConfig) -> Router {
             state.clone(),
             crate::metrics::track_http,
         ))
+        .layer(Extension(TrustedProxies(Arc::new(
+            config.trusted_proxies.clone(),
+        ))))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

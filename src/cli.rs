@@ -298,6 +298,7 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
     let config = WebConfig {
         secure_cookies: args.secure_cookies(),
         session_idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
+        trusted_proxies: args.trusted_proxies.clone(),
     };
     let state = AppState::new(pool.clone(), secrets.clone());
     let live = state.live.clone();

@@ -122,6 +122,26 @@ pub struct ServeArgs {
     /// Sign out browser sessions idle for this many minutes.
     #[arg(long, env = "WEBNET_SESSION_IDLE_MINUTES", default_value_t = 720)]
     pub session_idle_minutes: u32,
+
+    /// A reverse proxy (address or CIDR range) whose `X-Forwarded-For` header is believed, so
+    /// that sign-in throttling counts each client's address rather than the proxy's. Repeat
+    /// the flag, or separate entries with commas in the environment. Without it the header
+    /// is ignored: anyone could write it.
+    #[arg(
+        long = "trusted-proxy",
+        env = "WEBNET_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_proxy
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// `10.0.0.0/8`, or a single address such as `10.0.0.5`.
+fn parse_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{raw:?} is not an IP address or CIDR range"))
 }
 
 impl ServeArgs {

@@ -190,7 +190,9 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
-/// The client's address, when the server knows it (not in in-process tests).
+/// The client's address, when the server knows it (not in in-process tests). Behind a
+/// trusted reverse proxy (`--trusted-proxy`) it is the nearest address in
+/// `X-Forwarded-For` that is not itself a trusted proxy; otherwise the peer's.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
@@ -198,13 +200,49 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let trusted = parts
+            .extensions
+            .get::<crate::app::TrustedProxies>()
+            .map(|t| t.0.as_slice())
+            .unwrap_or_default();
         Ok(Self(
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .map(|c| client_address(c.0.ip(), &parts.headers, trusted)),
         ))
     }
+}
+
+/// The client behind `peer`: the peer itself unless it is a trusted proxy, else the
+/// right-most `X-Forwarded-For` hop that is not one (each proxy appends the address it saw,
+/// so hops further left were written by whoever the untrusted hop was, and may be forged).
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer.to_canonical();
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip.to_canonical()) => continue,
+            Ok(ip) => return ip.to_canonical(),
+            // A hop we cannot read: stop believing the header here.
+            Err(_) => break,
+        }
+    }
+    peer
 }
 
 /// Full-page error.
@@ -352,6 +390,48 @@ pub fn safe_next(next: Option<&str>) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_forwarded_hop_behind_a_trusted_proxy() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 192.0.2.7, 10.1.1.1".parse().unwrap(),
+        );
+        // Through two trusted proxies: the hop before them; the forged left-most is ignored.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &headers, &trusted),
+            ip("192.0.2.7")
+        );
+        // From an untrusted peer the header means nothing.
+        assert_eq!(
+            client_address(ip("192.0.2.9"), &headers, &trusted),
+            ip("192.0.2.9")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &headers, &[]),
+            ip("10.0.0.5")
+        );
+        // No header, or one that cannot be read: the proxy itself.
+        let empty = axum::http::HeaderMap::new();
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &empty, &trusted),
+            ip("10.0.0.5")
+        );
+        headers.insert("x-forwarded-for", "junk, 10.1.1.1".parse().unwrap());
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &headers, &trusted),
+            ip("10.0.0.5")
+        );
+        // IPv4-mapped IPv6 peers (dual-stack sockets) match IPv4 ranges.
+        headers.insert("x-forwarded-for", "192.0.2.7".parse().unwrap());
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.5"), &headers, &trusted),
+            ip("192.0.2.7")
+        );
+    }
 
     #[test]
     fn next_only_redirects_to_local_paths() {

@@ -339,6 +339,64 @@ async fn failures_from_one_address_are_throttled_across_usernames(pool: PgPool) 
     );
 }
 
+/// A failed sign-in through the form, as forwarded by a proxy for `client`.
+async fn failed_login_from(app: &mut TestApp, client: &str, username: &str) -> StatusCode {
+    app.get("/login").await;
+    let token = app.csrf.clone().unwrap();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("username", username),
+            ("password", "guess"),
+            ("csrf_token", &token),
+        ])
+        .finish();
+    let request = Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", client)
+        .body(Body::from(body))
+        .unwrap();
+    app.send(request).await.status
+}
+
+#[sqlx::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(pool: PgPool) {
+    let mut proxied = TestApp::with_config(
+        pool.clone(),
+        WebConfig {
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            ..WebConfig::default()
+        },
+    )
+    .await;
+    proxied.peer = Some(SocketAddr::from(([127, 0, 0, 1], 40000)));
+    for i in 0..webnet::auth::throttle::MAX_FAILURES_PER_ADDRESS {
+        // Different usernames each time do not help: the address is counted.
+        assert_eq!(
+            failed_login_from(&mut proxied, "192.0.2.7", &format!("user{i}")).await,
+            StatusCode::UNAUTHORIZED,
+            "attempt {i}"
+        );
+    }
+    assert_eq!(
+        failed_login_from(&mut proxied, "192.0.2.7", "someone").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not locked out with it…
+    assert_eq!(
+        failed_login_from(&mut proxied, "192.0.2.8", "someone").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // …while without --trusted-proxy the header is anyone's to write and changes nothing:
+    // the peer 192.0.2.7 is still the one throttled.
+    let mut direct = TestApp::new(pool).await;
+    direct.peer = Some(SocketAddr::from(([192, 0, 2, 7], 40000)));
+    assert_eq!(
+        failed_login_from(&mut direct, "203.0.113.1", "someone-else").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[sqlx::test]
 async fn passwords_are_stored_only_as_argon2id_hashes(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
