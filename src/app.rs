@@ -105,6 +105,7 @@ pub fn router(state: AppState, config: &WebConfig) -> Router {
         .layer(Extension(TrustedProxies(Arc::new(
             config.trusted_proxies.clone(),
         ))))
+        .layer(from_fn(refuse_nul))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -122,4 +123,39 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
     axum::response::IntoResponse::into_response(crate::error::AppError::Internal(anyhow::anyhow!(
         "handler panicked: {message}"
     )))
+}
+
+/// Refuses a NUL character (`%00`) in the query string or in a form body with a 400:
+/// PostgreSQL text cannot hold one, so it would otherwise surface as a database error (a
+/// 500) wherever the value is bound. JSON bodies are checked by the API's extractor.
+async fn refuse_nul(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, crate::error::AppError> {
+    use axum::http::header::CONTENT_TYPE;
+    let has_nul = |raw: &[u8]| raw.windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"));
+    if request.uri().query().is_some_and(|q| has_nul(q.as_bytes())) {
+        return Err(crate::error::AppError::BadRequest(
+            "The query string contains a NUL character (%00); remove it.".into(),
+        ));
+    }
+    let is_form = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok(next.run(request).await);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| crate::error::AppError::BadRequest("The form is too large.".into()))?;
+    if has_nul(&bytes) {
+        return Err(crate::error::AppError::BadRequest(
+            "The form contains a NUL character (%00); remove it.".into(),
+        ));
+    }
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    Ok(next.run(request).await)
 }

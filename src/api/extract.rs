@@ -48,6 +48,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             "Send a JSON object in the request body.".into(),
         ));
     }
+    // PostgreSQL text cannot hold NUL: refuse it here, by field, rather than as a database
+    // error wherever the value is bound. Only an escaped `\u0000` can put one in a string.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| AppError::BadRequest(format!("Malformed JSON: {e}.")))?;
+        if let Some(path) = nul_path(&value, String::new()) {
+            let field = if path.is_empty() {
+                "body".to_string()
+            } else {
+                path
+            };
+            return Err(AppError::Validation(FieldErrors::single(
+                field,
+                "Remove the NUL character (\\u0000).",
+            )));
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -68,6 +85,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             ))
         }
     })
+}
+
+/// The path (`a.b.0`) of the first string or key holding a NUL character.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, join(&i.to_string()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "")))
+            } else {
+                nul_path(v, join(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The field of serde's "missing field `x`" message.
@@ -185,6 +228,16 @@ mod tests {
     struct Thing {
         name: String,
         port: Option<i64>,
+    }
+
+    #[test]
+    fn a_nul_character_is_a_field_error_at_its_path() {
+        match parse_json::<serde_json::Value>(br#"{"a": [{"b": "x\u0000y"}]}"#) {
+            Err(AppError::Validation(e)) => assert_eq!(e.get("a.0.b").len(), 1, "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        // An escaped backslash followed by "u0000" is no NUL.
+        assert!(parse_json::<serde_json::Value>(br#"{"a": "\\u0000"}"#).is_ok());
     }
 
     #[test]

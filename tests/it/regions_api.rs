@@ -74,6 +74,12 @@ async fn bad_region_input_gets_field_errors_never_a_500(pool: PgPool) {
             json!({"name": "X", "identifier": "x", "enabled": "yes"}),
             "enabled",
         ),
+        // PostgreSQL text cannot hold NUL: a field error, not a database error.
+        (json!({"name": "US\u{0}East", "identifier": "x"}), "name"),
+        (
+            json!({"name": "X", "identifier": "x", "worker_pool_config": {"tags": ["a\u{0}"]}}),
+            "worker_pool_config.tags.0",
+        ),
     ];
     for (body, field) in cases {
         let r = app
@@ -407,4 +413,21 @@ async fn an_oversized_body_is_refused_without_a_500(pool: PgPool) {
     let r = app.post_json(&admin, "/api/v1/regions/", huge).await;
     assert!(r.status.is_client_error(), "{}", r.status);
     assert!(r.json()["detail"].is_string());
+}
+
+#[sqlx::test]
+async fn a_nul_character_in_a_query_or_form_is_a_400_not_a_500(pool: PgPool) {
+    let mut app = TestApp::new(pool).await;
+    let admin = app.api_user("admin1", Role::Admin, "acme").await;
+    let r = app.get_json(&admin, "/api/v1/devices/?site=par%00").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("NUL"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post_form_raw("/login", &[("username", "a\0b"), ("password", "x")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
