@@ -190,18 +190,20 @@ async fn create_job(
     Ok(created(format!("/jobs/{}/", job.id), job))
 }
 
+/// The job lists' filters. An empty value is an error too: a script that sends `?status=`
+/// means something, and guessing "no filter" would answer a different question.
 fn job_filter(query: &QueryPairs) -> AppResult<JobFilter> {
     let mut errors = FieldErrors::new();
     let mut filter = JobFilter::default();
-    if let Some(s) = query.get("status").filter(|s| !s.is_empty()) {
+    if let Some(s) = query.get("status") {
         filter.status = JobStatus::parse(s)
             .map_err(|m| errors.add("status", m))
             .ok();
     }
-    if let Some(t) = query.get("type").filter(|s| !s.is_empty()) {
+    if let Some(t) = query.get("type") {
         filter.job_type = JobType::parse(t).map_err(|m| errors.add("type", m)).ok();
     }
-    if let Some(r) = query.get("region").filter(|s| !s.is_empty()) {
+    if let Some(r) = query.get("region") {
         filter.region = r
             .parse()
             .map_err(|_| errors.add("region", "Enter a region id."))

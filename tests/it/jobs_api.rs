@@ -545,13 +545,22 @@ async fn jobs_are_listed_and_filtered_by_status_type_and_region(pool: PgPool) {
             .json()["count"],
         0
     );
-    assert_eq!(
-        w.app
-            .get_json(&w.operator, "/api/v1/jobs/?status=sleeping")
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
+    // Unknown, empty or repeated filters are field errors, not "no filter".
+    for query in [
+        "status=sleeping",
+        "status=",
+        "type=",
+        "region=",
+        "status=queued&status=failed",
+    ] {
+        let r = w
+            .app
+            .get_json(&w.operator, &format!("/api/v1/jobs/?{query}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        let field = query.split('=').next().unwrap();
+        assert!(r.json()["errors"][field].is_array(), "{query}: {}", r.body);
+    }
 }
 
 #[sqlx::test]
