@@ -518,9 +518,15 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
         s.device_concurrency = 16;
         s
     });
+    // Only this customer's queues: after the inventory suite the database also holds its 50
+    // regions, and a worker on each would take more connections than the pool has.
+    let queues = (1..=5)
+        .map(|i| crate::regions::queue_name(&format!("jobs-{i}")))
+        .chain([crate::regions::DEFAULT_QUEUE.to_string()])
+        .collect();
     let worker = tokio::spawn(crate::worker::run(
         state,
-        crate::worker::Queues::All,
+        crate::worker::Queues::Fixed(queues),
         args.concurrency,
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
