@@ -47,7 +47,7 @@ static DOCUMENT: OnceLock<Arc<str>> = OnceLock::new();
 fn document(paths: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let mut doc = openapi::ApiDoc::openapi().nest(PREFIX, paths);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    // Modifiers ran before the paths were nested in; run the conventions again over them.
+    // After nesting, so the conventions see every path.
     utoipa::Modify::modify(&openapi::Conventions, &mut doc);
     doc
 }

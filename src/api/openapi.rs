@@ -31,7 +31,6 @@ use utoipa::{IntoParams, Modify, ToSchema};
         (name = "meta", description = "This description of the API."),
     ),
     components(schemas(ErrorDetail, ValidationErrors)),
-    modifiers(&Conventions),
     security(("bearer" = []), ("session" = [])),
 )]
 pub(super) struct ApiDoc;

@@ -20,7 +20,7 @@ async fn document(app: &mut TestApp) -> Value {
 }
 
 /// `(METHOD, path)` of every operation in the document.
-fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+pub(crate) fn operations(doc: &Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in METHODS {
