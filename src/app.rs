@@ -15,6 +15,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::PgSessionStore;
 use crate::auth::{self, csrf};
 use crate::crypto::SecretBox;
+use crate::db::Availability;
 use crate::live::LiveEvents;
 use crate::metrics::Metrics;
 use crate::{api, probes, web};
@@ -30,6 +31,8 @@ pub struct AppState {
     pub secrets: SecretBox,
     /// Region health changes, for live badges.
     pub live: LiveEvents,
+    /// Whether the database answered lately (the readiness probe's fast path).
+    pub availability: Availability,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             pool,
             metrics: Arc::new(Metrics::default()),
             secrets,
+            availability: Availability::default(),
         }
     }
 }

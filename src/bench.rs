@@ -125,7 +125,7 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
         "# webnet bench: {} devices, {} regions, database {name}",
         args.devices, args.regions
     );
-    let pool = db::connect(&url, 16).await?;
+    let pool = db::connect(&url, "webnet bench", 16, std::time::Duration::from_secs(5)).await?;
     db::migrate(&pool).await?;
     let mut result = Ok(());
     if matches!(args.suite, Suite::Inventory | Suite::All) {

@@ -32,7 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Monitor {
             degraded_after_seconds,
         } => {
-            let pool = open(&cli.database_url, 2).await?;
+            let pool = open(&cli.database_url, "webnet monitor", 2).await?;
             println!("health monitor started (active when it holds the lock, standby otherwise)");
             let monitor = crate::health::run(
                 pool.clone(),
@@ -49,13 +49,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let pool = open(&cli.database_url, 2).await?;
+            let pool = open(&cli.database_url, "webnet", 2).await?;
             println!("database is up to date");
             pool.close().await;
             Ok(())
         }
         Command::Customer(CustomerCommand::Create { name }) => {
-            let pool = open(&cli.database_url, 2).await?;
+            let pool = open(&cli.database_url, "webnet", 2).await?;
             let mut conn = pool.acquire().await?;
             let (id, created) = customers::ensure(&mut conn, &name)
                 .await
@@ -88,7 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let pool = open(&cli.database_url, 2).await?;
+            let pool = open(&cli.database_url, "webnet", 2).await?;
             let generated = password.is_none();
             let password = password.unwrap_or_else(random_password);
             create_user(
@@ -115,7 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !(0..=1000).contains(&regions) || !(0..=10_000_000).contains(&devices) {
                 bail!("use --regions 0..=1000 and --devices 0..=10000000");
             }
-            let pool = open(&cli.database_url, 2).await?;
+            let pool = open(&cli.database_url, "webnet", 2).await?;
             let mut conn = pool.acquire().await?;
             let started = std::time::Instant::now();
             let seeded = crate::demo::seed(&mut conn, &customer, regions, devices)
@@ -134,7 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => crate::bench::run(&cli.database_url, args).await,
         Command::Token(TokenCommand::Create { username, name }) => {
-            let pool = open(&cli.database_url, 2).await?;
+            let pool = open(&cli.database_url, "webnet", 2).await?;
             let mut conn = pool.acquire().await?;
             let user_id = users::id_for_username(&mut conn, &username)
                 .await?
@@ -179,7 +179,12 @@ async fn run_worker(
     if args.default_queue {
         queues.push(crate::regions::DEFAULT_QUEUE.to_string());
     }
-    let pool = open(database_url, (args.concurrency as u32 * 2 + 4).min(64)).await?;
+    let pool = open(
+        database_url,
+        "webnet worker",
+        (args.concurrency as u32 * 2 + 4).min(64),
+    )
+    .await?;
     for region in &args.regions {
         let known: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM regions WHERE identifier = $1)")
@@ -214,9 +219,10 @@ async fn run_worker(
     Ok(())
 }
 
-/// Connects (creating the database if needed) and applies pending migrations.
-async fn open(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let pool = db::connect(url, max_connections).await?;
+/// Connects (creating the database if needed) and applies pending migrations. `role` is the
+/// connections' `application_name`.
+async fn open(url: &str, role: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = db::connect(url, role, max_connections, db::REQUEST_ACQUIRE_TIMEOUT).await?;
     db::migrate(&pool).await?;
     Ok(pool)
 }
@@ -285,7 +291,7 @@ async fn bootstrap_admin(pool: &PgPool) -> anyhow::Result<Option<String>> {
 
 /// `webnet serve`.
 async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyhow::Result<()> {
-    let pool = open(database_url, 20).await?;
+    let pool = open(database_url, "webnet serve", 20).await?;
     let first_password = bootstrap_admin(&pool).await?;
 
     let listener = TcpListener::bind(args.bind).await.with_context(|| {
@@ -300,7 +306,8 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         session_idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
         trusted_proxies: args.trusted_proxies.clone(),
     };
-    let state = AppState::new(pool.clone(), secrets.clone());
+    let mut state = AppState::new(pool.clone(), secrets.clone());
+    state.availability = db::Availability::watch(pool.clone());
     let live = state.live.clone();
     let router = app::router(state, &config);
     let maintenance = tokio::spawn(maintenance(

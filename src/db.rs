@@ -1,7 +1,9 @@
 //! Connecting to PostgreSQL: creating the database on first use and applying migrations.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
@@ -57,12 +59,24 @@ fn is_missing_database(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000"))
 }
 
+/// How long a request waits for a pool connection before it is answered 503: while the
+/// database is unreachable, clients and load balancers get a prompt answer instead of
+/// queueing behind sqlx's connection retries.
+pub const REQUEST_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Opens a pool on `url`, creating the database through the server's maintenance database
-/// (`postgres`) when it does not exist yet.
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbSetupError> {
+/// (`postgres`) when it does not exist yet. `role` names the process in
+/// `pg_stat_activity.application_name` (`webnet serve`, `webnet worker`…), so an operator
+/// can tell the connections apart.
+pub async fn connect(
+    url: &str,
+    role: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, DbSetupError> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| DbSetupError::BadUrl(e.to_string()))?
-        .application_name("webnet")
+        .application_name(role)
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
 
@@ -81,7 +95,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbSetupE
 
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
         .connect_with(opts.clone())
         .await
         .map_err(|e| unreachable(&e, &opts))
@@ -125,4 +139,87 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbSetupError> {
         .await
         .map_err(|e| DbSetupError::Queue(e.to_string()))?;
     Ok(())
+}
+
+/// Whether `err` means the database cannot be reached or is going away (connection refused
+/// or reset, pool timeout, server shutting down or starting up), as opposed to a fault of
+/// the statement. Such errors are transient: wait and try again.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01–57P03: admin/crash shutdown, cannot
+            // connect now (starting up or shutting down); 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether the database answered lately, kept by [`Availability::watch`] and read by the
+/// readiness probe. The watch logs one line when the database becomes unreachable and one
+/// when it is back, however many requests failed in between.
+#[derive(Debug, Clone, Default)]
+pub struct Availability {
+    down: Arc<AtomicBool>,
+}
+
+impl Availability {
+    /// How often the watch looks, and how long one look may take.
+    pub const PERIOD: Duration = Duration::from_secs(1);
+
+    /// Whether the last look failed.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Starts watching `pool` in the background (for the life of the process).
+    pub fn watch(pool: PgPool) -> Self {
+        let availability = Self::default();
+        let flag = availability.clone();
+        tokio::spawn(async move {
+            let mut since: Option<Instant> = None;
+            let mut tick = tokio::time::interval(Self::PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                let result =
+                    tokio::time::timeout(Self::PERIOD, sqlx::query("SELECT 1").execute(&pool))
+                        .await;
+                match (result, since) {
+                    (Ok(Ok(_)), Some(start)) => {
+                        flag.down.store(false, Ordering::Relaxed);
+                        since = None;
+                        tracing::info!(
+                            outage_seconds = format!("{:.1}", start.elapsed().as_secs_f64()),
+                            "database reachable again"
+                        );
+                    }
+                    (Ok(Ok(_)), None) => {}
+                    (failed, None) => {
+                        flag.down.store(true, Ordering::Relaxed);
+                        since = Some(Instant::now());
+                        let reason = match failed {
+                            Ok(Err(e)) => one_line(&e),
+                            _ => format!("no answer within {:?}", Self::PERIOD),
+                        };
+                        tracing::error!(
+                            reason = %reason,
+                            "database unreachable; requests that need it answer 503 until it returns"
+                        );
+                    }
+                    (_, Some(_)) => {}
+                }
+            }
+        });
+        availability
+    }
 }

@@ -101,6 +101,11 @@ pub enum AppError {
         /// Seconds until the next attempt is allowed.
         retry_after: u64,
     },
+    /// The database cannot be reached right now (restart, failover, network): answered
+    /// 503 with `Retry-After`, and not logged per request (the availability watch logs the
+    /// outage once).
+    #[error("The database is unreachable. Try again in a few seconds.")]
+    Unavailable(String),
     /// A database failure that is not the client's fault.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -108,6 +113,10 @@ pub enum AppError {
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+/// Seconds a client is told to wait when the database is unreachable: a restart or a
+/// managed failover usually takes a few.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// Unique and foreign-key constraints named in the migrations, and the field error each
 /// violation means.
@@ -162,6 +171,9 @@ impl From<sqlx::Error> for AppError {
         if matches!(err, sqlx::Error::RowNotFound) {
             return AppError::NotFound;
         }
+        if crate::db::is_unavailable(&err) {
+            return AppError::Unavailable(err.to_string());
+        }
         AppError::Database(err)
     }
 }
@@ -175,13 +187,14 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Validation(_) | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The message shown to the client; internals of server errors are never shown.
     pub fn public_message(&self) -> String {
-        if self.status().is_server_error() {
+        if self.status().is_server_error() && !matches!(self, AppError::Unavailable(_)) {
             "Something went wrong on our side. It has been logged; try again, and if it persists, \
              tell your administrator."
                 .to_string()
@@ -213,9 +226,13 @@ struct ErrorBody<'a> {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        match &self {
+            AppError::Unavailable(e) => {
+                tracing::debug!(error = %e, "request refused: database unreachable");
+            }
             // The one place a server error is logged.
-            tracing::error!(error = %self, "request failed");
+            _ if status.is_server_error() => tracing::error!(error = %self, "request failed"),
+            _ => {}
         }
         let message = self.public_message();
         let fields = match &self {
@@ -234,10 +251,15 @@ impl IntoResponse for AppError {
             }
         };
         let mut response = (status, Json(body)).into_response();
-        if let AppError::TooManyRequests { retry_after } = self {
+        let retry_after = match self {
+            AppError::TooManyRequests { retry_after } => Some(retry_after),
+            AppError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

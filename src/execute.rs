@@ -46,8 +46,17 @@ struct Outcome {
     detail: Value,
 }
 
-/// Runs dispatch `dispatch_id`. Errors are database errors only (the task is retried).
-pub async fn run_dispatch(state: &WorkerState, dispatch_id: i64) -> sqlx::Result<()> {
+/// Runs dispatch `dispatch_id` for the apalis consumer `lock_by`. Errors are database
+/// errors only (the task is retried).
+///
+/// The dispatch is claimed only while `lock_by` still holds its queue task: a task handed
+/// back or rescued from this worker (its lease ran out, its grace period ended) belongs to
+/// whoever claims it next, and this worker must not run it too.
+pub async fn run_dispatch(
+    state: &WorkerState,
+    dispatch_id: i64,
+    lock_by: &str,
+) -> sqlx::Result<()> {
     let pool = &state.pool;
     let claimed: Option<Claimed> = sqlx::query_as(
         "UPDATE job_dispatches d SET status = 'running', worker = $2,
@@ -55,21 +64,35 @@ pub async fn run_dispatch(state: &WorkerState, dispatch_id: i64) -> sqlx::Result
          FROM jobs j
          WHERE d.id = $1 AND j.id = d.job_id AND d.status IN ('queued', 'running')
            AND j.status NOT IN ('cancelled')
+           AND EXISTS (SELECT 1 FROM apalis.jobs t WHERE t.id = d.task_id AND t.lock_by = $3)
          RETURNING d.job_id, d.device_ids, j.type AS job_type, j.payload",
     )
     .bind(dispatch_id)
     .bind(&state.name)
+    .bind(lock_by)
     .fetch_optional(pool)
     .await?;
     let Some(claimed) = claimed else {
-        // Cancelled (or already finished by an earlier attempt): nothing to do.
-        sqlx::query(
-            "UPDATE job_dispatches SET status = 'cancelled', finished_at = now()
-             WHERE id = $1 AND status IN ('queued', 'running')",
+        // Cancelled: close the dispatch. Already finished by an earlier attempt, or no
+        // longer this worker's task: nothing to do.
+        let cancelled = sqlx::query(
+            "UPDATE job_dispatches d SET status = 'cancelled', finished_at = now()
+             FROM jobs j
+             WHERE d.id = $1 AND j.id = d.job_id AND j.status = 'cancelled'
+               AND d.status IN ('queued', 'running')
+               AND EXISTS (SELECT 1 FROM apalis.jobs t WHERE t.id = d.task_id AND t.lock_by = $2)",
         )
         .bind(dispatch_id)
+        .bind(lock_by)
         .execute(pool)
-        .await?;
+        .await?
+        .rows_affected();
+        if cancelled == 0 {
+            tracing::debug!(
+                dispatch = dispatch_id,
+                "dispatch finished or taken over elsewhere; not running it"
+            );
+        }
         return Ok(());
     };
     sqlx::query(
@@ -352,6 +375,9 @@ async fn open_session(
     let secrets = match credentials::secrets(&mut conn, &state.secrets, credential_id).await {
         Ok(s) => s,
         Err(crate::error::AppError::Database(e)) => return Err(e),
+        // The database went away while the credential was read: the dispatch resumes
+        // when it is back (see `worker::run_until_settled`).
+        Err(crate::error::AppError::Unavailable(_)) => return Err(sqlx::Error::PoolTimedOut),
         Err(e) => return Ok(Err(format!("cannot use the device's credential: {e}"))),
     };
     drop(conn);

@@ -354,7 +354,7 @@ pub async fn pass(
         }
     }
     let failed_over = fail_over(conn).await?;
-    let rescued = rescue(conn, &live).await?;
+    let rescued = rescue(conn).await?;
     *previous = live;
     Ok((failed_over, rescued))
 }
@@ -409,9 +409,8 @@ pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
     Ok(moved.len() as u64)
 }
 
-/// Resets tasks held by lost workers to pending (attempts kept): on their own queue when it
-/// still has live workers, else on the default queue.
-pub async fn rescue(conn: &mut PgConnection, live: &HashMap<String, i64>) -> sqlx::Result<u64> {
+/// Marks workers whose heartbeat went stale as lost and re-queues the tasks they held.
+pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
     let lost: Vec<String> = sqlx::query_scalar(
         "UPDATE worker_heartbeats SET lost_at = now()
          WHERE lost_at IS NULL AND last_seen < now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)
@@ -421,62 +420,195 @@ pub async fn rescue(conn: &mut PgConnection, live: &HashMap<String, i64>) -> sql
     .await?;
     let mut rescued = 0;
     for name in lost {
-        let mut tx = conn.begin().await?;
-        let held: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, job_type FROM apalis.jobs
-             WHERE status IN ('Queued', 'Running') AND lock_by LIKE $1 || ':%' FOR UPDATE",
+        let held = requeue_held(
+            conn,
+            &format!("{name}:"),
+            None,
+            &[],
+            &format!("worker {name} was lost"),
         )
-        .bind(&name)
-        .fetch_all(&mut *tx)
         .await?;
-        for (task, queue) in &held {
-            let target = if live.get(queue).copied().unwrap_or(0) > 0 {
-                queue.clone()
-            } else {
-                DEFAULT_QUEUE.to_string()
-            };
-            sqlx::query(
-                "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, job_type = $2
-                 WHERE id = $1",
-            )
-            .bind(task)
-            .bind(&target)
-            .execute(&mut *tx)
-            .await?;
-            let dispatch: Option<(i64, i64)> = sqlx::query_as(
-                "UPDATE job_dispatches SET status = 'queued', worker = NULL, queue = $2, rescues = rescues + 1,
-                        failed_over_from = CASE WHEN $2 <> queue THEN queue ELSE failed_over_from END
-                 WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING id, job_id",
-            )
-            .bind(task)
-            .bind(&target)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((dispatch, job)) = dispatch {
-                crate::jobs::log(
-                    &mut tx,
-                    job,
-                    "warning",
-                    "",
-                    &format!("worker {name} was lost; dispatch {dispatch} re-queued on {target}"),
-                )
-                .await?;
-            }
-            sqlx::query(
-                "SELECT pg_notify('apalis::job::insert', json_build_object('job_type', $1::text, 'id', $2::text)::text)",
-            )
-            .bind(&target)
-            .bind(task)
-            .execute(&mut *tx)
-            .await?;
-            rescued += 1;
+        if held > 0 {
+            tracing::warn!(worker = %name, tasks = held, "worker lost; its tasks were re-queued");
         }
-        tx.commit().await?;
-        if !held.is_empty() {
-            tracing::warn!(worker = %name, tasks = held.len(), "worker lost; its tasks were re-queued");
+        rescued += held;
+    }
+    // A process that died before its first heartbeat was written, whose row was removed
+    // while it still held tasks, or that claimed tasks after it was given up for lost, is
+    // found by its tasks instead.
+    let orphans: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT lock_by FROM apalis.jobs t
+         WHERE status IN ('Queued', 'Running') AND lock_at < now() - interval '30 seconds'
+           AND NOT EXISTS (SELECT 1 FROM worker_heartbeats w
+                           WHERE starts_with(t.lock_by, w.name || ':') AND w.lost_at IS NULL)",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for holder in orphans {
+        let process = holder.rsplitn(3, ':').last().unwrap_or(&holder).to_string();
+        let held = requeue_held(
+            conn,
+            &holder,
+            None,
+            &[],
+            &format!("worker {process} is gone"),
+        )
+        .await?;
+        if held > 0 {
+            tracing::warn!(worker = %process, tasks = held, "tasks held by a worker without a heartbeat were re-queued");
         }
+        rescued += held;
     }
     Ok(rescued)
+}
+
+/// Re-queues the tasks claimed or running under apalis consumer names that start with
+/// `holder` (a process `"<name>:"`, or one consumer of it), except the task ids in
+/// `running`; `only` limits it to one task. Each held task is ended and its dispatch, when
+/// still open, queued again under a new task id with the attempts kept: on its queue when a
+/// live worker serves it, else on the default queue; the job log says why (`why` names the
+/// worker it came from). Returns how many tasks were taken from the holder.
+pub async fn requeue_held(
+    conn: &mut PgConnection,
+    holder: &str,
+    only: Option<&str>,
+    running: &[String],
+    why: &str,
+) -> sqlx::Result<u64> {
+    let mut tx = conn.begin().await?;
+    let held: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT id, job_type, attempts FROM apalis.jobs
+         WHERE status IN ('Queued', 'Running') AND starts_with(lock_by, $1)
+           AND ($2::text IS NULL OR id = $2) AND id <> ALL($3)
+         FOR UPDATE",
+    )
+    .bind(holder)
+    .bind(only)
+    .bind(running)
+    .fetch_all(&mut *tx)
+    .await?;
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let live = live_workers(&mut tx).await?;
+    for (task, queue, attempts) in &held {
+        let target = if live.get(queue).copied().unwrap_or(0) > 0 {
+            queue.clone()
+        } else {
+            DEFAULT_QUEUE.to_string()
+        };
+        // The held task ends here, and its dispatch (if still open) goes out again under a
+        // new task id: whoever still holds the old one (an apalis lock event or result in
+        // flight) cannot touch the new task nor claim the dispatch with the old one.
+        let new_task = crate::jobs::new_task_id();
+        sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Killed', done_at = now(),
+                    last_result = jsonb_build_object('Err', 're-queued as task ' || $2)
+             WHERE id = $1",
+        )
+        .bind(task)
+        .bind(&new_task)
+        .execute(&mut *tx)
+        .await?;
+        let dispatch: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE job_dispatches SET status = 'queued', worker = NULL, queue = $2, task_id = $3,
+                    rescues = rescues + 1,
+                    failed_over_from = CASE WHEN $2 <> queue THEN queue ELSE failed_over_from END
+             WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING id, job_id",
+        )
+        .bind(task)
+        .bind(&target)
+        .bind(&new_task)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((dispatch, job)) = dispatch else {
+            // Finished or cancelled meanwhile: nothing to run again.
+            continue;
+        };
+        crate::jobs::push_dispatch_task(&mut tx, dispatch, &target, &new_task).await?;
+        // Attempts are kept: a dispatch that keeps failing still runs out of them.
+        sqlx::query("UPDATE apalis.jobs SET attempts = $2 WHERE id = $1")
+            .bind(&new_task)
+            .bind(attempts)
+            .execute(&mut *tx)
+            .await?;
+        crate::jobs::log(
+            &mut tx,
+            job,
+            "warning",
+            "",
+            &format!("{why}; dispatch {dispatch} re-queued on {target}"),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(held.len() as u64)
+}
+
+/// Settles a queue task whose consumer went away while its dispatch ran on: done, or
+/// failed (to be retried while attempts remain). Only while `holder` still holds it.
+pub async fn settle_task(pool: &PgPool, task: &str, holder: &str, ok: bool) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE apalis.jobs
+         SET status = CASE WHEN $3 THEN 'Done' ELSE 'Failed' END, attempts = attempts + 1,
+             done_at = now(), last_result = CASE WHEN $3 THEN '{\"Ok\": null}'::jsonb
+                                                 ELSE '{\"Err\": \"dispatch failed\"}'::jsonb END
+         WHERE id = $1 AND lock_by = $2 AND status IN ('Queued', 'Running')",
+    )
+    .bind(task)
+    .bind(holder)
+    .bind(ok)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One heartbeat of a worker process.
+#[derive(Debug)]
+pub struct Beat<'a> {
+    /// Unique name of the process start.
+    pub name: &'a str,
+    /// Host it runs on.
+    pub host: &'a str,
+    /// webnet's version.
+    pub version: &'a str,
+    /// Queues it is polling now (not those whose consumer is down).
+    pub queues: &'a [String],
+    /// Its heartbeat period: it is lost after three.
+    pub heartbeat: Duration,
+    /// Dispatches it is running.
+    pub running_tasks: usize,
+}
+
+/// Records a heartbeat. A worker the monitor gave up for lost is live again from here on
+/// (its tasks were re-queued then; it had stopped them itself when its lease ran out), and
+/// is rescued again if it dies later.
+pub async fn beat(pool: &PgPool, beat: &Beat<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO worker_heartbeats (name, host, pid, version, queues, heartbeat_ms, running_tasks)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (name) DO UPDATE SET queues = excluded.queues, running_tasks = excluded.running_tasks,
+             last_seen = now(), heartbeat_ms = excluded.heartbeat_ms, lost_at = NULL",
+    )
+    .bind(beat.name)
+    .bind(beat.host)
+    .bind(std::process::id() as i32)
+    .bind(beat.version)
+    .bind(beat.queues)
+    .bind(beat.heartbeat.as_millis().clamp(1, i32::MAX as u128) as i32)
+    .bind(beat.running_tasks.min(i32::MAX as usize) as i32)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Removes a worker that stopped gracefully (it is not lost: nothing to rescue).
+pub async fn deregister(pool: &PgPool, name: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM worker_heartbeats WHERE name = $1")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Runs the monitor for ever: waits for the advisory lock (standby), then acts every tick.
@@ -485,7 +617,10 @@ pub async fn run(pool: PgPool, config: MonitorConfig) {
     // The lock lives on a connection of its own, outside the request pool.
     let own = PgPoolOptions::new()
         .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with((*pool.connect_options()).clone());
+    // One line when the database goes away and one when the monitor is back, not one per try.
+    let mut unavailable = false;
     loop {
         if pool.is_closed() {
             return;
@@ -493,8 +628,11 @@ pub async fn run(pool: PgPool, config: MonitorConfig) {
         let mut conn = match own.acquire().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "health monitor: database unavailable");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                if !unavailable {
+                    unavailable = true;
+                    tracing::warn!(error = %e, "health monitor: database unavailable; retrying");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
@@ -528,7 +666,8 @@ pub async fn run(pool: PgPool, config: MonitorConfig) {
                 }
                 Err(e) => {
                     // The lock went with the connection if it broke; start over.
-                    tracing::warn!(error = %e, "health monitor pass failed");
+                    unavailable = crate::db::is_unavailable(&e);
+                    tracing::warn!(error = %e, "health monitor pass failed; taking the lock again");
                     break;
                 }
             }

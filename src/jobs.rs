@@ -528,6 +528,35 @@ pub async fn log(
     Ok(())
 }
 
+/// A new queue task id (apalis-postgres reads task ids as ULIDs).
+pub fn new_task_id() -> String {
+    ulid::Ulid::generate().to_string()
+}
+
+/// Pushes the queue task that runs `dispatch_id` onto `queue` under `task_id`, in the
+/// caller's transaction. A dispatch queued again gets a new task id (see
+/// [`crate::health::requeue_held`]): a task id stands for one hand-over, so a worker still
+/// holding an older one can neither claim the dispatch nor settle its new task.
+pub async fn push_dispatch_task(
+    conn: &mut PgConnection,
+    dispatch_id: i64,
+    queue: &str,
+    task_id: &str,
+) -> sqlx::Result<()> {
+    let args = serde_json::to_vec(&DispatchTask { dispatch_id })
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let task = TaskBuilder::new(args)
+        .task_id(TaskId::from_string(task_id.to_owned()))
+        .max_attempts(TASK_MAX_ATTEMPTS)
+        .build();
+    apalis_postgres::queries::push_tasks(conn, queue, vec![task])
+        .await
+        .map_err(|e| match e {
+            apalis_postgres::Error::Database(e) => e,
+            other => sqlx::Error::Encode(Box::new(other)),
+        })
+}
+
 /// A validated request to run a job.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -580,7 +609,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         if plan.dispatches.len() == 1 { "" } else { "s" }
     )];
     for dispatch in &plan.dispatches {
-        let task_id = ulid::Ulid::generate().to_string();
+        let task_id = new_task_id();
         let dispatch_id: i64 = sqlx::query_scalar(
             "INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id, routing_reason)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -593,15 +622,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         .bind(&dispatch.reason)
         .fetch_one(&mut *conn)
         .await?;
-        let args = serde_json::to_vec(&DispatchTask { dispatch_id })
-            .map_err(|e| AppError::Internal(e.into()))?;
-        let task = TaskBuilder::new(args)
-            .task_id(TaskId::from_string(task_id))
-            .max_attempts(TASK_MAX_ATTEMPTS)
-            .build();
-        apalis_postgres::queries::push_tasks(&mut *conn, &dispatch.queue, vec![task])
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("enqueueing dispatch: {e}")))?;
+        push_dispatch_task(&mut *conn, dispatch_id, &dispatch.queue, &task_id).await?;
         lines.push(format!(
             "dispatch {dispatch_id} → {}: {}",
             dispatch.queue, dispatch.reason

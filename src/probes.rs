@@ -7,6 +7,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::app::AppState;
+use crate::db::Availability;
+use crate::error::UNAVAILABLE_RETRY_AFTER;
 
 /// `/healthz`, `/readyz`, `/metrics`.
 pub fn routes() -> Router<AppState> {
@@ -21,14 +23,22 @@ async fn get_healthz() -> &'static str {
     "ok\n"
 }
 
-/// The database answers.
+/// The database answers, within a second: a load balancer must not wait on a pool timeout
+/// to learn that this server cannot serve. The outage itself is logged once, by the
+/// availability watch, not per probe.
 async fn get_readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
-        Ok(_) => (StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
-        }
+    let unavailable = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER.to_string())],
+        "database unreachable\n",
+    );
+    if state.availability.is_down() {
+        return unavailable.into_response();
+    }
+    let probe = sqlx::query("SELECT 1").execute(&state.pool);
+    match tokio::time::timeout(Availability::PERIOD, probe).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
+        _ => unavailable.into_response(),
     }
 }
 

@@ -84,6 +84,16 @@ pub fn queue_name(identifier: &str) -> String {
     format!("region_{identifier}")
 }
 
+/// The queue of every region of every customer (regions of two customers may share an
+/// identifier, hence a queue).
+pub async fn all_queues(pool: &sqlx::PgPool) -> sqlx::Result<Vec<String>> {
+    let identifiers: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT identifier FROM regions ORDER BY 1")
+            .fetch_all(pool)
+            .await?;
+    Ok(identifiers.iter().map(|i| queue_name(i)).collect())
+}
+
 /// A region as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Region)]

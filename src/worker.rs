@@ -1,31 +1,70 @@
 //! Worker processes: consume regional (and default) queues and run dispatches on devices.
 //!
-//! Each process start gets a unique identity (apalis recovers a dead worker's tasks only
-//! once its heartbeat row goes stale, which never happens if a restart reuses the name).
-//! A dispatch's device failures are results, not handler errors: the handler fails only
-//! when the database does, and apalis then retries it a few times.
+//! Ownership of a running dispatch is what this module guards (see the README's "Health and
+//! failover"):
+//! - **One liveness signal.** The process heartbeats into `worker_heartbeats`; the health
+//!   monitor rescues the tasks of a process whose heartbeat went stale. apalis's own orphan
+//!   recovery is switched off: it judges by apalis's heartbeat, which stops at SIGTERM while
+//!   a dispatch may run on through its grace period, so it let two workers run one dispatch.
+//! - **A lease, kept by the process itself.** When the heartbeat has not been written for
+//!   2.5 periods (the monitor gives up at 3), the process stops its running dispatches
+//!   before anyone else can be handed them (fencing), and hands their tasks back.
+//! - **Consumers come back.** A queue consumer whose poll fails (database restart,
+//!   `pg_terminate_backend`, network) is restarted with capped, jittered backoff under a new
+//!   apalis name; tasks its predecessor claimed but is not running go back to their queue.
+//!   While a consumer is down its queue is left out of the heartbeat, so the monitor never
+//!   counts the process as serving a queue it is not polling.
+//! - **Dispatches outlive their consumer.** A dispatch runs on a task of its own: a consumer
+//!   that breaks does not abort commands half-sent to a device. A dispatch whose consumer is
+//!   gone settles its queue task itself when it ends.
+//! - **Graceful stop.** SIGTERM stops taking work; the heartbeat goes on (with no queues)
+//!   until the last dispatch ends or the grace period runs out. Then the remaining
+//!   dispatches are stopped, their SSH sessions closed, and their tasks handed back with a
+//!   line in the job log; only then does the process deregister.
+//!
+//! Each process start gets a unique name, and every apalis consumer of it a name
+//! `<process>:<queue>:<n>`, so the monitor finds a process's tasks by prefix.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
+use rand::Rng;
 use sqlx::PgPool;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::crypto::SecretBox;
 use crate::execute;
+use crate::health;
 use crate::jobs::DispatchTask;
 use crate::regions::DEFAULT_QUEUE;
 
-/// How often a worker heartbeats to apalis.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often apalis refreshes its own worker row (only informative: its orphan recovery is
+/// off, see the module documentation).
+const APALIS_HEARTBEAT: Duration = Duration::from_secs(10);
+/// Missed apalis heartbeats before apalis would re-enqueue a consumer's tasks: in effect
+/// never (115 days); the health monitor does it by webnet's heartbeat instead.
+const APALIS_MISSED_HEARTBEATS: usize = 1_000_000;
 /// Poll fallback: NOTIFY can be missed (see FACTS), so look every second anyway.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// First pause before restarting a failed consumer; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest pause between consumer restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A consumer that polled this long before failing starts its backoff afresh.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// How long a restarted consumer must poll without failing before its queue is reported as
+/// served again (more than one poll interval).
+const PROVEN: Duration = Duration::from_millis(1500);
+/// How often a failing heartbeat is retried: a short outage must not cost the lease.
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(250);
+/// Pause between stopping dispatches and handing their tasks back, so that their SSH
+/// sessions have closed before another worker may open new ones to the same devices.
+const SESSION_CLOSE: Duration = Duration::from_millis(300);
 
 /// What every dispatch handler of a process shares.
 #[derive(Debug)]
@@ -40,8 +79,17 @@ pub struct WorkerState {
     pub device_concurrency: usize,
     /// How often the process tells the health monitor it is alive.
     pub heartbeat: Duration,
-    /// Dispatches running now (reported with each heartbeat).
-    pub running: AtomicUsize,
+    /// Dispatches running now, by queue task id.
+    running: Mutex<HashMap<String, Running>>,
+    /// When the last heartbeat that reached the database was sent.
+    last_beat: Mutex<Option<Instant>>,
+    /// Why running dispatches were stopped, for the job log of their hand-back.
+    stop_reason: Mutex<Option<String>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    abort: AbortHandle,
 }
 
 impl WorkerState {
@@ -53,49 +101,152 @@ impl WorkerState {
             name,
             device_concurrency: 16,
             heartbeat: Duration::from_secs(2),
-            running: AtomicUsize::new(0),
+            running: Mutex::new(HashMap::new()),
+            last_beat: Mutex::new(None),
+            stop_reason: Mutex::new(None),
         }
+    }
+
+    /// Dispatches running now.
+    pub fn running_count(&self) -> usize {
+        lock(&self.running).len()
+    }
+
+    fn running_tasks(&self) -> Vec<String> {
+        lock(&self.running).keys().cloned().collect()
+    }
+
+    /// How long after the last written heartbeat the process stops its dispatches: half a
+    /// period before the monitor would consider it lost (three periods, by the database's
+    /// clock, from a heartbeat that was sent before this process's clock was read).
+    fn lease(&self) -> Duration {
+        self.heartbeat * 5 / 2
+    }
+
+    /// Stops every running dispatch (their futures are dropped, closing SSH sessions), and
+    /// returns how many there were.
+    fn stop_all(&self, reason: String) -> usize {
+        *lock(&self.stop_reason) = Some(reason);
+        let running = lock(&self.running);
+        for r in running.values() {
+            r.abort.abort();
+        }
+        running.len()
+    }
+
+    /// Whether the process may run dispatches: its last heartbeat was written within the
+    /// lease (or it has not written one yet, so nobody can have given it up).
+    fn lease_valid(&self) -> bool {
+        lock(&self.last_beat).is_none_or(|at| at.elapsed() <= self.lease())
+    }
+
+    fn stop_reason(&self) -> String {
+        lock(&self.stop_reason)
+            .clone()
+            .unwrap_or_else(|| "its worker stopped it".to_string())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes a dispatch from the running set however its task ends (finished or aborted).
+struct Registered {
+    state: Arc<WorkerState>,
+    task_id: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.state.running).remove(&self.task_id);
     }
 }
 
 /// Records the process in `worker_heartbeats` and refreshes it every `state.heartbeat`
-/// until `stop`; then removes it (a graceful stop is not a lost worker).
+/// (at once when the served queues change) until `stop`. A heartbeat that
+/// fails is retried every 250 ms; when none has been written for the lease, running
+/// dispatches are stopped (the monitor is about to rescue them).
 async fn heartbeat(
     state: Arc<WorkerState>,
-    queues: watch::Receiver<Vec<String>>,
+    mut queues: watch::Receiver<BTreeSet<String>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let host = hostname();
-    let mut tick = tokio::time::interval(state.heartbeat);
+    let mut failing_since: Option<Instant> = None;
+    let mut fenced = false;
     loop {
+        let serving: Vec<String> = queues.borrow_and_update().iter().cloned().collect();
+        let sent = Instant::now();
+        let record = health::Beat {
+            name: &state.name,
+            host: &host,
+            version: crate::VERSION,
+            queues: &serving,
+            heartbeat: state.heartbeat,
+            running_tasks: state.running_count(),
+        };
+        let beat = health::beat(&state.pool, &record);
+        // Bounded by what is left of the lease, so that the lease is checked in time.
+        let budget = lock(&state.last_beat)
+            .map_or(state.heartbeat, |at| {
+                state.lease().saturating_sub(at.elapsed())
+            })
+            .clamp(Duration::from_millis(100), state.heartbeat);
+        match tokio::time::timeout(budget, beat).await {
+            Ok(Ok(())) => {
+                *lock(&state.last_beat) = Some(sent);
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(
+                        after_seconds = format!("{:.1}", since.elapsed().as_secs_f64()),
+                        "heartbeat restored"
+                    );
+                }
+                fenced = false;
+            }
+            failed => {
+                if failing_since.is_none() {
+                    failing_since = Some(sent);
+                    let error = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {:?}", state.heartbeat),
+                    };
+                    tracing::warn!(
+                        error = %error,
+                        "heartbeat failed; running dispatches stop if it keeps failing for {:?}",
+                        state.lease()
+                    );
+                }
+            }
+        }
+        let last = *lock(&state.last_beat);
+        if !fenced && last.is_some_and(|at| at.elapsed() > state.lease()) {
+            fenced = true;
+            let reason = format!(
+                "worker {} lost contact with the database for over {:?}",
+                state.name,
+                state.lease()
+            );
+            let stopped = state.stop_all(reason);
+            if stopped > 0 {
+                tracing::warn!(
+                    dispatches = stopped,
+                    "no heartbeat written within the lease: stopped running dispatches so that no \
+                     other worker runs them at the same time; they are re-queued when the database is back"
+                );
+            }
+        }
+        let pause = if failing_since.is_some() {
+            HEARTBEAT_RETRY
+        } else {
+            state.heartbeat
+        };
         tokio::select! {
-            _ = tick.tick() => {}
+            () = tokio::time::sleep(pause) => {}
+            _ = queues.changed() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
-        let queues = queues.borrow().clone();
-        let result = sqlx::query(
-            "INSERT INTO worker_heartbeats (name, host, pid, version, queues, heartbeat_ms, running_tasks)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (name) DO UPDATE SET queues = excluded.queues, running_tasks = excluded.running_tasks,
-                 last_seen = now(), heartbeat_ms = excluded.heartbeat_ms",
-        )
-        .bind(&state.name)
-        .bind(&host)
-        .bind(std::process::id() as i32)
-        .bind(crate::VERSION)
-        .bind(&queues)
-        .bind(state.heartbeat.as_millis().min(i32::MAX as u128) as i32)
-        .bind(state.running.load(Ordering::Relaxed) as i32)
-        .execute(&state.pool)
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "heartbeat failed");
-        }
     }
-    let _ = sqlx::query("DELETE FROM worker_heartbeats WHERE name = $1")
-        .bind(&state.name)
-        .execute(&state.pool)
-        .await;
 }
 
 fn hostname() -> String {
@@ -117,59 +268,235 @@ pub fn unique_name(base: Option<&str>) -> String {
     )
 }
 
+/// The apalis handler: runs the dispatch on a task of its own and waits for it.
 async fn handle_dispatch(
     task: DispatchTask,
     state: Data<Arc<WorkerState>>,
+    consumer: WorkerContext,
+    task_id: TaskId,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    state.running.fetch_add(1, Ordering::Relaxed);
-    let result = execute::run_dispatch(&state, task.dispatch_id).await;
-    state.running.fetch_sub(1, Ordering::Relaxed);
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            tracing::error!(dispatch = task.dispatch_id, attempt = attempt.current(), error = %e, "dispatch failed");
+    let state: Arc<WorkerState> = (*state).clone();
+    let task_id = task_id.to_string();
+    let holder = consumer.name().to_string();
+    let dispatch_id = task.dispatch_id;
+    if !state.lease_valid() {
+        // The monitor may already count this process as lost: running anything now could
+        // run it twice.
+        let reason = format!(
+            "worker {} could not write its heartbeat when the dispatch reached it",
+            state.name
+        );
+        hand_back(&state, &holder, Some(&task_id), &reason).await;
+        return Ok(());
+    }
+    let (done_tx, done_rx) = oneshot::channel();
+    {
+        // Registered before the task can end, so its removal cannot come first.
+        let mut running = lock(&state.running);
+        let guard = Registered {
+            state: state.clone(),
+            task_id: task_id.clone(),
+        };
+        let (st, tid, lock_by) = (state.clone(), task_id.clone(), holder.clone());
+        let handle = tokio::spawn(async move {
+            let _guard = guard;
+            let result = run_until_settled(&st, dispatch_id, &lock_by).await;
+            if let Err(result) = done_tx.send(result) {
+                // The consumer that handed us the task is gone (its connection broke):
+                // settle the queue task ourselves.
+                let ok = result.is_ok();
+                if let Err(e) = health::settle_task(&st.pool, &tid, &lock_by, ok).await {
+                    tracing::warn!(task = %tid, error = %e, "could not settle a task whose consumer is gone; it will be re-queued");
+                }
+            }
+        });
+        running.insert(
+            task_id.clone(),
+            Running {
+                abort: handle.abort_handle(),
+            },
+        );
+    }
+    match done_rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(dispatch = dispatch_id, attempt = attempt.current(), error = %e, "dispatch failed");
             // apalis counts attempts from 0; on the last one, say so on the job instead of
             // leaving the dispatch running for ever.
             if attempt.current() + 1 >= crate::jobs::TASK_MAX_ATTEMPTS {
-                let _ = execute::give_up(&state, task.dispatch_id, &e.to_string()).await;
-            } else {
-                // A short pause before apalis retries: the database may be restarting.
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                let _ = execute::give_up(&state, dispatch_id, &e.to_string()).await;
             }
             Err(e.to_string().into())
+        }
+        Err(_) => {
+            // Stopped (lease lost, or the grace period ran out): hand the task back before
+            // apalis settles it, so that it runs again elsewhere and is never marked done.
+            let reason = state.stop_reason();
+            hand_back(&state, &holder, Some(&task_id), &reason).await;
+            Ok(())
         }
     }
 }
 
-/// Runs one apalis worker on `queue` until `stop` turns true.
-async fn serve_queue(
+/// Runs a dispatch, waiting out database outages: the run is resumable (devices with a
+/// result are skipped), and the lease stops it if the outage outlasts the heartbeat.
+async fn run_until_settled(
+    state: &WorkerState,
+    dispatch_id: i64,
+    lock_by: &str,
+) -> sqlx::Result<()> {
+    let mut pause = FIRST_BACKOFF;
+    loop {
+        match execute::run_dispatch(state, dispatch_id, lock_by).await {
+            Err(e) if crate::db::is_unavailable(&e) => {
+                tracing::warn!(dispatch = dispatch_id, error = %e, "database unreachable during a dispatch; resuming it when it is back");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Re-queues tasks held by `holder` (one, or all it holds) that this process is not
+/// running, retrying while the database is unreachable.
+async fn hand_back(state: &WorkerState, holder: &str, only: Option<&str>, why: &str) {
+    let mut pause = FIRST_BACKOFF;
+    loop {
+        let running = state.running_tasks();
+        let result = async {
+            let mut conn = state.pool.acquire().await?;
+            health::requeue_held(&mut conn, holder, only, &running, why).await
+        }
+        .await;
+        match result {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::warn!(tasks = n, holder = %holder, reason = %why, "handed tasks back to their queue");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "handing tasks back failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// `base` doubled per failure, capped, with ±50 % jitter so that workers do not return in
+/// step after a database restart.
+fn backoff(failures: u32) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    base.mul_f64(rand::rng().random_range(0.5..1.5))
+}
+
+/// Consumes `queue` until `stop` turns true, restarting the apalis consumer whenever it
+/// fails. The queue is in `serving` only while a consumer is running.
+async fn consume(
     state: Arc<WorkerState>,
     queue: String,
     concurrency: usize,
     mut stop: watch::Receiver<bool>,
+    serving: watch::Sender<BTreeSet<String>>,
 ) {
-    let config = Config::default()
-        .queue(&queue)
-        .heartbeat_interval(HEARTBEAT)
-        .missed_heartbeats(3)
-        .batch_size(concurrency.max(1));
-    let backend = PostgresStorage::<DispatchTask>::new(&state.pool)
-        .with_config(config)
-        .with_pubsub()
-        .poll_with_strategy(Strategy::new().interval(POLL_INTERVAL));
-    let worker = WorkerBuilder::new(format!("{}:{queue}", state.name))
-        .backend(backend)
-        .data(state.clone())
-        .concurrency(concurrency.max(1))
-        .build(handle_dispatch);
-    let signal = async move {
-        let _ = stop.wait_for(|s| *s).await;
-        Ok::<(), std::io::Error>(())
-    };
-    tracing::info!(queue = %queue, worker = %state.name, "worker listening");
-    if let Err(e) = worker.run_until(signal).await {
-        tracing::error!(queue = %queue, error = %e, "worker stopped with an error");
+    let mut incarnation = 0u32;
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        incarnation += 1;
+        let holder = format!("{}:{queue}:{incarnation}", state.name);
+        if incarnation > 1 {
+            // What the broken consumers of this queue claimed and this process is not
+            // running goes back to the queue, for the next consumer (or another worker).
+            let earlier = format!("{}:{queue}:", state.name);
+            hand_back(
+                &state,
+                &earlier,
+                None,
+                &format!(
+                    "worker {}'s consumer of {queue} lost its database connection",
+                    state.name
+                ),
+            )
+            .await;
+        }
+        let config = Config::default()
+            .queue(&queue)
+            .heartbeat_interval(APALIS_HEARTBEAT)
+            .missed_heartbeats(APALIS_MISSED_HEARTBEATS)
+            .batch_size(concurrency.max(1));
+        let backend = PostgresStorage::<DispatchTask>::new(&state.pool)
+            .with_config(config)
+            .with_pubsub()
+            .poll_with_strategy(Strategy::new().interval(POLL_INTERVAL));
+        let worker = WorkerBuilder::new(holder)
+            .backend(backend)
+            .data(state.clone())
+            .concurrency(concurrency.max(1))
+            .build(handle_dispatch);
+        let mut signal_rx = stop.clone();
+        let signal = async move {
+            let _ = signal_rx.wait_for(|s| *s).await;
+            Ok::<(), std::io::Error>(())
+        };
+        let started = Instant::now();
+        let run = worker.run_until(signal);
+        tokio::pin!(run);
+        let result = if failures == 0 {
+            serving.send_modify(|s| {
+                s.insert(queue.clone());
+            });
+            tracing::info!(queue = %queue, worker = %state.name, "worker listening");
+            run.await
+        } else {
+            // A restarted consumer counts as serving only once it has polled for a while:
+            // one that fails at its first poll must not make the queue flap in and out of
+            // the heartbeat.
+            tokio::select! {
+                result = &mut run => result,
+                () = tokio::time::sleep(PROVEN) => {
+                    serving.send_modify(|s| {
+                        s.insert(queue.clone());
+                    });
+                    tracing::info!(queue = %queue, attempts = failures + 1, "consumer polling again");
+                    run.await
+                }
+            }
+        };
+        serving.send_modify(|s| {
+            s.remove(&queue);
+        });
+        if *stop.borrow() {
+            if let Err(e) = result {
+                tracing::warn!(queue = %queue, error = %e, "consumer stopped with an error");
+            }
+            return;
+        }
+        if started.elapsed() > HEALTHY_RUN {
+            failures = 0;
+        }
+        failures += 1;
+        let pause = backoff(failures);
+        let error = match result {
+            Ok(()) => "it stopped by itself".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if failures == 1 {
+            tracing::warn!(queue = %queue, error = %error, "consumer stopped; restarting it with backoff (the queue is not reported as served meanwhile)");
+        } else {
+            tracing::debug!(queue = %queue, error = %error, retry_in = ?pause, "consumer failed again");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 
@@ -184,7 +511,8 @@ pub enum Queues {
 }
 
 /// Runs workers for `queues` until `shutdown` resolves, then stops taking work and lets
-/// running dispatches finish (bounded by `grace`; what is left is recovered by apalis).
+/// running dispatches finish within `grace`; those still running then are stopped and
+/// handed back to their queues (see the module documentation).
 pub async fn run(
     state: Arc<WorkerState>,
     queues: Queues,
@@ -193,10 +521,11 @@ pub async fn run(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (queues_tx, queues_rx) = watch::channel(Vec::<String>::new());
-    let beating = tokio::spawn(heartbeat(state.clone(), queues_rx, stop_rx.clone()));
-    let mut tasks = JoinSet::new();
-    let mut serving: BTreeSet<String> = BTreeSet::new();
+    let (beat_stop_tx, beat_stop_rx) = watch::channel(false);
+    let (serving_tx, serving_rx) = watch::channel(BTreeSet::<String>::new());
+    let beating = tokio::spawn(heartbeat(state.clone(), serving_rx, beat_stop_rx));
+    let mut consumers = JoinSet::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(shutdown);
     loop {
@@ -204,24 +533,24 @@ pub async fn run(
             Queues::Fixed(list) => list.clone(),
             Queues::All => {
                 let mut all = vec![DEFAULT_QUEUE.to_string()];
-                match region_queues(&state.pool).await {
+                match crate::regions::all_queues(&state.pool).await {
                     Ok(q) => all.extend(q),
-                    Err(e) => tracing::warn!(error = %e, "cannot list region queues"),
+                    Err(e) => tracing::debug!(error = %e, "cannot list region queues"),
                 }
                 all
             }
         };
         for queue in wanted {
-            if serving.insert(queue.clone()) {
-                tasks.spawn(serve_queue(
+            if started.insert(queue.clone()) {
+                consumers.spawn(consume(
                     state.clone(),
                     queue,
                     concurrency,
                     stop_rx.clone(),
+                    serving_tx.clone(),
                 ));
             }
         }
-        let _ = queues_tx.send(serving.iter().cloned().collect());
         if matches!(queues, Queues::Fixed(_)) {
             shutdown.as_mut().await;
             break;
@@ -233,21 +562,50 @@ pub async fn run(
     }
     tracing::info!(worker = %state.name, "stopping: no new work; finishing running dispatches");
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "dispatches still running after {grace:?}; leaving them to be recovered by another worker"
+    let drained = tokio::time::timeout(grace, async {
+        while consumers.join_next().await.is_some() {}
+        while state.running_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_ok();
+    let mut handed_back = true;
+    if !drained {
+        let reason = format!(
+            "worker {} stopped before the dispatch finished (its grace period of {grace:?} ran out)",
+            state.name
         );
-        tasks.abort_all();
-    }
-    let _ = beating.await;
-    Ok(())
-}
-
-async fn region_queues(pool: &PgPool) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT DISTINCT 'region_' || identifier FROM regions ORDER BY 1")
-        .fetch_all(pool)
+        let stopped = state.stop_all(reason.clone());
+        tracing::warn!(
+            dispatches = stopped,
+            "dispatches still running after {grace:?}: stopped them and handing them back to their queues"
+        );
+        tokio::time::sleep(SESSION_CLOSE).await;
+        // Their handlers hand them back; whatever is left (consumers mid-restart, tasks
+        // claimed but not started) goes back here.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while consumers.join_next().await.is_some() {}
+        })
+        .await;
+        consumers.abort_all();
+        let everything = format!("{}:", state.name);
+        handed_back = tokio::time::timeout(
+            Duration::from_secs(10),
+            hand_back(&state, &everything, None, &reason),
+        )
         .await
+        .is_ok();
+    }
+    let _ = beat_stop_tx.send(true);
+    let _ = beating.await;
+    if !handed_back {
+        // Leave the heartbeat to go stale: the monitor then re-queues what this process held.
+        tracing::warn!(
+            "could not hand tasks back (database unreachable); the health monitor re-queues them once this worker's heartbeat is stale"
+        );
+    } else if let Err(e) = health::deregister(&state.pool, &state.name).await {
+        tracing::warn!(error = %e, "could not remove this worker's heartbeat; the monitor will notice it is gone");
+    }
+    Ok(())
 }

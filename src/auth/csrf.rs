@@ -29,7 +29,7 @@ pub async fn token(session: &Session) -> AppResult<String> {
     let existing: Option<String> = session
         .get(SESSION_KEY)
         .await
-        .map_err(|e| anyhow::anyhow!("reading session: {e}"))?;
+        .map_err(|e| crate::auth::session_store::session_error("reading session", e))?;
     if let Some(token) = existing {
         return Ok(token);
     }
@@ -41,7 +41,7 @@ pub async fn token(session: &Session) -> AppResult<String> {
     session
         .insert(SESSION_KEY, &token)
         .await
-        .map_err(|e| anyhow::anyhow!("writing session: {e}"))?;
+        .map_err(|e| crate::auth::session_store::session_error("writing session", e))?;
     Ok(token)
 }
 
@@ -81,7 +81,7 @@ async fn verify(session: &Session, request: Request) -> AppResult<Request> {
     let expected: Option<String> = session
         .get(SESSION_KEY)
         .await
-        .map_err(|e| anyhow::anyhow!("reading session: {e}"))?;
+        .map_err(|e| crate::auth::session_store::session_error("reading session", e))?;
     let Some(expected) = expected else {
         return Err(AppError::Csrf);
     };

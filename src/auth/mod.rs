@@ -206,7 +206,7 @@ pub async fn authenticate(
         None => match session
             .get::<i64>(SESSION_USER_KEY)
             .await
-            .map_err(|e| anyhow::anyhow!("reading session: {e}"))?
+            .map_err(|e| session_store::session_error("reading session", e))?
         {
             Some(user_id) => {
                 let mut conn = state.pool.acquire().await?;
@@ -216,7 +216,7 @@ pub async fn authenticate(
                     session
                         .flush()
                         .await
-                        .map_err(|e| anyhow::anyhow!("clearing session: {e}"))?;
+                        .map_err(|e| session_store::session_error("clearing session", e))?;
                 }
                 user
             }

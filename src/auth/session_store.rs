@@ -9,6 +9,8 @@ use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
+use crate::error::AppError;
+
 /// Sessions in the `sessions` table.
 #[derive(Debug, Clone)]
 pub struct PgSessionStore {
@@ -22,8 +24,28 @@ impl PgSessionStore {
     }
 }
 
+/// How a store error caused by an unreachable database begins, so that the caller can
+/// answer 503 rather than 500 (tower-sessions carries store errors as strings).
+pub const UNAVAILABLE: &str = "database unreachable: ";
+
 fn backend(err: sqlx::Error) -> session_store::Error {
-    session_store::Error::Backend(err.to_string())
+    if crate::db::is_unavailable(&err) {
+        session_store::Error::Backend(format!("{UNAVAILABLE}{err}"))
+    } else {
+        session_store::Error::Backend(err.to_string())
+    }
+}
+
+/// The application error for a failed session operation.
+pub fn session_error(context: &str, err: tower_sessions::session::Error) -> AppError {
+    match err {
+        tower_sessions::session::Error::Store(session_store::Error::Backend(message))
+            if message.starts_with(UNAVAILABLE) =>
+        {
+            AppError::Unavailable(message)
+        }
+        other => AppError::Internal(anyhow::anyhow!("{context}: {other}")),
+    }
 }
 
 fn encode(record: &Record) -> session_store::Result<serde_json::Value> {

@@ -121,11 +121,11 @@ pub async fn post_login(
     session
         .remove::<String>("csrf_token")
         .await
-        .map_err(|e| anyhow::anyhow!("writing session: {e}"))?;
+        .map_err(|e| crate::auth::session_store::session_error("writing session", e))?;
     session
         .insert(SESSION_USER_KEY, user_id)
         .await
-        .map_err(|e| anyhow::anyhow!("writing session: {e}"))?;
+        .map_err(|e| crate::auth::session_store::session_error("writing session", e))?;
     flash::push(
         &session,
         Level::Success,
@@ -151,6 +151,6 @@ pub async fn post_logout(session: Session) -> AppResult<Redirect> {
     session
         .flush()
         .await
-        .map_err(|e| anyhow::anyhow!("deleting session: {e}"))?;
+        .map_err(|e| crate::auth::session_store::session_error("deleting session", e))?;
     Ok(Redirect::to("/login?signed_out=1"))
 }

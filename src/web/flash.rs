@@ -44,7 +44,7 @@ pub async fn push(session: &Session, level: Level, message: impl Into<String>) -
     let mut all: Vec<Flash> = session
         .get(SESSION_KEY)
         .await
-        .map_err(|e| anyhow::anyhow!("reading session: {e}"))?
+        .map_err(|e| crate::auth::session_store::session_error("reading session", e))?
         .unwrap_or_default();
     all.push(Flash {
         level,
@@ -53,7 +53,7 @@ pub async fn push(session: &Session, level: Level, message: impl Into<String>) -
     session
         .insert(SESSION_KEY, all)
         .await
-        .map_err(|e| anyhow::anyhow!("writing session: {e}"))?;
+        .map_err(|e| crate::auth::session_store::session_error("writing session", e))?;
     Ok(())
 }
 
@@ -62,6 +62,6 @@ pub async fn take(session: &Session) -> AppResult<Vec<Flash>> {
     Ok(session
         .remove(SESSION_KEY)
         .await
-        .map_err(|e| anyhow::anyhow!("reading session: {e}"))?
+        .map_err(|e| crate::auth::session_store::session_error("reading session", e))?
         .unwrap_or_default())
 }

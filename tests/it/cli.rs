@@ -4,10 +4,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use crate::helpers::{TestApp, database_url};
+use crate::helpers::{TestApp, database_url, http_get};
 
 /// The credential key every process of a test shares.
 pub(crate) const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
@@ -305,22 +305,6 @@ pub(crate) async fn start_server(
         seen.push(line);
     }
     (child, seen, port)
-}
-
-async fn http_get(port: u16, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }
 
 #[sqlx::test]

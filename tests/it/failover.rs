@@ -21,7 +21,7 @@ async fn kill9(child: &mut Child) {
     child.wait().await.unwrap();
 }
 
-async fn health(app: &mut TestApp, user: &ApiUser, region: i64) -> (String, String) {
+pub(crate) async fn health(app: &mut TestApp, user: &ApiUser, region: i64) -> (String, String) {
     let r = app
         .get_json(user, &format!("/api/v1/regions/{region}/"))
         .await
@@ -33,7 +33,7 @@ async fn health(app: &mut TestApp, user: &ApiUser, region: i64) -> (String, Stri
 }
 
 /// Polls until the region has `status`; returns how long it took.
-async fn wait_health(
+pub(crate) async fn wait_health(
     app: &mut TestApp,
     user: &ApiUser,
     region: i64,
@@ -54,7 +54,7 @@ async fn wait_health(
     }
 }
 
-async fn wait_job(app: &mut TestApp, user: &ApiUser, id: i64, limit: Duration) -> Value {
+pub(crate) async fn wait_job(app: &mut TestApp, user: &ApiUser, id: i64, limit: Duration) -> Value {
     let started = Instant::now();
     loop {
         let job = app
@@ -73,16 +73,18 @@ async fn wait_job(app: &mut TestApp, user: &ApiUser, id: i64, limit: Duration) -
     }
 }
 
-struct Lab {
-    app: TestApp,
-    admin: ApiUser,
-    region: i64,
-    device: i64,
-    router: FakeDevice,
-    url: String,
+/// One region "US East" (`us-east-1`), one device in it behind a stand-in router, an
+/// admin; the database migrated for real processes at `url`.
+pub(crate) struct Lab {
+    pub(crate) app: TestApp,
+    pub(crate) admin: ApiUser,
+    pub(crate) region: i64,
+    pub(crate) device: i64,
+    pub(crate) router: FakeDevice,
+    pub(crate) url: String,
 }
 
-async fn lab(pool: PgPool, delay: Duration) -> Lab {
+pub(crate) async fn lab(pool: PgPool, delay: Duration) -> Lab {
     webnet::db::migrate(&pool).await.unwrap();
     let url = database_url(&pool);
     let mut app =
@@ -120,7 +122,7 @@ async fn lab(pool: PgPool, delay: Duration) -> Lab {
     }
 }
 
-async fn run_show_version(lab: &mut Lab) -> i64 {
+pub(crate) async fn run_show_version(lab: &mut Lab) -> i64 {
     lab.app
         .post_json(
             &lab.admin,

@@ -88,6 +88,7 @@ pub struct FakeDevice {
     key: PrivateKey,
     seen: Arc<Mutex<Vec<String>>>,
     auth_attempts: Arc<AtomicUsize>,
+    sessions: Arc<Sessions>,
     shutdown: RunningServerHandle,
     task: JoinHandle<()>,
 }
@@ -125,10 +126,12 @@ impl FakeDevice {
         let server_config = Arc::new(server_config(&config, key.clone()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let auth_attempts = Arc::new(AtomicUsize::new(0));
+        let sessions = Arc::new(Sessions::default());
         let mut device = Device {
             config: Arc::new(config),
             seen: Arc::clone(&seen),
             auth_attempts: Arc::clone(&auth_attempts),
+            sessions: Arc::clone(&sessions),
         };
         let (handle_tx, handle_rx) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -145,9 +148,20 @@ impl FakeDevice {
             key,
             seen,
             auth_attempts,
+            sessions,
             shutdown,
             task,
         }
+    }
+
+    /// How many client connections the device has accepted so far.
+    pub fn sessions_total(&self) -> usize {
+        self.sessions.total.load(Ordering::SeqCst)
+    }
+
+    /// The most client connections the device ever had open at the same time.
+    pub fn sessions_at_once(&self) -> usize {
+        self.sessions.max_open.load(Ordering::SeqCst)
     }
 
     /// Every command the device ran (exec or shell), in order; refused exec requests are not
@@ -201,11 +215,38 @@ fn server_config(config: &FakeDeviceConfig, key: PrivateKey) -> server::Config {
     }
 }
 
+/// Client connections: open now, most open at once, accepted in all.
+#[derive(Debug, Default)]
+struct Sessions {
+    open: AtomicUsize,
+    max_open: AtomicUsize,
+    total: AtomicUsize,
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenSession(Arc<Sessions>);
+
+impl OpenSession {
+    fn new(sessions: &Arc<Sessions>) -> Self {
+        sessions.total.fetch_add(1, Ordering::SeqCst);
+        let open = sessions.open.fetch_add(1, Ordering::SeqCst) + 1;
+        sessions.max_open.fetch_max(open, Ordering::SeqCst);
+        OpenSession(Arc::clone(sessions))
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Creates one [`Connection`] per client.
 struct Device {
     config: Arc<FakeDeviceConfig>,
     seen: Arc<Mutex<Vec<String>>>,
     auth_attempts: Arc<AtomicUsize>,
+    sessions: Arc<Sessions>,
 }
 
 impl server::Server for Device {
@@ -218,6 +259,7 @@ impl server::Server for Device {
             auth_attempts: Arc::clone(&self.auth_attempts),
             shells: HashMap::new(),
             kbd_round: 0,
+            _open: OpenSession::new(&self.sessions),
         }
     }
 }
@@ -229,6 +271,7 @@ struct Connection {
     auth_attempts: Arc<AtomicUsize>,
     shells: HashMap<ChannelId, ShellInput>,
     kbd_round: u8,
+    _open: OpenSession,
 }
 
 /// A shell channel's partial input line and the queue of complete lines to its worker.

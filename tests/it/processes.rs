@@ -14,7 +14,7 @@ use webnet::crypto::SecretBox;
 
 use crate::cli::{SECRET_KEY, start_server, webnet};
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{TestApp, database_url};
+use crate::helpers::{TestApp, database_url, http_get};
 
 /// Starts `webnet worker <args>` and waits until it says which queues it consumes.
 pub(crate) async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
@@ -157,29 +157,12 @@ async fn regional_workers_in_separate_processes_run_their_regions_dispatches(poo
     }
 
     // The server process serves while workers run elsewhere.
-    let health = reqwest_free_get(port, "/healthz").await;
+    let health = http_get(port, "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"));
 
     for child in [&mut east, &mut west, &mut fallback, &mut server] {
         assert!(sigterm(child).await.success(), "graceful exit 0");
     }
-}
-
-async fn reqwest_free_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }
 
 #[tokio::test]

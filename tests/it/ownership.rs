@@ -1,0 +1,381 @@
+//! One owner per running dispatch, with real worker processes: a graceful stop finishes its
+//! dispatch and nobody else runs it; a grace period that runs out hands the dispatch over
+//! once, in the job log; a worker whose database connections are killed carries on; a
+//! consumer that cannot poll is not counted as serving its queue; a worker given up for lost
+//! and back again is rescued again when it really dies.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::process::Child;
+
+use crate::cli::start_server;
+use crate::failover::{Lab, lab, run_show_version, wait_health, wait_job};
+use crate::processes::start_worker;
+
+/// Sends SIGTERM without waiting.
+async fn send_sigterm(child: &Child) {
+    let pid = child.id().unwrap().to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until the job's only dispatch is running and returns its worker.
+async fn running_on(lab: &mut Lab, job: i64) -> String {
+    let started = Instant::now();
+    loop {
+        let j = lab
+            .app
+            .get_json(&lab.admin, &format!("/api/v1/jobs/{job}/"))
+            .await
+            .json();
+        let d = &j["dispatches"][0];
+        if d["status"] == "running" && d["worker"].is_string() {
+            return d["worker"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "dispatch not running: {j}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn log_text(lab: &mut Lab, job: i64) -> Vec<String> {
+    let logs = lab
+        .app
+        .get_json(&lab.admin, &format!("/api/v1/jobs/{job}/logs/"))
+        .await
+        .json();
+    logs["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn show_run(lab: &mut Lab) -> i64 {
+    lab.app
+        .post_json(
+            &lab.admin,
+            "/api/v1/commands/run",
+            json!({"targets": {"device_ids": [lab.device]}, "commands": ["show version"], "timeout": 120}),
+        )
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(pool: PgPool) {
+    // A 20 s command, a 30 s grace period, another worker on the queue, the monitor running:
+    // apalis's own orphan recovery used to hand the dispatch to the other worker after 15 s.
+    let mut lab = lab(pool, Duration::from_secs(20)).await;
+    let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
+    let (mut first, first_name) = start_worker(
+        &lab.url,
+        &[
+            "--region",
+            "us-east-1",
+            "--name",
+            "first",
+            "--grace-seconds",
+            "30",
+        ],
+    )
+    .await;
+    let job = show_run(&mut lab).await;
+    assert_eq!(running_on(&mut lab, job).await, first_name);
+    let (mut second, _) =
+        start_worker(&lab.url, &["--region", "us-east-1", "--name", "second"]).await;
+
+    send_sigterm(&first).await;
+    let exit = tokio::time::timeout(Duration::from_secs(45), first.wait())
+        .await
+        .expect("the worker stops once its dispatch is done")
+        .unwrap();
+    assert!(exit.success(), "graceful exit 0: {exit:?}");
+
+    let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["dispatches"][0]["worker"], first_name.as_str());
+    assert_eq!(lab.router.sessions_total(), 1, "the device saw one session");
+    assert_eq!(lab.router.commands_seen(), ["show version"]);
+    let log = log_text(&mut lab, job).await;
+    assert!(
+        !log.iter().any(|l| l.contains("re-queued")),
+        "nobody took the dispatch over: {log:?}"
+    );
+    for child in [&mut second, &mut server] {
+        child.start_kill().unwrap();
+    }
+}
+
+#[sqlx::test]
+async fn a_grace_period_that_runs_out_hands_the_dispatch_over_once_and_says_so(pool: PgPool) {
+    let mut lab = lab(pool, Duration::from_secs(6)).await;
+    let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
+    let (mut first, first_name) = start_worker(
+        &lab.url,
+        &[
+            "--region",
+            "us-east-1",
+            "--name",
+            "first",
+            "--grace-seconds",
+            "2",
+        ],
+    )
+    .await;
+    let job = show_run(&mut lab).await;
+    assert_eq!(running_on(&mut lab, job).await, first_name);
+    let (mut second, second_name) =
+        start_worker(&lab.url, &["--region", "us-east-1", "--name", "second"]).await;
+
+    let stopping = Instant::now();
+    send_sigterm(&first).await;
+    let exit = tokio::time::timeout(Duration::from_secs(15), first.wait())
+        .await
+        .expect("the worker stops after its grace period")
+        .unwrap();
+    assert!(
+        exit.success(),
+        "exit 0 after handing the dispatch back: {exit:?}"
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(6),
+        "stopped at the end of its grace period, not after the command"
+    );
+
+    let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["dispatches"][0]["worker"], second_name.as_str());
+    assert_eq!(lab.router.sessions_total(), 2, "one session per owner");
+    assert_eq!(
+        lab.router.sessions_at_once(),
+        1,
+        "the device never saw two sessions at the same time"
+    );
+    let log = log_text(&mut lab, job).await;
+    let handed: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("stopped before the dispatch finished"))
+        .collect();
+    assert_eq!(handed.len(), 1, "{log:?}");
+    assert!(
+        handed[0].contains(&format!("worker {first_name}"))
+            && handed[0].contains("re-queued on region_us-east-1"),
+        "{handed:?}"
+    );
+    for child in [&mut second, &mut server] {
+        child.start_kill().unwrap();
+    }
+}
+
+#[sqlx::test]
+async fn a_worker_whose_connections_are_killed_finishes_its_dispatch_and_takes_new_work(
+    pool: PgPool,
+) {
+    let mut lab = lab(pool.clone(), Duration::from_secs(2)).await;
+    let (mut worker, name) =
+        start_worker(&lab.url, &["--region", "us-east-1", "--name", "killed"]).await;
+    let job = show_run(&mut lab).await;
+    assert_eq!(running_on(&mut lab, job).await, name);
+
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'webnet worker'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(killed > 0, "the worker had connections to kill");
+
+    // The dispatch runs on, although the consumer that handed it over is gone.
+    let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(lab.router.sessions_total(), 1, "run once, not restarted");
+    // And the worker takes new work without a restart.
+    let next = run_show_version(&mut lab).await;
+    let done = wait_job(&mut lab.app, &lab.admin, next, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["dispatches"][0]["worker"], name.as_str());
+    assert!(worker.try_wait().unwrap().is_none(), "still running");
+    // Nothing is left claimed on the queue.
+    let stuck: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs WHERE status IN ('Queued', 'Running')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stuck, 0);
+    worker.start_kill().unwrap();
+}
+
+#[sqlx::test]
+async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPool) {
+    let mut lab = lab(pool.clone(), Duration::ZERO).await;
+    let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
+    let (mut worker, name) = start_worker(
+        &lab.url,
+        &[
+            "--region",
+            "us-east-1",
+            "--name",
+            "blind",
+            "--heartbeat-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let region = lab.region;
+    wait_health(
+        &mut lab.app,
+        &lab.admin,
+        region,
+        "healthy",
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // Polling fails while the heartbeat still works.
+    sqlx::query("ALTER FUNCTION apalis.get_jobs(text, text, integer) RENAME TO get_jobs_off")
+        .execute(&pool)
+        .await
+        .unwrap();
+    wait_health(
+        &mut lab.app,
+        &lab.admin,
+        region,
+        "offline",
+        Duration::from_secs(10),
+    )
+    .await;
+    let (fresh, queues): (bool, Vec<String>) = sqlx::query_as(
+        "SELECT last_seen > now() - interval '3 seconds', queues FROM worker_heartbeats WHERE name = $1",
+    )
+    .bind(&name)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(fresh, "the process itself is alive and heartbeating");
+    assert!(queues.is_empty(), "but serves no queue: {queues:?}");
+
+    sqlx::query("ALTER FUNCTION apalis.get_jobs_off(text, text, integer) RENAME TO get_jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    wait_health(
+        &mut lab.app,
+        &lab.admin,
+        region,
+        "healthy",
+        Duration::from_secs(30),
+    )
+    .await;
+    let job = run_show_version(&mut lab).await;
+    let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["dispatches"][0]["worker"], name.as_str());
+    for child in [&mut worker, &mut server] {
+        child.start_kill().unwrap();
+    }
+}
+
+#[sqlx::test]
+async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPool) {
+    let mut lab = lab(pool.clone(), Duration::ZERO).await;
+    let queues = vec!["region_us-east-1".to_string()];
+    let beat = webnet::health::Beat {
+        name: "w-1-abc",
+        host: "test",
+        version: "0",
+        queues: &queues,
+        heartbeat: Duration::from_secs(1),
+        running_tasks: 0,
+    };
+    let lost_at = || async {
+        sqlx::query_scalar::<_, Option<time::OffsetDateTime>>(
+            "SELECT lost_at FROM worker_heartbeats WHERE name = 'w-1-abc'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let go_stale = || async {
+        sqlx::query("UPDATE worker_heartbeats SET last_seen = now() - interval '10 seconds'")
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+    let mut conn = pool.acquire().await.unwrap();
+
+    webnet::health::beat(&pool, &beat).await.unwrap();
+    go_stale().await;
+    webnet::health::rescue(&mut conn).await.unwrap();
+    assert!(lost_at().await.is_some(), "given up for lost");
+
+    webnet::health::beat(&pool, &beat).await.unwrap();
+    assert!(lost_at().await.is_none(), "live again after a heartbeat");
+
+    // It claims a job's task, then dies for real.
+    let job = run_show_version(&mut lab).await;
+    let (dispatch, task): (i64, String) =
+        sqlx::query_as("SELECT id, task_id FROM job_dispatches WHERE job_id = $1")
+            .bind(job)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen)
+         VALUES ('w-1-abc:region_us-east-1:1', 'region_us-east-1', 'PgStorage', '', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Running', lock_by = 'w-1-abc:region_us-east-1:1',
+                lock_at = now() WHERE id = $1",
+    )
+    .bind(&task)
+    .execute(&pool)
+    .await
+    .unwrap();
+    go_stale().await;
+    let rescued = webnet::health::rescue(&mut conn).await.unwrap();
+    assert_eq!(rescued, 1, "its task is taken from it");
+    assert!(lost_at().await.is_some());
+
+    // The dispatch goes out again under a new task, on the default queue (no live worker
+    // serves its region's), and the old task is over for good.
+    let (queue, new_task, status): (String, String, String) = sqlx::query_as(
+        "SELECT d.queue, d.task_id, t.status FROM job_dispatches d
+         JOIN apalis.jobs t ON t.id = d.task_id WHERE d.id = $1",
+    )
+    .bind(dispatch)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((queue.as_str(), status.as_str()), ("default", "Pending"));
+    assert_ne!(new_task, task);
+    let old: String = sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE id = $1")
+        .bind(&task)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(old, "Killed");
+    let log = log_text(&mut lab, job).await;
+    assert!(
+        log.iter()
+            .any(|l| l
+                == &format!("worker w-1-abc was lost; dispatch {dispatch} re-queued on default")),
+        "{log:?}"
+    );
+}
