@@ -20,6 +20,28 @@ const MAX_OUTPUT: usize = 64 * 1024;
 /// Output copied into one log line.
 const MAX_LOG_OUTPUT: usize = 8 * 1024;
 
+/// Runs a database step again while the database is briefly away (a killed connection, a
+/// restart shorter than the worker's lease). Steps in the middle of a device's work are
+/// idempotent, and redoing one is better than signing in to the device again; an outage
+/// that outlasts the lease ends with the worker stopping the whole dispatch.
+///
+/// A macro rather than a function taking a closure: the step is an expression built afresh
+/// for each try, which borrows freely (async closures are not yet `Send` enough here).
+macro_rules! persist {
+    ($step:expr) => {{
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match $step.await {
+                Err(e) if crate::db::is_unavailable(&e) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 #[derive(Debug, Clone, FromRow)]
 struct Target {
     id: i64,
@@ -102,9 +124,8 @@ pub async fn run_dispatch(
     .bind(claimed.job_id)
     .execute(pool)
     .await?;
-    let mut conn = pool.acquire().await?;
-    jobs::log(
-        &mut conn,
+    log(
+        state,
         claimed.job_id,
         "info",
         "",
@@ -120,7 +141,6 @@ pub async fn run_dispatch(
         ),
     )
     .await?;
-    drop(conn);
 
     // A re-run after a crash skips devices that already have a result.
     let targets: Vec<Target> = sqlx::query_as(
@@ -158,9 +178,8 @@ pub async fn give_up(state: &WorkerState, dispatch_id: i64, error: &str) -> sqlx
     .fetch_optional(&state.pool)
     .await?;
     if let Some(job_id) = job_id {
-        let mut conn = state.pool.acquire().await?;
-        jobs::log(
-            &mut conn,
+        log(
+            state,
             job_id,
             "error",
             "",
@@ -182,12 +201,27 @@ pub async fn give_up(state: &WorkerState, dispatch_id: i64, error: &str) -> sqlx
     Ok(())
 }
 
+/// Appends a line to the job's log (see `persist!`).
+async fn log(
+    state: &WorkerState,
+    job_id: i64,
+    level: &str,
+    host: &str,
+    message: &str,
+) -> sqlx::Result<()> {
+    persist!(async {
+        let mut conn = state.pool.acquire().await?;
+        jobs::log(&mut conn, job_id, level, host, message).await
+    })
+}
+
 async fn job_cancelled(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT status = 'cancelled' FROM jobs WHERE id = $1")
-        .bind(job_id)
-        .fetch_optional(pool)
-        .await
-        .map(|c| c.unwrap_or(true))
+    persist!(
+        sqlx::query_scalar::<_, bool>("SELECT status = 'cancelled' FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(pool)
+    )
+    .map(|c| c.unwrap_or(true))
 }
 
 async fn run_device(
@@ -214,18 +248,19 @@ async fn run_device(
             json!({"error": "job cancelled before this device started"}),
         ),
     };
-    sqlx::query(
-        "INSERT INTO job_device_results (dispatch_id, device_id, job_id, hostname, status, detail)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dispatch_id, device_id) DO NOTHING",
-    )
-    .bind(dispatch_id)
-    .bind(target.id)
-    .bind(job_id)
-    .bind(&target.hostname)
-    .bind(status)
-    .bind(Json(&detail))
-    .execute(pool)
-    .await?;
+    persist!(
+        sqlx::query(
+            "INSERT INTO job_device_results (dispatch_id, device_id, job_id, hostname, status, detail)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dispatch_id, device_id) DO NOTHING",
+        )
+        .bind(dispatch_id)
+        .bind(target.id)
+        .bind(job_id)
+        .bind(&target.hostname)
+        .bind(status)
+        .bind(Json(&detail))
+        .execute(pool)
+    )?;
     Ok(())
 }
 
@@ -338,16 +373,16 @@ async fn reachability(
             ),
         ),
     };
-    sqlx::query(
-        "UPDATE devices SET reachability_status = $2, last_reachability_check = now() WHERE id = $1",
-    )
-    .bind(target.id)
-    .bind(if ok { "reachable" } else { "unreachable" })
-    .execute(&state.pool)
-    .await?;
-    let mut conn = state.pool.acquire().await?;
-    jobs::log(
-        &mut conn,
+    persist!(
+        sqlx::query(
+            "UPDATE devices SET reachability_status = $2, last_reachability_check = now() WHERE id = $1",
+        )
+        .bind(target.id)
+        .bind(if ok { "reachable" } else { "unreachable" })
+        .execute(&state.pool)
+    )?;
+    log(
+        state,
         claimed.job_id,
         if ok { "info" } else { "error" },
         &target.hostname,
@@ -393,17 +428,17 @@ async fn open_session(
     match SshSession::connect(&ssh_target).await {
         Ok(session) => {
             if target.ssh_host_key.is_none() {
-                sqlx::query(
-                    "UPDATE devices SET ssh_host_key = $2, ssh_host_key_presented = NULL
-                     WHERE id = $1 AND ssh_host_key IS NULL",
-                )
-                .bind(target.id)
-                .bind(session.host_key())
-                .execute(&state.pool)
-                .await?;
-                let mut conn = state.pool.acquire().await?;
-                jobs::log(
-                    &mut conn,
+                persist!(
+                    sqlx::query(
+                        "UPDATE devices SET ssh_host_key = $2, ssh_host_key_presented = NULL
+                         WHERE id = $1 AND ssh_host_key IS NULL",
+                    )
+                    .bind(target.id)
+                    .bind(session.host_key())
+                    .execute(&state.pool)
+                )?;
+                log(
+                    state,
                     claimed.job_id,
                     "info",
                     &target.hostname,
@@ -417,11 +452,12 @@ async fn open_session(
             expected,
             presented,
         }) => {
-            sqlx::query("UPDATE devices SET ssh_host_key_presented = $2 WHERE id = $1")
-                .bind(target.id)
-                .bind(&presented)
-                .execute(&state.pool)
-                .await?;
+            persist!(
+                sqlx::query("UPDATE devices SET ssh_host_key_presented = $2 WHERE id = $1")
+                    .bind(target.id)
+                    .bind(&presented)
+                    .execute(&state.pool)
+            )?;
             Ok(Err(format!(
                 "host key changed: expected {expected}, the device presented {presented}. \
                  If the change is expected (new hardware, reinstall), an admin accepts the new \
@@ -470,9 +506,8 @@ async fn run_commands(
     let mut all_ok = true;
     for command in &commands {
         if job_cancelled(&state.pool, job_id).await? {
-            let mut conn = state.pool.acquire().await?;
-            jobs::log(
-                &mut conn,
+            log(
+                state,
                 job_id,
                 "warning",
                 &target.hostname,
@@ -483,7 +518,6 @@ async fn run_commands(
             break;
         }
         let result = session.run(command, timeout, MAX_OUTPUT).await;
-        let mut conn = state.pool.acquire().await?;
         match result {
             Ok(out) => {
                 let ok = out.via_shell || out.exit_status == Some(0);
@@ -492,8 +526,8 @@ async fn run_commands(
                 if out.truncated {
                     text.push_str(&format!("\n… (output truncated at {MAX_OUTPUT} bytes)"));
                 }
-                jobs::log(
-                    &mut conn,
+                log(
+                    state,
                     job_id,
                     if ok { "info" } else { "error" },
                     &target.hostname,
@@ -504,8 +538,8 @@ async fn run_commands(
             }
             Err(e) => {
                 all_ok = false;
-                jobs::log(
-                    &mut conn,
+                log(
+                    state,
                     job_id,
                     "error",
                     &target.hostname,
@@ -536,8 +570,7 @@ async fn fail(
     target: &Target,
     message: String,
 ) -> sqlx::Result<Outcome> {
-    let mut conn = state.pool.acquire().await?;
-    jobs::log(&mut conn, job_id, "error", &target.hostname, &message).await?;
+    log(state, job_id, "error", &target.hostname, &message).await?;
     Ok(Outcome {
         ok: false,
         detail: json!({"error": message}),
@@ -592,16 +625,16 @@ async fn config_backup(
         Err(e) => return fail(state, job_id, target, format!("`{command}`: {e}")).await,
     };
     let hash = hex::encode(Sha256::digest(out.output.as_bytes()));
-    let previous: Option<String> = sqlx::query_scalar(
-        "SELECT config_hash FROM config_snapshots WHERE device_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
-    )
-    .bind(target.id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let mut conn = state.pool.acquire().await?;
+    let previous: Option<String> = persist!(
+        sqlx::query_scalar(
+            "SELECT config_hash FROM config_snapshots WHERE device_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(target.id)
+        .fetch_optional(&state.pool)
+    )?;
     if previous.as_deref() == Some(hash.as_str()) {
-        jobs::log(
-            &mut conn,
+        log(
+            state,
             job_id,
             "info",
             &target.hostname,
@@ -613,16 +646,17 @@ async fn config_backup(
             detail: json!({"changed": false, "config_hash": hash, "bytes": out.output.len()}),
         });
     }
-    let inserted = sqlx::query_scalar(
-        "INSERT INTO config_snapshots (device_id, job_id, config_hash, config_text)
-         VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(target.id)
-    .bind(job_id)
-    .bind(&hash)
-    .bind(&out.output)
-    .fetch_one(&mut *conn)
-    .await;
+    let inserted = persist!(
+        sqlx::query_scalar(
+            "INSERT INTO config_snapshots (device_id, job_id, config_hash, config_text)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(target.id)
+        .bind(job_id)
+        .bind(&hash)
+        .bind(&out.output)
+        .fetch_one(&state.pool)
+    );
     let snapshot_id: i64 = match inserted {
         Ok(id) => id,
         // Deleted while the job ran: nothing to keep the snapshot for, and no reason to
@@ -630,7 +664,6 @@ async fn config_backup(
         Err(sqlx::Error::Database(e))
             if e.constraint() == Some("config_snapshots_device_id_fkey") =>
         {
-            drop(conn);
             return fail(
                 state,
                 job_id,
@@ -641,8 +674,8 @@ async fn config_backup(
         }
         Err(e) => return Err(e),
     };
-    jobs::log(
-        &mut conn,
+    log(
+        state,
         job_id,
         "info",
         &target.hostname,

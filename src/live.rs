@@ -94,12 +94,15 @@ async fn listen(pool: PgPool, sender: broadcast::Sender<LiveMessage>) {
 }
 
 async fn relay(pool: &PgPool, sender: &broadcast::Sender<LiveMessage>) {
+    // Said once per outage, not once per try (the availability watch reports the outage).
+    let mut failing = false;
     loop {
         match PgListener::connect_with(pool).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen_all([HEALTH_CHANNEL, JOB_LOG_CHANNEL]).await {
                     tracing::warn!(error = %e, "cannot LISTEN for live updates; retrying");
                 } else {
+                    failing = false;
                     // `recv` reconnects by itself after a lost connection.
                     loop {
                         match listener.recv().await {
@@ -125,7 +128,11 @@ async fn relay(pool: &PgPool, sender: &broadcast::Sender<LiveMessage>) {
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for live updates"),
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot listen for live updates; retrying");
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot listen for live updates"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

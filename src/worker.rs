@@ -347,10 +347,13 @@ async fn run_until_settled(
     lock_by: &str,
 ) -> sqlx::Result<()> {
     let mut pause = FIRST_BACKOFF;
+    let mut waited = false;
     loop {
         match execute::run_dispatch(state, dispatch_id, lock_by).await {
             Err(e) if crate::db::is_unavailable(&e) => {
-                tracing::warn!(dispatch = dispatch_id, error = %e, "database unreachable during a dispatch; resuming it when it is back");
+                if !std::mem::replace(&mut waited, true) {
+                    tracing::warn!(dispatch = dispatch_id, error = %e, "database unreachable during a dispatch; resuming it when it is back");
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_BACKOFF);
             }

@@ -334,6 +334,19 @@ impl TestApp {
         }
     }
 
+    /// Creates a credential (username and password) and returns its id.
+    pub async fn credential(&mut self, user: &ApiUser, username: &str, password: &str) -> i64 {
+        let r = self
+            .post_json(
+                user,
+                "/api/v1/credentials/",
+                serde_json::json!({"name": format!("{username} login"), "username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["id"].as_i64().unwrap()
+    }
+
     pub async fn get_json(&mut self, user: &ApiUser, path: &str) -> TestResponse {
         self.api(Method::GET, path, Some(&user.token), None).await
     }

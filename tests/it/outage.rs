@@ -57,18 +57,20 @@ async fn site(serve_args: &[&str]) -> Site {
     let admin = app.api_user("ops", Role::Admin, "acme").await;
     let mut regions = Vec::new();
     for (name, identifier) in [("US East", "us-east-1"), ("US West", "us-west-1")] {
-        regions.push(app.region(&admin, name, identifier).await);
+        // Evaluated every 2 s, so that health follows the recovery closely.
+        let region = app
+            .post_json(
+                &admin,
+                "/api/v1/regions/",
+                json!({"name": name, "identifier": identifier, "health_check_interval_seconds": 2}),
+            )
+            .await
+            .json()["id"]
+            .as_i64()
+            .unwrap();
+        regions.push(region);
     }
-    let cred = app
-        .post_json(
-            &admin,
-            "/api/v1/credentials/",
-            json!({"name": "lab", "username": "netops", "password": "s3cret"}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
+    let cred = app.credential(&admin, "netops", "s3cret").await;
     let mut config = FakeDeviceConfig::new("netops", "s3cret").respond("show version", "IOS 15.2");
     config.delay = Duration::from_millis(300);
     let router = FakeDevice::start(config).await;

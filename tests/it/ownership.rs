@@ -73,13 +73,22 @@ async fn show_run(lab: &mut Lab) -> i64 {
         .unwrap()
 }
 
-#[sqlx::test]
-async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(pool: PgPool) {
-    // A 20 s command, a 30 s grace period, another worker on the queue, the monitor running:
-    // apalis's own orphan recovery used to hand the dispatch to the other worker after 15 s.
-    let mut lab = lab(pool, Duration::from_secs(20)).await;
-    let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (mut first, first_name) = start_worker(
+/// A server (for the monitor), a worker "first" with `grace` running a job's dispatch, and a
+/// second worker on the same queue, started once the first is on the job.
+struct Handover {
+    server: Child,
+    first: Child,
+    first_name: String,
+    second: Child,
+    second_name: String,
+    job: i64,
+    /// When the first worker got SIGTERM.
+    stopping: Instant,
+}
+
+async fn dispatch_running_on_first(lab: &mut Lab, grace: &str) -> Handover {
+    let (server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
+    let (first, first_name) = start_worker(
         &lab.url,
         &[
             "--region",
@@ -87,16 +96,40 @@ async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(
             "--name",
             "first",
             "--grace-seconds",
-            "30",
+            grace,
         ],
     )
     .await;
-    let job = show_run(&mut lab).await;
-    assert_eq!(running_on(&mut lab, job).await, first_name);
-    let (mut second, _) =
+    let job = show_run(lab).await;
+    assert_eq!(running_on(lab, job).await, first_name);
+    let (second, second_name) =
         start_worker(&lab.url, &["--region", "us-east-1", "--name", "second"]).await;
-
+    let stopping = Instant::now();
     send_sigterm(&first).await;
+    Handover {
+        server,
+        first,
+        first_name,
+        second,
+        second_name,
+        job,
+        stopping,
+    }
+}
+
+#[sqlx::test]
+async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(pool: PgPool) {
+    // A 20 s command, a 30 s grace period, another worker on the queue, the monitor running:
+    // apalis's own orphan recovery used to hand the dispatch to the other worker after 15 s.
+    let mut lab = lab(pool, Duration::from_secs(20)).await;
+    let Handover {
+        mut server,
+        mut first,
+        first_name,
+        mut second,
+        job,
+        ..
+    } = dispatch_running_on_first(&mut lab, "30").await;
     let exit = tokio::time::timeout(Duration::from_secs(45), first.wait())
         .await
         .expect("the worker stops once its dispatch is done")
@@ -121,26 +154,15 @@ async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(
 #[sqlx::test]
 async fn a_grace_period_that_runs_out_hands_the_dispatch_over_once_and_says_so(pool: PgPool) {
     let mut lab = lab(pool, Duration::from_secs(6)).await;
-    let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (mut first, first_name) = start_worker(
-        &lab.url,
-        &[
-            "--region",
-            "us-east-1",
-            "--name",
-            "first",
-            "--grace-seconds",
-            "2",
-        ],
-    )
-    .await;
-    let job = show_run(&mut lab).await;
-    assert_eq!(running_on(&mut lab, job).await, first_name);
-    let (mut second, second_name) =
-        start_worker(&lab.url, &["--region", "us-east-1", "--name", "second"]).await;
-
-    let stopping = Instant::now();
-    send_sigterm(&first).await;
+    let Handover {
+        mut server,
+        mut first,
+        first_name,
+        mut second,
+        second_name,
+        job,
+        stopping,
+    } = dispatch_running_on_first(&mut lab, "2").await;
     let exit = tokio::time::timeout(Duration::from_secs(15), first.wait())
         .await
         .expect("the worker stops after its grace period")
