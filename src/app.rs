@@ -1,12 +1,11 @@
-//! Application state and the HTTP router.
+//! The HTTP application: the web UI, `/api/v1`, probes and static assets behind one stack
+//! of layers (sessions, authentication, CSRF, metrics, tracing).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::{Extension, Router};
-use sqlx::PgPool;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
@@ -14,67 +13,9 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::auth::session_store::PgSessionStore;
 use crate::auth::{self, csrf};
-use crate::crypto::SecretBox;
-use crate::db::Availability;
-use crate::live::LiveEvents;
-use crate::metrics::Metrics;
+use crate::state::{AppState, SESSION_COOKIE, TrustedProxies, WebConfig};
 use crate::{api, probes, web};
 
-/// Shared by every request handler.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The one connection pool of the process.
-    pub pool: PgPool,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Encrypts and decrypts device credentials.
-    pub secrets: SecretBox,
-    /// Region health changes, for live badges.
-    pub live: LiveEvents,
-    /// Whether the database answered lately (the readiness probe's fast path).
-    pub availability: Availability,
-}
-
-impl AppState {
-    /// State around an open pool; starts listening for region health changes.
-    pub fn new(pool: PgPool, secrets: SecretBox) -> Self {
-        Self {
-            live: LiveEvents::spawn(pool.clone()),
-            pool,
-            metrics: Arc::new(Metrics::default()),
-            secrets,
-            availability: Availability::default(),
-        }
-    }
-}
-
-/// Settings of the HTTP layer.
-#[derive(Clone, Debug)]
-pub struct WebConfig {
-    /// Whether the session cookie is marked `Secure`.
-    pub secure_cookies: bool,
-    /// Idle time after which a browser session ends.
-    pub session_idle: Duration,
-    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`web::ClientAddr`]).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        Self {
-            secure_cookies: true,
-            session_idle: Duration::from_secs(12 * 3600),
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-/// The trusted proxies, as a request extension for [`web::ClientAddr`].
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub Arc<Vec<ipnet::IpNet>>);
-
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "webnet_session";
 /// Largest request body accepted anywhere.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
@@ -97,13 +38,16 @@ pub fn router(state: AppState, config: &WebConfig) -> Router {
     Router::new()
         .merge(web)
         .nest(api::PREFIX, api)
-        .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(from_fn_with_state(
+            state.clone(),
+            auth::middleware::authenticate,
+        ))
         .layer(sessions)
         .merge(probes::routes())
         .merge(web::assets::routes())
         .fallback(web::not_found)
         .layer(from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             crate::metrics::track_http,
         ))
         .layer(Extension(TrustedProxies(Arc::new(

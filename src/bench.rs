@@ -13,10 +13,11 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tower::ServiceExt;
 
-use crate::app::{AppState, WebConfig, router};
+use crate::app::router;
 use crate::auth::{Role, tokens};
 use crate::crypto::SecretBox;
 use crate::db;
+use crate::state::{AppState, WebConfig};
 
 /// Options of `webnet bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -154,7 +155,7 @@ async fn measure(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     let seeded = crate::demo::seed(&mut conn, "bench", args.regions, args.devices).await?;
     println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
-    let user = crate::cli::create_user(
+    let user = crate::auth::accounts::create_user(
         pool,
         "bench",
         Role::Admin,
@@ -415,7 +416,7 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     sqlx::query("VACUUM (ANALYZE) devices, device_assignments")
         .execute(&mut *conn)
         .await?;
-    let user = crate::cli::create_user(
+    let user = crate::auth::accounts::create_user(
         pool,
         "bench-jobs",
         Role::Operator,
@@ -521,8 +522,8 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     // Only this customer's queues: after the inventory suite the database also holds its 50
     // regions, and a worker on each would take more connections than the pool has.
     let queues = (1..=5)
-        .map(|i| crate::regions::queue_name(&format!("jobs-{i}")))
-        .chain([crate::regions::DEFAULT_QUEUE.to_string()])
+        .map(|i| crate::lifecycle::queue_name(&format!("jobs-{i}")))
+        .chain([crate::lifecycle::DEFAULT_QUEUE.to_string()])
         .collect();
     let worker = tokio::spawn(crate::worker::run(
         state,

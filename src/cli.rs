@@ -8,14 +8,15 @@ use anyhow::{Context, bail};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::app::{self, AppState, WebConfig};
-use crate::auth::password::{hash_password, random_password};
+use crate::app;
+use crate::auth::password::random_password;
 use crate::auth::session_store::PgSessionStore;
-use crate::auth::users::{self, NewUser};
-use crate::auth::{Role, throttle, tokens};
+use crate::auth::users;
+use crate::auth::{Role, accounts, throttle, tokens};
 use crate::config::{Cli, Command, CustomerCommand, ServeArgs, TokenCommand, UserCommand};
 use crate::crypto::SecretBox;
-use crate::error::{AppError, AppResult};
+use crate::error::AppError;
+use crate::state::{AppState, WebConfig};
 use crate::{customers, db};
 
 /// Runs the parsed command line.
@@ -91,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = open(&cli.database_url, "webnet", 2).await?;
             let generated = password.is_none();
             let password = password.unwrap_or_else(random_password);
-            create_user(
+            accounts::create_user(
                 &pool,
                 &username,
                 role,
@@ -174,10 +175,10 @@ async fn run_worker(
     for region in &args.regions {
         let identifier = crate::types::identifier(region)
             .map_err(|m| anyhow::anyhow!("--region {region:?}: {m}"))?;
-        queues.push(crate::regions::queue_name(&identifier));
+        queues.push(crate::lifecycle::queue_name(&identifier));
     }
     if args.default_queue {
-        queues.push(crate::regions::DEFAULT_QUEUE.to_string());
+        queues.push(crate::lifecycle::DEFAULT_QUEUE.to_string());
     }
     let pool = open(
         database_url,
@@ -243,36 +244,6 @@ fn user_error(err: AppError) -> anyhow::Error {
     }
 }
 
-/// Creates a user and its memberships in one transaction; missing customers are created.
-pub async fn create_user(
-    pool: &PgPool,
-    username: &str,
-    role: Role,
-    superuser: bool,
-    customer_names: &[String],
-    password: String,
-) -> AppResult<i64> {
-    users::validate_username(username)?;
-    let hash = hash_password(password).await?;
-    let mut tx = pool.begin().await?;
-    let user_id = users::create_user(
-        &mut tx,
-        &NewUser {
-            username,
-            password_hash: &hash,
-            role,
-            is_superuser: superuser,
-        },
-    )
-    .await?;
-    for name in customer_names {
-        let (customer_id, _) = customers::ensure(&mut tx, name).await?;
-        users::add_membership(&mut tx, user_id, customer_id).await?;
-    }
-    tx.commit().await?;
-    Ok(user_id)
-}
-
 /// On a database without users, creates the superuser `admin` and returns its password.
 async fn bootstrap_admin(pool: &PgPool) -> anyhow::Result<Option<String>> {
     let mut conn = pool.acquire().await?;
@@ -281,7 +252,7 @@ async fn bootstrap_admin(pool: &PgPool) -> anyhow::Result<Option<String>> {
     }
     drop(conn);
     let password = random_password();
-    match create_user(pool, "admin", Role::Admin, true, &[], password.clone()).await {
+    match accounts::create_user(pool, "admin", Role::Admin, true, &[], password.clone()).await {
         Ok(_) => Ok(Some(password)),
         // Another server process bootstrapped at the same moment.
         Err(AppError::Validation(_)) => Ok(None),
@@ -414,7 +385,7 @@ async fn maintenance(pool: PgPool, retention: Duration) {
                 if let Err(e) = crate::health::prune_history(&mut conn, retention).await {
                     tracing::warn!(error = %e, "pruning job logs and health events failed");
                 }
-                if let Err(e) = crate::jobs::prune_finished_tasks(&mut conn, retention).await {
+                if let Err(e) = crate::lifecycle::prune_finished_tasks(&mut conn, retention).await {
                     tracing::warn!(error = %e, "pruning finished queue tasks failed");
                 }
             }

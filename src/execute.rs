@@ -11,9 +11,10 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgPool};
 
 use crate::credentials;
-use crate::jobs::{self, JobStatus, JobType};
+use crate::crypto::SecretBox;
+use crate::jobs::{JobStatus, JobType};
+use crate::lifecycle;
 use crate::ssh::{SshError, SshSession, SshTarget};
-use crate::worker::WorkerState;
 
 /// Output kept per command; the rest is discarded and the truncation stated.
 const MAX_OUTPUT: usize = 64 * 1024;
@@ -40,6 +41,19 @@ macro_rules! persist {
             }
         }
     }};
+}
+
+/// What running a dispatch needs from the worker process that runs it.
+#[derive(Debug)]
+pub struct Runner {
+    /// The pool.
+    pub pool: PgPool,
+    /// Decrypts device credentials.
+    pub secrets: SecretBox,
+    /// The worker process's unique name, recorded on the dispatches it runs.
+    pub name: String,
+    /// Devices of one dispatch handled at once.
+    pub device_concurrency: usize,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -74,11 +88,7 @@ struct Outcome {
 /// The dispatch is claimed only while `lock_by` still holds its queue task: a task handed
 /// back or rescued from this worker (its lease ran out, its grace period ended) belongs to
 /// whoever claims it next, and this worker must not run it too.
-pub async fn run_dispatch(
-    state: &WorkerState,
-    dispatch_id: i64,
-    lock_by: &str,
-) -> sqlx::Result<()> {
+pub async fn run_dispatch(state: &Runner, dispatch_id: i64, lock_by: &str) -> sqlx::Result<()> {
     let pool = &state.pool;
     let claimed: Option<Claimed> = sqlx::query_as(
         "UPDATE job_dispatches d SET status = 'running', worker = $2,
@@ -169,7 +179,7 @@ pub async fn run_dispatch(
 }
 
 /// Marks a dispatch failed after its last attempt failed for infrastructure reasons.
-pub async fn give_up(state: &WorkerState, dispatch_id: i64, error: &str) -> sqlx::Result<()> {
+pub async fn give_up(state: &Runner, dispatch_id: i64, error: &str) -> sqlx::Result<()> {
     let job_id: Option<i64> = sqlx::query_scalar(
         "UPDATE job_dispatches SET status = 'failed', finished_at = now()
          WHERE id = $1 AND status IN ('queued', 'running') RETURNING job_id",
@@ -185,7 +195,7 @@ pub async fn give_up(state: &WorkerState, dispatch_id: i64, error: &str) -> sqlx
             "",
             &format!(
                 "dispatch {dispatch_id} gave up after {} attempts: {error}",
-                jobs::TASK_MAX_ATTEMPTS
+                lifecycle::TASK_MAX_ATTEMPTS
             ),
         )
         .await?;
@@ -203,7 +213,7 @@ pub async fn give_up(state: &WorkerState, dispatch_id: i64, error: &str) -> sqlx
 
 /// Appends a line to the job's log (see `persist!`).
 async fn log(
-    state: &WorkerState,
+    state: &Runner,
     job_id: i64,
     level: &str,
     host: &str,
@@ -211,7 +221,7 @@ async fn log(
 ) -> sqlx::Result<()> {
     persist!(async {
         let mut conn = state.pool.acquire().await?;
-        jobs::log(&mut conn, job_id, level, host, message).await
+        lifecycle::log(&mut conn, job_id, level, host, message).await
     })
 }
 
@@ -225,7 +235,7 @@ async fn job_cancelled(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
 }
 
 async fn run_device(
-    state: &WorkerState,
+    state: &Runner,
     claimed: &Claimed,
     dispatch_id: i64,
     target: Target,
@@ -288,7 +298,7 @@ async fn finish_dispatch(pool: &PgPool, job_id: i64, dispatch_id: i64) -> sqlx::
     .bind(status)
     .execute(&mut *tx)
     .await?;
-    jobs::log(
+    lifecycle::log(
         &mut tx,
         job_id,
         if status == JobStatus::Success {
@@ -324,11 +334,11 @@ async fn finish_dispatch(pool: &PgPool, job_id: i64, dispatch_id: i64) -> sqlx::
         )
         .bind(job_id)
         .bind(status)
-        .bind(Json(jobs::summary(ok, failed, cancelled)))
+        .bind(Json(crate::jobs::summary(ok, failed, cancelled)))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 1 {
-            jobs::log(
+            lifecycle::log(
                 &mut tx,
                 job_id,
                 "info",
@@ -352,11 +362,7 @@ fn timeout_of(claimed: &Claimed, default: u64) -> Duration {
     )
 }
 
-async fn reachability(
-    state: &WorkerState,
-    claimed: &Claimed,
-    target: &Target,
-) -> sqlx::Result<Outcome> {
+async fn reachability(state: &Runner, claimed: &Claimed, target: &Target) -> sqlx::Result<Outcome> {
     let addr = SocketAddr::new(target.mgmt_ip, target.port as u16);
     let started = Instant::now();
     let result =
@@ -397,7 +403,7 @@ async fn reachability(
 
 /// Signs in to a device, applying trust on first use to its host key.
 async fn open_session(
-    state: &WorkerState,
+    state: &Runner,
     claimed: &Claimed,
     target: &Target,
 ) -> sqlx::Result<Result<SshSession, String>> {
@@ -480,11 +486,7 @@ fn clip(s: &str, max: usize) -> String {
     format!("{}\n… ({} more bytes not shown)", &s[..end], s.len() - end)
 }
 
-async fn run_commands(
-    state: &WorkerState,
-    claimed: &Claimed,
-    target: &Target,
-) -> sqlx::Result<Outcome> {
+async fn run_commands(state: &Runner, claimed: &Claimed, target: &Target) -> sqlx::Result<Outcome> {
     let job_id = claimed.job_id;
     let commands: Vec<String> = claimed
         .payload
@@ -565,7 +567,7 @@ async fn run_commands(
 }
 
 async fn fail(
-    state: &WorkerState,
+    state: &Runner,
     job_id: i64,
     target: &Target,
     message: String,
@@ -593,7 +595,7 @@ pub fn show_config_command(vendor: &str, platform: &str) -> &'static str {
 }
 
 async fn config_backup(
-    state: &WorkerState,
+    state: &Runner,
     claimed: &Claimed,
     target: &Target,
 ) -> sqlx::Result<Outcome> {

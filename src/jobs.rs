@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use apalis::prelude::{TaskBuilder, TaskId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
@@ -16,13 +15,11 @@ use time::OffsetDateTime;
 
 use crate::auth::Scope;
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::lifecycle::{log, new_task_id, push_dispatch_task};
 use crate::pagination::PageRequest;
 use crate::routing::{self, DeviceRoute, RegionInfo};
 use crate::types::HealthStatus;
 
-/// Attempts apalis makes at a dispatch whose handler fails for infrastructure reasons
-/// (device failures are results, not handler errors).
-pub const TASK_MAX_ATTEMPTS: usize = 3;
 /// Most devices one job may target.
 pub const MAX_TARGET_DEVICES: i64 = 100_000;
 
@@ -164,13 +161,6 @@ impl fmt::Display for JobStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// The argument of every apalis task: which dispatch to run.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct DispatchTask {
-    /// `job_dispatches.id`
-    pub dispatch_id: i64,
 }
 
 /// Which devices a job targets (the seed's filters), matched case-insensitively among the
@@ -510,53 +500,6 @@ pub struct LogEntry {
     pub message: String,
 }
 
-/// Appends a line to a job's log.
-pub async fn log(
-    conn: &mut PgConnection,
-    job_id: i64,
-    level: &str,
-    host: &str,
-    message: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO job_logs (job_id, level, host, message) VALUES ($1, $2, $3, $4)")
-        .bind(job_id)
-        .bind(level)
-        .bind(host)
-        .bind(message)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// A new queue task id (apalis-postgres reads task ids as ULIDs).
-pub fn new_task_id() -> String {
-    ulid::Ulid::generate().to_string()
-}
-
-/// Pushes the queue task that runs `dispatch_id` onto `queue` under `task_id`, in the
-/// caller's transaction. A dispatch queued again gets a new task id (see
-/// [`crate::health::requeue_held`]): a task id stands for one hand-over, so a worker still
-/// holding an older one can neither claim the dispatch nor settle its new task.
-pub async fn push_dispatch_task(
-    conn: &mut PgConnection,
-    dispatch_id: i64,
-    queue: &str,
-    task_id: &str,
-) -> sqlx::Result<()> {
-    let args = serde_json::to_vec(&DispatchTask { dispatch_id })
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let task = TaskBuilder::new(args)
-        .task_id(TaskId::from_string(task_id.to_owned()))
-        .max_attempts(TASK_MAX_ATTEMPTS)
-        .build();
-    apalis_postgres::queries::push_tasks(conn, queue, vec![task])
-        .await
-        .map_err(|e| match e {
-            apalis_postgres::Error::Database(e) => e,
-            other => sqlx::Error::Encode(Box::new(other)),
-        })
-}
-
 /// A validated request to run a job.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -693,7 +636,7 @@ async fn dispatches(
     .await?;
     let waiting = explain && rows.iter().any(|r| r.view.status == JobStatus::Queued);
     let live = if waiting {
-        crate::health::live_workers(&mut *conn).await?
+        crate::fleet::live_workers(&mut *conn).await?
     } else {
         Default::default()
     };
@@ -714,7 +657,7 @@ async fn explain_wait(
     live: &std::collections::HashMap<String, i64>,
 ) -> sqlx::Result<String> {
     if live.get(&dispatch.queue).copied().unwrap_or(0) == 0 {
-        return Ok(if dispatch.queue == crate::regions::DEFAULT_QUEUE {
+        return Ok(if dispatch.queue == crate::lifecycle::DEFAULT_QUEUE {
             "no live worker on the default queue; start one with `webnet worker --default-queue`"
                 .to_string()
         } else {
@@ -875,23 +818,6 @@ pub async fn cancel(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResul
     .await?;
     log(conn, id, "warning", "", "cancelled by a user").await?;
     get(conn, scope, id).await
-}
-
-/// Deletes queue tasks finished longer than `age` ago: apalis never deletes them, and the
-/// job tables keep the history. Returns how many went.
-pub async fn prune_finished_tasks(
-    conn: &mut PgConnection,
-    age: std::time::Duration,
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
-        "DELETE FROM apalis.jobs
-         WHERE done_at < now() - make_interval(secs => $1)
-           AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
-    )
-    .bind(age.as_secs_f64())
-    .execute(conn)
-    .await?
-    .rows_affected())
 }
 
 /// Device outcomes counted into `result_summary`.

@@ -1,5 +1,7 @@
 //! Prometheus metrics, served as text at `/metrics`.
 
+use std::sync::Arc;
+
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -10,8 +12,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::app::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -138,7 +138,7 @@ pub async fn fleet(pool: &sqlx::PgPool) -> sqlx::Result<Registry> {
         health,
     );
 
-    let stats = crate::health::queue_stats(&mut conn).await?;
+    let stats = crate::fleet::queue_stats(&mut conn).await?;
     let depth = Family::<QueueLabels, Gauge>::default();
     let age = Family::<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let live = Family::<QueueLabels, Gauge>::default();
@@ -223,7 +223,11 @@ pub async fn fleet(pool: &sqlx::PgPool) -> sqlx::Result<Registry> {
 
 /// Middleware: counts every request and times it, labelled by its route pattern (not the
 /// raw path, which would explode the label set).
-pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track_http(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -231,7 +235,6 @@ pub async fn track_http(State(state): State<AppState>, request: Request, next: N
     let method = request.method().as_str().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    let metrics = &state.metrics;
     metrics
         .http_duration
         .get_or_create(&RouteLabels {

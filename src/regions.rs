@@ -7,11 +7,9 @@ use time::OffsetDateTime;
 
 use crate::auth::Scope;
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::lifecycle::queue_name;
 use crate::pagination::PageRequest;
 use crate::types::{self, HealthStatus};
-
-/// Name of the queue for devices without an available region.
-pub const DEFAULT_QUEUE: &str = "default";
 
 /// A region row.
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
@@ -77,11 +75,6 @@ impl Region {
             is_available: self.is_available(),
         }
     }
-}
-
-/// The queue name for a region identifier.
-pub fn queue_name(identifier: &str) -> String {
-    format!("region_{identifier}")
 }
 
 /// The queue of every region of every customer (regions of two customers may share an
@@ -396,7 +389,7 @@ pub async fn delete(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResul
         .execute(&mut *conn)
         .await?;
     // Otherwise they would wait for a region that no longer exists.
-    crate::health::fail_over(conn).await?;
+    crate::lifecycle::fail_over(conn).await?;
     Ok(region)
 }
 
@@ -415,7 +408,7 @@ pub async fn set_health(
     } else {
         message
     };
-    crate::health::record_change(conn, id, before.health_status, status, reason, "manual").await?;
+    crate::regions::record_change(conn, id, before.health_status, status, reason, "manual").await?;
     if message.is_empty() {
         // The stored message is what the user typed, even when empty.
         sqlx::query("UPDATE regions SET health_message = '' WHERE id = $1")
@@ -488,4 +481,83 @@ mod tests {
         assert!(validate_health(Some("sick"), None).is_err());
         assert!(validate_health(None, None).is_err());
     }
+}
+
+/// A recorded health change.
+#[derive(Debug, Clone, serde::Serialize, FromRow)]
+pub struct HealthEvent {
+    /// Before.
+    pub from_status: String,
+    /// After.
+    pub to_status: String,
+    /// Why.
+    pub reason: String,
+    /// `monitor` or `manual`.
+    pub source: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+/// The latest health changes of a region.
+pub async fn events(
+    conn: &mut PgConnection,
+    region_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<HealthEvent>> {
+    sqlx::query_as(
+        "SELECT from_status, to_status, reason, source, created_at FROM region_health_events
+         WHERE region_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(region_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Records a health change (the region row and an event).
+pub async fn record_change(
+    conn: &mut PgConnection,
+    region_id: i64,
+    from: HealthStatus,
+    to: HealthStatus,
+    reason: &str,
+    source: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE regions SET health_status = $2, health_message = $3, last_health_check = now(),
+                updated_at = now() WHERE id = $1",
+    )
+    .bind(region_id)
+    .bind(to)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    if from != to {
+        record_event(conn, region_id, from, to, reason, source).await?;
+    }
+    Ok(())
+}
+
+/// Appends a change to the region's health history.
+pub async fn record_event(
+    conn: &mut PgConnection,
+    region_id: i64,
+    from: HealthStatus,
+    to: HealthStatus,
+    reason: &str,
+    source: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO region_health_events (region_id, from_status, to_status, reason, source)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(region_id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(source)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

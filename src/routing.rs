@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::regions::{DEFAULT_QUEUE, queue_name};
+use crate::lifecycle::{DEFAULT_QUEUE, queue_name};
 use crate::types::HealthStatus;
 
 /// What routing needs to know about a region.

@@ -39,9 +39,9 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::crypto::SecretBox;
 use crate::execute;
-use crate::health;
-use crate::jobs::DispatchTask;
-use crate::regions::DEFAULT_QUEUE;
+use crate::fleet;
+use crate::lifecycle;
+use crate::lifecycle::{DEFAULT_QUEUE, DispatchTask};
 
 /// How often apalis refreshes its own worker row (only informative: its orphan recovery is
 /// off, see the module documentation).
@@ -69,14 +69,9 @@ const SESSION_CLOSE: Duration = Duration::from_millis(300);
 /// What every dispatch handler of a process shares.
 #[derive(Debug)]
 pub struct WorkerState {
-    /// The pool.
-    pub pool: PgPool,
-    /// Decrypts device credentials.
-    pub secrets: SecretBox,
-    /// This process's unique name.
-    pub name: String,
-    /// Devices of one dispatch handled at once.
-    pub device_concurrency: usize,
+    /// What running a dispatch needs (pool, secrets, name, device concurrency); reachable
+    /// through `Deref`.
+    runner: execute::Runner,
     /// How often the process tells the health monitor it is alive.
     pub heartbeat: Duration,
     /// Dispatches running now, by queue task id.
@@ -96,10 +91,12 @@ impl WorkerState {
     /// State with the default device concurrency (16) and heartbeat (2 s).
     pub fn new(pool: PgPool, secrets: SecretBox, name: String) -> Self {
         Self {
-            pool,
-            secrets,
-            name,
-            device_concurrency: 16,
+            runner: execute::Runner {
+                pool,
+                secrets,
+                name,
+                device_concurrency: 16,
+            },
             heartbeat: Duration::from_secs(2),
             running: Mutex::new(HashMap::new()),
             last_beat: Mutex::new(None),
@@ -147,6 +144,20 @@ impl WorkerState {
     }
 }
 
+impl std::ops::Deref for WorkerState {
+    type Target = execute::Runner;
+
+    fn deref(&self) -> &execute::Runner {
+        &self.runner
+    }
+}
+
+impl std::ops::DerefMut for WorkerState {
+    fn deref_mut(&mut self) -> &mut execute::Runner {
+        &mut self.runner
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -178,7 +189,7 @@ async fn heartbeat(
     loop {
         let serving: Vec<String> = queues.borrow_and_update().iter().cloned().collect();
         let sent = Instant::now();
-        let record = health::Beat {
+        let record = fleet::Beat {
             name: &state.name,
             host: &host,
             version: crate::VERSION,
@@ -186,7 +197,7 @@ async fn heartbeat(
             heartbeat: state.heartbeat,
             running_tasks: state.running_count(),
         };
-        let beat = health::beat(&state.pool, &record);
+        let beat = fleet::beat(&state.pool, &record);
         // Bounded by what is left of the lease, so that the lease is checked in time.
         let budget = lock(&state.last_beat)
             .map_or(state.heartbeat, |at| {
@@ -306,7 +317,7 @@ async fn handle_dispatch(
                 // The consumer that handed us the task is gone (its connection broke):
                 // settle the queue task ourselves.
                 let ok = result.is_ok();
-                if let Err(e) = health::settle_task(&st.pool, &tid, &lock_by, ok).await {
+                if let Err(e) = lifecycle::settle_task(&st.pool, &tid, &lock_by, ok).await {
                     tracing::warn!(task = %tid, error = %e, "could not settle a task whose consumer is gone; it will be re-queued");
                 }
             }
@@ -324,7 +335,7 @@ async fn handle_dispatch(
             tracing::error!(dispatch = dispatch_id, attempt = attempt.current(), error = %e, "dispatch failed");
             // apalis counts attempts from 0; on the last one, say so on the job instead of
             // leaving the dispatch running for ever.
-            if attempt.current() + 1 >= crate::jobs::TASK_MAX_ATTEMPTS {
+            if attempt.current() + 1 >= crate::lifecycle::TASK_MAX_ATTEMPTS {
                 let _ = execute::give_up(&state, dispatch_id, &e.to_string()).await;
             }
             Err(e.to_string().into())
@@ -370,7 +381,7 @@ async fn hand_back(state: &WorkerState, holder: &str, only: Option<&str>, why: &
         let running = state.running_tasks();
         let result = async {
             let mut conn = state.pool.acquire().await?;
-            health::requeue_held(&mut conn, holder, only, &running, why).await
+            lifecycle::requeue_held(&mut conn, holder, only, &running, why).await
         }
         .await;
         match result {
@@ -607,7 +618,7 @@ pub async fn run(
         tracing::warn!(
             "could not hand tasks back (database unreachable); the health monitor re-queues them once this worker's heartbeat is stale"
         );
-    } else if let Err(e) = health::deregister(&state.pool, &state.name).await {
+    } else if let Err(e) = fleet::deregister(&state.pool, &state.name).await {
         tracing::warn!(error = %e, "could not remove this worker's heartbeat; the monitor will notice it is gone");
     }
     Ok(())

@@ -7,15 +7,15 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::common::{created, page_request, route};
 use super::openapi::PageParams;
-use super::{created, page_request, route};
-use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::customers;
-use crate::error::{AppError, AppResult, FieldErrors};
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
 use crate::pagination::Paginated;
+use crate::state::AppState;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let router = route(router, routes!(list_credentials, create_credential));
@@ -99,18 +99,16 @@ async fn save_credential(
     input: &CredentialInput,
     complete: bool,
 ) -> AppResult<Json<Credential>> {
-    let mut conn = state.pool.acquire().await?;
-    let current = credentials::get(&mut conn, &user.scope(), id).await?;
-    user.require(Role::Admin)?;
-    if input.customer.is_some_and(|c| c != current.customer_id) {
-        return Err(AppError::Validation(FieldErrors::single(
-            "customer",
-            "A credential cannot move to another customer.",
-        )));
-    }
-    let changes = input.validate(complete).map_err(AppError::Validation)?;
     Ok(Json(
-        credentials::update(&mut conn, &state.secrets, &user.scope(), id, &changes).await?,
+        crate::usecases::inventory::update_credential(
+            &state.pool,
+            &state.secrets,
+            user,
+            id,
+            input,
+            complete,
+        )
+        .await?,
     ))
 }
 

@@ -9,15 +9,15 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::common::{created, page_request, route};
 use super::openapi::PageParams;
-use super::{created, page_request, route};
-use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
 use crate::pagination::Paginated;
 use crate::snapshots::{HostKey, Snapshot};
+use crate::state::AppState;
 use crate::{customers, regions};
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -132,23 +132,8 @@ async fn save_device(
     input: &DeviceInput,
     complete: bool,
 ) -> AppResult<Json<Device>> {
-    let mut conn = state.pool.acquire().await?;
-    let current = devices::get(&mut conn, &user.scope(), id).await?;
-    let changes = input.validate(complete).map_err(AppError::Validation)?;
-    // Operators may move a device between regions; everything else is an admin's.
-    if !complete && changes.only_region() {
-        user.require(Role::Operator)?;
-    } else {
-        user.require(Role::Admin)?;
-    }
-    if input.customer.is_some_and(|c| c != current.customer_id) {
-        return Err(AppError::Validation(FieldErrors::single(
-            "customer",
-            "A device cannot move to another customer.",
-        )));
-    }
     Ok(Json(
-        devices::update(&mut conn, &user.scope(), id, &changes).await?,
+        crate::usecases::inventory::update_device(&state.pool, user, id, input, complete).await?,
     ))
 }
 

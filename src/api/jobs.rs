@@ -10,17 +10,16 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::common::{created, page_request, route};
 use super::openapi::PageParams;
-use super::{created, page_request, route};
-use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::jobs::{
-    self, DeviceResult, Job, JobFilter, JobStatus, JobType, LogEntry, NewJob, Targets,
-};
+use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use crate::jobs::{self, DeviceResult, Job, JobFilter, JobStatus, JobType, LogEntry};
 use crate::pagination::Paginated;
-use crate::{customers, regions};
+use crate::regions;
+use crate::state::AppState;
+use crate::usecases;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let router = route(router, routes!(list_jobs, create_job));
@@ -88,65 +87,6 @@ struct Accepted {
     status: JobStatus,
 }
 
-/// Validates and creates a job for `user` in one transaction; shared with the UI.
-pub(crate) async fn submit(
-    state: &AppState,
-    user: &AuthUser,
-    customer: Option<i64>,
-    job_type: JobType,
-    target_summary: Value,
-    payload: Value,
-    targets_field: &str,
-) -> AppResult<i64> {
-    user.require(Role::Operator)?;
-    let mut errors = FieldErrors::new();
-    let targets = Targets::parse(&target_summary, targets_field)
-        .map_err(|e| errors.extend(e))
-        .ok();
-    let payload = jobs::validate_payload(job_type, &payload)
-        .map_err(|e| errors.extend(e))
-        .ok();
-    errors.into_result()?;
-    let (Some(targets), Some(payload)) = (targets, payload) else {
-        return Err(AppError::BadRequest("Invalid job.".into()));
-    };
-    let mut tx = state.pool.begin().await?;
-    let customer_id = customers::for_new_object(&mut tx, user, customer).await?;
-    let id = jobs::create(
-        &mut tx,
-        &NewJob {
-            customer_id,
-            user_id: Some(user.id),
-            job_type,
-            target_summary,
-            targets,
-            payload,
-            retry_of: None,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        // The shortcuts call the field `targets`.
-        AppError::Validation(f) if targets_field != "target_summary" => {
-            let mut renamed = FieldErrors::new();
-            for (k, v) in f.0 {
-                let k = if k == "target_summary" {
-                    targets_field.to_string()
-                } else {
-                    k
-                };
-                for m in v {
-                    renamed.add(k.clone(), m);
-                }
-            }
-            AppError::Validation(renamed)
-        }
-        other => other,
-    })?;
-    tx.commit().await?;
-    Ok(id)
-}
-
 /// Creates a job and routes it to its devices' regions (operator).
 ///
 /// One dispatch goes to each available region of the target devices, plus one to the default
@@ -175,8 +115,8 @@ async fn create_job(
             )));
         }
     };
-    let id = submit(
-        &state,
+    let id = usecases::jobs::submit(
+        &state.pool,
         &user,
         body.customer,
         job_type,
@@ -300,7 +240,7 @@ async fn list_job_logs(
     Id(id): Id,
     query: QueryPairs,
 ) -> AppResult<Json<Listing<LogEntry>>> {
-    super::single_valued(&query)?;
+    super::common::single_valued(&query)?;
     let after = match query.get("after") {
         Some(a) => a.parse::<i64>().map_err(|_| {
             AppError::Validation(FieldErrors::single("after", "Enter a log entry id."))
@@ -385,25 +325,7 @@ async fn retry_job(
     user: AuthUser,
     Id(id): Id,
 ) -> AppResult<Response> {
-    let mut tx = state.pool.begin().await?;
-    let old = jobs::get(&mut tx, &user.scope(), id).await?;
-    user.require(Role::Operator)?;
-    let targets =
-        Targets::parse(&old.target_summary.0, "target_summary").map_err(AppError::Validation)?;
-    let new_id = jobs::create(
-        &mut tx,
-        &NewJob {
-            customer_id: old.customer_id,
-            user_id: Some(user.id),
-            job_type: old.job_type,
-            target_summary: old.target_summary.0.clone(),
-            targets,
-            payload: old.payload.0.clone(),
-            retry_of: Some(old.id),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let new_id = usecases::jobs::retry(&state.pool, &user, id).await?;
     let mut conn = state.pool.acquire().await?;
     let job = jobs::get(&mut conn, &user.scope(), new_id).await?;
     Ok(created(format!("/jobs/{}/", job.id), job))
@@ -446,8 +368,8 @@ async fn shortcut(
     if let Some(t) = body.timeout {
         payload.insert("timeout".into(), t);
     }
-    let id = submit(
-        &state,
+    let id = usecases::jobs::submit(
+        &state.pool,
         &user,
         body.customer,
         job_type,

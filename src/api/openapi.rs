@@ -84,7 +84,7 @@ impl Modify for Conventions {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::app::SESSION_COOKIE,
+                crate::state::SESSION_COOKIE,
                 "The browser session of a signed-in user; unsafe methods also need the \
                  `X-CSRF-Token` header.",
             ))),

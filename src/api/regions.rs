@@ -8,15 +8,15 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::common::{created, page_request, route};
 use super::openapi::PageParams;
-use super::{created, page_request, route};
-use crate::app::AppState;
 use crate::auth::{AuthUser, Role};
 use crate::devices::{self, DeviceFilter, RegionFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
 use crate::pagination::Paginated;
 use crate::regions::RegionJson;
+use crate::state::AppState;
 use crate::{customers, regions};
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -103,18 +103,8 @@ async fn save_region(
     input: &regions::RegionInput,
     complete: bool,
 ) -> AppResult<Response> {
-    user.require(Role::Admin)?;
-    let mut conn = state.pool.acquire().await?;
-    // 404 before 400: another customer's region does not exist, whatever the body says.
-    let current = regions::get(&mut conn, &user.scope(), id).await?;
-    if input.customer.is_some_and(|c| c != current.customer_id) {
-        return Err(AppError::Validation(FieldErrors::single(
-            "customer",
-            "A region cannot move to another customer.",
-        )));
-    }
-    let changes = input.validate(complete).map_err(AppError::Validation)?;
-    let region = regions::update(&mut conn, &user.scope(), id, &changes).await?;
+    let region =
+        crate::usecases::inventory::update_region(&state.pool, user, id, input, complete).await?;
     Ok(Json(region.to_json()).into_response())
 }
 

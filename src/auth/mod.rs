@@ -1,22 +1,19 @@
 //! Who is asking and what they may do: users, roles, customers they belong to, API tokens,
 //! browser sessions, CSRF protection and sign-in throttling.
 
+pub mod accounts;
 pub mod csrf;
+pub mod middleware;
 pub mod password;
 pub mod session_store;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 
 /// Session key holding the signed-in user's id.
@@ -163,72 +160,6 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for AuthUser {
     }
 }
 
-/// The bearer token of a request: `None` without an `Authorization` header, `Some(Err)` for
-/// a header that is not a well-formed bearer token.
-fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    Some(
-        value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then_some(token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or(()),
-    )
-}
-
-/// Middleware: identifies the caller from a bearer token or the session and stores the
-/// [`AuthUser`] in the request extensions. A bad token is rejected here with 401; a request
-/// without credentials continues anonymously and handlers that need a user reject it.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    session: Session,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    let user = match bearer_token(request.headers()) {
-        Some(Err(())) => return Err(AppError::Unauthenticated),
-        Some(Ok(token)) => {
-            let mut conn = state.pool.acquire().await?;
-            let user_id = tokens::user_for_token(&mut conn, token)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
-            let user = users::load_auth_user(&mut conn, user_id, AuthMethod::Token)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
-            Some(user)
-        }
-        None => match session
-            .get::<i64>(SESSION_USER_KEY)
-            .await
-            .map_err(|e| session_store::session_error("reading session", e))?
-        {
-            Some(user_id) => {
-                let mut conn = state.pool.acquire().await?;
-                let user = users::load_auth_user(&mut conn, user_id, AuthMethod::Session).await?;
-                if user.is_none() {
-                    // The user was deleted while signed in.
-                    session
-                        .flush()
-                        .await
-                        .map_err(|e| session_store::session_error("clearing session", e))?;
-                }
-                user
-            }
-            None => None,
-        },
-    };
-    if let Some(user) = user {
-        request.extensions_mut().insert(user);
-    }
-    Ok(next.run(request).await)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,20 +167,6 @@ mod tests {
     #[test]
     fn roles_are_ordered_by_what_they_allow() {
         assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
-    }
-
-    #[test]
-    fn bearer_headers_are_parsed_strictly() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer_token(&h), None);
-        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(bearer_token(&h), Some(Ok("abc")));
-        h.insert(header::AUTHORIZATION, "bearer  abc ".parse().unwrap());
-        assert_eq!(bearer_token(&h), Some(Ok("abc")));
-        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer_token(&h), Some(Err(())));
-        h.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
-        assert_eq!(bearer_token(&h), Some(Err(())));
     }
 
     fn user(role: Role, superuser: bool) -> AuthUser {

@@ -4,9 +4,9 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
-use super::{Layout, Nav, SignedIn};
-use crate::api::extract::RequestUrl;
+use super::page::{Layout, Nav, SignedIn};
 use crate::error::AppResult;
+use crate::extract::RequestUrl;
 
 /// `/api/docs`
 #[derive(Template, WebTemplate)]

@@ -8,16 +8,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::flash::{self, Level};
 use super::forms::{FormPairs, combine};
+use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
 use super::regions::customer_choices;
-use super::{Layout, Nav, SignedIn};
-use crate::api::extract::{Id, QueryPairs};
-use crate::app::AppState;
 use crate::auth::{CustomerRef, Role};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::extract::{Id, QueryPairs};
 use crate::pagination::PageRequest;
+use crate::state::AppState;
 
 /// `/credentials`
 #[derive(Template, WebTemplate)]
@@ -177,10 +177,20 @@ pub async fn post_credential(
     let current = credentials::get(&mut conn, &scope, id).await?;
     signed_in.user.require(Role::Admin)?;
     let mut errors = FieldErrors::new();
-    let mut input = credential_input(&form, &mut errors);
-    input.customer = None;
+    let input = credential_input(&form, &mut errors);
+    drop(conn);
     let result = match combine(input.validate(true), errors) {
-        Ok(c) => credentials::update(&mut conn, &state.secrets, &scope, id, &c).await,
+        Ok(_) => {
+            crate::usecases::inventory::update_credential(
+                &state.pool,
+                &state.secrets,
+                &signed_in.user,
+                id,
+                &input,
+                true,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     match result {

@@ -4,11 +4,11 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 
-use super::{Layout, Nav, SignedIn};
-use crate::app::AppState;
+use super::page::{Layout, Nav, SignedIn};
 use crate::devices::{self, DeviceFilter, RegionFilter};
 use crate::error::AppResult;
 use crate::regions::{self, Region};
+use crate::state::AppState;
 
 /// `/`
 #[derive(Template, WebTemplate)]
@@ -33,12 +33,12 @@ pub struct RegionCardsPartial {
     /// Regions.
     pub regions: Vec<Region>,
     /// Load per queue.
-    pub stats: std::collections::HashMap<String, crate::health::QueueStats>,
+    pub stats: std::collections::HashMap<String, crate::fleet::QueueStats>,
 }
 
 impl RegionCardsPartial {
     /// The load of a region's queue.
-    pub fn stats_of(&self, region: &Region) -> crate::health::QueueStats {
+    pub fn stats_of(&self, region: &Region) -> crate::fleet::QueueStats {
         self.stats
             .get(&region.queue_name())
             .copied()
@@ -50,14 +50,14 @@ impl RegionCardsPartial {
 pub async fn get_dashboard(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    query: crate::api::extract::QueryPairs,
+    query: crate::extract::QueryPairs,
 ) -> AppResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::With).await?;
     let cards = RegionCardsPartial {
-        stats: crate::health::queue_stats(&mut conn).await?,
+        stats: crate::fleet::queue_stats(&mut conn).await?,
         regions: regions.clone(),
     };
     if query.get("cards").is_some() {

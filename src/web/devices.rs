@@ -8,18 +8,18 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::flash::{self, Level};
 use super::forms::{FormPairs, combine, thousands};
+use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
 use super::regions::customer_choices;
-use super::{Layout, Nav, SignedIn};
-use crate::api::extract::{Id, QueryPairs};
-use crate::app::AppState;
 use crate::auth::{CustomerRef, Role};
 use crate::credentials::{self, Credential};
 use crate::customers;
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::extract::{Id, QueryPairs};
 use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
 use crate::regions::{self, Region};
+use crate::state::AppState;
 
 /// A sortable column header.
 #[derive(Debug, Clone)]
@@ -327,7 +327,7 @@ pub async fn post_bulk_assign(
     let scope = signed_in.user.scope();
     let back = form
         .get("back")
-        .map(|b| super::safe_next(Some(b)).to_string())
+        .map(|b| super::page::safe_next(Some(b)).to_string())
         .filter(|b| b.starts_with("/devices"))
         .unwrap_or_else(|| "/devices".into());
 
@@ -634,13 +634,21 @@ pub async fn post_device(
     let device = devices::get(&mut conn, &scope, id).await?;
     signed_in.user.require(Role::Admin)?;
     let mut errors = FieldErrors::new();
-    let mut input = device_input(&form, &mut errors);
-    input.customer = None;
+    let input = device_input(&form, &mut errors);
+    drop(conn);
     let result = match combine(input.validate(true), errors) {
-        Ok(changes) => devices::update(&mut conn, &scope, id, &changes).await,
+        Ok(_) => {
+            crate::usecases::inventory::update_device(
+                &state.pool,
+                &signed_in.user,
+                id,
+                &input,
+                true,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
-    drop(conn);
     match result {
         Ok(updated) => {
             flash::push(

@@ -9,10 +9,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
-use super::SignedIn;
+use super::page::SignedIn;
 use super::regions::HealthStatusPartial;
-use crate::app::AppState;
 use crate::live::LiveMessage;
+use crate::state::AppState;
 
 /// `GET /events`: one `region-health-<id>` event per health change of a region the user
 /// sees, carrying the badge's new inner HTML. The stream ends when the server shuts down.

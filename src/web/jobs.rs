@@ -17,17 +17,17 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::flash::{self, Level};
 use super::forms::FormPairs;
+use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
-use super::{Layout, Nav, SignedIn};
-use crate::api::extract::{Id, QueryPairs};
-use crate::app::AppState;
 use crate::auth::Role;
 use crate::devices::{self, DeviceFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::extract::{Id, QueryPairs};
 use crate::jobs::{self, DeviceResult, Job, JobFilter, JobStatus, JobType, LogEntry};
 use crate::live::LiveMessage;
 use crate::pagination::PageRequest;
 use crate::regions::{self, Region};
+use crate::state::AppState;
 
 /// `/jobs`
 #[derive(Template, WebTemplate)]
@@ -477,8 +477,8 @@ pub async fn post_jobs(
     }
     let result = match (job_type, errors.is_empty()) {
         (Some(job_type), true) => {
-            crate::api::jobs::submit(
-                &state,
+            crate::usecases::jobs::submit(
+                &state.pool,
                 &signed_in.user,
                 None,
                 job_type,
@@ -566,19 +566,7 @@ pub async fn post_retry_job(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<Redirect> {
-    let mut conn = state.pool.acquire().await?;
-    let old = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
-    drop(conn);
-    let job = crate::api::jobs::submit(
-        &state,
-        &signed_in.user,
-        Some(old.customer_id),
-        old.job_type,
-        old.target_summary.0.clone(),
-        old.payload.0.clone(),
-        "target_summary",
-    )
-    .await?;
+    let job = crate::usecases::jobs::retry(&state.pool, &signed_in.user, id).await?;
     flash::push(
         &signed_in.session,
         Level::Success,

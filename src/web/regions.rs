@@ -9,16 +9,16 @@ use serde_json::Value;
 
 use super::flash::{self, Level};
 use super::forms::{FormPairs, combine};
+use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
-use super::{Layout, Nav, SignedIn};
-use crate::api::extract::{Id, QueryPairs};
-use crate::app::AppState;
 use crate::auth::{CustomerRef, Role};
 use crate::customers;
 use crate::devices::{self, Device, DeviceFilter, RegionFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::extract::{Id, QueryPairs};
 use crate::pagination::PageRequest;
 use crate::regions::{self, Region, RegionInput};
+use crate::state::AppState;
 use crate::types::HealthStatus;
 
 /// A live health badge: colour plus the status word, swapped by SSE when it changes.
@@ -190,11 +190,11 @@ pub struct RegionPage {
     /// Errors of the health form.
     pub errors: FieldErrors,
     /// Live workers on the region's queue.
-    pub workers: Vec<crate::health::WorkerInfo>,
+    pub workers: Vec<crate::fleet::WorkerInfo>,
     /// The queue's load.
-    pub stats: crate::health::QueueStats,
+    pub stats: crate::fleet::QueueStats,
     /// Latest health changes.
-    pub events: Vec<crate::health::HealthEvent>,
+    pub events: Vec<crate::regions::HealthEvent>,
 }
 
 /// `/regions/{id}/delete`
@@ -379,12 +379,12 @@ async fn region_page(
                 .finish()
         )
     };
-    let workers = crate::health::workers_on(&mut conn, &region.queue_name()).await?;
-    let stats = crate::health::queue_stats(&mut conn)
+    let workers = crate::fleet::workers_on(&mut conn, &region.queue_name()).await?;
+    let stats = crate::fleet::queue_stats(&mut conn)
         .await?
         .remove(&region.queue_name())
         .unwrap_or_default();
-    let events = crate::health::events(&mut conn, region.id, 20).await?;
+    let events = crate::regions::events(&mut conn, region.id, 20).await?;
     Ok(RegionPage {
         workers,
         stats,
@@ -429,10 +429,19 @@ pub async fn post_region(
     let region = regions::get(&mut conn, &scope, id).await?;
     signed_in.user.require(Role::Admin)?;
     let mut errors = FieldErrors::new();
-    let mut input = region_input(&form, &mut errors);
-    input.customer = None;
+    let input = region_input(&form, &mut errors);
+    drop(conn);
     let result = match combine(input.validate(true), errors) {
-        Ok(changes) => regions::update(&mut conn, &scope, id, &changes).await,
+        Ok(_) => {
+            crate::usecases::inventory::update_region(
+                &state.pool,
+                &signed_in.user,
+                id,
+                &input,
+                true,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     match result {

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use sqlx::PgPool;
-use webnet::app::WebConfig;
 use webnet::auth::Role;
+use webnet::state::WebConfig;
 
 use crate::helpers::{PASSWORD, TestApp};
 
@@ -88,7 +88,7 @@ async fn the_old_session_id_is_worthless_after_sign_in(pool: PgPool) {
     app.login("alice", PASSWORD).await;
 
     let mut attacker = TestApp::new(app.pool.clone()).await;
-    attacker.set_cookie(webnet::app::SESSION_COOKIE, &before);
+    attacker.set_cookie(webnet::state::SESSION_COOKIE, &before);
     assert_eq!(attacker.get("/").await.location(), Some("/login"));
 }
 
@@ -221,7 +221,7 @@ async fn signing_out_deletes_the_session(pool: PgPool) {
     );
 
     let mut replay = TestApp::new(pool).await;
-    replay.set_cookie(webnet::app::SESSION_COOKIE, &session);
+    replay.set_cookie(webnet::state::SESSION_COOKIE, &session);
     assert_eq!(replay.get("/").await.location(), Some("/login"));
 }
 
@@ -240,7 +240,7 @@ async fn sessions_live_in_postgres_not_in_the_process(pool: PgPool) {
 
     // A second server process (a new router) honours the same cookie.
     let mut other = TestApp::new(pool).await;
-    other.set_cookie(webnet::app::SESSION_COOKIE, &session);
+    other.set_cookie(webnet::state::SESSION_COOKIE, &session);
     assert_eq!(other.get("/").await.status, StatusCode::OK);
 }
 

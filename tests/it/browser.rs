@@ -38,7 +38,7 @@ async fn the_ui_works_in_a_real_browser(pool: PgPool) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     ensure_browser(&dir).await;
 
-    let user = webnet::cli::create_user(
+    let user = webnet::auth::accounts::create_user(
         &pool,
         "browser-admin",
         Role::Admin,

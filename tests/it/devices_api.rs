@@ -522,9 +522,10 @@ async fn superusers_see_every_customer(pool: PgPool) {
     let globex = app.api_user("g", Role::Admin, "globex").await;
     app.region(&acme, "A", "a").await;
     app.region(&globex, "G", "g").await;
-    let id = webnet::cli::create_user(&pool, "root", Role::Viewer, true, &[], "pw".into())
-        .await
-        .unwrap();
+    let id =
+        webnet::auth::accounts::create_user(&pool, "root", Role::Viewer, true, &[], "pw".into())
+            .await
+            .unwrap();
     let root = crate::helpers::ApiUser {
         token: app.token_for(id).await,
     };

@@ -11,8 +11,9 @@ use http_body_util::BodyExt;
 use scraper::{Html, Selector};
 use sqlx::PgPool;
 use tower::ServiceExt;
-use webnet::app::{AppState, WebConfig, router};
+use webnet::app::router;
 use webnet::auth::Role;
+use webnet::state::{AppState, WebConfig};
 
 /// Password given to every user the helpers create.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -209,7 +210,7 @@ impl TestApp {
     }
 
     pub fn session_cookie(&self) -> Option<&String> {
-        self.cookies.get(webnet::app::SESSION_COOKIE)
+        self.cookies.get(webnet::state::SESSION_COOKIE)
     }
 
     pub fn set_cookie(&mut self, name: &str, value: &str) {
@@ -219,7 +220,7 @@ impl TestApp {
     /// Creates a user with [`PASSWORD`] in the given customers (created when missing).
     pub async fn create_user(&self, username: &str, role: Role, customers: &[&str]) -> i64 {
         let customers: Vec<String> = customers.iter().map(|c| c.to_string()).collect();
-        webnet::cli::create_user(
+        webnet::auth::accounts::create_user(
             &self.pool,
             username,
             role,

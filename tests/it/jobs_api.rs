@@ -589,10 +589,12 @@ async fn finished_queue_tasks_are_pruned_after_the_retention_age(pool: PgPool) {
     .await
     .unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let pruned =
-        webnet::jobs::prune_finished_tasks(&mut conn, std::time::Duration::from_secs(7 * 86_400))
-            .await
-            .unwrap();
+    let pruned = webnet::lifecycle::prune_finished_tasks(
+        &mut conn,
+        std::time::Duration::from_secs(7 * 86_400),
+    )
+    .await
+    .unwrap();
     assert_eq!(pruned, 1);
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
         .fetch_one(&pool)

@@ -9,9 +9,10 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
-use webnet::app::{AppState, WebConfig, router};
+use webnet::app::router;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
+use webnet::state::{AppState, WebConfig};
 
 use crate::helpers::{PASSWORD, TestApp};
 
@@ -143,7 +144,7 @@ async fn the_live_stream_catches_up_at_once_when_the_job_already_finished(pool: 
                     header::COOKIE,
                     format!(
                         "{}={}",
-                        webnet::app::SESSION_COOKIE,
+                        webnet::state::SESSION_COOKIE,
                         app.session_cookie().unwrap()
                     ),
                 )
@@ -174,4 +175,46 @@ async fn the_live_stream_catches_up_at_once_when_the_job_already_finished(pool: 
     );
     // A reconnecting browser resumes after the last line it got.
     assert!(seen.contains("id: "), "{seen}");
+}
+
+#[sqlx::test]
+async fn retrying_from_the_page_makes_the_same_job_as_the_api(pool: PgPool) {
+    let mut app = signed_in(pool, Role::Operator).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let device = app
+        .device(&admin, json!({"hostname": "a", "mgmt_ip": "127.0.0.1"}))
+        .await;
+    let first = app
+        .post_json(
+            &admin,
+            "/api/v1/commands/run",
+            json!({"targets": {"device_ids": [device]}, "commands": ["show version"]}),
+        )
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap();
+
+    let by_api = app
+        .post_json(&admin, &format!("/api/v1/jobs/{first}/retry/"), json!({}))
+        .await
+        .json();
+    app.get(&format!("/jobs/{first}")).await;
+    let r = app.post_form(&format!("/jobs/{first}/retry"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page_id: i64 = r
+        .location()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap();
+    let by_page = app
+        .get_json(&admin, &format!("/api/v1/jobs/{page_id}/"))
+        .await
+        .json();
+
+    assert_eq!(by_page["retry_of"], first, "{by_page}");
+    for field in ["retry_of", "type", "target_summary", "payload", "customer"] {
+        assert_eq!(by_page[field], by_api[field], "{field}");
+    }
 }

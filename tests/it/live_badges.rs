@@ -8,9 +8,10 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
-use webnet::app::{AppState, WebConfig, router};
+use webnet::app::router;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
+use webnet::state::{AppState, WebConfig};
 
 use crate::helpers::{PASSWORD, TestApp};
 
@@ -58,7 +59,7 @@ async fn a_health_change_is_pushed_to_that_customers_browsers_only(pool: PgPool)
                     Request::get("/events")
                         .header(
                             header::COOKIE,
-                            format!("{}={cookie}", webnet::app::SESSION_COOKIE),
+                            format!("{}={cookie}", webnet::state::SESSION_COOKIE),
                         )
                         .body(Body::empty())
                         .unwrap(),
@@ -125,7 +126,7 @@ async fn a_change_made_with_plain_sql_reaches_the_badges_too(pool: PgPool) {
                     header::COOKIE,
                     format!(
                         "{}={}",
-                        webnet::app::SESSION_COOKIE,
+                        webnet::state::SESSION_COOKIE,
                         alice.session_cookie().unwrap()
                     ),
                 )

@@ -2,6 +2,7 @@
 //! drives the real router in-process (or the real binary, in `cli`).
 
 mod api_auth;
+mod architecture;
 mod auth;
 mod browser;
 mod cli;

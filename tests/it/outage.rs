@@ -194,6 +194,14 @@ async fn assert_nothing_lost(site: &mut Site, attempts: &[Attempt], limit: Durat
         };
         assert_eq!(job["status"], "success", "{job}");
     }
+    let slowest = refused.iter().map(|a| a.took).max().unwrap_or_default();
+    eprintln!(
+        "outage: {} jobs accepted, {} requests refused with 503 (slowest refusal {slowest:?}); \
+         all accepted jobs succeeded {:?} after the database returned",
+        attempts.len() - refused.len(),
+        refused.len(),
+        started.elapsed()
+    );
 }
 
 fn assert_running(children: &mut [&mut Child]) {

@@ -315,7 +315,7 @@ async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPo
 async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPool) {
     let mut lab = lab(pool.clone(), Duration::ZERO).await;
     let queues = vec!["region_us-east-1".to_string()];
-    let beat = webnet::health::Beat {
+    let beat = webnet::fleet::Beat {
         name: "w-1-abc",
         host: "test",
         version: "0",
@@ -339,12 +339,12 @@ async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPo
     };
     let mut conn = pool.acquire().await.unwrap();
 
-    webnet::health::beat(&pool, &beat).await.unwrap();
+    webnet::fleet::beat(&pool, &beat).await.unwrap();
     go_stale().await;
     webnet::health::rescue(&mut conn).await.unwrap();
     assert!(lost_at().await.is_some(), "given up for lost");
 
-    webnet::health::beat(&pool, &beat).await.unwrap();
+    webnet::fleet::beat(&pool, &beat).await.unwrap();
     assert!(lost_at().await.is_none(), "live again after a heartbeat");
 
     // It claims a job's task, then dies for real.

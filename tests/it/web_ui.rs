@@ -491,3 +491,51 @@ async fn the_dashboard_shows_each_region_with_a_live_badge(pool: PgPool) {
         .unwrap();
     assert_eq!(main.value().attr("sse-connect"), Some("/events"));
 }
+
+#[sqlx::test]
+async fn moving_a_region_to_another_customer_is_refused_by_the_page_as_by_the_api(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone()).await;
+    app.create_user("multi", Role::Admin, &["acme", "globex"])
+        .await;
+    app.login("multi", PASSWORD).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let region = app.region(&admin, "US East", "us-east-1").await;
+    let globex: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE name = 'globex'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let globex_s = globex.to_string();
+    let message = "A region cannot move to another customer.";
+
+    let api = app
+        .patch_json(
+            &admin,
+            &format!("/api/v1/regions/{region}/"),
+            json!({"customer": globex}),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::BAD_REQUEST, "{}", api.body);
+    assert_eq!(api.json()["errors"]["customer"][0], message);
+
+    app.get(&format!("/regions/{region}/edit")).await;
+    let page = app
+        .post_form(
+            &format!("/regions/{region}"),
+            &[
+                ("name", "US East"),
+                ("identifier", "us-east-1"),
+                ("customer", &globex_s),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains(message), "the page says why");
+    let owner: String = sqlx::query_scalar(
+        "SELECT c.name FROM regions r JOIN customers c ON c.id = r.customer_id WHERE r.id = $1",
+    )
+    .bind(region)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(owner, "acme", "the region stayed where it was");
+}

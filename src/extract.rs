@@ -1,4 +1,5 @@
-//! Extractors whose rejections are JSON field errors, never axum's plain-text ones.
+//! Request extractors shared by the JSON API and the pages: JSON bodies, path ids, query
+//! strings and the request URL, rejected with field errors, never axum's plain-text ones.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -1,0 +1,67 @@
+//! What every request handler shares, and the settings of the HTTP layer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::crypto::SecretBox;
+use crate::db::Availability;
+use crate::live::LiveEvents;
+use crate::metrics::Metrics;
+
+/// Shared by every request handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The one connection pool of the process.
+    pub pool: PgPool,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Encrypts and decrypts device credentials.
+    pub secrets: SecretBox,
+    /// Region health changes, for live badges.
+    pub live: LiveEvents,
+    /// Whether the database answered lately (the readiness probe's fast path).
+    pub availability: Availability,
+}
+
+impl AppState {
+    /// State around an open pool; starts listening for region health changes.
+    pub fn new(pool: PgPool, secrets: SecretBox) -> Self {
+        Self {
+            live: LiveEvents::spawn(pool.clone()),
+            pool,
+            metrics: Arc::new(Metrics::default()),
+            secrets,
+            availability: Availability::default(),
+        }
+    }
+}
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Whether the session cookie is marked `Secure`.
+    pub secure_cookies: bool,
+    /// Idle time after which a browser session ends.
+    pub session_idle: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`web::ClientAddr`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            session_idle: Duration::from_secs(12 * 3600),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// The trusted proxies, as a request extension for [`web::ClientAddr`].
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Arc<Vec<ipnet::IpNet>>);
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "webnet_session";

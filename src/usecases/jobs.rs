@@ -1,0 +1,97 @@
+//! Job use cases, the one way in for the API and the pages alike: the role check,
+//! visibility (another customer's job is "not found"), validation and the transaction.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::auth::{AuthUser, Role};
+use crate::customers;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::jobs::{self, JobType, NewJob, Targets};
+
+/// Validates and creates a job for `user` (an operator) in `customer` (the caller's only
+/// one when `None`), in one transaction. `targets_field` names the targets in field errors
+/// (`target_summary`, or `targets` for the seed's shortcuts).
+pub async fn submit(
+    pool: &PgPool,
+    user: &AuthUser,
+    customer: Option<i64>,
+    job_type: JobType,
+    target_summary: Value,
+    payload: Value,
+    targets_field: &str,
+) -> AppResult<i64> {
+    user.require(Role::Operator)?;
+    let mut errors = FieldErrors::new();
+    let targets = Targets::parse(&target_summary, targets_field)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    let payload = jobs::validate_payload(job_type, &payload)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    errors.into_result()?;
+    let (Some(targets), Some(payload)) = (targets, payload) else {
+        return Err(AppError::BadRequest("Invalid job.".into()));
+    };
+    let mut tx = pool.begin().await?;
+    let customer_id = customers::for_new_object(&mut tx, user, customer).await?;
+    let id = jobs::create(
+        &mut tx,
+        &NewJob {
+            customer_id,
+            user_id: Some(user.id),
+            job_type,
+            target_summary,
+            targets,
+            payload,
+            retry_of: None,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        // The shortcuts call the field `targets`.
+        AppError::Validation(f) if targets_field != "target_summary" => {
+            let mut renamed = FieldErrors::new();
+            for (k, v) in f.0 {
+                let k = if k == "target_summary" {
+                    targets_field.to_string()
+                } else {
+                    k
+                };
+                for m in v {
+                    renamed.add(k.clone(), m);
+                }
+            }
+            AppError::Validation(renamed)
+        }
+        other => other,
+    })?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Runs job `id` again as a new job that records `retry_of`: same customer, type, targets
+/// and payload (operator). The targets are resolved anew, so devices added since are
+/// included.
+pub async fn retry(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<i64> {
+    let mut tx = pool.begin().await?;
+    let old = jobs::get(&mut tx, &user.scope(), id).await?;
+    user.require(Role::Operator)?;
+    let targets =
+        Targets::parse(&old.target_summary.0, "target_summary").map_err(AppError::Validation)?;
+    let new_id = jobs::create(
+        &mut tx,
+        &NewJob {
+            customer_id: old.customer_id,
+            user_id: Some(user.id),
+            job_type: old.job_type,
+            target_summary: old.target_summary.0.clone(),
+            targets,
+            payload: old.payload.0.clone(),
+            retry_of: Some(old.id),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(new_id)
+}
