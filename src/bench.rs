@@ -17,6 +17,7 @@ use crate::app::router;
 use crate::auth::{Role, tokens};
 use crate::crypto::SecretBox;
 use crate::db;
+use crate::lifecycle::JobStatus;
 use crate::state::{AppState, WebConfig};
 
 /// Options of `webnet bench`.
@@ -602,7 +603,8 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     wait_all_finished(pool, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
     let (ok, total): (i64, i64) =
-        sqlx::query_as("SELECT count(*) FILTER (WHERE status = 'success'), count(*) FROM jobs")
+        sqlx::query_as("SELECT count(*) FILTER (WHERE status = $1), count(*) FROM jobs")
+            .bind(JobStatus::Success)
             .fetch_one(pool)
             .await?;
     println!(
@@ -621,11 +623,10 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
 async fn wait_all_finished(pool: &sqlx::PgPool, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running', 'scheduled')",
-        )
-        .fetch_one(pool)
-        .await?;
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = ANY($1)")
+            .bind(JobStatus::open_words())
+            .fetch_one(pool)
+            .await?;
         if open == 0 {
             return Ok(());
         }
@@ -802,9 +803,10 @@ async fn measure_failover(pool: &sqlx::PgPool, url: &str) -> anyhow::Result<()> 
                 let started = Instant::now();
                 loop {
                     let open: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status IN ('queued', 'running')",
+                        "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = ANY($2)",
                     )
                     .bind(&ids)
+                    .bind(JobStatus::open_words())
                     .fetch_one(&pool)
                     .await?;
                     if open == 0 {
@@ -852,9 +854,10 @@ async fn measure_failover(pool: &sqlx::PgPool, url: &str) -> anyhow::Result<()> 
         let started = Instant::now();
         loop {
             let running: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM job_dispatches WHERE job_id = $1 AND status = 'running')",
+                "SELECT EXISTS (SELECT 1 FROM job_dispatches WHERE job_id = $1 AND status = $2)",
             )
             .bind(job)
+            .bind(JobStatus::Running)
             .fetch_one(pool)
             .await?;
             if running {

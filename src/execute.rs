@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::types::Json;
 use sqlx::{FromRow, PgPool};
 
 use crate::credentials;
 use crate::crypto::SecretBox;
 use crate::jobs::{JobStatus, JobType};
-use crate::lifecycle;
+use crate::lifecycle::{self, Claimed, LogLevel};
 use crate::ssh::{SshError, SshSession, SshTarget};
 
 /// Output kept per command; the rest is discarded and the truncation stated.
@@ -68,14 +67,6 @@ struct Target {
     ssh_host_key: Option<String>,
 }
 
-#[derive(Debug, Clone, FromRow)]
-struct Claimed {
-    job_id: i64,
-    device_ids: Vec<i64>,
-    job_type: JobType,
-    payload: Json<Value>,
-}
-
 /// What happened on one device.
 struct Outcome {
     ok: bool,
@@ -90,54 +81,14 @@ struct Outcome {
 /// whoever claims it next, and this worker must not run it too.
 pub async fn run_dispatch(state: &Runner, dispatch_id: i64, lock_by: &str) -> sqlx::Result<()> {
     let pool = &state.pool;
-    let claimed: Option<Claimed> = sqlx::query_as(
-        "UPDATE job_dispatches d SET status = 'running', worker = $2,
-                started_at = COALESCE(d.started_at, now())
-         FROM jobs j
-         WHERE d.id = $1 AND j.id = d.job_id AND d.status IN ('queued', 'running')
-           AND j.status NOT IN ('cancelled')
-           AND EXISTS (SELECT 1 FROM apalis.jobs t WHERE t.id = d.task_id AND t.lock_by = $3)
-         RETURNING d.job_id, d.device_ids, j.type AS job_type, j.payload",
-    )
-    .bind(dispatch_id)
-    .bind(&state.name)
-    .bind(lock_by)
-    .fetch_optional(pool)
-    .await?;
-    let Some(claimed) = claimed else {
-        // Cancelled: close the dispatch. Already finished by an earlier attempt, or no
-        // longer this worker's task: nothing to do.
-        let cancelled = sqlx::query(
-            "UPDATE job_dispatches d SET status = 'cancelled', finished_at = now()
-             FROM jobs j
-             WHERE d.id = $1 AND j.id = d.job_id AND j.status = 'cancelled'
-               AND d.status IN ('queued', 'running')
-               AND EXISTS (SELECT 1 FROM apalis.jobs t WHERE t.id = d.task_id AND t.lock_by = $2)",
-        )
-        .bind(dispatch_id)
-        .bind(lock_by)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        if cancelled == 0 {
-            tracing::debug!(
-                dispatch = dispatch_id,
-                "dispatch finished or taken over elsewhere; not running it"
-            );
-        }
+    let Some(claimed) = lifecycle::claim_dispatch(pool, dispatch_id, &state.name, lock_by).await?
+    else {
         return Ok(());
     };
-    sqlx::query(
-        "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now())
-         WHERE id = $1 AND status IN ('queued', 'scheduled')",
-    )
-    .bind(claimed.job_id)
-    .execute(pool)
-    .await?;
     log(
         state,
         claimed.job_id,
-        "info",
+        LogLevel::Info,
         "",
         &format!(
             "dispatch {dispatch_id}: worker {} started on {} device{}",
@@ -175,47 +126,14 @@ pub async fn run_dispatch(state: &Runner, dispatch_id: i64, lock_by: &str) -> sq
     for r in results {
         r?;
     }
-    finish_dispatch(pool, claimed.job_id, dispatch_id).await
-}
-
-/// Marks a dispatch failed after its last attempt failed for infrastructure reasons.
-pub async fn give_up(state: &Runner, dispatch_id: i64, error: &str) -> sqlx::Result<()> {
-    let job_id: Option<i64> = sqlx::query_scalar(
-        "UPDATE job_dispatches SET status = 'failed', finished_at = now()
-         WHERE id = $1 AND status IN ('queued', 'running') RETURNING job_id",
-    )
-    .bind(dispatch_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    if let Some(job_id) = job_id {
-        log(
-            state,
-            job_id,
-            "error",
-            "",
-            &format!(
-                "dispatch {dispatch_id} gave up after {} attempts: {error}",
-                lifecycle::TASK_MAX_ATTEMPTS
-            ),
-        )
-        .await?;
-        sqlx::query(
-            "UPDATE jobs SET status = 'failed', finished_at = now()
-             WHERE id = $1 AND status IN ('queued', 'running')
-               AND NOT EXISTS (SELECT 1 FROM job_dispatches WHERE job_id = $1 AND status IN ('queued', 'running'))",
-        )
-        .bind(job_id)
-        .execute(&state.pool)
-        .await?;
-    }
-    Ok(())
+    lifecycle::finish_dispatch(pool, claimed.job_id, dispatch_id).await
 }
 
 /// Appends a line to the job's log (see `persist!`).
 async fn log(
     state: &Runner,
     job_id: i64,
-    level: &str,
+    level: LogLevel,
     host: &str,
     message: &str,
 ) -> sqlx::Result<()> {
@@ -226,12 +144,7 @@ async fn log(
 }
 
 async fn job_cancelled(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
-    persist!(
-        sqlx::query_scalar::<_, bool>("SELECT status = 'cancelled' FROM jobs WHERE id = $1")
-            .bind(job_id)
-            .fetch_optional(pool)
-    )
-    .map(|c| c.unwrap_or(true))
+    persist!(lifecycle::job_cancelled(pool, job_id))
 }
 
 async fn run_device(
@@ -252,103 +165,21 @@ async fn run_device(
         })
     };
     let (status, detail) = match outcome {
-        Some(o) => (if o.ok { "success" } else { "failed" }, o.detail),
+        Some(o) if o.ok => (JobStatus::Success, o.detail),
+        Some(o) => (JobStatus::Failed, o.detail),
         None => (
-            "cancelled",
+            JobStatus::Cancelled,
             json!({"error": "job cancelled before this device started"}),
         ),
     };
-    persist!(
-        sqlx::query(
-            "INSERT INTO job_device_results (dispatch_id, device_id, job_id, hostname, status, detail)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dispatch_id, device_id) DO NOTHING",
-        )
-        .bind(dispatch_id)
-        .bind(target.id)
-        .bind(job_id)
-        .bind(&target.hostname)
-        .bind(status)
-        .bind(Json(&detail))
-        .execute(pool)
-    )?;
-    Ok(())
-}
-
-/// Sets the dispatch's status from its device results and, when it was the job's last open
-/// dispatch, the job's.
-async fn finish_dispatch(pool: &PgPool, job_id: i64, dispatch_id: i64) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    // Serialise the last two dispatches of a job finishing at once.
-    sqlx::query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE")
-        .bind(job_id)
-        .execute(&mut *tx)
-        .await?;
-    let (ok, total): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status = 'success'), count(*)
-         FROM job_device_results WHERE dispatch_id = $1",
-    )
-    .bind(dispatch_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let status = JobStatus::from_outcomes(ok as usize, total as usize);
-    sqlx::query(
-        "UPDATE job_dispatches SET status = $2, finished_at = now() WHERE id = $1 AND status = 'running'",
-    )
-    .bind(dispatch_id)
-    .bind(status)
-    .execute(&mut *tx)
-    .await?;
-    lifecycle::log(
-        &mut tx,
+    persist!(lifecycle::record_device_result(
+        pool,
+        dispatch_id,
         job_id,
-        if status == JobStatus::Success {
-            "info"
-        } else {
-            "warning"
-        },
-        "",
-        &format!("dispatch {dispatch_id} finished: {status} ({ok} of {total} devices succeeded)"),
-    )
-    .await?;
-
-    let open: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM job_dispatches WHERE job_id = $1 AND status IN ('queued', 'running')",
-    )
-    .bind(job_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if open == 0 {
-        let (ok, failed, cancelled): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'success'),
-                    count(*) FILTER (WHERE status = 'failed'),
-                    count(*) FILTER (WHERE status = 'cancelled')
-             FROM job_device_results WHERE job_id = $1",
-        )
-        .bind(job_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let status = JobStatus::from_outcomes(ok as usize, (ok + failed + cancelled) as usize);
-        let updated = sqlx::query(
-            "UPDATE jobs SET status = $2, finished_at = now(), result_summary = $3
-             WHERE id = $1 AND status <> 'cancelled'",
-        )
-        .bind(job_id)
-        .bind(status)
-        .bind(Json(crate::jobs::summary(ok, failed, cancelled)))
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 1 {
-            lifecycle::log(
-                &mut tx,
-                job_id,
-                "info",
-                "",
-                &format!("job finished: {status}"),
-            )
-            .await?;
-        }
-    }
-    tx.commit().await
+        (target.id, &target.hostname),
+        status,
+        &detail,
+    ))
 }
 
 fn timeout_of(claimed: &Claimed, default: u64) -> Duration {
@@ -390,7 +221,7 @@ async fn reachability(state: &Runner, claimed: &Claimed, target: &Target) -> sql
     log(
         state,
         claimed.job_id,
-        if ok { "info" } else { "error" },
+        LogLevel::of(ok),
         &target.hostname,
         &message,
     )
@@ -446,7 +277,7 @@ async fn open_session(
                 log(
                     state,
                     claimed.job_id,
-                    "info",
+                    LogLevel::Info,
                     &target.hostname,
                     &format!("trusting host key {} on first use", session.host_key()),
                 )
@@ -511,7 +342,7 @@ async fn run_commands(state: &Runner, claimed: &Claimed, target: &Target) -> sql
             log(
                 state,
                 job_id,
-                "warning",
+                LogLevel::Warning,
                 &target.hostname,
                 "job cancelled: remaining commands skipped",
             )
@@ -531,7 +362,7 @@ async fn run_commands(state: &Runner, claimed: &Claimed, target: &Target) -> sql
                 log(
                     state,
                     job_id,
-                    if ok { "info" } else { "error" },
+                    LogLevel::of(ok),
                     &target.hostname,
                     &format!("$ {command}\n{text}"),
                 )
@@ -543,7 +374,7 @@ async fn run_commands(state: &Runner, claimed: &Claimed, target: &Target) -> sql
                 log(
                     state,
                     job_id,
-                    "error",
+                    LogLevel::Error,
                     &target.hostname,
                     &format!("$ {command}\n{e}"),
                 )
@@ -572,7 +403,7 @@ async fn fail(
     target: &Target,
     message: String,
 ) -> sqlx::Result<Outcome> {
-    log(state, job_id, "error", &target.hostname, &message).await?;
+    log(state, job_id, LogLevel::Error, &target.hostname, &message).await?;
     Ok(Outcome {
         ok: false,
         detail: json!({"error": message}),
@@ -638,7 +469,7 @@ async fn config_backup(
         log(
             state,
             job_id,
-            "info",
+            LogLevel::Info,
             &target.hostname,
             "configuration unchanged since the last snapshot",
         )
@@ -679,7 +510,7 @@ async fn config_backup(
     log(
         state,
         job_id,
-        "info",
+        LogLevel::Info,
         &target.hostname,
         &format!(
             "configuration saved as snapshot {snapshot_id} ({} bytes)",

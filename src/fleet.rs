@@ -19,20 +19,6 @@ pub async fn live_workers(conn: &mut PgConnection) -> sqlx::Result<HashMap<Strin
     Ok(rows.into_iter().collect())
 }
 
-/// Pending tasks and the age of the oldest, per queue.
-pub async fn queue_depths(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, (i64, f64)>> {
-    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
-        "SELECT job_type, count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(run_at)), 0)::float8
-         FROM apalis.jobs WHERE status = 'Pending' GROUP BY job_type",
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(q, n, age)| (q, (n, age.max(0.0))))
-        .collect())
-}
-
 /// A live worker process, for the region page.
 #[derive(Debug, Clone, serde::Serialize, FromRow)]
 pub struct WorkerInfo {
@@ -76,7 +62,7 @@ pub struct QueueStats {
 /// Stats of every queue with workers or pending tasks.
 pub async fn queue_stats(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, QueueStats>> {
     let live = live_workers(&mut *conn).await?;
-    let depths = queue_depths(conn).await?;
+    let depths = crate::lifecycle::queue_depths(conn).await?;
     let mut out: HashMap<String, QueueStats> = HashMap::new();
     for (q, n) in live {
         out.entry(q).or_default().live_workers = n;

@@ -26,7 +26,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::types::Json;
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
 
-use crate::fleet::{live_workers, queue_depths};
+use crate::fleet::live_workers;
+use crate::lifecycle::queue_depths;
 use crate::lifecycle::{fail_over, queue_name, requeue_held};
 use crate::regions::record_event;
 use crate::types::HealthStatus;
@@ -202,6 +203,7 @@ pub async fn pass(
 
 /// Marks workers whose heartbeat went stale as lost and re-queues the tasks they held.
 pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let live = live_workers(&mut *conn).await?;
     let lost: Vec<String> = sqlx::query_scalar(
         "UPDATE worker_heartbeats SET lost_at = now()
          WHERE lost_at IS NULL AND last_seen < now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)
@@ -216,6 +218,7 @@ pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
             &format!("{name}:"),
             None,
             &[],
+            &live,
             &format!("worker {name} was lost"),
         )
         .await?;
@@ -227,14 +230,7 @@ pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
     // A process that died before its first heartbeat was written, whose row was removed
     // while it still held tasks, or that claimed tasks after it was given up for lost, is
     // found by its tasks instead.
-    let orphans: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT lock_by FROM apalis.jobs t
-         WHERE status IN ('Queued', 'Running') AND lock_at < now() - interval '30 seconds'
-           AND NOT EXISTS (SELECT 1 FROM worker_heartbeats w
-                           WHERE starts_with(t.lock_by, w.name || ':') AND w.lost_at IS NULL)",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let orphans = crate::lifecycle::orphaned_holders(conn).await?;
     for holder in orphans {
         let process = holder.rsplitn(3, ':').last().unwrap_or(&holder).to_string();
         let held = requeue_held(
@@ -242,6 +238,7 @@ pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
             &holder,
             None,
             &[],
+            &live,
             &format!("worker {process} is gone"),
         )
         .await?;

@@ -5,9 +5,8 @@
 //! neither a job without tasks nor a task without a job.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
@@ -15,153 +14,15 @@ use time::OffsetDateTime;
 
 use crate::auth::Scope;
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::lifecycle::{log, new_task_id, push_dispatch_task};
+use crate::lifecycle::{LogLevel, new_task_id, push_dispatch_task};
 use crate::pagination::PageRequest;
 use crate::routing::{self, DeviceRoute, RegionInfo};
 use crate::types::HealthStatus;
 
+pub use crate::lifecycle::{JobStatus, JobType};
+
 /// Most devices one job may target.
 pub const MAX_TARGET_DEVICES: i64 = 100_000;
-
-/// What a job does.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum JobType {
-    /// Run commands over SSH.
-    RunCommands,
-    /// Save the running configuration.
-    ConfigBackup,
-    /// TCP connect to the management port.
-    CheckReachability,
-}
-
-impl JobType {
-    /// Every type, for selects.
-    pub const ALL: [JobType; 3] = [
-        JobType::RunCommands,
-        JobType::ConfigBackup,
-        JobType::CheckReachability,
-    ];
-
-    /// The API word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobType::RunCommands => "run_commands",
-            JobType::ConfigBackup => "config_backup",
-            JobType::CheckReachability => "check_reachability",
-        }
-    }
-
-    /// Human label.
-    pub fn label(self) -> &'static str {
-        match self {
-            JobType::RunCommands => "Run commands",
-            JobType::ConfigBackup => "Back up configuration",
-            JobType::CheckReachability => "Check reachability",
-        }
-    }
-
-    /// Parses the API word.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == raw.trim())
-            .ok_or_else(|| {
-                "Choose one of: run_commands, config_backup, check_reachability.".to_string()
-            })
-    }
-}
-
-impl fmt::Display for JobType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a job (or one dispatch) stands.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Waiting in a queue.
-    Queued,
-    /// Waiting for a later time.
-    Scheduled,
-    /// A worker is on it.
-    Running,
-    /// Every device succeeded.
-    Success,
-    /// Some devices succeeded.
-    Partial,
-    /// No device succeeded.
-    Failed,
-    /// Withdrawn by a user.
-    Cancelled,
-}
-
-impl JobStatus {
-    /// Every status, for filters.
-    pub const ALL: [JobStatus; 7] = [
-        JobStatus::Queued,
-        JobStatus::Scheduled,
-        JobStatus::Running,
-        JobStatus::Success,
-        JobStatus::Partial,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ];
-
-    /// The API word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Scheduled => "scheduled",
-            JobStatus::Running => "running",
-            JobStatus::Success => "success",
-            JobStatus::Partial => "partial",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// Whether nothing more will happen.
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Success | JobStatus::Partial | JobStatus::Failed | JobStatus::Cancelled
-        )
-    }
-
-    /// Parses the API word.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw.trim())
-            .ok_or_else(|| format!("Unknown status {raw:?}."))
-    }
-
-    /// The status of a set of device outcomes: success when all succeeded, partial when
-    /// some did, failed when none did.
-    pub fn from_outcomes(succeeded: usize, total: usize) -> Self {
-        match (succeeded, total) {
-            (_, 0) => JobStatus::Success,
-            (s, t) if s == t => JobStatus::Success,
-            (0, _) => JobStatus::Failed,
-            _ => JobStatus::Partial,
-        }
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Which devices a job targets (the seed's filters), matched case-insensitively among the
 /// customer's enabled devices.
@@ -573,10 +434,11 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
     }
     sqlx::query(
         "INSERT INTO job_logs (job_id, level, host, message)
-         SELECT $1, 'info', '', line FROM unnest($2::text[]) WITH ORDINALITY AS l(line, n) ORDER BY n",
+         SELECT $1, $3, '', line FROM unnest($2::text[]) WITH ORDINALITY AS l(line, n) ORDER BY n",
     )
     .bind(job_id)
     .bind(&lines)
+    .bind(LogLevel::Info)
     .execute(&mut *conn)
     .await?;
     Ok(job_id)
@@ -667,15 +529,7 @@ async fn explain_wait(
             )
         });
     }
-    let ahead: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM apalis.jobs t, (SELECT run_at, priority FROM apalis.jobs WHERE id = $2) me
-         WHERE t.job_type = $1 AND t.status IN ('Pending', 'Queued', 'Running') AND t.id <> $2
-           AND (t.status <> 'Pending' OR t.run_at < me.run_at OR (t.run_at = me.run_at AND t.id < $2))",
-    )
-    .bind(&dispatch.queue)
-    .bind(&dispatch.task_id)
-    .fetch_one(conn)
-    .await?;
+    let ahead = crate::lifecycle::tasks_ahead(conn, &dispatch.queue, &dispatch.task_id).await?;
     Ok(match ahead {
         0 => format!(
             "next on {}; a worker picks it up within a second",
@@ -795,34 +649,8 @@ pub async fn cancel(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResul
             format!("The job is already {}.", job.status),
         )));
     }
-    sqlx::query(
-        "DELETE FROM apalis.jobs WHERE status = 'Pending'
-           AND id IN (SELECT task_id FROM job_dispatches WHERE job_id = $1 AND status = 'queued')",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE job_dispatches SET status = 'cancelled', finished_at = now()
-         WHERE job_id = $1 AND status = 'queued'",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE jobs SET status = 'cancelled', finished_at = COALESCE(finished_at, now())
-         WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    log(conn, id, "warning", "", "cancelled by a user").await?;
+    crate::lifecycle::cancel_job(conn, id).await?;
     get(conn, scope, id).await
-}
-
-/// Device outcomes counted into `result_summary`.
-pub fn summary(succeeded: i64, failed: i64, cancelled: i64) -> Value {
-    json!({"devices": succeeded + failed + cancelled, "succeeded": succeeded, "failed": failed, "cancelled": cancelled})
 }
 
 #[cfg(test)]

@@ -4,9 +4,164 @@
 //! tables lives here; the monitor, the workers and the job use cases call in, and this
 //! module calls none of them.
 
+use std::collections::HashMap;
+use std::fmt;
+
 use apalis::prelude::{TaskBuilder, TaskId};
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, PgConnection, PgPool};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use sqlx::{Connection, FromRow, PgConnection, PgPool};
+
+/// What a job does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum JobType {
+    /// Run commands over SSH.
+    RunCommands,
+    /// Save the running configuration.
+    ConfigBackup,
+    /// TCP connect to the management port.
+    CheckReachability,
+}
+
+impl JobType {
+    /// Every type, for selects.
+    pub const ALL: [JobType; 3] = [
+        JobType::RunCommands,
+        JobType::ConfigBackup,
+        JobType::CheckReachability,
+    ];
+
+    /// The API word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::RunCommands => "run_commands",
+            JobType::ConfigBackup => "config_backup",
+            JobType::CheckReachability => "check_reachability",
+        }
+    }
+
+    /// Human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobType::RunCommands => "Run commands",
+            JobType::ConfigBackup => "Back up configuration",
+            JobType::CheckReachability => "Check reachability",
+        }
+    }
+
+    /// Parses the API word.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == raw.trim())
+            .ok_or_else(|| {
+                "Choose one of: run_commands, config_backup, check_reachability.".to_string()
+            })
+    }
+}
+
+impl fmt::Display for JobType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job (or one dispatch) stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting in a queue.
+    Queued,
+    /// Waiting for a later time.
+    Scheduled,
+    /// A worker is on it.
+    Running,
+    /// Every device succeeded.
+    Success,
+    /// Some devices succeeded.
+    Partial,
+    /// No device succeeded.
+    Failed,
+    /// Withdrawn by a user.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Every status, for filters.
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Queued,
+        JobStatus::Scheduled,
+        JobStatus::Running,
+        JobStatus::Success,
+        JobStatus::Partial,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    /// The API word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Scheduled => "scheduled",
+            JobStatus::Running => "running",
+            JobStatus::Success => "success",
+            JobStatus::Partial => "partial",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The words of the statuses in which something is still to happen, to bind as a
+    /// `text[]`.
+    pub fn open_words() -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| !s.is_finished())
+            .map(Self::as_str)
+            .collect()
+    }
+
+    /// Whether nothing more will happen.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Partial | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
+    /// Parses the API word.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw.trim())
+            .ok_or_else(|| format!("Unknown status {raw:?}."))
+    }
+
+    /// The status of a set of device outcomes: success when all succeeded, partial when
+    /// some did, failed when none did.
+    pub fn from_outcomes(succeeded: usize, total: usize) -> Self {
+        match (succeeded, total) {
+            (_, 0) => JobStatus::Success,
+            (s, t) if s == t => JobStatus::Success,
+            (0, _) => JobStatus::Failed,
+            _ => JobStatus::Partial,
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The queue name for a region identifier.
 pub fn queue_name(identifier: &str) -> String {
@@ -47,7 +202,7 @@ pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
         log(
             &mut tx,
             *job,
-            "warning",
+            LogLevel::Warning,
             "",
             &format!("dispatch {dispatch} moved from {from} to the default queue: no available region serves {from}"),
         )
@@ -68,7 +223,7 @@ pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
 
 /// Re-queues the tasks claimed or running under apalis consumer names that start with
 /// `holder` (a process `"<name>:"`, or one consumer of it), except the task ids in
-/// `running`; `only` limits it to one task. Each held task is ended and its dispatch, when
+/// `running`; `only` limits it to one task; `live` counts the live workers per queue. Each held task is ended and its dispatch, when
 /// still open, queued again under a new task id with the attempts kept: on its queue when a
 /// live worker serves it, else on the default queue; the job log says why (`why` names the
 /// worker it came from). Returns how many tasks were taken from the holder.
@@ -77,6 +232,7 @@ pub async fn requeue_held(
     holder: &str,
     only: Option<&str>,
     running: &[String],
+    live: &HashMap<String, i64>,
     why: &str,
 ) -> sqlx::Result<u64> {
     let mut tx = conn.begin().await?;
@@ -94,7 +250,6 @@ pub async fn requeue_held(
     if held.is_empty() {
         return Ok(0);
     }
-    let live = crate::fleet::live_workers(&mut tx).await?;
     for (task, queue, attempts) in &held {
         let target = if live.get(queue).copied().unwrap_or(0) > 0 {
             queue.clone()
@@ -139,7 +294,7 @@ pub async fn requeue_held(
         log(
             &mut tx,
             job,
-            "warning",
+            LogLevel::Warning,
             "",
             &format!("{why}; dispatch {dispatch} re-queued on {target}"),
         )
@@ -178,11 +333,30 @@ pub struct DispatchTask {
     pub dispatch_id: i64,
 }
 
+/// How a job log line reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum LogLevel {
+    /// What happened as planned.
+    Info,
+    /// Something the operator should know (a failover, a rescue, skipped commands).
+    Warning,
+    /// A device or a dispatch failed.
+    Error,
+}
+
+impl LogLevel {
+    /// Info when `ok`, else error.
+    pub fn of(ok: bool) -> Self {
+        if ok { LogLevel::Info } else { LogLevel::Error }
+    }
+}
+
 /// Appends a line to a job's log.
 pub async fn log(
     conn: &mut PgConnection,
     job_id: i64,
-    level: &str,
+    level: LogLevel,
     host: &str,
     message: &str,
 ) -> sqlx::Result<()> {
@@ -240,4 +414,294 @@ pub async fn prune_finished_tasks(
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+#[derive(Debug, Clone, FromRow)]
+/// A dispatch its worker has claimed: what to run on which devices.
+pub struct Claimed {
+    /// The job.
+    pub job_id: i64,
+    /// Its devices in this dispatch.
+    pub device_ids: Vec<i64>,
+    /// What to do.
+    pub job_type: JobType,
+    /// Commands, timeout.
+    pub payload: Json<Value>,
+}
+
+/// Claims dispatch `dispatch_id` for worker `worker`, while its apalis consumer `lock_by`
+/// still holds the dispatch's queue task, and marks the job running. `None` when it is not
+/// to be run: its job was cancelled (the dispatch is closed), an earlier attempt finished
+/// it, or the task was handed back or rescued from this worker (whoever claims it next owns
+/// it, and this worker must not run it too).
+pub async fn claim_dispatch(
+    pool: &PgPool,
+    dispatch_id: i64,
+    worker: &str,
+    lock_by: &str,
+) -> sqlx::Result<Option<Claimed>> {
+    let claimed: Option<Claimed> = sqlx::query_as(
+        "UPDATE job_dispatches d SET status = 'running', worker = $2,
+                started_at = COALESCE(d.started_at, now())
+         FROM jobs j
+         WHERE d.id = $1 AND j.id = d.job_id AND d.status IN ('queued', 'running')
+           AND j.status NOT IN ('cancelled')
+           AND EXISTS (SELECT 1 FROM apalis.jobs t WHERE t.id = d.task_id AND t.lock_by = $3)
+         RETURNING d.job_id, d.device_ids, j.type AS job_type, j.payload",
+    )
+    .bind(dispatch_id)
+    .bind(worker)
+    .bind(lock_by)
+    .fetch_optional(pool)
+    .await?;
+    let Some(claimed) = claimed else {
+        // Cancelled: close the dispatch. Already finished by an earlier attempt, or no
+        // longer this worker's task: nothing to do.
+        let cancelled = sqlx::query(
+            "UPDATE job_dispatches d SET status = 'cancelled', finished_at = now()
+             FROM jobs j
+             WHERE d.id = $1 AND j.id = d.job_id AND j.status = 'cancelled'
+               AND d.status IN ('queued', 'running')
+               AND EXISTS (SELECT 1 FROM apalis.jobs t WHERE t.id = d.task_id AND t.lock_by = $2)",
+        )
+        .bind(dispatch_id)
+        .bind(lock_by)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        if cancelled == 0 {
+            tracing::debug!(
+                dispatch = dispatch_id,
+                "dispatch finished or taken over elsewhere; not running it"
+            );
+        }
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now())
+         WHERE id = $1 AND status IN ('queued', 'scheduled')",
+    )
+    .bind(claimed.job_id)
+    .execute(pool)
+    .await?;
+    Ok(Some(claimed))
+}
+
+/// Whether the job was cancelled (or deleted) meanwhile.
+pub async fn job_cancelled(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
+    let status: Option<JobStatus> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(status.is_none_or(|s| s == JobStatus::Cancelled))
+}
+
+/// Records what happened on one device of a dispatch (`device` is its id and hostname);
+/// recording it twice keeps the first.
+pub async fn record_device_result(
+    pool: &PgPool,
+    dispatch_id: i64,
+    job_id: i64,
+    device: (i64, &str),
+    status: JobStatus,
+    detail: &Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO job_device_results (dispatch_id, device_id, job_id, hostname, status, detail)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dispatch_id, device_id) DO NOTHING",
+    )
+    .bind(dispatch_id)
+    .bind(device.0)
+    .bind(job_id)
+    .bind(device.1)
+    .bind(status)
+    .bind(Json(detail))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Sets the dispatch's status from its device results and, when it was the job's last open
+/// dispatch, the job's.
+pub async fn finish_dispatch(pool: &PgPool, job_id: i64, dispatch_id: i64) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    // Serialise the last two dispatches of a job finishing at once.
+    sqlx::query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE")
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+    let (ok, total): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'success'), count(*)
+         FROM job_device_results WHERE dispatch_id = $1",
+    )
+    .bind(dispatch_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let status = JobStatus::from_outcomes(ok as usize, total as usize);
+    sqlx::query(
+        "UPDATE job_dispatches SET status = $2, finished_at = now() WHERE id = $1 AND status = 'running'",
+    )
+    .bind(dispatch_id)
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    log(
+        &mut tx,
+        job_id,
+        if status == JobStatus::Success {
+            LogLevel::Info
+        } else {
+            LogLevel::Warning
+        },
+        "",
+        &format!("dispatch {dispatch_id} finished: {status} ({ok} of {total} devices succeeded)"),
+    )
+    .await?;
+
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_dispatches WHERE job_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(job_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if open == 0 {
+        let (ok, failed, cancelled): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'success'),
+                    count(*) FILTER (WHERE status = 'failed'),
+                    count(*) FILTER (WHERE status = 'cancelled')
+             FROM job_device_results WHERE job_id = $1",
+        )
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let status = JobStatus::from_outcomes(ok as usize, (ok + failed + cancelled) as usize);
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = $2, finished_at = now(), result_summary = $3
+             WHERE id = $1 AND status <> 'cancelled'",
+        )
+        .bind(job_id)
+        .bind(status)
+        .bind(Json(summary(ok, failed, cancelled)))
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 1 {
+            log(
+                &mut tx,
+                job_id,
+                LogLevel::Info,
+                "",
+                &format!("job finished: {status}"),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await
+}
+
+/// Marks a dispatch failed after its last attempt failed for infrastructure reasons.
+pub async fn give_up(pool: &PgPool, dispatch_id: i64, error: &str) -> sqlx::Result<()> {
+    let job_id: Option<i64> = sqlx::query_scalar(
+        "UPDATE job_dispatches SET status = 'failed', finished_at = now()
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING job_id",
+    )
+    .bind(dispatch_id)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(job_id) = job_id {
+        let mut conn = pool.acquire().await?;
+        log(
+            &mut conn,
+            job_id,
+            LogLevel::Error,
+            "",
+            &format!(
+                "dispatch {dispatch_id} gave up after {} attempts: {error}",
+                TASK_MAX_ATTEMPTS
+            ),
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'failed', finished_at = now()
+             WHERE id = $1 AND status IN ('queued', 'running')
+               AND NOT EXISTS (SELECT 1 FROM job_dispatches WHERE job_id = $1 AND status IN ('queued', 'running'))",
+        )
+        .bind(job_id)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Device outcomes counted into `result_summary`.
+pub fn summary(succeeded: i64, failed: i64, cancelled: i64) -> Value {
+    json!({"devices": succeeded + failed + cancelled, "succeeded": succeeded, "failed": failed, "cancelled": cancelled})
+}
+
+/// Pending tasks and the age of the oldest, per queue.
+pub async fn queue_depths(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, (i64, f64)>> {
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT job_type, count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(run_at)), 0)::float8
+         FROM apalis.jobs WHERE status = 'Pending' GROUP BY job_type",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(q, n, age)| (q, (n, age.max(0.0))))
+        .collect())
+}
+
+/// How many tasks on `queue` will be taken before task `task_id`: those claimed already and
+/// those waiting longer.
+pub async fn tasks_ahead(conn: &mut PgConnection, queue: &str, task_id: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs t, (SELECT run_at, priority FROM apalis.jobs WHERE id = $2) me
+         WHERE t.job_type = $1 AND t.status IN ('Pending', 'Queued', 'Running') AND t.id <> $2
+           AND (t.status <> 'Pending' OR t.run_at < me.run_at OR (t.run_at = me.run_at AND t.id < $2))",
+    )
+    .bind(queue)
+    .bind(task_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Cancels job `id`: its pending tasks are withdrawn from their queues, its queued
+/// dispatches cancelled, and running ones stop at their next device or command.
+pub async fn cancel_job(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM apalis.jobs WHERE status = 'Pending'
+           AND id IN (SELECT task_id FROM job_dispatches WHERE job_id = $1 AND status = 'queued')",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE job_dispatches SET status = 'cancelled', finished_at = now()
+         WHERE job_id = $1 AND status = 'queued'",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_at = COALESCE(finished_at, now())
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    log(conn, id, LogLevel::Warning, "", "cancelled by a user").await
+}
+
+/// Consumers holding tasks for over 30 s whose process has no live heartbeat row: it died
+/// before its first heartbeat, its row was removed while it held tasks, or it claimed tasks
+/// after it was given up for lost.
+pub async fn orphaned_holders(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT lock_by FROM apalis.jobs t
+         WHERE status IN ('Queued', 'Running') AND lock_at < now() - interval '30 seconds'
+           AND NOT EXISTS (SELECT 1 FROM worker_heartbeats w
+                           WHERE starts_with(t.lock_by, w.name || ':') AND w.lost_at IS NULL)",
+    )
+    .fetch_all(conn)
+    .await
 }

@@ -336,7 +336,7 @@ async fn handle_dispatch(
             // apalis counts attempts from 0; on the last one, say so on the job instead of
             // leaving the dispatch running for ever.
             if attempt.current() + 1 >= crate::lifecycle::TASK_MAX_ATTEMPTS {
-                let _ = execute::give_up(&state, dispatch_id, &e.to_string()).await;
+                let _ = lifecycle::give_up(&state.pool, dispatch_id, &e.to_string()).await;
             }
             Err(e.to_string().into())
         }
@@ -381,7 +381,8 @@ async fn hand_back(state: &WorkerState, holder: &str, only: Option<&str>, why: &
         let running = state.running_tasks();
         let result = async {
             let mut conn = state.pool.acquire().await?;
-            lifecycle::requeue_held(&mut conn, holder, only, &running, why).await
+            let live = fleet::live_workers(&mut conn).await?;
+            lifecycle::requeue_held(&mut conn, holder, only, &running, &live, why).await
         }
         .await;
         match result {

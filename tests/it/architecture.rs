@@ -316,3 +316,85 @@ fn no_module_depends_on_itself_through_others() {
         panic!("import cycle: {}", cycle.join(" → "));
     }
 }
+
+/// The string literals of a source text (plain `"…"` ones, which is how SQL is written here).
+fn string_literals(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut literal = String::new();
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    }
+                    literal.push(c);
+                }
+                out.push(literal);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn statuses_levels_and_outcomes_are_written_in_sql_only_by_the_job_lifecycle() {
+    const WORDS: &[&str] = &[
+        "queued",
+        "scheduled",
+        "running",
+        "success",
+        "partial",
+        "failed",
+        "cancelled",
+        "Pending",
+        "Queued",
+        "Running",
+        "Done",
+        "Failed",
+        "Killed",
+        "info",
+        "warning",
+        "error",
+        "healthy",
+        "degraded",
+        "offline",
+    ];
+    let mut found = Vec::new();
+    for (module, text) in modules() {
+        if module == "lifecycle" {
+            continue;
+        }
+        for literal in string_literals(&text) {
+            let is_sql = ["SELECT ", "UPDATE ", "INSERT ", "DELETE "]
+                .iter()
+                .any(|k| literal.contains(k));
+            if !is_sql {
+                continue;
+            }
+            for word in WORDS {
+                if literal.contains(&format!("'{word}'")) {
+                    found.push(format!("{module}: '{word}'"));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "bind the enum, or move the statement into lifecycle.rs: {found:?}"
+    );
+}
