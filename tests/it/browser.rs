@@ -9,9 +9,8 @@ use sqlx::PgPool;
 use tokio::process::Command;
 use webnet::auth::Role;
 
-use crate::cli::start_server;
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::database_url;
+use crate::helpers::{database_url, start_server};
 
 const PASSWORD: &str = "browser-test-password";
 

@@ -4,23 +4,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::helpers::{TestApp, database_url, http_get};
-
-/// The credential key every process of a test shares.
-pub(crate) const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
-
-pub(crate) fn webnet(url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_webnet"));
-    cmd.env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .env("WEBNET_SECRET_KEY", SECRET_KEY)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
-}
+use crate::helpers::{TestApp, database_url, http_get, start_server, webnet};
 
 struct Output {
     code: i32,
@@ -266,45 +253,6 @@ async fn token_create_prints_only_a_working_token(pool: PgPool) {
     let missing = run(&url, &["token", "create", "nobody"]).await;
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("no user \"nobody\""));
-}
-
-/// Starts `webnet serve` on a free port and returns the child with the lines it printed
-/// up to (and including) the banner.
-pub(crate) async fn start_server(
-    url: &str,
-    extra: &[&str],
-) -> (tokio::process::Child, Vec<String>, u16) {
-    let mut child = webnet(url)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let port = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("server exited early");
-            seen.push(line.clone());
-            if let Some(rest) = line.strip_prefix("webnet is listening on http://127.0.0.1:") {
-                break rest.trim_end_matches('/').parse::<u16>().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("server printed its address");
-    // Collect the first-run lines that follow the banner, if any.
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
-    {
-        seen.push(line);
-    }
-    (child, seen, port)
 }
 
 #[sqlx::test]

@@ -5,73 +5,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::process::Child;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
 
-use crate::cli::{SECRET_KEY, start_server};
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{ApiUser, TestApp, database_url};
-use crate::processes::start_worker;
+use crate::helpers::{
+    ApiUser, SECRET_KEY, TestApp, database_url, health, kill9, start_server, start_worker,
+    wait_health, wait_job,
+};
 
 const INTERVAL: u64 = 3;
-
-async fn kill9(child: &mut Child) {
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-}
-
-pub(crate) async fn health(app: &mut TestApp, user: &ApiUser, region: i64) -> (String, String) {
-    let r = app
-        .get_json(user, &format!("/api/v1/regions/{region}/"))
-        .await
-        .json();
-    (
-        r["health_status"].as_str().unwrap().to_string(),
-        r["health_message"].as_str().unwrap().to_string(),
-    )
-}
-
-/// Polls until the region has `status`; returns how long it took.
-pub(crate) async fn wait_health(
-    app: &mut TestApp,
-    user: &ApiUser,
-    region: i64,
-    status: &str,
-    limit: Duration,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let (now, message) = health(app, user, region).await;
-        if now == status {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "region still {now} ({message}) after {limit:?}, wanted {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) async fn wait_job(app: &mut TestApp, user: &ApiUser, id: i64, limit: Duration) -> Value {
-    let started = Instant::now();
-    loop {
-        let job = app
-            .get_json(user, &format!("/api/v1/jobs/{id}/"))
-            .await
-            .json();
-        if job["status"] != "queued" && job["status"] != "running" {
-            return job;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "job {id} still {} after {limit:?}: {job}",
-            job["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// One region "US East" (`us-east-1`), one device in it behind a stand-in router, an
 /// admin; the database migrated for real processes at `url`.
@@ -372,7 +315,7 @@ async fn two_monitors_never_act_at_once_and_a_standby_takes_over(pool: PgPool) {
 async fn the_monitor_also_runs_on_its_own(pool: PgPool) {
     webnet::db::migrate(&pool).await.unwrap();
     let url = database_url(&pool);
-    let mut monitor = crate::cli::webnet(&url)
+    let mut monitor = crate::helpers::webnet(&url)
         .arg("monitor")
         .stdout(std::process::Stdio::null())
         .spawn()

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -9,7 +11,10 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use scraper::{Html, Selector};
+use serde_json::Value;
 use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tower::ServiceExt;
 use webnet::app::router;
 use webnet::auth::Role;
@@ -412,5 +417,160 @@ impl TestApp {
         .execute(&self.pool)
         .await
         .unwrap();
+    }
+}
+
+// Real processes: the `webnet` binary as a server and as workers, and waiting on what they do.
+
+/// The credential key every process of a test shares.
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
+
+pub fn webnet(url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_webnet"));
+    cmd.env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .env("WEBNET_SECRET_KEY", SECRET_KEY)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Starts `webnet serve` on a free port and returns the child with the lines it printed
+/// up to (and including) the banner.
+pub async fn start_server(url: &str, extra: &[&str]) -> (tokio::process::Child, Vec<String>, u16) {
+    let mut child = webnet(url)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let port = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("server exited early");
+            seen.push(line.clone());
+            if let Some(rest) = line.strip_prefix("webnet is listening on http://127.0.0.1:") {
+                break rest.trim_end_matches('/').parse::<u16>().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("server printed its address");
+    // Collect the first-run lines that follow the banner, if any.
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
+    {
+        seen.push(line);
+    }
+    (child, seen, port)
+}
+
+/// Starts `webnet worker <args>` and waits until it says which queues it consumes.
+pub async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
+    let mut child = webnet(url)
+        .arg("worker")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("worker starts")
+        .unwrap()
+        .expect("worker printed its name");
+    let name = line
+        .strip_prefix("worker ")
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    (child, name)
+}
+
+pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("stops after SIGTERM")
+        .unwrap()
+}
+
+/// Sends SIGTERM without waiting.
+pub async fn send_sigterm(child: &Child) {
+    let pid = child.id().unwrap().to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+pub async fn kill9(child: &mut Child) {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+pub async fn health(app: &mut TestApp, user: &ApiUser, region: i64) -> (String, String) {
+    let r = app
+        .get_json(user, &format!("/api/v1/regions/{region}/"))
+        .await
+        .json();
+    (
+        r["health_status"].as_str().unwrap().to_string(),
+        r["health_message"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Polls until the region has `status`; returns how long it took.
+pub async fn wait_health(
+    app: &mut TestApp,
+    user: &ApiUser,
+    region: i64,
+    status: &str,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (now, message) = health(app, user, region).await;
+        if now == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "region still {now} ({message}) after {limit:?}, wanted {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn wait_job(app: &mut TestApp, user: &ApiUser, id: i64, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let job = app
+            .get_json(user, &format!("/api/v1/jobs/{id}/"))
+            .await
+            .json();
+        if job["status"] != "queued" && job["status"] != "running" {
+            return job;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "job {id} still {} after {limit:?}: {job}",
+            job["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

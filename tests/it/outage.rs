@@ -12,12 +12,9 @@ use tokio::sync::watch;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
 
-use crate::cli::{SECRET_KEY, start_server};
-use crate::failover::wait_health;
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{ApiUser, TestApp, http};
+use crate::helpers::{ApiUser, SECRET_KEY, TestApp, http, start_server, start_worker, wait_health};
 use crate::private_pg::PrivatePg;
-use crate::processes::start_worker;
 
 /// What one job-creation request got.
 #[derive(Debug)]

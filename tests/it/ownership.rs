@@ -10,20 +10,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::process::Child;
 
-use crate::cli::start_server;
-use crate::failover::{Lab, lab, run_show_version, wait_health, wait_job};
-use crate::processes::start_worker;
-
-/// Sends SIGTERM without waiting.
-async fn send_sigterm(child: &Child) {
-    let pid = child.id().unwrap().to_string();
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
-}
+use crate::failover::{Lab, lab, run_show_version};
+use crate::helpers::{send_sigterm, start_server, start_worker, wait_health, wait_job};
 
 /// Waits until the job's only dispatch is running and returns its worker.
 async fn running_on(lab: &mut Lab, job: i64) -> String {

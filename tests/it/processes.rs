@@ -2,55 +2,17 @@
 //! and one on the default queue, sharing only PostgreSQL; stand-in routers are real SSH
 //! servers on 127.0.0.1.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
 
-use crate::cli::{SECRET_KEY, start_server, webnet};
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{TestApp, database_url, http_get};
-
-/// Starts `webnet worker <args>` and waits until it says which queues it consumes.
-pub(crate) async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
-    let mut child = webnet(url)
-        .arg("worker")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("worker starts")
-        .unwrap()
-        .expect("worker printed its name");
-    let name = line
-        .strip_prefix("worker ")
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_string();
-    (child, name)
-}
-
-async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("stops after SIGTERM")
-        .unwrap()
-}
+use crate::helpers::{
+    SECRET_KEY, TestApp, database_url, http_get, sigterm, start_server, start_worker, webnet,
+};
 
 #[sqlx::test]
 async fn regional_workers_in_separate_processes_run_their_regions_dispatches(pool: PgPool) {

@@ -15,9 +15,8 @@ use tokio::process::Command;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
 
-use crate::cli::{SECRET_KEY, start_server};
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{ApiUser, TestApp, database_url};
+use crate::helpers::{ApiUser, SECRET_KEY, TestApp, database_url, start_server};
 
 /// Installs Schemathesis into `tests/schemathesis/.venv` when it is missing (as CI does).
 async fn ensure_schemathesis(dir: &Path) -> std::path::PathBuf {

@@ -13,7 +13,7 @@ use webnet::crypto::SecretBox;
 use webnet::worker::{Queues, WorkerState};
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{ApiUser, TestApp};
+use crate::helpers::{ApiUser, TestApp, wait_job};
 
 /// An in-process worker on `queues`, stopped when the returned sender is dropped or set.
 fn start_worker(
@@ -62,22 +62,6 @@ async fn setup(pool: PgPool) -> Setup {
         admin,
         secrets,
     }
-}
-
-/// Waits until the job has finished and returns it.
-async fn finished(app: &mut TestApp, user: &ApiUser, id: i64) -> Value {
-    for _ in 0..200 {
-        let job = app
-            .get_json(user, &format!("/api/v1/jobs/{id}/"))
-            .await
-            .json();
-        let status = job["status"].as_str().unwrap().to_string();
-        if !["queued", "running", "scheduled"].contains(&status.as_str()) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {id} did not finish in 20 s");
 }
 
 async fn results(app: &mut TestApp, user: &ApiUser, id: i64) -> Vec<Value> {
@@ -141,7 +125,7 @@ async fn a_job_across_two_regions_runs_on_each_regions_worker(pool: PgPool) {
         .await
         .json();
     let id = job["id"].as_i64().unwrap();
-    let job = finished(&mut s.app, &s.admin, id).await;
+    let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "partial", "{job}");
     let workers: Vec<(String, String)> = job["dispatches"]
         .as_array()
@@ -225,7 +209,7 @@ async fn commands_run_over_ssh_and_the_host_key_is_trusted_on_first_use(pool: Pg
         )
         .await;
     let id = r.json()["job_id"].as_i64().unwrap();
-    let job = finished(&mut s.app, &s.admin, id).await;
+    let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
     // The second command is unknown to the device (exit status 1): the device failed.
     assert_eq!(job["status"], "failed", "{job}");
     let log = log_text(&mut s.app, &s.admin, id).await;
@@ -253,7 +237,7 @@ async fn commands_run_over_ssh_and_the_host_key_is_trusted_on_first_use(pool: Pg
         .json()["job_id"]
         .as_i64()
         .unwrap();
-    let job = finished(&mut s.app, &s.admin, ok).await;
+    let job = wait_job(&mut s.app, &s.admin, ok, Duration::from_secs(20)).await;
     assert_eq!(
         job["status"],
         "success",
@@ -279,7 +263,7 @@ async fn a_changed_host_key_fails_the_device_until_an_admin_accepts_it(pool: PgP
     let (stop, handle) = start_worker(&pool, &s.secrets, "w", &["default"]);
     let id = run_show_clock(&mut s, device).await;
     assert_eq!(
-        finished(&mut s.app, &s.admin, id).await["status"],
+        wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await["status"],
         "success"
     );
 
@@ -297,7 +281,7 @@ async fn a_changed_host_key_fails_the_device_until_an_admin_accepts_it(pool: PgP
         first_fingerprint(&pool, device).await
     );
     let id = run_show_clock(&mut s, device).await;
-    let job = finished(&mut s.app, &s.admin, id).await;
+    let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "failed");
     let log = log_text(&mut s.app, &s.admin, id).await;
     assert!(log.contains("host key changed"), "{log}");
@@ -320,7 +304,7 @@ async fn a_changed_host_key_fails_the_device_until_an_admin_accepts_it(pool: PgP
     );
     let id = run_show_clock(&mut s, device).await;
     assert_eq!(
-        finished(&mut s.app, &s.admin, id).await["status"],
+        wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await["status"],
         "success"
     );
     assert_eq!(second.commands_seen(), ["show clock"]);
@@ -370,7 +354,7 @@ async fn backups_store_a_snapshot_only_when_the_configuration_changed(pool: PgPo
             .as_i64()
             .unwrap();
         assert_eq!(
-            finished(&mut s.app, &s.admin, id).await["status"],
+            wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await["status"],
             "success"
         );
     }
