@@ -13,59 +13,13 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tower::ServiceExt;
 
-use crate::app::router;
-use crate::auth::{Role, tokens};
-use crate::crypto::SecretBox;
-use crate::db;
-use crate::lifecycle::JobStatus;
-use crate::state::{AppState, WebConfig};
-
-/// Options of `webnet bench`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Devices to seed.
-    #[arg(long, default_value_t = 100_000)]
-    pub devices: i64,
-    /// Regions to seed.
-    #[arg(long, default_value_t = 50)]
-    pub regions: i64,
-    /// Sequential requests per measured path.
-    #[arg(long, default_value_t = 200)]
-    pub requests: usize,
-    /// Concurrent clients in the throughput phase.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Seconds of the throughput phase, per path.
-    #[arg(long, default_value_t = 5)]
-    pub seconds: u64,
-    /// Keep the benchmark database afterwards.
-    #[arg(long)]
-    pub keep: bool,
-    /// Which measurements: inventory (regions, devices), jobs (creation, enqueue→start
-    /// latency, worker throughput), or all.
-    #[arg(long, value_enum, default_value = "all")]
-    pub suite: Suite,
-    /// Devices of the jobs suite's customer (all answering on a local TCP port).
-    #[arg(long, default_value_t = 10_000)]
-    pub job_devices: i64,
-    /// Single-device jobs for the latency and throughput measurements.
-    #[arg(long, default_value_t = 1000)]
-    pub jobs: usize,
-}
-
-/// Benchmark suites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Suite {
-    /// Regions and devices.
-    Inventory,
-    /// Job creation and execution.
-    Jobs,
-    /// Health and failover with real worker processes (not part of `all`: it takes about
-    /// a minute per interval).
-    Failover,
-    /// Inventory and jobs.
-    All,
-}
+use webnet::app::router;
+use webnet::auth::{Role, tokens};
+use webnet::config::{BenchArgs, Suite};
+use webnet::crypto::SecretBox;
+use webnet::db;
+use webnet::lifecycle::JobStatus;
+use webnet::state::{AppState, WebConfig};
 
 struct Client {
     router: Router,
@@ -154,9 +108,9 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
 async fn measure(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut conn = pool.acquire().await?;
-    let seeded = crate::demo::seed(&mut conn, "bench", args.regions, args.devices).await?;
+    let seeded = webnet::demo::seed(&mut conn, "bench", args.regions, args.devices).await?;
     println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
-    let user = crate::auth::accounts::create_user(
+    let user = webnet::auth::accounts::create_user(
         pool,
         "bench",
         Role::Admin,
@@ -384,7 +338,7 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     });
 
     let mut conn = pool.acquire().await?;
-    let (customer_id, _) = crate::customers::ensure(&mut conn, "bench-jobs")
+    let (customer_id, _) = webnet::customers::ensure(&mut conn, "bench-jobs")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     sqlx::query(
@@ -417,7 +371,7 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     sqlx::query("VACUUM (ANALYZE) devices, device_assignments")
         .execute(&mut *conn)
         .await?;
-    let user = crate::auth::accounts::create_user(
+    let user = webnet::auth::accounts::create_user(
         pool,
         "bench-jobs",
         Role::Operator,
@@ -512,10 +466,10 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     // 2 and 3. A worker on every queue, then single-device reachability jobs.
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new({
-        let mut s = crate::worker::WorkerState::new(
+        let mut s = webnet::worker::WorkerState::new(
             pool.clone(),
             SecretBox::random(),
-            crate::worker::unique_name(Some("bench")),
+            webnet::worker::unique_name(Some("bench")),
         );
         s.device_concurrency = 16;
         s
@@ -523,12 +477,12 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     // Only this customer's queues: after the inventory suite the database also holds its 50
     // regions, and a worker on each would take more connections than the pool has.
     let queues = (1..=5)
-        .map(|i| crate::lifecycle::queue_name(&format!("jobs-{i}")))
-        .chain([crate::lifecycle::DEFAULT_QUEUE.to_string()])
+        .map(|i| webnet::lifecycle::queue_name(&format!("jobs-{i}")))
+        .chain([webnet::lifecycle::DEFAULT_QUEUE.to_string()])
         .collect();
-    let worker = tokio::spawn(crate::worker::run(
+    let worker = tokio::spawn(webnet::worker::run(
         state,
-        crate::worker::Queues::Fixed(queues),
+        webnet::worker::Queues::Fixed(queues),
         args.concurrency,
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -580,14 +534,14 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     sqlx::query("DELETE FROM jobs").execute(pool).await?;
     let mut tx = pool.begin().await?;
     for device in &device_ids {
-        crate::jobs::create(
+        webnet::jobs::create(
             &mut tx,
-            &crate::jobs::NewJob {
+            &webnet::jobs::NewJob {
                 customer_id,
                 user_id: None,
-                job_type: crate::jobs::JobType::CheckReachability,
+                job_type: webnet::jobs::JobType::CheckReachability,
                 target_summary: serde_json::json!({"device_ids": [device]}),
-                targets: crate::jobs::Targets {
+                targets: webnet::jobs::Targets {
                     device_ids: Some(vec![*device]),
                     ..Default::default()
                 },
@@ -721,13 +675,13 @@ async fn measure_failover(pool: &sqlx::PgPool, url: &str) -> anyhow::Result<()> 
     }
 
     let mut conn = pool.acquire().await?;
-    let (customer_id, _) = crate::customers::ensure(&mut conn, "bench-failover")
+    let (customer_id, _) = webnet::customers::ensure(&mut conn, "bench-failover")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(conn);
-    let monitor = tokio::spawn(crate::health::run(
+    let monitor = tokio::spawn(webnet::health::run(
         pool.clone(),
-        crate::health::MonitorConfig::default(),
+        webnet::health::MonitorConfig::default(),
     ));
     let default_worker =
         spawn_worker(url, &key, &["--default-queue", "--name", "bench-default"]).await?;
@@ -776,14 +730,14 @@ async fn measure_failover(pool: &sqlx::PgPool, url: &str) -> anyhow::Result<()> 
             let pool = pool.clone();
             async move {
                 let mut tx = pool.begin().await?;
-                let id = crate::jobs::create(
+                let id = webnet::jobs::create(
                     &mut tx,
-                    &crate::jobs::NewJob {
+                    &webnet::jobs::NewJob {
                         customer_id,
                         user_id: None,
-                        job_type: crate::jobs::JobType::CheckReachability,
+                        job_type: webnet::jobs::JobType::CheckReachability,
                         target_summary: serde_json::json!({"device_ids": [device]}),
-                        targets: crate::jobs::Targets {
+                        targets: webnet::jobs::Targets {
                             device_ids: Some(vec![device]),
                             ..Default::default()
                         },

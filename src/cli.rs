@@ -133,7 +133,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => crate::bench::run(&cli.database_url, args).await,
+        // The benchmark is not part of the library: the `webnet` binary runs it itself.
+        Command::Bench(_) => bail!("`bench` runs from the webnet binary, not through the library"),
         Command::Token(TokenCommand::Create { username, name }) => {
             let pool = open(&cli.database_url, "webnet", 2).await?;
             let mut conn = pool.acquire().await?;

@@ -88,7 +88,7 @@ pub enum Command {
         customer: String,
     },
     /// Measure the inventory paths on a throwaway database (see README).
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
 }
 
 /// Options of `webnet serve`.
@@ -233,4 +233,51 @@ pub enum TokenCommand {
         #[arg(long, default_value = "cli")]
         name: String,
     },
+}
+
+/// Options of `webnet bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Devices to seed.
+    #[arg(long, default_value_t = 100_000)]
+    pub devices: i64,
+    /// Regions to seed.
+    #[arg(long, default_value_t = 50)]
+    pub regions: i64,
+    /// Sequential requests per measured path.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Concurrent clients in the throughput phase.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seconds of the throughput phase, per path.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Keep the benchmark database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Which measurements: inventory (regions, devices), jobs (creation, enqueue→start
+    /// latency, worker throughput), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub suite: Suite,
+    /// Devices of the jobs suite's customer (all answering on a local TCP port).
+    #[arg(long, default_value_t = 10_000)]
+    pub job_devices: i64,
+    /// Single-device jobs for the latency and throughput measurements.
+    #[arg(long, default_value_t = 1000)]
+    pub jobs: usize,
+}
+
+/// Benchmark suites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Regions and devices.
+    Inventory,
+    /// Job creation and execution.
+    Jobs,
+    /// Health and failover with real worker processes (not part of `all`: it takes about
+    /// a minute per interval).
+    Failover,
+    /// Inventory and jobs.
+    All,
 }

@@ -30,12 +30,20 @@ fn modules() -> BTreeMap<String, String> {
             }
         }
     }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut out = BTreeMap::new();
-    walk(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &[],
-        &mut out,
-    );
+    walk(&src, &[], &mut out);
+    // Modules of the binary (`mod bench;` in main.rs) are not part of the library.
+    let main = std::fs::read_to_string(src.join("main.rs")).unwrap();
+    for line in main.lines() {
+        if let Some(name) = line
+            .trim()
+            .strip_prefix("mod ")
+            .and_then(|l| l.strip_suffix(';'))
+        {
+            out.remove(name);
+        }
+    }
     out
 }
 
