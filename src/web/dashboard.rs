@@ -4,6 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 
+use super::filters;
 use super::page::{Layout, Nav, SignedIn};
 use crate::devices::{self, DeviceFilter, RegionFilter};
 use crate::error::AppResult;

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::filters;
 use super::flash::{self, Level};
 use super::forms::{FormPairs, combine, thousands};
 use super::page::{Layout, Nav, SignedIn};

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
+use super::filters;
 use super::flash::{self, Level};
 use super::forms::FormPairs;
 use super::page::{Layout, Nav, SignedIn};

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod dashboard;
 pub mod devices;
 pub mod events;
+pub mod filters;
 pub mod flash;
 pub mod forms;
 pub mod jobs;

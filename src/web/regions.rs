@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
+use super::filters;
 use super::flash::{self, Level};
 use super::forms::{FormPairs, combine};
 use super::page::{Layout, Nav, SignedIn};
