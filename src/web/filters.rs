@@ -1,68 +1,187 @@
-//! Askama filters for the templates: `{{ t|ago }}`, `{{ t|iso }}`, `{{ t|clock }}`,
-//! `{{ n|thousands }}`. A page module brings them into its templates' scope with
-//! `use super::filters;`.
+//! Askama filters for the templates: times (`t|ago`, `t|iso`, `t|clock`), counts
+//! (`n|thousands`), job statuses and durations, device results and region badges. A page
+//! module brings them into its templates' scope with `use super::filters;`.
 
 use askama::Values;
 use time::OffsetDateTime;
 
+use serde_json::Value;
+
 use super::forms;
+use super::page::{self, HealthBadgePartial};
+use crate::jobs::{DeviceResult, Job, JobStatus};
+use crate::regions::Region;
 
-/// A timestamp, or a reference to one, however deep (template loops hand out `&&T`).
-pub trait Timestamp {
-    /// The timestamp.
-    fn timestamp(&self) -> &OffsetDateTime;
+/// Declares a trait for "a `$ty`, or a reference to one, however deep": template loops
+/// hand filters `&&T`, and a filter should not care.
+macro_rules! by_ref {
+    ($(#[$doc:meta])* $name:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub trait $name {
+            /// The value behind the references.
+            fn value(&self) -> &$ty;
+        }
+
+        impl $name for $ty {
+            fn value(&self) -> &$ty {
+                self
+            }
+        }
+
+        impl<T: $name + ?Sized> $name for &T {
+            fn value(&self) -> &$ty {
+                (**self).value()
+            }
+        }
+    };
 }
 
-impl Timestamp for OffsetDateTime {
-    fn timestamp(&self) -> &OffsetDateTime {
-        self
-    }
-}
-
-impl<T: Timestamp + ?Sized> Timestamp for &T {
-    fn timestamp(&self) -> &OffsetDateTime {
-        (**self).timestamp()
-    }
-}
-
-/// A count, or a reference to one.
-pub trait Count {
-    /// The count.
-    fn count(&self) -> &i64;
-}
-
-impl Count for i64 {
-    fn count(&self) -> &i64 {
-        self
-    }
-}
-
-impl<T: Count + ?Sized> Count for &T {
-    fn count(&self) -> &i64 {
-        (**self).count()
-    }
-}
+by_ref!(
+    /// A timestamp.
+    Timestamp,
+    OffsetDateTime
+);
+by_ref!(
+    /// A count.
+    Count,
+    i64
+);
+by_ref!(
+    /// A job.
+    AJob,
+    Job
+);
+by_ref!(
+    /// A job's status.
+    AStatus,
+    JobStatus
+);
+by_ref!(
+    /// A device's result in a job.
+    AResult,
+    DeviceResult
+);
+by_ref!(
+    /// A region.
+    ARegion,
+    Region
+);
 
 /// A timestamp relative to now: "12 s ago", "3 min ago", "5 h ago", or the date.
 #[askama::filter_fn]
 pub fn ago(t: impl Timestamp, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::ago(t.timestamp()))
+    Ok(forms::ago(t.value()))
 }
 
 /// A timestamp as RFC 3339 (for `<time datetime>`), UTC, to the second.
 #[askama::filter_fn]
 pub fn iso(t: impl Timestamp, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::iso(t.timestamp()))
+    Ok(forms::iso(t.value()))
 }
 
 /// The time of day, to the millisecond, UTC (log lines).
 #[askama::filter_fn]
 pub fn clock(t: impl Timestamp, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::clock(t.timestamp()))
+    Ok(forms::clock(t.value()))
 }
 
 /// `1234567` → `1,234,567`.
 #[askama::filter_fn]
 pub fn thousands(n: impl Count, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::thousands(n.count()))
+    Ok(forms::thousands(n.value()))
+}
+
+/// The badge class of a job or dispatch status.
+#[askama::filter_fn]
+pub fn status_class(status: impl AStatus, _: &dyn Values) -> askama::Result<&'static str> {
+    Ok(job_status_class(status.value()))
+}
+
+/// How many devices a job targets.
+#[askama::filter_fn]
+pub fn device_count(job: impl AJob, _: &dyn Values) -> askama::Result<usize> {
+    Ok(job_device_count(job.value()))
+}
+
+/// How long a job ran, or has been running ("4.2 s", "1 min 3 s so far"); empty before it
+/// started.
+#[askama::filter_fn]
+pub fn duration(job: impl AJob, _: &dyn Values) -> askama::Result<String> {
+    Ok(job_duration(job.value()))
+}
+
+/// A device result in one line.
+#[askama::filter_fn]
+pub fn result_summary(result: impl AResult, _: &dyn Values) -> askama::Result<String> {
+    Ok(one_line_result(result.value()))
+}
+
+/// A region's live health badge (render with `|safe`: it is a template).
+#[askama::filter_fn]
+pub fn badge(region: impl ARegion, _: &dyn Values) -> askama::Result<HealthBadgePartial> {
+    Ok(page::badge(region.value()))
+}
+
+/// A job status badge's CSS class.
+fn job_status_class(status: &JobStatus) -> &'static str {
+    match status {
+        JobStatus::Success => "badge-healthy",
+        JobStatus::Partial => "badge-degraded",
+        JobStatus::Failed => "badge-offline",
+        JobStatus::Running => "badge-running",
+        JobStatus::Queued | JobStatus::Scheduled | JobStatus::Cancelled => "badge-neutral",
+    }
+}
+
+/// How long a job took or has been running.
+fn job_duration(job: &Job) -> String {
+    match (job.started_at, job.finished_at) {
+        (Some(s), Some(f)) => format_duration(f - s),
+        (Some(s), None) => format!(
+            "{} so far",
+            format_duration(time::OffsetDateTime::now_utc() - s)
+        ),
+        _ => String::new(),
+    }
+}
+
+fn format_duration(d: time::Duration) -> String {
+    let ms = d.whole_milliseconds();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// The number of devices of a job, over its dispatches.
+pub fn job_device_count(job: &Job) -> usize {
+    job.dispatches.iter().map(|d| d.device_ids.len()).sum()
+}
+
+/// A result's one-line summary.
+fn one_line_result(result: &DeviceResult) -> String {
+    let d = &result.detail.0;
+    if let Some(e) = d.get("error").and_then(Value::as_str) {
+        return e.to_string();
+    }
+    if let Some(m) = d.get("message").and_then(Value::as_str) {
+        return m.to_string();
+    }
+    if let Some(cmds) = d.get("commands").and_then(Value::as_array) {
+        return format!(
+            "{} command{}",
+            cmds.len(),
+            if cmds.len() == 1 { "" } else { "s" }
+        );
+    }
+    if d.get("changed").and_then(Value::as_bool) == Some(false) {
+        return "configuration unchanged".into();
+    }
+    if let Some(id) = d.get("snapshot_id") {
+        return format!("snapshot {id} saved");
+    }
+    String::new()
 }

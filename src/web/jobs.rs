@@ -124,70 +124,6 @@ impl NewJobPage {
     }
 }
 
-/// A job status badge's CSS class.
-pub fn status_class(status: &JobStatus) -> &'static str {
-    match status {
-        JobStatus::Success => "badge-healthy",
-        JobStatus::Partial => "badge-degraded",
-        JobStatus::Failed => "badge-offline",
-        JobStatus::Running => "badge-running",
-        JobStatus::Queued | JobStatus::Scheduled | JobStatus::Cancelled => "badge-neutral",
-    }
-}
-
-/// How long a job took or has been running.
-pub fn duration(job: &Job) -> String {
-    match (job.started_at, job.finished_at) {
-        (Some(s), Some(f)) => format_duration(f - s),
-        (Some(s), None) => format!(
-            "{} so far",
-            format_duration(time::OffsetDateTime::now_utc() - s)
-        ),
-        _ => String::new(),
-    }
-}
-
-fn format_duration(d: time::Duration) -> String {
-    let ms = d.whole_milliseconds();
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
-/// The number of devices of a job, over its dispatches.
-pub fn device_count(job: &Job) -> usize {
-    job.dispatches.iter().map(|d| d.device_ids.len()).sum()
-}
-
-/// A result's one-line summary.
-pub fn result_summary(result: &DeviceResult) -> String {
-    let d = &result.detail.0;
-    if let Some(e) = d.get("error").and_then(Value::as_str) {
-        return e.to_string();
-    }
-    if let Some(m) = d.get("message").and_then(Value::as_str) {
-        return m.to_string();
-    }
-    if let Some(cmds) = d.get("commands").and_then(Value::as_array) {
-        return format!(
-            "{} command{}",
-            cmds.len(),
-            if cmds.len() == 1 { "" } else { "s" }
-        );
-    }
-    if d.get("changed").and_then(Value::as_bool) == Some(false) {
-        return "configuration unchanged".into();
-    }
-    if let Some(id) = d.get("snapshot_id") {
-        return format!("snapshot {id} saved");
-    }
-    String::new()
-}
-
 fn filter_from(query: &QueryPairs) -> JobFilter {
     JobFilter {
         status: query.get("status").and_then(|s| JobStatus::parse(s).ok()),
@@ -495,7 +431,7 @@ pub async fn post_jobs(
         Ok(id) => {
             let mut conn = state.pool.acquire().await?;
             let job = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
-            let n = device_count(&job);
+            let n = filters::job_device_count(&job);
             flash::push(
                 &signed_in.session,
                 Level::Success,

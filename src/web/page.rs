@@ -10,7 +10,9 @@ use tower_sessions::Session;
 use super::flash::{self, Flash};
 use crate::auth::{AuthUser, csrf};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::regions::Region;
 use crate::state::AppState;
+use crate::types::HealthStatus;
 
 /// The navigation section a page belongs to, to highlight it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,5 +281,29 @@ mod tests {
             login_url("/devices?site=a&b=1"),
             "/login?next=%2Fdevices%3Fsite%3Da%26b%3D1"
         );
+    }
+}
+
+/// A live health badge: colour plus the status word, swapped by SSE when it changes.
+#[derive(Template, WebTemplate, Debug, Clone)]
+#[template(path = "regions/_health_badge.html")]
+pub struct HealthBadgePartial {
+    /// Region id (names the SSE event).
+    pub id: i64,
+    /// Region identifier (`data-region-health`).
+    pub identifier: String,
+    /// Status.
+    pub status: HealthStatus,
+    /// Shown as a tooltip.
+    pub message: String,
+}
+
+/// The badge of a region.
+pub fn badge(region: &Region) -> HealthBadgePartial {
+    HealthBadgePartial {
+        id: region.id,
+        identifier: region.identifier.clone(),
+        status: region.health_status,
+        message: region.health_message.clone(),
     }
 }

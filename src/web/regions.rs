@@ -22,20 +22,6 @@ use crate::regions::{self, Region, RegionInput};
 use crate::state::AppState;
 use crate::types::HealthStatus;
 
-/// A live health badge: colour plus the status word, swapped by SSE when it changes.
-#[derive(Template, WebTemplate, Debug, Clone)]
-#[template(path = "regions/_health_badge.html")]
-pub struct HealthBadgePartial {
-    /// Region id (names the SSE event).
-    pub id: i64,
-    /// Region identifier (`data-region-health`).
-    pub identifier: String,
-    /// Status.
-    pub status: HealthStatus,
-    /// Shown as a tooltip.
-    pub message: String,
-}
-
 /// The inside of a badge: what the SSE events carry. The outer element, which listens for
 /// the events, stays in place, so no update can arrive while nothing listens.
 #[derive(Template, WebTemplate, Debug, Clone)]
@@ -45,16 +31,6 @@ pub struct HealthStatusPartial {
     pub status: HealthStatus,
     /// Shown as a tooltip.
     pub message: String,
-}
-
-/// The badge of a region.
-pub fn badge(region: &Region) -> HealthBadgePartial {
-    HealthBadgePartial {
-        id: region.id,
-        identifier: region.identifier.clone(),
-        status: region.health_status,
-        message: region.health_message.clone(),
-    }
 }
 
 /// `/regions`
@@ -540,7 +516,9 @@ pub async fn post_region_health(
     }
 }
 
-/// The health statuses, for the manual form.
-pub fn statuses() -> [HealthStatus; 3] {
-    HealthStatus::ALL
+impl RegionPage {
+    /// The health statuses, for the manual form.
+    pub fn statuses(&self) -> [HealthStatus; 3] {
+        HealthStatus::ALL
+    }
 }

@@ -124,7 +124,9 @@ fn referenced_paths(module: &str, text: &str) -> Vec<Vec<String>> {
             let inner: String = bytes[i + 1..j].iter().collect();
             // Nested groups are rare here; their first segment is what matters.
             for item in inner.split(',') {
+                // `jobs as pages` names `jobs`.
                 let item = item.trim().trim_start_matches('{');
+                let item = item.split(" as ").next().unwrap_or(item).trim();
                 let segs: Vec<String> = item
                     .split("::")
                     .map(|s| s.trim().to_string())
@@ -265,7 +267,7 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 fn the_module_graph_reads_the_paths_a_file_uses() {
     let paths = referenced_paths(
         "web::jobs",
-        "mod page;\nuse crate::{jobs::{self, Job}, error::AppError};\n// crate::cli\nlet x = \"crate::bench\"; super::forms::read(); crate::db::connect(); page::Layout",
+        "mod page;\nuse super::{filters as f};\nuse crate::{jobs::{self, Job}, error::AppError};\n// crate::cli\nlet x = \"crate::bench\"; super::forms::read(); crate::db::connect(); page::Layout",
     );
     let joined: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
     assert!(joined.contains(&"jobs".to_string()), "{joined:?}");
