@@ -130,7 +130,10 @@ async fn generated_requests_to_every_endpoint_get_described_answers_and_never_a_
             "--exclude-checks",
             "positive_data_acceptance",
         ])
-        .args(["--max-examples", &max_examples, "--workers", "2"])
+        // One worker: with two, Hypothesis's shared caches race now and then (a `KeyError`
+        // inside `hypothesis/internal/cache.py`, reported as a "Runtime Error" of an operation),
+        // which fails the run for nothing webnet did.
+        .args(["--max-examples", &max_examples, "--workers", "1"])
         .args(&seed_args)
         .args(["--request-timeout", "30", "--no-color"])
         .args(["--report", "junit", "--report-dir"])
