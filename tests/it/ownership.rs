@@ -141,7 +141,9 @@ async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(
 
 #[sqlx::test]
 async fn a_grace_period_that_runs_out_hands_the_dispatch_over_once_and_says_so(pool: PgPool) {
-    let mut lab = lab(pool, Duration::from_secs(6)).await;
+    // A 10 s command: a worker that waited for it instead of handing it over would stop
+    // well after its 2 s grace period.
+    let mut lab = lab(pool, Duration::from_secs(10)).await;
     let Handover {
         mut server,
         mut first,
@@ -160,11 +162,11 @@ async fn a_grace_period_that_runs_out_hands_the_dispatch_over_once_and_says_so(p
         "exit 0 after handing the dispatch back: {exit:?}"
     );
     assert!(
-        stopping.elapsed() < Duration::from_secs(6),
+        stopping.elapsed() < Duration::from_secs(8),
         "stopped at the end of its grace period, not after the command"
     );
 
-    let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(30)).await;
+    let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(40)).await;
     assert_eq!(done["status"], "success", "{done}");
     assert_eq!(done["dispatches"][0]["worker"], second_name.as_str());
     assert_eq!(lab.router.sessions_total(), 2, "one session per owner");
