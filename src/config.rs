@@ -184,8 +184,8 @@ pub struct WorkerArgs {
     #[arg(long, env = "WEBNET_WORKER_HEARTBEAT_SECONDS", default_value_t = 2)]
     pub heartbeat_seconds: u64,
 
-    /// On SIGTERM, how long running dispatches may take to finish before they are left to be
-    /// recovered elsewhere.
+    /// On SIGTERM, how long running dispatches may take to finish; those still running then
+    /// are stopped and handed back to their queue (the job log says so).
     #[arg(long, env = "WEBNET_WORKER_GRACE_SECONDS", default_value_t = 30)]
     pub grace_seconds: u64,
 }
