@@ -171,7 +171,8 @@ pub fn queue_name(identifier: &str) -> String {
 /// Name of the queue for devices without an available region.
 pub const DEFAULT_QUEUE: &str = "default";
 
-/// Moves pending tasks off the queues whose regions are all unavailable, or deleted.
+/// Moves waiting tasks (pending, or failed with attempts left) off the queues whose regions
+/// are all unavailable, or deleted.
 pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
     let mut tx = conn.begin().await?;
     let moved: Vec<(i64, i64, String)> = sqlx::query_as(
@@ -183,12 +184,12 @@ pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
             HAVING bool_and(NOT enabled OR health_status = 'offline')
             UNION ALL
             SELECT DISTINCT t.job_type, 'its region was deleted' FROM apalis.jobs t
-            WHERE t.status = 'Pending' AND t.job_type LIKE 'region\\_%'
+            WHERE (t.status = 'Pending' OR (t.status = 'Failed' AND t.attempts < t.max_attempts)) AND t.job_type LIKE 'region\\_%'
               AND NOT EXISTS (SELECT 1 FROM regions r WHERE 'region_' || r.identifier = t.job_type)
          ),
          moved AS (
             UPDATE apalis.jobs t SET job_type = 'default'
-            FROM dead WHERE t.job_type = dead.queue AND t.status = 'Pending'
+            FROM dead WHERE t.job_type = dead.queue AND (t.status = 'Pending' OR (t.status = 'Failed' AND t.attempts < t.max_attempts))
             RETURNING t.id, dead.queue, dead.why
          )
          UPDATE job_dispatches d SET queue = 'default', failed_over_from = moved.queue,

@@ -27,13 +27,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
+use futures::FutureExt;
 use rand::Rng;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -184,6 +187,12 @@ async fn heartbeat(
     mut stop: watch::Receiver<bool>,
 ) {
     let host = hostname();
+    // A connection of its own: a pool busy with dispatches and LISTEN connections must not
+    // make the heartbeat miss its lease.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(state.heartbeat)
+        .connect_lazy_with((*state.pool.connect_options()).clone());
     let mut failing_since: Option<Instant> = None;
     let mut fenced = false;
     loop {
@@ -197,7 +206,7 @@ async fn heartbeat(
             heartbeat: state.heartbeat,
             running_tasks: state.running_count(),
         };
-        let beat = fleet::beat(&state.pool, &record);
+        let beat = fleet::beat(&own, &record);
         // Bounded by what is left of the lease, so that the lease is checked in time.
         let budget = lock(&state.last_beat)
             .map_or(state.heartbeat, |at| {
@@ -213,7 +222,18 @@ async fn heartbeat(
                         "heartbeat restored"
                     );
                 }
-                fenced = false;
+                if std::mem::replace(&mut fenced, false) {
+                    // What the fence stopped goes back now, whether or not the monitor got
+                    // there first (a heartbeat back before three periods stops it from doing
+                    // so), and whether or not the stopped dispatches' consumers still exist.
+                    let everything = format!("{}:", state.name);
+                    let reason = state.stop_reason();
+                    let _ = tokio::time::timeout(
+                        state.heartbeat,
+                        hand_back(&state, &everything, None, &reason),
+                    )
+                    .await;
+                }
             }
             failed => {
                 if failing_since.is_none() {
@@ -252,12 +272,19 @@ async fn heartbeat(
         } else {
             state.heartbeat
         };
+        // Wake up when the lease runs out, too: the fence must not wait for a slow attempt.
+        let lease_end = match (*lock(&state.last_beat), fenced) {
+            (Some(at), false) => at + state.lease() + Duration::from_millis(1),
+            _ => Instant::now() + pause,
+        };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
+            () = tokio::time::sleep_until(lease_end.into()) => {}
             _ = queues.changed() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+    own.close().await;
 }
 
 fn hostname() -> String {
@@ -291,7 +318,51 @@ async fn handle_dispatch(
     let task_id = task_id.to_string();
     let holder = consumer.name().to_string();
     let dispatch_id = task.dispatch_id;
-    if !state.lease_valid() {
+    // apalis has counted this run already: the first is attempt 1.
+    let last_attempt = attempt.current() >= lifecycle::TASK_MAX_ATTEMPTS;
+    let (done_tx, done_rx) = oneshot::channel();
+    let registered = {
+        // The lease is checked under the same lock the fence takes, so a dispatch either
+        // starts before the fence (and is stopped by it) or sees the lease gone.
+        let mut running = lock(&state.running);
+        if state.lease_valid() {
+            // Registered before the task can end, so its removal cannot come first.
+            let guard = Registered {
+                state: state.clone(),
+                task_id: task_id.clone(),
+            };
+            let (st, tid, lock_by) = (state.clone(), task_id.clone(), holder.clone());
+            let handle = tokio::spawn(async move {
+                let _guard = guard;
+                // A panic is a failed run (attempts count, then the dispatch gives up), not a
+                // stop: handing it back would pass the panic from worker to worker for ever.
+                let result = AssertUnwindSafe(run_until_settled(&st, dispatch_id, &lock_by))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(sqlx::Error::Protocol(format!(
+                            "the dispatch panicked on worker {}",
+                            st.name
+                        )))
+                    });
+                if let Err(result) = done_tx.send(result) {
+                    // The consumer that handed us the task is gone (its connection broke):
+                    // settle the queue task ourselves.
+                    settle_orphan(&st, &tid, &lock_by, dispatch_id, result, last_attempt).await;
+                }
+            });
+            running.insert(
+                task_id.clone(),
+                Running {
+                    abort: handle.abort_handle(),
+                },
+            );
+            true
+        } else {
+            false
+        }
+    };
+    if !registered {
         // The monitor may already count this process as lost: running anything now could
         // run it twice.
         let reason = format!(
@@ -301,42 +372,13 @@ async fn handle_dispatch(
         hand_back(&state, &holder, Some(&task_id), &reason).await;
         return Ok(());
     }
-    let (done_tx, done_rx) = oneshot::channel();
-    {
-        // Registered before the task can end, so its removal cannot come first.
-        let mut running = lock(&state.running);
-        let guard = Registered {
-            state: state.clone(),
-            task_id: task_id.clone(),
-        };
-        let (st, tid, lock_by) = (state.clone(), task_id.clone(), holder.clone());
-        let handle = tokio::spawn(async move {
-            let _guard = guard;
-            let result = run_until_settled(&st, dispatch_id, &lock_by).await;
-            if let Err(result) = done_tx.send(result) {
-                // The consumer that handed us the task is gone (its connection broke):
-                // settle the queue task ourselves.
-                let ok = result.is_ok();
-                if let Err(e) = lifecycle::settle_task(&st.pool, &tid, &lock_by, ok).await {
-                    tracing::warn!(task = %tid, error = %e, "could not settle a task whose consumer is gone; it will be re-queued");
-                }
-            }
-        });
-        running.insert(
-            task_id.clone(),
-            Running {
-                abort: handle.abort_handle(),
-            },
-        );
-    }
     match done_rx.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             tracing::error!(dispatch = dispatch_id, attempt = attempt.current(), error = %e, "dispatch failed");
-            // apalis counts attempts from 0; on the last one, say so on the job instead of
-            // leaving the dispatch running for ever.
-            if attempt.current() + 1 >= crate::lifecycle::TASK_MAX_ATTEMPTS {
-                let _ = lifecycle::give_up(&state.pool, dispatch_id, &e.to_string()).await;
+            // On the last attempt, say so on the job instead of leaving it running for ever.
+            if last_attempt {
+                give_up(&state, dispatch_id, &e.to_string()).await;
             }
             Err(e.to_string().into())
         }
@@ -346,6 +388,57 @@ async fn handle_dispatch(
             let reason = state.stop_reason();
             hand_back(&state, &holder, Some(&task_id), &reason).await;
             Ok(())
+        }
+    }
+}
+
+/// Settles the queue task of a dispatch whose consumer went away while it ran, and gives
+/// the dispatch up when that was its last attempt; retried while the database is away.
+async fn settle_orphan(
+    state: &WorkerState,
+    task_id: &str,
+    lock_by: &str,
+    dispatch_id: i64,
+    result: sqlx::Result<()>,
+    last_attempt: bool,
+) {
+    let ok = result.is_ok();
+    if let Err(e) = &result {
+        tracing::error!(dispatch = dispatch_id, error = %e, "dispatch failed");
+        if last_attempt {
+            give_up(state, dispatch_id, &e.to_string()).await;
+        }
+    }
+    let mut pause = FIRST_BACKOFF;
+    loop {
+        match lifecycle::settle_task(&state.pool, task_id, lock_by, ok).await {
+            Err(e) if crate::db::is_unavailable(&e) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => {
+                tracing::warn!(task = %task_id, error = %e, "could not settle a task whose consumer is gone; the consumer's next start re-queues it");
+                return;
+            }
+            Ok(()) => return,
+        }
+    }
+}
+
+/// Marks a dispatch failed after its last attempt, retrying while the database is away.
+async fn give_up(state: &WorkerState, dispatch_id: i64, error: &str) {
+    let mut pause = FIRST_BACKOFF;
+    loop {
+        match lifecycle::give_up(&state.pool, dispatch_id, error).await {
+            Err(e) if crate::db::is_unavailable(&e) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => {
+                tracing::error!(dispatch = dispatch_id, error = %e, "could not mark the dispatch failed");
+                return;
+            }
+            Ok(()) => return,
         }
     }
 }
@@ -538,6 +631,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (beat_stop_tx, beat_stop_rx) = watch::channel(false);
     let (serving_tx, serving_rx) = watch::channel(BTreeSet::<String>::new());
+    // The lease starts with the process: a worker whose first heartbeats fail stops its
+    // dispatches like any other (its held tasks are found by the monitor after 30 s).
+    *lock(&state.last_beat) = Some(Instant::now());
     let beating = tokio::spawn(heartbeat(state.clone(), serving_rx, beat_stop_rx));
     let mut consumers = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
