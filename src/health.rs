@@ -204,17 +204,32 @@ pub async fn pass(
 /// Marks workers whose heartbeat went stale as lost and re-queues the tasks they held.
 pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
     let live = live_workers(&mut *conn).await?;
-    let lost: Vec<String> = sqlx::query_scalar(
-        "UPDATE worker_heartbeats SET lost_at = now()
-         WHERE lost_at IS NULL AND last_seen < now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)
-         RETURNING name",
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM worker_heartbeats
+         WHERE lost_at IS NULL AND last_seen < now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)",
     )
     .fetch_all(&mut *conn)
     .await?;
     let mut rescued = 0;
-    for name in lost {
+    for name in stale {
+        // Marked lost and emptied in one transaction that holds the worker's heartbeat row:
+        // a worker coming back cannot renew its lease (its upsert waits) while its tasks are
+        // being taken, and one that came back just now is no longer stale and is left alone.
+        let mut tx = conn.begin().await?;
+        let still_stale: Option<String> = sqlx::query_scalar(
+            "UPDATE worker_heartbeats SET lost_at = now()
+             WHERE name = $1 AND lost_at IS NULL
+               AND last_seen < now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)
+             RETURNING name",
+        )
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if still_stale.is_none() {
+            continue;
+        }
         let held = requeue_held(
-            conn,
+            &mut tx,
             &format!("{name}:"),
             None,
             &[],
@@ -222,6 +237,7 @@ pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
             &format!("worker {name} was lost"),
         )
         .await?;
+        tx.commit().await?;
         if held > 0 {
             tracing::warn!(worker = %name, tasks = held, "worker lost; its tasks were re-queued");
         }

@@ -612,6 +612,31 @@ pub async fn logs(
     .await?)
 }
 
+/// Log lines of a job after `after_id`, and also those written in the last `lookback`,
+/// oldest first, at most `limit`. Ids come from a sequence but writers commit in their own
+/// order: a line can become visible after a line with a higher id was already read, and a
+/// reader that only asks for ids above the last one it saw would skip it. Live readers ask
+/// with a lookback and drop the ids they have sent already.
+pub async fn logs_with_lookback(
+    conn: &mut PgConnection,
+    job_id: i64,
+    after_id: i64,
+    lookback: std::time::Duration,
+    limit: i64,
+) -> AppResult<Vec<LogEntry>> {
+    Ok(sqlx::query_as(
+        "SELECT id, ts, level, host, message FROM job_logs
+         WHERE job_id = $1 AND (id > $2 OR ts > now() - make_interval(secs => $3))
+         ORDER BY id LIMIT $4",
+    )
+    .bind(job_id)
+    .bind(after_id)
+    .bind(lookback.as_secs_f64())
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Per-device outcomes of a job.
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct DeviceResult {

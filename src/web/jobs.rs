@@ -1,6 +1,7 @@
 //! Job pages: the list (refreshing while jobs run), the job page with its dispatches,
 //! per-device results and a live log tail (SSE), and the form that starts a job.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -214,6 +215,9 @@ pub async fn get_job(
     })
 }
 
+/// How far back a live job log looks for lines committed out of order.
+const LOG_LOOKBACK: Duration = Duration::from_secs(5);
+
 /// `GET /jobs/{id}/events?after=N`: new log lines (`log`, each event's id the last line's
 /// id, so a reconnecting browser resumes with `Last-Event-ID` instead of repeating lines)
 /// and the refreshed status, dispatches and results (`job`) as the job progresses. Ends
@@ -243,13 +247,34 @@ pub async fn get_job_events(
         .map(|_| ());
     let messages = tokio_stream::once(()).chain(messages);
     let stream = futures::StreamExt::flatten(futures::stream::unfold(
-        (Box::pin(messages), after, state, signed_in),
-        move |(mut messages, cursor, state, signed_in)| async move {
+        (
+            Box::pin(messages),
+            after,
+            None::<HashSet<i64>>,
+            state,
+            signed_in,
+        ),
+        move |(mut messages, cursor, sent, state, signed_in)| async move {
             messages.next().await?;
             let mut conn = state.pool.acquire().await.ok()?;
-            let lines = jobs::logs(&mut conn, id, cursor, 1000).await.ok()?;
+            // A line committed late, below the cursor, still gets through; what was sent
+            // already is not sent twice.
+            let recent = jobs::logs_with_lookback(&mut conn, id, cursor, LOG_LOOKBACK, 1000)
+                .await
+                .ok()?;
             drop(conn);
-            let next_cursor = lines.last().map_or(cursor, |l| l.id);
+            let seen: HashSet<i64> = recent.iter().map(|l| l.id).collect();
+            // At first, the page already shows everything up to the cursor.
+            let lines: Vec<_> = recent
+                .into_iter()
+                .filter(|l| match &sent {
+                    Some(sent) => !sent.contains(&l.id),
+                    None => l.id > cursor,
+                })
+                .collect();
+            // Ids returned now are all that a later lookback can return again.
+            let sent = Some(seen);
+            let next_cursor = lines.last().map_or(cursor, |l| l.id.max(cursor));
             let mut events = Vec::new();
             if !lines.is_empty()
                 && let Ok(html) = (LogLinesPartial { lines }).render()
@@ -266,7 +291,7 @@ pub async fn get_job_events(
             }
             Some((
                 futures::stream::iter(events),
-                (messages, next_cursor, state, signed_in),
+                (messages, next_cursor, sent, state, signed_in),
             ))
         },
     ));

@@ -218,3 +218,84 @@ async fn retrying_from_the_page_makes_the_same_job_as_the_api(pool: PgPool) {
         assert_eq!(by_page[field], by_api[field], "{field}");
     }
 }
+
+#[sqlx::test]
+async fn a_log_line_committed_after_a_later_one_still_reaches_the_live_log(pool: PgPool) {
+    use webnet::lifecycle::{LogLevel, log};
+    let mut app = signed_in(pool.clone(), Role::Operator).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    app.device(&admin, json!({"hostname": "a", "mgmt_ip": "127.0.0.1"}))
+        .await;
+    let id = app
+        .post_json(&admin, "/api/v1/reachability/run", json!({"targets": {}}))
+        .await
+        .json()["job_id"]
+        .as_i64()
+        .unwrap();
+    let shown: i64 = sqlx::query_scalar("SELECT max(id) FROM job_logs WHERE job_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let server = router(
+        AppState::new(pool.clone(), SecretBox::random()),
+        &WebConfig::default(),
+    );
+    let response = server
+        .oneshot(
+            Request::get(format!("/jobs/{id}/events?after={shown}"))
+                .header(
+                    header::COOKIE,
+                    format!(
+                        "{}={}",
+                        webnet::state::SESSION_COOKIE,
+                        app.session_cookie().unwrap()
+                    ),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, seen: &mut String| {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while !seen.contains(needle) {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            seen.push_str(&String::from_utf8_lossy(&data));
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        })
+        .await;
+    };
+
+    // The slow writer takes its id first and commits last.
+    let mut slow = pool.begin().await.unwrap();
+    log(&mut slow, id, LogLevel::Info, "", "the slow line")
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    log(&mut conn, id, LogLevel::Info, "", "the fast line")
+        .await
+        .unwrap();
+    read_until("the fast line", &mut seen).await;
+    assert!(seen.contains("the fast line"), "{seen}");
+    slow.commit().await.unwrap();
+    read_until("the slow line", &mut seen).await;
+    assert!(
+        seen.contains("the slow line"),
+        "a late commit is not skipped: {seen}"
+    );
+    assert_eq!(seen.matches("the fast line").count(), 1, "{seen}");
+    assert_eq!(
+        seen.matches("run_commands job").count() + seen.matches("reachability job").count(),
+        0,
+        "lines the page showed already are not sent again: {seen}"
+    );
+}
