@@ -24,6 +24,32 @@ async fn signed_in(pool: PgPool, role: Role) -> TestApp {
     app
 }
 
+/// Opens a job's live stream (`/jobs/{id}/events?after=…`) as `app`'s browser would.
+async fn job_events(pool: &PgPool, app: &TestApp, id: i64, after: i64) -> Body {
+    let server = router(
+        AppState::new(pool.clone(), SecretBox::random()),
+        &WebConfig::default(),
+    );
+    let response = server
+        .oneshot(
+            Request::get(format!("/jobs/{id}/events?after={after}"))
+                .header(
+                    header::COOKIE,
+                    format!(
+                        "{}={}",
+                        webnet::state::SESSION_COOKIE,
+                        app.session_cookie().unwrap()
+                    ),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body()
+}
+
 #[sqlx::test]
 async fn an_operator_starts_a_job_from_checked_devices(pool: PgPool) {
     let mut app = signed_in(pool.clone(), Role::Operator).await;
@@ -133,28 +159,7 @@ async fn the_live_stream_catches_up_at_once_when_the_job_already_finished(pool: 
     // The job finishes (here: is cancelled) before the browser's stream connects.
     app.post_json(&admin, &format!("/api/v1/jobs/{id}/cancel/"), json!({}))
         .await;
-    let server = router(
-        AppState::new(pool.clone(), SecretBox::random()),
-        &WebConfig::default(),
-    );
-    let response = server
-        .oneshot(
-            Request::get(format!("/jobs/{id}/events?after=1"))
-                .header(
-                    header::COOKIE,
-                    format!(
-                        "{}={}",
-                        webnet::state::SESSION_COOKIE,
-                        app.session_cookie().unwrap()
-                    ),
-                )
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut body = response.into_body();
+    let mut body = job_events(&pool, &app, id, 1).await;
     let mut seen = String::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(Ok(frame)) = body.frame().await {
@@ -237,27 +242,7 @@ async fn a_log_line_committed_after_a_later_one_still_reaches_the_live_log(pool:
         .fetch_one(&pool)
         .await
         .unwrap();
-    let server = router(
-        AppState::new(pool.clone(), SecretBox::random()),
-        &WebConfig::default(),
-    );
-    let response = server
-        .oneshot(
-            Request::get(format!("/jobs/{id}/events?after={shown}"))
-                .header(
-                    header::COOKIE,
-                    format!(
-                        "{}={}",
-                        webnet::state::SESSION_COOKIE,
-                        app.session_cookie().unwrap()
-                    ),
-                )
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let mut body = response.into_body();
+    let mut body = job_events(&pool, &app, id, shown).await;
     let mut seen = String::new();
     let mut read_until = async |needle: &str, seen: &mut String| {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
