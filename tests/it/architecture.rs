@@ -47,23 +47,25 @@ fn modules() -> BTreeMap<String, String> {
     out
 }
 
-/// Strips comments and string literals, so that paths in them do not count, and the unit
-/// tests at the end of a file (`#[cfg(test)]`), whose `super::` is the file itself.
-fn code_only(text: &str) -> String {
-    let text = text.split("#[cfg(test)]").next().unwrap_or(text);
-    let mut out = String::with_capacity(text.len());
+/// A source text split into its code (comments and string literals blanked, so that paths
+/// in them do not count) and its plain `"…"` string literals (which is how SQL is written
+/// here).
+fn split_source(text: &str) -> (String, Vec<String>) {
+    let mut code = String::with_capacity(text.len());
+    let mut literals = Vec::new();
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '/' if chars.peek() == Some(&'/') => {
                 for c in chars.by_ref() {
                     if c == '\n' {
-                        out.push('\n');
+                        code.push('\n');
                         break;
                     }
                 }
             }
             '"' => {
+                let mut literal = String::new();
                 let mut escaped = false;
                 for c in chars.by_ref() {
                     if escaped {
@@ -73,13 +75,21 @@ fn code_only(text: &str) -> String {
                     } else if c == '"' {
                         break;
                     }
+                    literal.push(c);
                 }
-                out.push_str("\"\"");
+                literals.push(literal);
+                code.push_str("\"\"");
             }
-            _ => out.push(c),
+            _ => code.push(c),
         }
     }
-    out
+    (code, literals)
+}
+
+/// The code of a file without comments and string literals, and without the unit tests at
+/// the end (`#[cfg(test)]`), whose `super::` is the file itself.
+fn code_only(text: &str) -> String {
+    split_source(text.split("#[cfg(test)]").next().unwrap_or(text)).0
 }
 
 /// The paths a file names after `crate::` or `super::`, as absolute module paths,
@@ -327,40 +337,6 @@ fn no_module_depends_on_itself_through_others() {
     }
 }
 
-/// The string literals of a source text (plain `"…"` ones, which is how SQL is written here).
-fn string_literals(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '/' if chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                let mut literal = String::new();
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '"' {
-                        break;
-                    }
-                    literal.push(c);
-                }
-                out.push(literal);
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 #[test]
 fn statuses_levels_and_outcomes_are_written_in_sql_only_by_the_job_lifecycle() {
     const WORDS: &[&str] = &[
@@ -389,7 +365,7 @@ fn statuses_levels_and_outcomes_are_written_in_sql_only_by_the_job_lifecycle() {
         if module == "lifecycle" {
             continue;
         }
-        for literal in string_literals(&text) {
+        for literal in split_source(&text).1 {
             let is_sql = ["SELECT ", "UPDATE ", "INSERT ", "DELETE "]
                 .iter()
                 .any(|k| literal.contains(k));

@@ -231,6 +231,16 @@ async fn a_worker_whose_connections_are_killed_finishes_its_dispatch_and_takes_n
     worker.start_kill().unwrap();
 }
 
+/// Renames apalis's fetch function, which makes every consumer's poll fail (or work again).
+async fn rename_get_jobs(pool: &PgPool, from: &str, to: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER FUNCTION apalis.{from}(text, text, integer) RENAME TO {to}"
+    )))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 #[sqlx::test]
 async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPool) {
     let mut lab = lab(pool.clone(), Duration::ZERO).await;
@@ -258,10 +268,7 @@ async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPo
     .await;
 
     // Polling fails while the heartbeat still works.
-    sqlx::query("ALTER FUNCTION apalis.get_jobs(text, text, integer) RENAME TO get_jobs_off")
-        .execute(&pool)
-        .await
-        .unwrap();
+    rename_get_jobs(&pool, "get_jobs", "get_jobs_off").await;
     wait_health(
         &mut lab.app,
         &lab.admin,
@@ -280,10 +287,7 @@ async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPo
     assert!(fresh, "the process itself is alive and heartbeating");
     assert!(queues.is_empty(), "but serves no queue: {queues:?}");
 
-    sqlx::query("ALTER FUNCTION apalis.get_jobs_off(text, text, integer) RENAME TO get_jobs")
-        .execute(&pool)
-        .await
-        .unwrap();
+    rename_get_jobs(&pool, "get_jobs_off", "get_jobs").await;
     wait_health(
         &mut lab.app,
         &lab.admin,
