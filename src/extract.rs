@@ -165,6 +165,29 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     }
 }
 
+/// Typed query parameters (see [`crate::params`]). A parameter the struct knows, given
+/// twice, is a field error ("give it once"), not a silent choice of one of the values.
+#[derive(Debug, Default)]
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query).map(Params).map_err(|e| {
+            let message = e.to_string();
+            // serde names the field in backquotes: "duplicate field `site`".
+            match message.split('`').nth(1) {
+                Some(field) if message.starts_with("duplicate field") => {
+                    AppError::Validation(FieldErrors::single(field, "Give this parameter once."))
+                }
+                _ => AppError::BadRequest(format!("Unreadable query string: {message}.")),
+            }
+        })
+    }
+}
+
 /// The URL of the current request, for pagination links.
 #[derive(Debug, Clone)]
 pub struct RequestUrl(pub String);

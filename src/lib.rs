@@ -22,6 +22,7 @@ pub mod lifecycle;
 pub mod live;
 pub mod metrics;
 pub mod pagination;
+pub mod params;
 pub mod probes;
 pub mod regions;
 pub mod routing;

@@ -6,9 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::QueryPairs;
-use crate::pagination::PageRequest;
+use crate::error::FieldErrors;
 use crate::state::AppState;
 
 /// Where the API is mounted.
@@ -48,33 +46,8 @@ pub(crate) fn created<T: serde::Serialize>(path: String, body: T) -> axum::respo
         .into_response()
 }
 
-/// Reads `page`/`page_size`, failing with field errors. Every list calls it, so it also
-/// refuses a parameter given twice and an empty page number, which a script means as
-/// something the API would otherwise guess.
-pub(crate) fn page_request(query: &QueryPairs) -> AppResult<PageRequest> {
-    single_valued(query)?;
-    let mut errors = FieldErrors::new();
-    for key in ["page", "page_size"] {
-        if query.get(key).is_some_and(|v| v.trim().is_empty()) {
-            errors.add(key, "Enter a number, or leave the parameter out.");
-        }
-    }
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
-    let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
-    errors.into_result()?;
-    Ok(page)
-}
-
-/// Fails with a field error for each query parameter given more than once.
-pub(crate) fn single_valued(query: &QueryPairs) -> AppResult<()> {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut errors = FieldErrors::new();
-    for (key, _) in query.iter() {
-        if !seen.insert(key) && errors.get(key).is_empty() {
-            errors.add(key, "Give this parameter once.");
-        }
-    }
-    errors.into_result()
+/// The errors an API handler met while reading its body before validation: none, since
+/// [`crate::extract::ApiJson`] already refused what serde could not read.
+pub(crate) fn no_errors() -> FieldErrors {
+    FieldErrors::new()
 }

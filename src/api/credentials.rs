@@ -7,15 +7,15 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, page_request, route};
-use super::openapi::PageParams;
-use crate::auth::{AuthUser, Role};
+use super::common::{created, no_errors, route};
+use crate::auth::AuthUser;
 use crate::credentials::{self, Credential, CredentialInput};
-use crate::customers;
-use crate::error::{AppError, AppResult};
-use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use crate::error::AppResult;
+use crate::extract::{ApiJson, Id, Params, RequestUrl};
 use crate::pagination::Paginated;
+use crate::params::{PageParams, Reading};
 use crate::state::AppState;
+use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let router = route(router, routes!(list_credentials, create_credential));
@@ -41,10 +41,10 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
 async fn list_credentials(
     State(state): State<AppState>,
     user: AuthUser,
-    query: QueryPairs,
+    Params(page): Params<PageParams>,
     RequestUrl(url): RequestUrl,
 ) -> AppResult<Json<Paginated<Credential>>> {
-    let page = page_request(&query)?;
+    let page = page.request(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     let (rows, count) = credentials::list(&mut conn, &user.scope(), page).await?;
     Ok(Json(Paginated::new(rows, count, page, &url)))
@@ -63,12 +63,9 @@ async fn create_credential(
     user: AuthUser,
     ApiJson(input): ApiJson<CredentialInput>,
 ) -> AppResult<Response> {
-    user.require(Role::Admin)?;
-    let changes = input.validate(true).map_err(AppError::Validation)?;
-    let mut tx = state.pool.begin().await?;
-    let customer = customers::for_new_object(&mut tx, &user, input.customer).await?;
-    let credential = credentials::create(&mut tx, &state.secrets, customer, &changes).await?;
-    tx.commit().await?;
+    let credential =
+        inventory::create_credential(&state.pool, &state.secrets, &user, &input, no_errors())
+            .await?;
     Ok(created(
         format!("/credentials/{}/", credential.id),
         credential,
@@ -100,13 +97,14 @@ async fn save_credential(
     complete: bool,
 ) -> AppResult<Json<Credential>> {
     Ok(Json(
-        crate::usecases::inventory::update_credential(
+        inventory::update_credential(
             &state.pool,
             &state.secrets,
             user,
             id,
             input,
             complete,
+            no_errors(),
         )
         .await?,
     ))
@@ -166,9 +164,6 @@ async fn delete_credential(
     user: AuthUser,
     Id(id): Id,
 ) -> AppResult<StatusCode> {
-    let mut conn = state.pool.acquire().await?;
-    credentials::get(&mut conn, &user.scope(), id).await?;
-    user.require(Role::Admin)?;
-    credentials::delete(&mut conn, &user.scope(), id).await?;
+    inventory::delete_credential(&state.pool, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,16 +9,16 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, page_request, route};
-use super::openapi::PageParams;
-use crate::auth::{AuthUser, Role};
+use super::common::{created, no_errors, route};
+use crate::auth::AuthUser;
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use crate::extract::{ApiJson, Id, Params, RequestUrl};
 use crate::pagination::Paginated;
+use crate::params::{DeviceParams, PageParams, Reading};
 use crate::snapshots::{HostKey, Snapshot};
 use crate::state::AppState;
-use crate::{customers, regions};
+use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let router = route(router, routes!(list_devices, create_device));
@@ -32,26 +32,6 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     )
 }
 
-/// The device list's filters (also taken by `/regions/{id}/devices/`).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub(super) struct DeviceParams {
-    /// Region id, or `none` for devices without a region.
-    region: Option<String>,
-    /// Site, exact and case-insensitive.
-    site: Option<String>,
-    /// Role, exact and case-insensitive.
-    role: Option<String>,
-    /// Vendor, exact and case-insensitive.
-    vendor: Option<String>,
-    /// Part of the hostname, or the start of the management address.
-    q: Option<String>,
-    /// Sort key, `-` prefixed to reverse: hostname (default), mgmt_ip, site, role, vendor,
-    /// region, updated_at.
-    sort: Option<String>,
-}
-
 /// Lists devices, filtered and sorted.
 #[utoipa::path(
     get,
@@ -60,29 +40,17 @@ pub(super) struct DeviceParams {
     params(PageParams, DeviceParams),
     responses((status = 200, description = "A page of devices.", body = Paginated<Device>)),
 )]
-
 async fn list_devices(
     State(state): State<AppState>,
     user: AuthUser,
-    query: QueryPairs,
+    Params(page): Params<PageParams>,
+    Params(params): Params<DeviceParams>,
     RequestUrl(url): RequestUrl,
 ) -> AppResult<Json<Paginated<Device>>> {
-    let page = page_request(&query)?;
-    let mut errors = FieldErrors::new();
-    let filter = DeviceFilter::from_pairs(query.iter(), &mut errors);
-    let sort = query.get("sort").unwrap_or("hostname");
-    if !devices::SORTS.contains(&sort.trim_start_matches('-')) {
-        errors.add(
-            "sort",
-            format!(
-                "Sort by one of: {} (prefix - to reverse).",
-                devices::SORTS.join(", ")
-            ),
-        );
-    }
-    errors.into_result()?;
+    let page = page.request(Reading::Strict)?;
+    let (filter, sort) = params.filter(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) = devices::list(&mut conn, &user.scope(), &filter, sort, page).await?;
+    let (rows, count) = devices::list(&mut conn, &user.scope(), &filter, &sort, page).await?;
     Ok(Json(Paginated::new(rows, count, page, &url)))
 }
 
@@ -99,12 +67,7 @@ async fn create_device(
     user: AuthUser,
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> AppResult<Response> {
-    user.require(Role::Admin)?;
-    let changes = input.validate(true).map_err(AppError::Validation)?;
-    let mut tx = state.pool.begin().await?;
-    let customer = customers::for_new_object(&mut tx, &user, input.customer).await?;
-    let device = devices::create(&mut tx, customer, &changes).await?;
-    tx.commit().await?;
+    let device = inventory::create_device(&state.pool, &user, &input, no_errors()).await?;
     Ok(created(format!("/devices/{}/", device.id), device))
 }
 
@@ -133,7 +96,7 @@ async fn save_device(
     complete: bool,
 ) -> AppResult<Json<Device>> {
     Ok(Json(
-        crate::usecases::inventory::update_device(&state.pool, user, id, input, complete).await?,
+        inventory::update_device(&state.pool, user, id, input, complete, no_errors()).await?,
     ))
 }
 
@@ -188,10 +151,7 @@ async fn delete_device(
     user: AuthUser,
     Id(id): Id,
 ) -> AppResult<StatusCode> {
-    let mut conn = state.pool.acquire().await?;
-    devices::get(&mut conn, &user.scope(), id).await?;
-    user.require(Role::Admin)?;
-    devices::delete(&mut conn, &user.scope(), id).await?;
+    inventory::delete_device(&state.pool, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -278,7 +238,6 @@ async fn bulk_assign_region(
     user: AuthUser,
     ApiJson(body): ApiJson<BulkAssign>,
 ) -> AppResult<Json<BulkAssigned>> {
-    user.require(Role::Operator)?;
     let target = bulk_target(body.device_ids, body.filters.as_ref())?;
     let Some(region) = body.region else {
         return Err(AppError::Validation(FieldErrors::single(
@@ -286,23 +245,7 @@ async fn bulk_assign_region(
             "This field is required (a region id, or null to unassign).",
         )));
     };
-    let mut conn = state.pool.acquire().await?;
-    let region = match region {
-        Some(id) => {
-            let region = regions::get(&mut conn, &user.scope(), id)
-                .await
-                .map_err(|e| match e {
-                    AppError::NotFound => AppError::Validation(FieldErrors::single(
-                        "region",
-                        format!("No region with id {id}."),
-                    )),
-                    other => other,
-                })?;
-            Some((region.id, region.customer_id))
-        }
-        None => None,
-    };
-    let updated = devices::bulk_assign_region(&mut conn, &user.scope(), &target, region).await?;
+    let (updated, _) = inventory::bulk_assign(&state.pool, &user, &target, region).await?;
     Ok(Json(BulkAssigned { updated }))
 }
 
@@ -366,10 +309,7 @@ async fn accept_host_key(
     user: AuthUser,
     Id(id): Id,
 ) -> AppResult<Json<HostKey>> {
-    let mut conn = state.pool.acquire().await?;
-    devices::get(&mut conn, &user.scope(), id).await?;
-    user.require(Role::Admin)?;
     Ok(Json(
-        crate::snapshots::accept_host_key(&mut conn, &user.scope(), id).await?,
+        inventory::accept_host_key(&state.pool, &user, id).await?,
     ))
 }

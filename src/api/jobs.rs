@@ -10,13 +10,13 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, page_request, route};
-use super::openapi::PageParams;
+use super::common::{created, route};
 use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
-use crate::jobs::{self, DeviceResult, Job, JobFilter, JobStatus, JobType, LogEntry};
+use crate::extract::{ApiJson, Id, Params, RequestUrl};
+use crate::jobs::{self, DeviceResult, Job, JobStatus, JobType, LogEntry};
 use crate::pagination::Paginated;
+use crate::params::{JobParams, LogParams, PageParams, Reading};
 use crate::regions;
 use crate::state::AppState;
 use crate::usecases;
@@ -53,20 +53,6 @@ struct CreateJob {
     /// 60). For `check_reachability`: `timeout` (at most 60, default 5).
     #[schema(value_type = Option<Object>)]
     payload: Option<Value>,
-}
-
-/// The job filters of the job lists.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct JobParams {
-    /// Only jobs in this status.
-    status: Option<JobStatus>,
-    /// Only jobs of this type.
-    #[param(rename = "type")]
-    job_type: Option<JobType>,
-    /// Only jobs with a dispatch to this region.
-    region: Option<i64>,
 }
 
 /// `{count, results}` of a job's log or results, complete on one page.
@@ -130,29 +116,6 @@ async fn create_job(
     Ok(created(format!("/jobs/{}/", job.id), job))
 }
 
-/// The job lists' filters. An empty value is an error too: a script that sends `?status=`
-/// means something, and guessing "no filter" would answer a different question.
-fn job_filter(query: &QueryPairs) -> AppResult<JobFilter> {
-    let mut errors = FieldErrors::new();
-    let mut filter = JobFilter::default();
-    if let Some(s) = query.get("status") {
-        filter.status = JobStatus::parse(s)
-            .map_err(|m| errors.add("status", m))
-            .ok();
-    }
-    if let Some(t) = query.get("type") {
-        filter.job_type = JobType::parse(t).map_err(|m| errors.add("type", m)).ok();
-    }
-    if let Some(r) = query.get("region") {
-        filter.region = r
-            .parse()
-            .map_err(|_| errors.add("region", "Enter a region id."))
-            .ok();
-    }
-    errors.into_result()?;
-    Ok(filter)
-}
-
 /// Lists jobs, newest first.
 #[utoipa::path(
     get,
@@ -164,11 +127,12 @@ fn job_filter(query: &QueryPairs) -> AppResult<JobFilter> {
 async fn list_jobs(
     State(state): State<AppState>,
     user: AuthUser,
-    query: QueryPairs,
+    Params(page): Params<PageParams>,
+    Params(params): Params<JobParams>,
     RequestUrl(url): RequestUrl,
 ) -> AppResult<Json<Paginated<Job>>> {
-    let page = page_request(&query)?;
-    let filter = job_filter(&query)?;
+    let page = page.request(Reading::Strict)?;
+    let filter = params.filter(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     let (rows, count) = jobs::list(&mut conn, &user.scope(), &filter, page).await?;
     Ok(Json(Paginated::new(rows, count, page, &url)))
@@ -186,11 +150,12 @@ async fn list_region_jobs(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
-    query: QueryPairs,
+    Params(page): Params<PageParams>,
+    Params(params): Params<JobParams>,
     RequestUrl(url): RequestUrl,
 ) -> AppResult<Json<Paginated<Job>>> {
-    let page = page_request(&query)?;
-    let mut filter = job_filter(&query)?;
+    let page = page.request(Reading::Strict)?;
+    let mut filter = params.filter(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     regions::get(&mut conn, &user.scope(), id).await?;
     filter.region = Some(id);
@@ -215,15 +180,6 @@ async fn get_job(
     Ok(Json(jobs::get(&mut conn, &user.scope(), id).await?))
 }
 
-/// Log entry ids to tail from.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct LogParams {
-    /// Only entries with a larger id (to tail the log).
-    after: Option<i64>,
-}
-
 /// A job's log, oldest first.
 ///
 /// At most 1000 entries: the routing decision, failovers, and each device's progress.
@@ -238,15 +194,9 @@ async fn list_job_logs(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
-    query: QueryPairs,
+    Params(params): Params<LogParams>,
 ) -> AppResult<Json<Listing<LogEntry>>> {
-    super::common::single_valued(&query)?;
-    let after = match query.get("after") {
-        Some(a) => a.parse::<i64>().map_err(|_| {
-            AppError::Validation(FieldErrors::single("after", "Enter a log entry id."))
-        })?,
-        None => 0,
-    };
+    let after = params.after(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     jobs::get(&mut conn, &user.scope(), id).await?;
     let entries = jobs::logs(&mut conn, id, after, 1000).await?;

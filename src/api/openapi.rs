@@ -7,7 +7,7 @@ use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
-use utoipa::{IntoParams, Modify, ToSchema};
+use utoipa::{Modify, ToSchema};
 
 /// The document's fixed parts; the paths come from the router (see [`super::routes`]).
 #[derive(utoipa::OpenApi)]
@@ -50,19 +50,6 @@ pub(super) struct ErrorDetail {
 pub(super) struct ValidationErrors {
     /// Field name → messages.
     errors: BTreeMap<String, Vec<String>>,
-}
-
-/// `?page=&page_size=` of every list.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub(super) struct PageParams {
-    /// Page number, from 1.
-    #[param(minimum = 1, maximum = 10_000_000)]
-    page: Option<i64>,
-    /// Rows per page (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    page_size: Option<i64>,
 }
 
 /// Adds what every operation shares: the security schemes and the error responses that follow

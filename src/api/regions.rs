@@ -8,16 +8,16 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, page_request, route};
-use super::openapi::PageParams;
-use crate::auth::{AuthUser, Role};
-use crate::devices::{self, DeviceFilter, RegionFilter};
-use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{ApiJson, Id, QueryPairs, RequestUrl};
+use super::common::{created, no_errors, route};
+use crate::auth::AuthUser;
+use crate::devices::{self, RegionFilter};
+use crate::error::AppResult;
+use crate::extract::{ApiJson, Id, Params, RequestUrl};
 use crate::pagination::Paginated;
-use crate::regions::RegionJson;
+use crate::params::{DeviceParams, PageParams, Reading};
+use crate::regions::{self, RegionJson};
 use crate::state::AppState;
-use crate::{customers, regions};
+use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let router = route(router, routes!(list_regions, create_region));
@@ -40,10 +40,10 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
 async fn list_regions(
     State(state): State<AppState>,
     user: AuthUser,
-    query: QueryPairs,
+    Params(page): Params<PageParams>,
     RequestUrl(url): RequestUrl,
 ) -> AppResult<Json<Paginated<RegionJson>>> {
-    let page = page_request(&query)?;
+    let page = page.request(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     let (rows, count) =
         regions::list(&mut conn, &user.scope(), page, regions::Counts::Without).await?;
@@ -66,12 +66,7 @@ async fn create_region(
     user: AuthUser,
     ApiJson(input): ApiJson<regions::RegionInput>,
 ) -> AppResult<Response> {
-    user.require(Role::Admin)?;
-    let changes = input.validate(true).map_err(AppError::Validation)?;
-    let mut tx = state.pool.begin().await?;
-    let customer = customers::for_new_object(&mut tx, &user, input.customer).await?;
-    let region = regions::create(&mut tx, customer, &changes).await?;
-    tx.commit().await?;
+    let region = inventory::create_region(&state.pool, &user, &input, no_errors()).await?;
     Ok(created(
         format!("/regions/{}/", region.id),
         region.to_json(),
@@ -104,7 +99,7 @@ async fn save_region(
     complete: bool,
 ) -> AppResult<Response> {
     let region =
-        crate::usecases::inventory::update_region(&state.pool, user, id, input, complete).await?;
+        inventory::update_region(&state.pool, user, id, input, complete, no_errors()).await?;
     Ok(Json(region.to_json()).into_response())
 }
 
@@ -160,12 +155,7 @@ async fn delete_region(
     user: AuthUser,
     Id(id): Id,
 ) -> AppResult<StatusCode> {
-    let mut tx = state.pool.begin().await?;
-    // Invisible regions are 404 for everyone; visible ones need an admin.
-    regions::get(&mut tx, &user.scope(), id).await?;
-    user.require(Role::Admin)?;
-    regions::delete(&mut tx, &user.scope(), id).await?;
-    tx.commit().await?;
+    inventory::delete_region(&state.pool, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -198,13 +188,14 @@ async fn update_region_health(
     Id(id): Id,
     ApiJson(body): ApiJson<HealthUpdate>,
 ) -> AppResult<Response> {
-    let mut conn = state.pool.acquire().await?;
-    regions::get(&mut conn, &user.scope(), id).await?;
-    user.require(Role::Admin)?;
-    let (status, message) =
-        regions::validate_health(body.health_status.as_deref(), body.message.as_deref())
-            .map_err(AppError::Validation)?;
-    let region = regions::set_health(&mut conn, &user.scope(), id, status, &message).await?;
+    let region = inventory::set_region_health(
+        &state.pool,
+        &user,
+        id,
+        body.health_status.as_deref(),
+        body.message.as_deref(),
+    )
+    .await?;
     Ok(Json(region.to_json()).into_response())
 }
 
@@ -213,24 +204,22 @@ async fn update_region_health(
     get,
     path = "/regions/{id}/devices/",
     tag = "regions",
-    params(("id" = i64, Path, description = "Region id."), PageParams, super::devices::DeviceParams),
+    params(("id" = i64, Path, description = "Region id."), PageParams, DeviceParams),
     responses((status = 200, description = "A page of the region's devices.", body = Paginated<devices::Device>)),
 )]
 async fn list_region_devices(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
-    query: QueryPairs,
+    Params(page): Params<PageParams>,
+    Params(params): Params<DeviceParams>,
     RequestUrl(url): RequestUrl,
 ) -> AppResult<Json<Paginated<devices::Device>>> {
-    let page = page_request(&query)?;
+    let page = page.request(Reading::Strict)?;
+    let (mut filter, sort) = params.filter(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     let region = regions::get(&mut conn, &user.scope(), id).await?;
-    let mut errors = FieldErrors::new();
-    let mut filter = DeviceFilter::from_pairs(query.iter(), &mut errors);
-    errors.into_result()?;
     filter.region = Some(RegionFilter::Id(region.id));
-    let sort = query.get("sort").unwrap_or("hostname");
-    let (rows, count) = devices::list(&mut conn, &user.scope(), &filter, sort, page).await?;
+    let (rows, count) = devices::list(&mut conn, &user.scope(), &filter, &sort, page).await?;
     Ok(Json(Paginated::new(rows, count, page, &url)))
 }

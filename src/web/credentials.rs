@@ -3,22 +3,21 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::filters;
 use super::flash::{self, Level};
-use super::forms::{FormPairs, combine};
+use super::forms::{FormPairs, answer};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
 use super::regions::customer_choices;
 use crate::auth::{CustomerRef, Role};
 use crate::credentials::{self, Credential, CredentialInput};
-use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{Id, QueryPairs};
-use crate::pagination::PageRequest;
+use crate::extract::{Id, Params};
+use crate::params::{PageParams, Reading};
 use crate::state::AppState;
+use crate::usecases::inventory;
 
 /// `/credentials`
 #[derive(Template, WebTemplate)]
@@ -58,10 +57,9 @@ pub struct CredentialFormPage {
 pub async fn get_credentials(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    query: QueryPairs,
+    Params(page): Params<PageParams>,
 ) -> AppResult<CredentialsPage> {
-    let mut errors = FieldErrors::new();
-    let page = PageRequest::parse(query.get("page"), None, &mut errors);
+    let page = page.request(Reading::Forgiving)?;
     let mut conn = state.pool.acquire().await?;
     let (rows, count) = credentials::list(&mut conn, &signed_in.user.scope(), page).await?;
     Ok(CredentialsPage {
@@ -72,21 +70,42 @@ pub async fn get_credentials(
     })
 }
 
+/// The credential form: `credential` is the one edited, `None` for a new one. The values
+/// shown are the submitted ones when there are some, else the stored ones.
+async fn credential_form(
+    state: &AppState,
+    signed_in: &SignedIn,
+    credential: Option<Credential>,
+    submitted: Option<&FormPairs>,
+    errors: FieldErrors,
+) -> AppResult<CredentialFormPage> {
+    let stored = |f: fn(&Credential) -> String| credential.as_ref().map(f).unwrap_or_default();
+    let value = |key: &str, f: fn(&Credential) -> String| match submitted {
+        Some(form) => form.string(key).unwrap_or_default(),
+        None => stored(f),
+    };
+    let customers = match credential {
+        None => customer_choices(state, signed_in).await?,
+        Some(_) => Vec::new(),
+    };
+    Ok(CredentialFormPage {
+        layout: signed_in.layout(Nav::Credentials).await?,
+        name: value("name", |c| c.name.clone()),
+        username: value("username", |c| c.username.clone()),
+        customer: value("customer", |c| c.customer_id.to_string()),
+        credential,
+        errors,
+        customers,
+    })
+}
+
 /// `GET /credentials/new`
 pub async fn get_new_credential(
     State(state): State<AppState>,
     signed_in: SignedIn,
 ) -> AppResult<CredentialFormPage> {
     signed_in.user.require(Role::Admin)?;
-    Ok(CredentialFormPage {
-        customers: customer_choices(&state, &signed_in).await?,
-        layout: signed_in.layout(Nav::Credentials).await?,
-        credential: None,
-        name: String::new(),
-        username: String::new(),
-        customer: String::new(),
-        errors: FieldErrors::new(),
-    })
+    credential_form(&state, &signed_in, None, None, FieldErrors::new()).await
 }
 
 fn credential_input(form: &FormPairs, errors: &mut FieldErrors) -> CredentialInput {
@@ -107,43 +126,18 @@ pub async fn post_credentials(
     signed_in: SignedIn,
     form: FormPairs,
 ) -> AppResult<Response> {
-    signed_in.user.require(Role::Admin)?;
-    let mut errors = FieldErrors::new();
-    let input = credential_input(&form, &mut errors);
-    let result = async {
-        let changes = combine(input.validate(true), errors)?;
-        let mut tx = state.pool.begin().await?;
-        let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
-        let c = credentials::create(&mut tx, &state.secrets, customer, &changes).await?;
-        tx.commit().await?;
-        Ok(c)
-    }
-    .await;
-    match result {
-        Ok(c) => {
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!("Credential {} created.", c.name),
-            )
-            .await?;
-            Ok(Redirect::to("/credentials").into_response())
-        }
-        Err(AppError::Validation(errors)) => Ok((
-            StatusCode::BAD_REQUEST,
-            CredentialFormPage {
-                customers: customer_choices(&state, &signed_in).await?,
-                layout: signed_in.layout(Nav::Credentials).await?,
-                credential: None,
-                name: form.string("name").unwrap_or_default(),
-                username: form.string("username").unwrap_or_default(),
-                customer: form.string("customer").unwrap_or_default(),
-                errors,
-            },
-        )
-            .into_response()),
-        Err(e) => Err(e),
-    }
+    let mut read = FieldErrors::new();
+    let input = credential_input(&form, &mut read);
+    let user = &signed_in.user;
+    let result = inventory::create_credential(&state.pool, &state.secrets, user, &input, read);
+    let done = |c: &Credential| {
+        let message = format!("Credential {} created.", c.name);
+        (message, "/credentials".to_string())
+    };
+    answer(&signed_in.session, result.await, done, async |errors| {
+        credential_form(&state, &signed_in, None, Some(&form), errors).await
+    })
+    .await
 }
 
 /// `GET /credentials/{id}/edit`
@@ -152,18 +146,8 @@ pub async fn get_edit_credential(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<CredentialFormPage> {
-    let mut conn = state.pool.acquire().await?;
-    let c = credentials::get(&mut conn, &signed_in.user.scope(), id).await?;
-    signed_in.user.require(Role::Admin)?;
-    Ok(CredentialFormPage {
-        layout: signed_in.layout(Nav::Credentials).await?,
-        name: c.name.clone(),
-        username: c.username.clone(),
-        customer: c.customer_id.to_string(),
-        credential: Some(c),
-        errors: FieldErrors::new(),
-        customers: Vec::new(),
-    })
+    let c = inventory::credential_to_change(&state.pool, &signed_in.user, id).await?;
+    credential_form(&state, &signed_in, Some(c), None, FieldErrors::new()).await
 }
 
 /// `POST /credentials/{id}`
@@ -173,52 +157,20 @@ pub async fn post_credential(
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
-    let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
-    let current = credentials::get(&mut conn, &scope, id).await?;
-    signed_in.user.require(Role::Admin)?;
-    let mut errors = FieldErrors::new();
-    let input = credential_input(&form, &mut errors);
-    drop(conn);
-    let result = match combine(input.validate(true), errors) {
-        Ok(_) => {
-            crate::usecases::inventory::update_credential(
-                &state.pool,
-                &state.secrets,
-                &signed_in.user,
-                id,
-                &input,
-                true,
-            )
-            .await
-        }
-        Err(e) => Err(e),
+    let mut read = FieldErrors::new();
+    let input = credential_input(&form, &mut read);
+    let (pool, user) = (&state.pool, &signed_in.user);
+    let result =
+        inventory::update_credential(pool, &state.secrets, user, id, &input, true, read).await;
+    let done = |c: &Credential| {
+        let message = format!("Credential {} saved.", c.name);
+        (message, "/credentials".to_string())
     };
-    match result {
-        Ok(c) => {
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!("Credential {} saved.", c.name),
-            )
-            .await?;
-            Ok(Redirect::to("/credentials").into_response())
-        }
-        Err(AppError::Validation(errors)) => Ok((
-            StatusCode::BAD_REQUEST,
-            CredentialFormPage {
-                layout: signed_in.layout(Nav::Credentials).await?,
-                name: form.string("name").unwrap_or_default(),
-                username: form.string("username").unwrap_or_default(),
-                customer: current.customer_id.to_string(),
-                credential: Some(current),
-                errors,
-                customers: Vec::new(),
-            },
-        )
-            .into_response()),
-        Err(e) => Err(e),
-    }
+    answer(&signed_in.session, result, done, async |errors| {
+        let current = inventory::credential_to_change(pool, user, id).await?;
+        credential_form(&state, &signed_in, Some(current), Some(&form), errors).await
+    })
+    .await
 }
 
 /// `POST /credentials/{id}/delete`
@@ -227,12 +179,8 @@ pub async fn post_delete_credential(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<Response> {
-    let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
-    let c = credentials::get(&mut conn, &scope, id).await?;
-    signed_in.user.require(Role::Admin)?;
-    match credentials::delete(&mut conn, &scope, id).await {
-        Ok(()) => {
+    match inventory::delete_credential(&state.pool, &signed_in.user, id).await {
+        Ok(c) => {
             flash::push(
                 &signed_in.session,
                 Level::Success,

@@ -3,24 +3,24 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::filters;
 use super::flash::{self, Level};
-use super::forms::{FormPairs, combine, thousands};
+use super::forms::{FormPairs, answer, thousands};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
 use super::regions::customer_choices;
 use crate::auth::{CustomerRef, Role};
 use crate::credentials::{self, Credential};
-use crate::customers;
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
-use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{Id, QueryPairs};
+use crate::error::{AppResult, FieldErrors};
+use crate::extract::{Id, Params, QueryPairs};
 use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
+use crate::params::{DeviceParams, PageParams, Reading};
 use crate::regions::{self, Region};
 use crate::state::AppState;
+use crate::usecases::inventory;
 
 /// A sortable column header.
 #[derive(Debug, Clone)]
@@ -254,16 +254,12 @@ fn list_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String
 pub async fn get_devices(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    query: QueryPairs,
+    Params(page_params): Params<PageParams>,
+    Params(params): Params<DeviceParams>,
 ) -> AppResult<Response> {
-    let mut errors = FieldErrors::new();
-    let filter = DeviceFilter::from_pairs(query.iter(), &mut errors);
-    let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
-    errors.into_result()?;
-    let sort = query
-        .get("sort")
-        .filter(|s| devices::SORTS.contains(&s.trim_start_matches('-')))
-        .unwrap_or("hostname");
+    let page = page_params.request(Reading::Forgiving)?;
+    let (filter, sort) = params.filter(Reading::Forgiving)?;
+    let sort = sort.as_str();
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
     let (rows, count) = devices::list(&mut conn, &scope, &filter, sort, page).await?;
@@ -271,7 +267,8 @@ pub async fn get_devices(
     let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
     let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
     let vendors = devices::distinct_values(&mut conn, &scope, "vendor").await?;
-    let size = query.get("page_size").and(Some(page.page_size));
+    let size =
+        (!page_params.page_size.as_deref().unwrap_or("").is_empty()).then_some(page.page_size);
     let base = list_url(&filter, sort, size);
     let columns = COLUMNS
         .iter()
@@ -324,8 +321,6 @@ pub async fn post_bulk_assign(
     signed_in: SignedIn,
     form: FormPairs,
 ) -> AppResult<Response> {
-    signed_in.user.require(Role::Operator)?;
-    let scope = signed_in.user.scope();
     let back = form
         .get("back")
         .map(|b| super::page::safe_next(Some(b)).to_string())
@@ -348,26 +343,10 @@ pub async fn post_bulk_assign(
         }
     };
 
-    let mut conn = state.pool.acquire().await?;
-    let region = match region_id {
-        Some(id) => Some(
-            regions::get(&mut conn, &scope, id)
-                .await
-                .map_err(|e| match e {
-                    AppError::NotFound => {
-                        AppError::Validation(FieldErrors::single("region", "No such region."))
-                    }
-                    other => other,
-                })?,
-        ),
-        None => None,
-    };
-
     if !form.checked("confirmed") {
-        let count = match &target {
-            BulkTarget::Matching(filter) => devices::count(&mut conn, &scope, filter).await?,
-            BulkTarget::Ids(ids) => ids.len() as i64,
-        };
+        let user = &signed_in.user;
+        let (count, region) =
+            inventory::preview_bulk_assign(&state.pool, user, &target, region_id).await?;
         let mut fields: Vec<(String, String)> = form
             .0
             .iter()
@@ -385,13 +364,8 @@ pub async fn post_bulk_assign(
         .into_response());
     }
 
-    let updated = devices::bulk_assign_region(
-        &mut conn,
-        &scope,
-        &target,
-        region.as_ref().map(|r| (r.id, r.customer_id)),
-    )
-    .await?;
+    let (updated, region) =
+        inventory::bulk_assign(&state.pool, &signed_in.user, &target, region_id).await?;
     let n = thousands(&(updated as i64));
     let message = match (&region, updated) {
         (Some(r), 1) => format!("1 device moved to {}.", r.name),
@@ -528,42 +502,18 @@ pub async fn post_devices(
     signed_in: SignedIn,
     form: FormPairs,
 ) -> AppResult<Response> {
-    signed_in.user.require(Role::Admin)?;
-    let mut errors = FieldErrors::new();
-    let input = device_input(&form, &mut errors);
-    let result = async {
-        let changes = combine(input.validate(true), errors)?;
-        let mut tx = state.pool.begin().await?;
-        let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
-        let device = devices::create(&mut tx, customer, &changes).await?;
-        tx.commit().await?;
-        Ok(device)
-    }
-    .await;
-    match result {
-        Ok(device) => {
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!("Device {} created.", device.hostname),
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/devices/{}", device.id)).into_response())
-        }
-        Err(AppError::Validation(errors)) => Ok((
-            StatusCode::BAD_REQUEST,
-            render_form(
-                &state,
-                &signed_in,
-                None,
-                DeviceValues::from_form(&form),
-                errors,
-            )
-            .await?,
-        )
-            .into_response()),
-        Err(e) => Err(e),
-    }
+    let mut read = FieldErrors::new();
+    let input = device_input(&form, &mut read);
+    let result = inventory::create_device(&state.pool, &signed_in.user, &input, read).await;
+    let done = |d: &Device| {
+        let message = format!("Device {} created.", d.hostname);
+        (message, format!("/devices/{}", d.id))
+    };
+    answer(&signed_in.session, result, done, async |errors| {
+        let values = DeviceValues::from_form(&form);
+        render_form(&state, &signed_in, None, values, errors).await
+    })
+    .await
 }
 
 /// `GET /devices/{id}`
@@ -615,10 +565,7 @@ pub async fn get_edit_device(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<DeviceFormPage> {
-    let mut conn = state.pool.acquire().await?;
-    let device = devices::get(&mut conn, &signed_in.user.scope(), id).await?;
-    drop(conn);
-    signed_in.user.require(Role::Admin)?;
+    let device = inventory::device_to_change(&state.pool, &signed_in.user, id).await?;
     let values = DeviceValues::from_device(&device);
     render_form(&state, &signed_in, Some(device), values, FieldErrors::new()).await
 }
@@ -630,50 +577,22 @@ pub async fn post_device(
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
-    let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
-    let device = devices::get(&mut conn, &scope, id).await?;
-    signed_in.user.require(Role::Admin)?;
-    let mut errors = FieldErrors::new();
-    let input = device_input(&form, &mut errors);
-    drop(conn);
-    let result = match combine(input.validate(true), errors) {
-        Ok(_) => {
-            crate::usecases::inventory::update_device(
-                &state.pool,
-                &signed_in.user,
-                id,
-                &input,
-                true,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(updated) => {
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!("Device {} saved.", updated.hostname),
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/devices/{id}")).into_response())
-        }
-        Err(AppError::Validation(errors)) => Ok((
-            StatusCode::BAD_REQUEST,
-            render_form(
-                &state,
-                &signed_in,
-                Some(device),
-                DeviceValues::from_form(&form),
-                errors,
-            )
-            .await?,
+    let mut read = FieldErrors::new();
+    let input = device_input(&form, &mut read);
+    let user = &signed_in.user;
+    let result = inventory::update_device(&state.pool, user, id, &input, true, read).await;
+    let done = |d: &Device| {
+        (
+            format!("Device {} saved.", d.hostname),
+            format!("/devices/{id}"),
         )
-            .into_response()),
-        Err(e) => Err(e),
-    }
+    };
+    answer(&signed_in.session, result, done, async |errors| {
+        let device = inventory::device_to_change(&state.pool, user, id).await?;
+        let values = DeviceValues::from_form(&form);
+        render_form(&state, &signed_in, Some(device), values, errors).await
+    })
+    .await
 }
 
 /// `GET /devices/{id}/delete`
@@ -682,9 +601,7 @@ pub async fn get_delete_device(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<DeleteDevicePage> {
-    let mut conn = state.pool.acquire().await?;
-    let device = devices::get(&mut conn, &signed_in.user.scope(), id).await?;
-    signed_in.user.require(Role::Admin)?;
+    let device = inventory::device_to_change(&state.pool, &signed_in.user, id).await?;
     Ok(DeleteDevicePage {
         layout: signed_in.layout(Nav::Devices).await?,
         device,
@@ -697,16 +614,9 @@ pub async fn post_delete_device(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<Redirect> {
-    let mut conn = state.pool.acquire().await?;
-    devices::get(&mut conn, &signed_in.user.scope(), id).await?;
-    signed_in.user.require(Role::Admin)?;
-    let device = devices::delete(&mut conn, &signed_in.user.scope(), id).await?;
-    flash::push(
-        &signed_in.session,
-        Level::Success,
-        format!("Device {} deleted.", device.hostname),
-    )
-    .await?;
+    let device = inventory::delete_device(&state.pool, &signed_in.user, id).await?;
+    let message = format!("Device {} deleted.", device.hostname);
+    flash::push(&signed_in.session, Level::Success, message).await?;
     Ok(Redirect::to("/devices"))
 }
 
@@ -716,10 +626,7 @@ pub async fn post_accept_host_key(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<Redirect> {
-    let mut conn = state.pool.acquire().await?;
-    devices::get(&mut conn, &signed_in.user.scope(), id).await?;
-    signed_in.user.require(Role::Admin)?;
-    let key = crate::snapshots::accept_host_key(&mut conn, &signed_in.user.scope(), id).await?;
+    let key = inventory::accept_host_key(&state.pool, &signed_in.user, id).await?;
     let message = match key.ssh_host_key {
         Some(k) => format!("Host key {k} is now trusted."),
         None => "The next connection will trust the key the device presents.".to_string(),

@@ -2,10 +2,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::{AppError, FieldErrors};
+use tower_sessions::Session;
+
+use crate::error::{AppError, AppResult, FieldErrors};
 
 /// A urlencoded form as decoded pairs (repeated keys kept, e.g. `device_ids`). Never
 /// rejects a well-sized body, so handlers decide what a bad field means.
@@ -83,16 +87,26 @@ impl<S: Send + Sync> FromRequest<S> for FormPairs {
     }
 }
 
-/// Joins the errors found while reading a form (`errors`, e.g. a number that is not one)
-/// with those of validating what was read.
-pub fn combine<T>(validated: Result<T, FieldErrors>, errors: FieldErrors) -> Result<T, AppError> {
-    match validated {
-        Ok(value) if errors.is_empty() => Ok(value),
-        Ok(_) => Err(AppError::Validation(errors)),
-        Err(mut e) => {
-            e.extend(errors);
-            Err(AppError::Validation(e))
+/// Answers a form submission from what its use case returned: on success a flash message
+/// and a redirect (`done` gives both), so that reloading the next page does not post again;
+/// on validation errors the form again (`again`), with its errors, as a 400. Other errors
+/// are the error page's.
+pub async fn answer<T, P: IntoResponse>(
+    session: &Session,
+    result: AppResult<T>,
+    done: impl FnOnce(&T) -> (String, String),
+    again: impl AsyncFnOnce(FieldErrors) -> AppResult<P>,
+) -> AppResult<Response> {
+    match result {
+        Ok(value) => {
+            let (message, to) = done(&value);
+            super::flash::push(session, super::flash::Level::Success, message).await?;
+            Ok(Redirect::to(&to).into_response())
         }
+        Err(AppError::Validation(errors)) => {
+            Ok((StatusCode::BAD_REQUEST, again(errors).await?).into_response())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -24,10 +24,11 @@ use super::pager::Pager;
 use crate::auth::Role;
 use crate::devices::{self, DeviceFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{Id, QueryPairs};
-use crate::jobs::{self, DeviceResult, Job, JobFilter, JobStatus, JobType, LogEntry};
+use crate::extract::{Id, Params, QueryPairs};
+use crate::jobs::{self, DeviceResult, Job, JobType, LogEntry};
 use crate::live::LiveMessage;
 use crate::pagination::PageRequest;
+use crate::params::{JobParams, PageParams, Reading};
 use crate::regions::{self, Region};
 use crate::state::AppState;
 
@@ -125,37 +126,24 @@ impl NewJobPage {
     }
 }
 
-fn filter_from(query: &QueryPairs) -> JobFilter {
-    JobFilter {
-        status: query.get("status").and_then(|s| JobStatus::parse(s).ok()),
-        job_type: query.get("type").and_then(|s| JobType::parse(s).ok()),
-        region: query.get("region").and_then(|s| s.parse().ok()),
-    }
-}
-
 /// `GET /jobs` (the table body alone for htmx refreshes).
 pub async fn get_jobs(
     State(state): State<AppState>,
     signed_in: SignedIn,
     headers: axum::http::HeaderMap,
+    Params(page): Params<PageParams>,
+    Params(params): Params<JobParams>,
     query: QueryPairs,
 ) -> AppResult<Response> {
     let htmx = headers.contains_key(axum_htmx::HX_REQUEST);
-    let mut errors = FieldErrors::new();
-    let page = PageRequest::parse(query.get("page"), None, &mut errors);
-    let filter = filter_from(&query);
+    let page = page.request(Reading::Forgiving)?;
+    let filter = params.filter(Reading::Forgiving)?;
     let scope = signed_in.user.scope();
     let mut conn = state.pool.acquire().await?;
     let (list, count) = jobs::list(&mut conn, &scope, &filter, page).await?;
-    let qs = {
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        for key in ["status", "type", "region"] {
-            if let Some(v) = query.get(key).filter(|v| !v.is_empty()) {
-                ser.append_pair(key, v);
-            }
-        }
-        ser.finish()
-    };
+    let qs = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.to_pairs())
+        .finish();
     let base = if qs.is_empty() {
         "/jobs".to_string()
     } else {
@@ -175,9 +163,9 @@ pub async fn get_jobs(
         rows,
         pager: Pager::new(page, count, &base, shown),
         regions: regions::all(&mut conn, &scope, regions::Counts::Without).await?,
-        status: query.get("status").unwrap_or("").to_string(),
-        job_type: query.get("type").unwrap_or("").to_string(),
-        region: query.get("region").unwrap_or("").to_string(),
+        status: params.status.unwrap_or_default(),
+        job_type: params.job_type.unwrap_or_default(),
+        region: params.region.unwrap_or_default(),
     }
     .into_response())
 }

@@ -3,24 +3,25 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use serde_json::Value;
 
 use super::filters;
 use super::flash::{self, Level};
-use super::forms::{FormPairs, combine};
+use super::forms::{FormPairs, answer, thousands};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
 use crate::auth::{CustomerRef, Role};
 use crate::customers;
 use crate::devices::{self, Device, DeviceFilter, RegionFilter};
-use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{Id, QueryPairs};
+use crate::error::{AppResult, FieldErrors};
+use crate::extract::{Id, Params, QueryPairs};
 use crate::pagination::PageRequest;
+use crate::params::{PageParams, Reading};
 use crate::regions::{self, Region, RegionInput};
 use crate::state::AppState;
 use crate::types::HealthStatus;
+use crate::usecases::inventory;
 
 /// The inside of a badge: what the SSE events carry. The outer element, which listens for
 /// the events, stays in place, so no update can arrive while nothing listens.
@@ -225,10 +226,9 @@ pub(super) async fn customer_choices(
 pub async fn get_regions(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    query: QueryPairs,
+    Params(page_params): Params<PageParams>,
 ) -> AppResult<RegionsPage> {
-    let mut errors = FieldErrors::new();
-    let page = PageRequest::parse(query.get("page"), query.get("page_size"), &mut errors);
+    let page = page_params.request(Reading::Forgiving)?;
     let mut conn = state.pool.acquire().await?;
     let (regions, count) = regions::list(
         &mut conn,
@@ -240,8 +240,8 @@ pub async fn get_regions(
     let customers = customers::all(&mut conn).await?;
     let url = format!(
         "/regions?{}",
-        query
-            .get("page_size")
+        page_params
+            .page_size
             .map(|s| format!("page_size={s}"))
             .unwrap_or_default()
     );
@@ -255,19 +255,36 @@ pub async fn get_regions(
     })
 }
 
+/// The region form: `region` is the one edited, `None` for a new one (which may need a
+/// customer chosen).
+async fn region_form(
+    state: &AppState,
+    signed_in: &SignedIn,
+    region: Option<Region>,
+    values: RegionValues,
+    errors: FieldErrors,
+) -> AppResult<RegionFormPage> {
+    let customers = match region {
+        None => customer_choices(state, signed_in).await?,
+        Some(_) => Vec::new(),
+    };
+    Ok(RegionFormPage {
+        customers,
+        layout: signed_in.layout(Nav::Regions).await?,
+        region,
+        values,
+        errors,
+    })
+}
+
 /// `GET /regions/new`
 pub async fn get_new_region(
     State(state): State<AppState>,
     signed_in: SignedIn,
 ) -> AppResult<RegionFormPage> {
     signed_in.user.require(Role::Admin)?;
-    Ok(RegionFormPage {
-        customers: customer_choices(&state, &signed_in).await?,
-        layout: signed_in.layout(Nav::Regions).await?,
-        region: None,
-        values: RegionValues::default(),
-        errors: FieldErrors::new(),
-    })
+    let values = RegionValues::default();
+    region_form(&state, &signed_in, None, values, FieldErrors::new()).await
 }
 
 /// `POST /regions`
@@ -276,45 +293,19 @@ pub async fn post_regions(
     signed_in: SignedIn,
     form: FormPairs,
 ) -> AppResult<Response> {
-    signed_in.user.require(Role::Admin)?;
-    let mut errors = FieldErrors::new();
-    let input = region_input(&form, &mut errors);
-    let result = async {
-        let changes = combine(input.validate(true), errors)?;
-        let mut tx = state.pool.begin().await?;
-        let customer = customers::for_new_object(&mut tx, &signed_in.user, input.customer).await?;
-        let region = regions::create(&mut tx, customer, &changes).await?;
-        tx.commit().await?;
-        Ok(region)
-    }
-    .await;
-    match result {
-        Ok(region) => {
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!(
-                    "Region {} created. Its queue is {}.",
-                    region.name,
-                    region.queue_name()
-                ),
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/regions/{}", region.id)).into_response())
-        }
-        Err(AppError::Validation(errors)) => Ok((
-            StatusCode::BAD_REQUEST,
-            RegionFormPage {
-                customers: customer_choices(&state, &signed_in).await?,
-                layout: signed_in.layout(Nav::Regions).await?,
-                region: None,
-                values: RegionValues::from_form(&form),
-                errors,
-            },
-        )
-            .into_response()),
-        Err(e) => Err(e),
-    }
+    let mut read = FieldErrors::new();
+    let input = region_input(&form, &mut read);
+    let result = inventory::create_region(&state.pool, &signed_in.user, &input, read).await;
+    let done = |r: &Region| {
+        let queue = r.queue_name();
+        let message = format!("Region {} created. Its queue is {queue}.", r.name);
+        (message, format!("/regions/{}", r.id))
+    };
+    answer(&signed_in.session, result, done, async |errors| {
+        let values = RegionValues::from_form(&form);
+        region_form(&state, &signed_in, None, values, errors).await
+    })
+    .await
 }
 
 /// `GET /regions/{id}`
@@ -324,12 +315,12 @@ pub async fn get_region(
     Id(id): Id,
     query: QueryPairs,
 ) -> AppResult<RegionPage> {
-    region_page(&state, signed_in, id, &query, FieldErrors::new()).await
+    region_page(&state, &signed_in, id, &query, FieldErrors::new()).await
 }
 
 async fn region_page(
     state: &AppState,
-    signed_in: SignedIn,
+    signed_in: &SignedIn,
     id: i64,
     query: &QueryPairs,
     errors: FieldErrors,
@@ -382,16 +373,9 @@ pub async fn get_edit_region(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<RegionFormPage> {
-    let mut conn = state.pool.acquire().await?;
-    let region = regions::get(&mut conn, &signed_in.user.scope(), id).await?;
-    signed_in.user.require(Role::Admin)?;
-    Ok(RegionFormPage {
-        layout: signed_in.layout(Nav::Regions).await?,
-        values: RegionValues::from_region(&region),
-        region: Some(region),
-        errors: FieldErrors::new(),
-        customers: Vec::new(),
-    })
+    let region = inventory::region_to_change(&state.pool, &signed_in.user, id).await?;
+    let values = RegionValues::from_region(&region);
+    region_form(&state, &signed_in, Some(region), values, FieldErrors::new()).await
 }
 
 /// `POST /regions/{id}`
@@ -401,49 +385,22 @@ pub async fn post_region(
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
-    let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
-    let region = regions::get(&mut conn, &scope, id).await?;
-    signed_in.user.require(Role::Admin)?;
-    let mut errors = FieldErrors::new();
-    let input = region_input(&form, &mut errors);
-    drop(conn);
-    let result = match combine(input.validate(true), errors) {
-        Ok(_) => {
-            crate::usecases::inventory::update_region(
-                &state.pool,
-                &signed_in.user,
-                id,
-                &input,
-                true,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(updated) => {
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!("Region {} saved.", updated.name),
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/regions/{id}")).into_response())
-        }
-        Err(AppError::Validation(errors)) => Ok((
-            StatusCode::BAD_REQUEST,
-            RegionFormPage {
-                layout: signed_in.layout(Nav::Regions).await?,
-                values: RegionValues::from_form(&form),
-                region: Some(region),
-                errors,
-                customers: Vec::new(),
-            },
+    let mut read = FieldErrors::new();
+    let input = region_input(&form, &mut read);
+    let user = &signed_in.user;
+    let result = inventory::update_region(&state.pool, user, id, &input, true, read).await;
+    let done = |r: &Region| {
+        (
+            format!("Region {} saved.", r.name),
+            format!("/regions/{id}"),
         )
-            .into_response()),
-        Err(e) => Err(e),
-    }
+    };
+    answer(&signed_in.session, result, done, async |errors| {
+        let region = inventory::region_to_change(&state.pool, user, id).await?;
+        let values = RegionValues::from_form(&form);
+        region_form(&state, &signed_in, Some(region), values, errors).await
+    })
+    .await
 }
 
 /// `GET /regions/{id}/delete`: says how many devices will lose their region.
@@ -452,9 +409,7 @@ pub async fn get_delete_region(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<DeleteRegionPage> {
-    let mut conn = state.pool.acquire().await?;
-    let region = regions::get(&mut conn, &signed_in.user.scope(), id).await?;
-    signed_in.user.require(Role::Admin)?;
+    let region = inventory::region_to_change(&state.pool, &signed_in.user, id).await?;
     Ok(DeleteRegionPage {
         layout: signed_in.layout(Nav::Regions).await?,
         region,
@@ -467,22 +422,14 @@ pub async fn post_delete_region(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<Redirect> {
-    let mut tx = state.pool.begin().await?;
-    regions::get(&mut tx, &signed_in.user.scope(), id).await?;
-    signed_in.user.require(Role::Admin)?;
-    let region = regions::delete(&mut tx, &signed_in.user.scope(), id).await?;
-    tx.commit().await?;
-    flash::push(
-        &signed_in.session,
-        Level::Success,
-        format!(
-            "Region {} deleted; {} device{} no longer have a region.",
-            region.name,
-            super::forms::thousands(&region.device_count),
-            if region.device_count == 1 { "" } else { "s" }
-        ),
-    )
-    .await?;
+    let r = inventory::delete_region(&state.pool, &signed_in.user, id).await?;
+    let n = &r.device_count;
+    let devices = format!("{} device{}", thousands(n), if *n == 1 { "" } else { "s" });
+    let message = format!(
+        "Region {} deleted; {devices} no longer have a region.",
+        r.name
+    );
+    flash::push(&signed_in.session, Level::Success, message).await?;
     Ok(Redirect::to("/regions"))
 }
 
@@ -493,27 +440,17 @@ pub async fn post_region_health(
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
-    let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
-    regions::get(&mut conn, &scope, id).await?;
-    signed_in.user.require(Role::Admin)?;
-    match regions::validate_health(form.get("health_status"), form.get("message")) {
-        Ok((status, message)) => {
-            let region = regions::set_health(&mut conn, &scope, id, status, &message).await?;
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!("{} is now {}.", region.name, status),
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/regions/{id}")).into_response())
-        }
-        Err(errors) => {
-            drop(conn);
-            let page = region_page(&state, signed_in, id, &QueryPairs::default(), errors).await?;
-            Ok((StatusCode::BAD_REQUEST, page).into_response())
-        }
-    }
+    let (status, message) = (form.get("health_status"), form.get("message"));
+    let user = &signed_in.user;
+    let result = inventory::set_region_health(&state.pool, user, id, status, message).await;
+    let done = |r: &Region| {
+        let message = format!("{} is now {}.", r.name, r.health_status);
+        (message, format!("/regions/{id}"))
+    };
+    answer(&signed_in.session, result, done, async |errors| {
+        region_page(&state, &signed_in, id, &QueryPairs::default(), errors).await
+    })
+    .await
 }
 
 impl RegionPage {

@@ -1,0 +1,196 @@
+//! Query parameters of the lists, shared by the JSON API and the pages. Handlers deserialize
+//! these structs (through [`crate::extract::Params`]) and the OpenAPI document describes the
+//! same structs, so the description cannot drift from the parsing.
+//!
+//! Values arrive as text and are checked here, so that a bad one becomes a field error in the
+//! caller's words rather than serde's. The API reads [`Reading::Strict`]: an empty value is an
+//! error, because a script that sends `?status=` means something and guessing "no filter"
+//! would answer another question. Pages read [`Reading::Forgiving`]: their filter forms send
+//! an empty value for "any".
+
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::devices::{self, DeviceFilter};
+use crate::error::{AppResult, FieldErrors};
+use crate::jobs::{JobFilter, JobStatus, JobType};
+use crate::pagination::PageRequest;
+
+/// How strictly to read a query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// An empty value is an error (the API).
+    Strict,
+    /// An empty value means "not given" (pages and their filter forms).
+    Forgiving,
+}
+
+impl Reading {
+    /// `value`, or `None` when it is empty and that is forgiven; an empty value read strictly
+    /// is recorded as an error on `field`.
+    fn take<'a>(
+        self,
+        field: &str,
+        value: &'a Option<String>,
+        errors: &mut FieldErrors,
+    ) -> Option<&'a str> {
+        match value.as_deref().map(str::trim) {
+            Some("") if self == Reading::Strict => {
+                errors.add(field, "Enter a value, or leave the parameter out.");
+                None
+            }
+            Some("") | None => None,
+            Some(v) => Some(v),
+        }
+    }
+}
+
+/// `?page=&page_size=` of every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page number, from 1.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 10_000_000)]
+    pub page: Option<String>,
+    /// Rows per page (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    pub page_size: Option<String>,
+}
+
+impl PageParams {
+    /// The page asked for.
+    pub fn request(&self, reading: Reading) -> AppResult<PageRequest> {
+        let mut errors = FieldErrors::new();
+        let page = reading.take("page", &self.page, &mut errors);
+        let size = reading.take("page_size", &self.page_size, &mut errors);
+        let request = PageRequest::parse(page, size, &mut errors);
+        errors.into_result().map(|()| request)
+    }
+}
+
+/// The device list's filters and sort (also taken by `/regions/{id}/devices/`).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceParams {
+    /// Region id, or `none` for devices without a region.
+    pub region: Option<String>,
+    /// Site, exact and case-insensitive.
+    pub site: Option<String>,
+    /// Role, exact and case-insensitive.
+    pub role: Option<String>,
+    /// Vendor, exact and case-insensitive.
+    pub vendor: Option<String>,
+    /// Part of the hostname, or the start of the management address.
+    pub q: Option<String>,
+    /// Sort key, `-` prefixed to reverse: hostname (default), mgmt_ip, site, role, vendor,
+    /// region, updated_at.
+    pub sort: Option<String>,
+}
+
+impl DeviceParams {
+    /// The filter and the sort key.
+    pub fn filter(&self, reading: Reading) -> AppResult<(DeviceFilter, String)> {
+        let mut errors = FieldErrors::new();
+        let mut pairs = Vec::new();
+        for (key, value) in [
+            ("region", &self.region),
+            ("site", &self.site),
+            ("role", &self.role),
+            ("vendor", &self.vendor),
+            ("q", &self.q),
+        ] {
+            if let Some(v) = reading.take(key, value, &mut errors) {
+                pairs.push((key, v.to_string()));
+            }
+        }
+        let filter = DeviceFilter::from_pairs(pairs, &mut errors);
+        let sort = reading
+            .take("sort", &self.sort, &mut errors)
+            .unwrap_or("hostname");
+        if !devices::SORTS.contains(&sort.trim_start_matches('-')) {
+            errors.add(
+                "sort",
+                format!(
+                    "Sort by one of: {} (prefix - to reverse).",
+                    devices::SORTS.join(", ")
+                ),
+            );
+        }
+        errors.into_result().map(|()| (filter, sort.to_string()))
+    }
+}
+
+/// The job lists' filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobParams {
+    /// Only jobs in this status.
+    #[param(value_type = Option<JobStatus>)]
+    pub status: Option<String>,
+    /// Only jobs of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type", value_type = Option<JobType>)]
+    pub job_type: Option<String>,
+    /// Only jobs with a dispatch to this region.
+    #[param(value_type = Option<i64>)]
+    pub region: Option<String>,
+}
+
+impl JobParams {
+    /// The filter.
+    pub fn filter(&self, reading: Reading) -> AppResult<JobFilter> {
+        let mut errors = FieldErrors::new();
+        let mut filter = JobFilter::default();
+        if let Some(s) = reading.take("status", &self.status, &mut errors) {
+            filter.status = JobStatus::parse(s)
+                .map_err(|m| errors.add("status", m))
+                .ok();
+        }
+        if let Some(t) = reading.take("type", &self.job_type, &mut errors) {
+            filter.job_type = JobType::parse(t).map_err(|m| errors.add("type", m)).ok();
+        }
+        if let Some(r) = reading.take("region", &self.region, &mut errors) {
+            filter.region = r
+                .parse()
+                .map_err(|_| errors.add("region", "Enter a region id."))
+                .ok();
+        }
+        errors.into_result().map(|()| filter)
+    }
+
+    /// The filter's values as given (empty ones left out), to keep them in links.
+    pub fn to_pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("status", &self.status),
+            ("type", &self.job_type),
+            ("region", &self.region),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .collect()
+    }
+}
+
+/// `?after=` of a job's log.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// Only entries with a larger id (to tail the log).
+    #[param(value_type = Option<i64>)]
+    pub after: Option<String>,
+}
+
+impl LogParams {
+    /// The id to read after (0: from the start).
+    pub fn after(&self, reading: Reading) -> AppResult<i64> {
+        let mut errors = FieldErrors::new();
+        let after = match reading.take("after", &self.after, &mut errors) {
+            Some(a) => a
+                .parse::<i64>()
+                .map_err(|_| errors.add("after", "Enter a log entry id."))
+                .unwrap_or(0),
+            None => 0,
+        };
+        errors.into_result().map(|()| after)
+    }
+}
