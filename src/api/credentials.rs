@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,12 +21,7 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     let router = route(router, routes!(list_credentials, create_credential));
     route(
         router,
-        routes!(
-            get_credential,
-            update_credential,
-            replace_credential,
-            delete_credential
-        ),
+        routes!(get_credential, save_credential, delete_credential),
     )
 }
 
@@ -89,61 +84,30 @@ async fn get_credential(
     Ok(Json(credentials::get(&mut conn, &user.scope(), id).await?))
 }
 
+/// Replaces (PUT) or changes (PATCH) a credential's fields (admin).
+///
+/// PUT needs `name` and `username`; PATCH changes only the fields given.
+#[utoipa::path(
+    method(put, patch),
+    path = "/credentials/{id}/",
+    tag = "credentials",
+    params(("id" = i64, Path, description = "Credential id.")),
+    request_body = CredentialInput,
+    responses((status = 200, description = "The credential as saved.", body = Credential)),
+)]
 async fn save_credential(
-    state: &AppState,
-    user: &AuthUser,
-    id: i64,
-    input: &CredentialInput,
-    complete: bool,
-) -> AppResult<Json<Credential>> {
-    Ok(Json(
-        inventory::update_credential(
-            &state.pool,
-            &state.secrets,
-            user,
-            id,
-            input,
-            complete,
-            no_errors(),
-        )
-        .await?,
-    ))
-}
-
-/// Changes the given fields of a credential (admin); an omitted password is kept.
-#[utoipa::path(
-    patch,
-    path = "/credentials/{id}/",
-    tag = "credentials",
-    params(("id" = i64, Path, description = "Credential id.")),
-    request_body = CredentialInput,
-    responses((status = 200, description = "The credential as saved.", body = Credential)),
-)]
-async fn update_credential(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
+    method: Method,
     ApiJson(input): ApiJson<CredentialInput>,
 ) -> AppResult<Json<Credential>> {
-    save_credential(&state, &user, id, &input, false).await
-}
-
-/// Replaces a credential's fields (admin); `name` and `username` are required.
-#[utoipa::path(
-    put,
-    path = "/credentials/{id}/",
-    tag = "credentials",
-    params(("id" = i64, Path, description = "Credential id.")),
-    request_body = CredentialInput,
-    responses((status = 200, description = "The credential as saved.", body = Credential)),
-)]
-async fn replace_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-    ApiJson(input): ApiJson<CredentialInput>,
-) -> AppResult<Json<Credential>> {
-    save_credential(&state, &user, id, &input, true).await
+    let complete = method == Method::PUT;
+    let (pool, secrets) = (&state.pool, &state.secrets);
+    let credential =
+        inventory::update_credential(pool, secrets, &user, id, &input, complete, no_errors())
+            .await?;
+    Ok(Json(credential))
 }
 
 /// Deletes a credential (admin).

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,10 +26,7 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     let router = route(router, routes!(list_snapshots));
     let router = route(router, routes!(get_snapshot));
     let router = route(router, routes!(accept_host_key));
-    route(
-        router,
-        routes!(get_device, replace_device, update_device, delete_device),
-    )
+    route(router, routes!(get_device, save_device, delete_device))
 }
 
 /// Lists devices, filtered and sorted.
@@ -88,54 +85,30 @@ async fn get_device(
     Ok(Json(devices::get(&mut conn, &user.scope(), id).await?))
 }
 
-async fn save_device(
-    state: &AppState,
-    user: &AuthUser,
-    id: i64,
-    input: &DeviceInput,
-    complete: bool,
-) -> AppResult<Json<Device>> {
-    Ok(Json(
-        inventory::update_device(&state.pool, user, id, input, complete, no_errors()).await?,
-    ))
-}
-
-/// Replaces a device's fields (admin); `hostname` and `mgmt_ip` are required.
-#[utoipa::path(
-    put,
-    path = "/devices/{id}/",
-    tag = "devices",
-    params(("id" = i64, Path, description = "Device id.")),
-    request_body = DeviceInput,
-    responses((status = 200, description = "The device as saved.", body = Device)),
-)]
-async fn replace_device(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-    ApiJson(input): ApiJson<DeviceInput>,
-) -> AppResult<Json<Device>> {
-    save_device(&state, &user, id, &input, true).await
-}
-
-/// Changes the given fields of a device.
+/// Replaces (PUT) or changes (PATCH) a device's fields.
 ///
-/// Operators may change `region` alone; every other field needs an admin.
+/// PUT needs `hostname` and `mgmt_ip`; PATCH changes only the fields given.
+///
+/// Operators may change a device's `region` alone (PATCH); every other field needs an admin.
 #[utoipa::path(
-    patch,
+    method(put, patch),
     path = "/devices/{id}/",
     tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     request_body = DeviceInput,
     responses((status = 200, description = "The device as saved.", body = Device)),
 )]
-async fn update_device(
+async fn save_device(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
+    method: Method,
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> AppResult<Json<Device>> {
-    save_device(&state, &user, id, &input, false).await
+    let complete = method == Method::PUT;
+    let device =
+        inventory::update_device(&state.pool, &user, id, &input, complete, no_errors()).await?;
+    Ok(Json(device))
 }
 
 /// Deletes a device (admin).

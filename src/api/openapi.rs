@@ -102,6 +102,12 @@ impl Modify for Conventions {
         }
         for (path, item) in doc.paths.paths.iter_mut() {
             let has_id = path.contains('{');
+            // One handler serves PUT and PATCH; operation ids must stay unique.
+            if let (Some(put), Some(patch)) = (&item.put, &mut item.patch)
+                && put.operation_id == patch.operation_id
+            {
+                patch.operation_id = put.operation_id.as_ref().map(|id| format!("{id}_fields"));
+            }
             let operations = [
                 (HttpMethod::Get, &mut item.get),
                 (HttpMethod::Put, &mut item.put),

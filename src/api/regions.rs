@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -21,10 +21,7 @@ use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let router = route(router, routes!(list_regions, create_region));
-    let router = route(
-        router,
-        routes!(get_region, replace_region, update_region, delete_region),
-    );
+    let router = route(router, routes!(get_region, save_region, delete_region));
     let router = route(router, routes!(update_region_health));
     route(router, routes!(list_region_devices))
 }
@@ -91,52 +88,28 @@ async fn get_region(
     Ok(Json(region.to_json()).into_response())
 }
 
+/// Replaces (PUT) or changes (PATCH) a region's fields (admin).
+///
+/// PUT needs `name` and `identifier`; PATCH changes only the fields given.
+#[utoipa::path(
+    method(put, patch),
+    path = "/regions/{id}/",
+    tag = "regions",
+    params(("id" = i64, Path, description = "Region id.")),
+    request_body = regions::RegionInput,
+    responses((status = 200, description = "The region as saved.", body = RegionJson)),
+)]
 async fn save_region(
-    state: &AppState,
-    user: &AuthUser,
-    id: i64,
-    input: &regions::RegionInput,
-    complete: bool,
-) -> AppResult<Response> {
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+    method: Method,
+    ApiJson(input): ApiJson<regions::RegionInput>,
+) -> AppResult<Json<RegionJson>> {
+    let complete = method == Method::PUT;
     let region =
-        inventory::update_region(&state.pool, user, id, input, complete, no_errors()).await?;
-    Ok(Json(region.to_json()).into_response())
-}
-
-/// Replaces a region's fields (admin); `name` and `identifier` are required.
-#[utoipa::path(
-    put,
-    path = "/regions/{id}/",
-    tag = "regions",
-    params(("id" = i64, Path, description = "Region id.")),
-    request_body = regions::RegionInput,
-    responses((status = 200, description = "The region as saved.", body = RegionJson)),
-)]
-async fn replace_region(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-    ApiJson(input): ApiJson<regions::RegionInput>,
-) -> AppResult<Response> {
-    save_region(&state, &user, id, &input, true).await
-}
-
-/// Changes the given fields of a region (admin).
-#[utoipa::path(
-    patch,
-    path = "/regions/{id}/",
-    tag = "regions",
-    params(("id" = i64, Path, description = "Region id.")),
-    request_body = regions::RegionInput,
-    responses((status = 200, description = "The region as saved.", body = RegionJson)),
-)]
-async fn update_region(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-    ApiJson(input): ApiJson<regions::RegionInput>,
-) -> AppResult<Response> {
-    save_region(&state, &user, id, &input, false).await
+        inventory::update_region(&state.pool, &user, id, &input, complete, no_errors()).await?;
+    Ok(Json(region.to_json()))
 }
 
 /// Deletes a region (admin).

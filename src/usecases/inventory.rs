@@ -8,7 +8,8 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use crate::auth::{AuthUser, Role};
+use super::{checked, in_transaction};
+use crate::auth::{AuthUser, Role, Scope};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::crypto::SecretBox;
 use crate::customers;
@@ -17,69 +18,85 @@ use crate::error::{AppError, AppResult, FieldErrors};
 use crate::regions::{self, Region, RegionInput};
 use crate::snapshots::{self, HostKey};
 
-/// Joins the errors an adapter met while reading its input (`read`, e.g. a form's port that
-/// is not a number) with validation's, so that one submission shows every problem.
-fn checked<T>(validated: Result<T, FieldErrors>, read: FieldErrors) -> AppResult<T> {
-    match validated {
-        Ok(value) if read.is_empty() => Ok(value),
-        Ok(_) => Err(AppError::Validation(read)),
-        Err(mut errors) => {
-            errors.extend(read);
-            Err(AppError::Validation(errors))
-        }
+/// An object that belongs to one customer and is found in a caller's scope.
+pub trait Owned: Sized {
+    /// What it is called in messages ("region").
+    const WHAT: &'static str;
+
+    /// The object with this id in `scope`, else [`AppError::NotFound`].
+    fn find(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        id: i64,
+    ) -> impl Future<Output = AppResult<Self>> + Send;
+
+    /// Its customer.
+    fn customer_id(&self) -> i64;
+}
+
+impl Owned for Region {
+    const WHAT: &'static str = "region";
+
+    async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
+        regions::get(conn, scope, id).await
+    }
+
+    fn customer_id(&self) -> i64 {
+        self.customer_id
     }
 }
 
+impl Owned for Device {
+    const WHAT: &'static str = "device";
+
+    async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
+        devices::get(conn, scope, id).await
+    }
+
+    fn customer_id(&self) -> i64 {
+        self.customer_id
+    }
+}
+
+impl Owned for Credential {
+    const WHAT: &'static str = "credential";
+
+    async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
+        credentials::get(conn, scope, id).await
+    }
+
+    fn customer_id(&self) -> i64 {
+        self.customer_id
+    }
+}
+
+/// The object `id` if the user sees it and has `role`. Visibility comes first, so that
+/// another customer's object is a 404 for everyone and only a visible one can be a 403.
+async fn find_for<T: Owned>(
+    conn: &mut PgConnection,
+    user: &AuthUser,
+    role: Role,
+    id: i64,
+) -> AppResult<T> {
+    let found = T::find(conn, &user.scope(), id).await?;
+    user.require(role)?;
+    Ok(found)
+}
+
 /// Refuses a `customer` that is not the object's own.
-fn same_customer(asked: Option<i64>, current: i64, what: &str) -> AppResult<()> {
+fn same_customer<T: Owned>(asked: Option<i64>, current: &T) -> AppResult<()> {
     match asked {
-        Some(c) if c != current => Err(AppError::Validation(FieldErrors::single(
+        Some(c) if c != current.customer_id() => Err(AppError::Validation(FieldErrors::single(
             "customer",
-            format!("A {what} cannot move to another customer."),
+            format!("A {} cannot move to another customer.", T::WHAT),
         ))),
         _ => Ok(()),
     }
 }
 
-/// `found` if the user has `role`: visibility first, so that another customer's object is a
-/// 404 for everyone, and only a visible one can be a 403.
-fn allowed<T>(user: &AuthUser, role: Role, found: T) -> AppResult<T> {
-    user.require(role)?;
-    Ok(found)
-}
-
-/// A region the user may change (admin), for an edit or delete page.
-pub async fn region_to_change(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Region> {
-    let mut conn = pool.acquire().await?;
-    allowed(
-        user,
-        Role::Admin,
-        regions::get(&mut conn, &user.scope(), id).await?,
-    )
-}
-
-/// A device the user may change (admin), for an edit or delete page.
-pub async fn device_to_change(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Device> {
-    let mut conn = pool.acquire().await?;
-    allowed(
-        user,
-        Role::Admin,
-        devices::get(&mut conn, &user.scope(), id).await?,
-    )
-}
-
-/// A credential the user may change (admin), for an edit page.
-pub async fn credential_to_change(
-    pool: &PgPool,
-    user: &AuthUser,
-    id: i64,
-) -> AppResult<Credential> {
-    let mut conn = pool.acquire().await?;
-    allowed(
-        user,
-        Role::Admin,
-        credentials::get(&mut conn, &user.scope(), id).await?,
-    )
+/// An object the user may change (admin), for an edit or delete page.
+pub async fn to_change<T: Owned>(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<T> {
+    find_for(&mut *pool.acquire().await?, user, Role::Admin, id).await
 }
 
 /// Creates a region (admin) for the customer asked for, or the user's only one.
@@ -91,11 +108,11 @@ pub async fn create_region(
 ) -> AppResult<Region> {
     user.require(Role::Admin)?;
     let changes = checked(input.validate(true), read)?;
-    let mut tx = pool.begin().await?;
-    let customer = customers::for_new_object(&mut tx, user, input.customer).await?;
-    let region = regions::create(&mut tx, customer, &changes).await?;
-    tx.commit().await?;
-    Ok(region)
+    in_transaction(pool, async |tx| {
+        let customer = customers::for_new_object(tx, user, input.customer).await?;
+        regions::create(tx, customer, &changes).await
+    })
+    .await
 }
 
 /// Changes a region (admin): every field when `complete` (PUT, a form), else those given.
@@ -107,31 +124,23 @@ pub async fn update_region(
     complete: bool,
     read: FieldErrors,
 ) -> AppResult<Region> {
-    let mut tx = pool.begin().await?;
-    let current = allowed(
-        user,
-        Role::Admin,
-        regions::get(&mut tx, &user.scope(), id).await?,
-    )?;
-    same_customer(input.customer, current.customer_id, "region")?;
-    let changes = checked(input.validate(complete), read)?;
-    let region = regions::update(&mut tx, &user.scope(), id, &changes).await?;
-    tx.commit().await?;
-    Ok(region)
+    in_transaction(pool, async |tx| {
+        let current: Region = find_for(tx, user, Role::Admin, id).await?;
+        same_customer(input.customer, &current)?;
+        let changes = checked(input.validate(complete), read)?;
+        regions::update(tx, &user.scope(), id, &changes).await
+    })
+    .await
 }
 
 /// Deletes a region (admin). Its devices stay, without a region; tasks still queued for it
 /// move to the default queue.
 pub async fn delete_region(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Region> {
-    let mut tx = pool.begin().await?;
-    allowed(
-        user,
-        Role::Admin,
-        regions::get(&mut tx, &user.scope(), id).await?,
-    )?;
-    let region = regions::delete(&mut tx, &user.scope(), id).await?;
-    tx.commit().await?;
-    Ok(region)
+    in_transaction(pool, async |tx| {
+        find_for::<Region>(tx, user, Role::Admin, id).await?;
+        regions::delete(tx, &user.scope(), id).await
+    })
+    .await
 }
 
 /// Sets a region's health by hand (admin), as the seed's operators did.
@@ -142,17 +151,13 @@ pub async fn set_region_health(
     status: Option<&str>,
     message: Option<&str>,
 ) -> AppResult<Region> {
-    let mut tx = pool.begin().await?;
-    allowed(
-        user,
-        Role::Admin,
-        regions::get(&mut tx, &user.scope(), id).await?,
-    )?;
-    let (status, message) =
-        regions::validate_health(status, message).map_err(AppError::Validation)?;
-    let region = regions::set_health(&mut tx, &user.scope(), id, status, &message).await?;
-    tx.commit().await?;
-    Ok(region)
+    in_transaction(pool, async |tx| {
+        find_for::<Region>(tx, user, Role::Admin, id).await?;
+        let (status, message) =
+            regions::validate_health(status, message).map_err(AppError::Validation)?;
+        regions::set_health(tx, &user.scope(), id, status, &message).await
+    })
+    .await
 }
 
 /// Creates a device (admin).
@@ -164,11 +169,11 @@ pub async fn create_device(
 ) -> AppResult<Device> {
     user.require(Role::Admin)?;
     let changes = checked(input.validate(true), read)?;
-    let mut tx = pool.begin().await?;
-    let customer = customers::for_new_object(&mut tx, user, input.customer).await?;
-    let device = devices::create(&mut tx, customer, &changes).await?;
-    tx.commit().await?;
-    Ok(device)
+    in_transaction(pool, async |tx| {
+        let customer = customers::for_new_object(tx, user, input.customer).await?;
+        devices::create(tx, customer, &changes).await
+    })
+    .await
 }
 
 /// Changes a device: operators may move it between regions, everything else is an
@@ -181,44 +186,37 @@ pub async fn update_device(
     complete: bool,
     read: FieldErrors,
 ) -> AppResult<Device> {
-    let mut tx = pool.begin().await?;
-    let current = devices::get(&mut tx, &user.scope(), id).await?;
-    let changes = checked(input.validate(complete), read)?;
-    if !complete && changes.only_region() {
-        user.require(Role::Operator)?;
-    } else {
-        user.require(Role::Admin)?;
-    }
-    same_customer(input.customer, current.customer_id, "device")?;
-    let device = devices::update(&mut tx, &user.scope(), id, &changes).await?;
-    tx.commit().await?;
-    Ok(device)
+    in_transaction(pool, async |tx| {
+        let current: Device = find_for(tx, user, Role::Viewer, id).await?;
+        let changes = checked(input.validate(complete), read)?;
+        let moves_only = !complete && changes.only_region();
+        user.require(if moves_only {
+            Role::Operator
+        } else {
+            Role::Admin
+        })?;
+        same_customer(input.customer, &current)?;
+        devices::update(tx, &user.scope(), id, &changes).await
+    })
+    .await
 }
 
 /// Deletes a device (admin).
 pub async fn delete_device(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Device> {
-    let mut tx = pool.begin().await?;
-    allowed(
-        user,
-        Role::Admin,
-        devices::get(&mut tx, &user.scope(), id).await?,
-    )?;
-    let device = devices::delete(&mut tx, &user.scope(), id).await?;
-    tx.commit().await?;
-    Ok(device)
+    in_transaction(pool, async |tx| {
+        find_for::<Device>(tx, user, Role::Admin, id).await?;
+        devices::delete(tx, &user.scope(), id).await
+    })
+    .await
 }
 
 /// Trusts the host key a device presented last (admin).
 pub async fn accept_host_key(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<HostKey> {
-    let mut tx = pool.begin().await?;
-    allowed(
-        user,
-        Role::Admin,
-        devices::get(&mut tx, &user.scope(), id).await?,
-    )?;
-    let key = snapshots::accept_host_key(&mut tx, &user.scope(), id).await?;
-    tx.commit().await?;
-    Ok(key)
+    in_transaction(pool, async |tx| {
+        find_for::<Device>(tx, user, Role::Admin, id).await?;
+        snapshots::accept_host_key(tx, &user.scope(), id).await
+    })
+    .await
 }
 
 /// The region a bulk assignment moves devices to (`None`: no region), which must be visible.
@@ -266,12 +264,13 @@ pub async fn bulk_assign(
     region: Option<i64>,
 ) -> AppResult<(u64, Option<Region>)> {
     user.require(Role::Operator)?;
-    let mut tx = pool.begin().await?;
-    let region = bulk_region(&mut tx, user, region).await?;
-    let to = region.as_ref().map(|r| (r.id, r.customer_id));
-    let updated = devices::bulk_assign_region(&mut tx, &user.scope(), target, to).await?;
-    tx.commit().await?;
-    Ok((updated, region))
+    in_transaction(pool, async |tx| {
+        let region = bulk_region(tx, user, region).await?;
+        let to = region.as_ref().map(|r| (r.id, r.customer_id));
+        let updated = devices::bulk_assign_region(tx, &user.scope(), target, to).await?;
+        Ok((updated, region))
+    })
+    .await
 }
 
 /// Creates a credential (admin); its passwords are encrypted at rest.
@@ -284,11 +283,11 @@ pub async fn create_credential(
 ) -> AppResult<Credential> {
     user.require(Role::Admin)?;
     let changes = checked(input.validate(true), read)?;
-    let mut tx = pool.begin().await?;
-    let customer = customers::for_new_object(&mut tx, user, input.customer).await?;
-    let credential = credentials::create(&mut tx, secrets, customer, &changes).await?;
-    tx.commit().await?;
-    Ok(credential)
+    in_transaction(pool, async |tx| {
+        let customer = customers::for_new_object(tx, user, input.customer).await?;
+        credentials::create(tx, secrets, customer, &changes).await
+    })
+    .await
 }
 
 /// Changes a credential (admin); an omitted password is kept.
@@ -301,28 +300,21 @@ pub async fn update_credential(
     complete: bool,
     read: FieldErrors,
 ) -> AppResult<Credential> {
-    let mut tx = pool.begin().await?;
-    let current = allowed(
-        user,
-        Role::Admin,
-        credentials::get(&mut tx, &user.scope(), id).await?,
-    )?;
-    same_customer(input.customer, current.customer_id, "credential")?;
-    let changes = checked(input.validate(complete), read)?;
-    let credential = credentials::update(&mut tx, secrets, &user.scope(), id, &changes).await?;
-    tx.commit().await?;
-    Ok(credential)
+    in_transaction(pool, async |tx| {
+        let current: Credential = find_for(tx, user, Role::Admin, id).await?;
+        same_customer(input.customer, &current)?;
+        let changes = checked(input.validate(complete), read)?;
+        credentials::update(tx, secrets, &user.scope(), id, &changes).await
+    })
+    .await
 }
 
 /// Deletes a credential (admin); refused while devices use it.
 pub async fn delete_credential(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Credential> {
-    let mut tx = pool.begin().await?;
-    let credential = allowed(
-        user,
-        Role::Admin,
-        credentials::get(&mut tx, &user.scope(), id).await?,
-    )?;
-    credentials::delete(&mut tx, &user.scope(), id).await?;
-    tx.commit().await?;
-    Ok(credential)
+    in_transaction(pool, async |tx| {
+        let credential: Credential = find_for(tx, user, Role::Admin, id).await?;
+        credentials::delete(tx, &user.scope(), id).await?;
+        Ok(credential)
+    })
+    .await
 }

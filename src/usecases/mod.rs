@@ -1,6 +1,38 @@
 //! Use cases: what a caller may do, whichever adapter it comes through (JSON API, pages,
 //! CLI). Each function checks the role, scopes what it reads to the caller's customers,
 //! validates, and runs its statements in one transaction; adapters parse and render.
+//!
+//! Reads that need no role (lists, details) go straight to the domain modules with the
+//! caller's [`crate::auth::Scope`]; every change goes through a function here.
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::error::{AppError, AppResult, FieldErrors};
 
 pub mod inventory;
 pub mod jobs;
+
+/// Runs `work` in one transaction, committed when it succeeds and rolled back (by dropping
+/// it) when it fails, so a change is all or nothing.
+pub(crate) async fn in_transaction<T>(
+    pool: &PgPool,
+    work: impl AsyncFnOnce(&mut PgConnection) -> AppResult<T>,
+) -> AppResult<T> {
+    let mut tx = pool.begin().await?;
+    let value = work(&mut tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// Joins the errors an adapter met while reading its input (`read`, e.g. a form's port that
+/// is not a number) with validation's, so that one submission shows every problem.
+pub(crate) fn checked<T>(validated: Result<T, FieldErrors>, read: FieldErrors) -> AppResult<T> {
+    match validated {
+        Ok(value) if read.is_empty() => Ok(value),
+        Ok(_) => Err(AppError::Validation(read)),
+        Err(mut errors) => {
+            errors.extend(read);
+            Err(AppError::Validation(errors))
+        }
+    }
+}

@@ -3,18 +3,17 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::response::{IntoResponse, Redirect, Response};
 
 use super::filters;
-use super::flash::{self, Level};
-use super::forms::{FormPairs, answer};
+use super::forms::FormPairs;
+use super::object_form::{ObjectForm, Shown};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
 use super::regions::customer_choices;
-use crate::auth::{CustomerRef, Role};
+use crate::auth::{AuthUser, CustomerRef, Role};
 use crate::credentials::{self, Credential, CredentialInput};
-use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{Id, Params};
+use crate::error::{AppResult, FieldErrors};
+use crate::extract::Params;
 use crate::params::{PageParams, Reading};
 use crate::state::AppState;
 use crate::usecases::inventory;
@@ -70,132 +69,90 @@ pub async fn get_credentials(
     })
 }
 
-/// The credential form: `credential` is the one edited, `None` for a new one. The values
-/// shown are the submitted ones when there are some, else the stored ones.
-async fn credential_form(
-    state: &AppState,
-    signed_in: &SignedIn,
-    credential: Option<Credential>,
-    submitted: Option<&FormPairs>,
-    errors: FieldErrors,
-) -> AppResult<CredentialFormPage> {
-    let stored = |f: fn(&Credential) -> String| credential.as_ref().map(f).unwrap_or_default();
-    let value = |key: &str, f: fn(&Credential) -> String| match submitted {
-        Some(form) => form.string(key).unwrap_or_default(),
-        None => stored(f),
-    };
-    let customers = match credential {
-        None => customer_choices(state, signed_in).await?,
-        Some(_) => Vec::new(),
-    };
-    Ok(CredentialFormPage {
-        layout: signed_in.layout(Nav::Credentials).await?,
-        name: value("name", |c| c.name.clone()),
-        username: value("username", |c| c.username.clone()),
-        customer: value("customer", |c| c.customer_id.to_string()),
-        credential,
-        errors,
-        customers,
-    })
-}
+impl ObjectForm for Credential {
+    const LIST: &'static str = "/credentials";
+    const NAV: Nav = Nav::Credentials;
+    type Input = CredentialInput;
+    type Page = CredentialFormPage;
 
-/// `GET /credentials/new`
-pub async fn get_new_credential(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<CredentialFormPage> {
-    signed_in.user.require(Role::Admin)?;
-    credential_form(&state, &signed_in, None, None, FieldErrors::new()).await
-}
-
-fn credential_input(form: &FormPairs, errors: &mut FieldErrors) -> CredentialInput {
-    // An empty password box on the edit form means "keep the stored one".
-    let secret = |k: &str| form.string(k).filter(|v| !v.is_empty());
-    CredentialInput {
-        customer: form.integer("customer", errors),
-        name: form.string("name"),
-        username: form.string("username"),
-        password: secret("password"),
-        enable_password: secret("enable_password"),
-    }
-}
-
-/// `POST /credentials`
-pub async fn post_credentials(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
-    let mut read = FieldErrors::new();
-    let input = credential_input(&form, &mut read);
-    let user = &signed_in.user;
-    let result = inventory::create_credential(&state.pool, &state.secrets, user, &input, read);
-    let done = |c: &Credential| {
-        let message = format!("Credential {} created.", c.name);
-        (message, "/credentials".to_string())
-    };
-    answer(&signed_in.session, result.await, done, async |errors| {
-        credential_form(&state, &signed_in, None, Some(&form), errors).await
-    })
-    .await
-}
-
-/// `GET /credentials/{id}/edit`
-pub async fn get_edit_credential(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<CredentialFormPage> {
-    let c = inventory::credential_to_change(&state.pool, &signed_in.user, id).await?;
-    credential_form(&state, &signed_in, Some(c), None, FieldErrors::new()).await
-}
-
-/// `POST /credentials/{id}`
-pub async fn post_credential(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-    form: FormPairs,
-) -> AppResult<Response> {
-    let mut read = FieldErrors::new();
-    let input = credential_input(&form, &mut read);
-    let (pool, user) = (&state.pool, &signed_in.user);
-    let result =
-        inventory::update_credential(pool, &state.secrets, user, id, &input, true, read).await;
-    let done = |c: &Credential| {
-        let message = format!("Credential {} saved.", c.name);
-        (message, "/credentials".to_string())
-    };
-    answer(&signed_in.session, result, done, async |errors| {
-        let current = inventory::credential_to_change(pool, user, id).await?;
-        credential_form(&state, &signed_in, Some(current), Some(&form), errors).await
-    })
-    .await
-}
-
-/// `POST /credentials/{id}/delete`
-pub async fn post_delete_credential(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Response> {
-    match inventory::delete_credential(&state.pool, &signed_in.user, id).await {
-        Ok(c) => {
-            flash::push(
-                &signed_in.session,
-                Level::Success,
-                format!("Credential {} deleted.", c.name),
-            )
-            .await?;
+    fn read(form: &FormPairs, errors: &mut FieldErrors) -> CredentialInput {
+        // An empty password box on the edit form means "keep the stored one".
+        let secret = |k: &str| form.string(k).filter(|v| !v.is_empty());
+        CredentialInput {
+            customer: form.integer("customer", errors),
+            name: form.string("name"),
+            username: form.string("username"),
+            password: secret("password"),
+            enable_password: secret("enable_password"),
         }
-        Err(AppError::Validation(e)) => {
-            let message = e
-                .first("credential")
-                .unwrap_or("Cannot delete this credential.")
-                .to_string();
-            flash::push(&signed_in.session, Level::Error, message).await?;
-        }
-        Err(e) => return Err(e),
     }
-    Ok(Redirect::to("/credentials").into_response())
+
+    /// The values shown are the submitted ones when there are some, else the stored ones;
+    /// secrets are never shown.
+    async fn page(
+        state: &AppState,
+        signed_in: &SignedIn,
+        shown: Shown<'_, Credential>,
+        errors: FieldErrors,
+    ) -> AppResult<CredentialFormPage> {
+        let value = |key: &str, stored: fn(&Credential) -> String| match &shown {
+            Shown::Submitted(_, form) => form.string(key).unwrap_or_default(),
+            _ => shown.object().map(stored).unwrap_or_default(),
+        };
+        let (name, username) = (
+            value("name", |c| c.name.clone()),
+            value("username", |c| c.username.clone()),
+        );
+        let customer = value("customer", |c| c.customer_id.to_string());
+        let credential = shown.into_object();
+        let customers = match credential {
+            None => customer_choices(state, signed_in).await?,
+            Some(_) => Vec::new(),
+        };
+        Ok(CredentialFormPage {
+            layout: signed_in.layout(Nav::Credentials).await?,
+            name,
+            username,
+            customer,
+            credential,
+            errors,
+            customers,
+        })
+    }
+
+    async fn save(
+        state: &AppState,
+        user: &AuthUser,
+        id: Option<i64>,
+        input: &CredentialInput,
+        read: FieldErrors,
+    ) -> AppResult<Credential> {
+        let (pool, secrets) = (&state.pool, &state.secrets);
+        match id {
+            None => inventory::create_credential(pool, secrets, user, input, read).await,
+            Some(id) => {
+                inventory::update_credential(pool, secrets, user, id, input, true, read).await
+            }
+        }
+    }
+
+    fn saved(&self, created: bool) -> (String, String) {
+        let verb = if created { "created" } else { "saved" };
+        let message = format!("Credential {} {verb}.", self.name);
+        (message, "/credentials".to_string())
+    }
+
+    fn deleting(&self) -> (String, String, String) {
+        let impact = "Devices that use it must be given another credential first.".to_string();
+        (
+            self.name.clone(),
+            format!("/credentials/{}/edit", self.id),
+            impact,
+        )
+    }
+
+    async fn delete(state: &AppState, user: &AuthUser, id: i64) -> AppResult<String> {
+        let c = inventory::delete_credential(&state.pool, user, id).await?;
+        Ok(format!("Credential {} deleted.", c.name))
+    }
 }

@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::filters;
 use super::flash::{self, Level};
-use super::forms::{FormPairs, answer, thousands};
+use super::forms::{FormPairs, thousands};
+use super::object_form::{ObjectForm, Shown};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
 use super::regions::customer_choices;
-use crate::auth::{CustomerRef, Role};
+use crate::auth::{AuthUser, CustomerRef, Role};
 use crate::credentials::{self, Credential};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
 use crate::error::{AppResult, FieldErrors};
@@ -210,16 +211,6 @@ pub struct DevicePage {
     pub snapshots: Vec<crate::snapshots::Snapshot>,
     /// Diff between the two snapshots compared (older → newer), with their ids.
     pub diff: Option<crate::snapshots::ConfigDiff>,
-}
-
-/// `/devices/{id}/delete`
-#[derive(Template, WebTemplate)]
-#[template(path = "devices/delete.html")]
-pub struct DeleteDevicePage {
-    /// Base layout.
-    pub layout: Layout,
-    /// The device.
-    pub device: Device,
 }
 
 const COLUMNS: &[(&str, &str)] = &[
@@ -434,86 +425,94 @@ async fn form_choices(
     Ok((regions, credentials))
 }
 
-fn device_input(form: &FormPairs, errors: &mut FieldErrors) -> DeviceInput {
-    DeviceInput {
-        customer: form.integer("customer", errors),
-        hostname: form.string("hostname"),
-        mgmt_ip: form.string("mgmt_ip"),
-        port: form.integer("port", errors),
-        vendor: form.string("vendor"),
-        platform: form.string("platform"),
-        role: form.string("role"),
-        site: form.string("site"),
-        tags: form.get("tags").map(|t| {
-            t.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        }),
-        credential: form.optional_id("credential", errors),
-        enabled: Some(form.checked("enabled")),
-        region: form.optional_id("region", errors),
+impl ObjectForm for Device {
+    const LIST: &'static str = "/devices";
+    const NAV: Nav = Nav::Devices;
+    type Input = DeviceInput;
+    type Page = DeviceFormPage;
+
+    fn read(form: &FormPairs, errors: &mut FieldErrors) -> DeviceInput {
+        DeviceInput {
+            customer: form.integer("customer", errors),
+            hostname: form.string("hostname"),
+            mgmt_ip: form.string("mgmt_ip"),
+            port: form.integer("port", errors),
+            vendor: form.string("vendor"),
+            platform: form.string("platform"),
+            role: form.string("role"),
+            site: form.string("site"),
+            tags: form.get("tags").map(|t| {
+                t.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
+            credential: form.optional_id("credential", errors),
+            enabled: Some(form.checked("enabled")),
+            region: form.optional_id("region", errors),
+        }
     }
-}
 
-async fn render_form(
-    state: &AppState,
-    signed_in: &SignedIn,
-    device: Option<Device>,
-    values: DeviceValues,
-    errors: FieldErrors,
-) -> AppResult<DeviceFormPage> {
-    let (regions, credentials) = form_choices(state, signed_in).await?;
-    let customers = if device.is_none() {
-        customer_choices(state, signed_in).await?
-    } else {
-        Vec::new()
-    };
-    Ok(DeviceFormPage {
-        layout: signed_in.layout(Nav::Devices).await?,
-        device,
-        values,
-        errors,
-        regions,
-        credentials,
-        customers,
-    })
-}
+    async fn page(
+        state: &AppState,
+        signed_in: &SignedIn,
+        shown: Shown<'_, Device>,
+        errors: FieldErrors,
+    ) -> AppResult<DeviceFormPage> {
+        let values = match &shown {
+            Shown::New => DeviceValues::new_device(),
+            Shown::Stored(device) => DeviceValues::from_device(device),
+            Shown::Submitted(_, form) => DeviceValues::from_form(form),
+        };
+        let device = shown.into_object();
+        let (regions, credentials) = form_choices(state, signed_in).await?;
+        let customers = match device {
+            None => customer_choices(state, signed_in).await?,
+            Some(_) => Vec::new(),
+        };
+        Ok(DeviceFormPage {
+            layout: signed_in.layout(Nav::Devices).await?,
+            device,
+            values,
+            errors,
+            regions,
+            credentials,
+            customers,
+        })
+    }
 
-/// `GET /devices/new`
-pub async fn get_new_device(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<DeviceFormPage> {
-    signed_in.user.require(Role::Admin)?;
-    render_form(
-        &state,
-        &signed_in,
-        None,
-        DeviceValues::new_device(),
-        FieldErrors::new(),
-    )
-    .await
-}
+    async fn save(
+        state: &AppState,
+        user: &AuthUser,
+        id: Option<i64>,
+        input: &DeviceInput,
+        read: FieldErrors,
+    ) -> AppResult<Device> {
+        match id {
+            None => inventory::create_device(&state.pool, user, input, read).await,
+            Some(id) => inventory::update_device(&state.pool, user, id, input, true, read).await,
+        }
+    }
 
-/// `POST /devices`
-pub async fn post_devices(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
-    let mut read = FieldErrors::new();
-    let input = device_input(&form, &mut read);
-    let result = inventory::create_device(&state.pool, &signed_in.user, &input, read).await;
-    let done = |d: &Device| {
-        let message = format!("Device {} created.", d.hostname);
-        (message, format!("/devices/{}", d.id))
-    };
-    answer(&signed_in.session, result, done, async |errors| {
-        let values = DeviceValues::from_form(&form);
-        render_form(&state, &signed_in, None, values, errors).await
-    })
-    .await
+    fn saved(&self, created: bool) -> (String, String) {
+        let verb = if created { "created" } else { "saved" };
+        let message = format!("Device {} {verb}.", self.hostname);
+        (message, format!("/devices/{}", self.id))
+    }
+
+    fn deleting(&self) -> (String, String, String) {
+        let impact = "Its job history stays; the device itself is removed.".to_string();
+        (
+            self.hostname.clone(),
+            format!("/devices/{}", self.id),
+            impact,
+        )
+    }
+
+    async fn delete(state: &AppState, user: &AuthUser, id: i64) -> AppResult<String> {
+        let device = inventory::delete_device(&state.pool, user, id).await?;
+        Ok(format!("Device {} deleted.", device.hostname))
+    }
 }
 
 /// `GET /devices/{id}`
@@ -557,67 +556,6 @@ pub async fn get_device(
         snapshots,
         diff,
     })
-}
-
-/// `GET /devices/{id}/edit`
-pub async fn get_edit_device(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<DeviceFormPage> {
-    let device = inventory::device_to_change(&state.pool, &signed_in.user, id).await?;
-    let values = DeviceValues::from_device(&device);
-    render_form(&state, &signed_in, Some(device), values, FieldErrors::new()).await
-}
-
-/// `POST /devices/{id}`
-pub async fn post_device(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-    form: FormPairs,
-) -> AppResult<Response> {
-    let mut read = FieldErrors::new();
-    let input = device_input(&form, &mut read);
-    let user = &signed_in.user;
-    let result = inventory::update_device(&state.pool, user, id, &input, true, read).await;
-    let done = |d: &Device| {
-        (
-            format!("Device {} saved.", d.hostname),
-            format!("/devices/{id}"),
-        )
-    };
-    answer(&signed_in.session, result, done, async |errors| {
-        let device = inventory::device_to_change(&state.pool, user, id).await?;
-        let values = DeviceValues::from_form(&form);
-        render_form(&state, &signed_in, Some(device), values, errors).await
-    })
-    .await
-}
-
-/// `GET /devices/{id}/delete`
-pub async fn get_delete_device(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<DeleteDevicePage> {
-    let device = inventory::device_to_change(&state.pool, &signed_in.user, id).await?;
-    Ok(DeleteDevicePage {
-        layout: signed_in.layout(Nav::Devices).await?,
-        device,
-    })
-}
-
-/// `POST /devices/{id}/delete`
-pub async fn post_delete_device(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let device = inventory::delete_device(&state.pool, &signed_in.user, id).await?;
-    let message = format!("Device {} deleted.", device.hostname);
-    flash::push(&signed_in.session, Level::Success, message).await?;
-    Ok(Redirect::to("/devices"))
 }
 
 /// `POST /devices/{id}/accept-host-key`

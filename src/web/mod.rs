@@ -12,6 +12,7 @@ pub mod filters;
 pub mod flash;
 pub mod forms;
 pub mod jobs;
+pub mod object_form;
 pub mod page;
 pub mod pager;
 pub mod regions;
@@ -26,8 +27,12 @@ use axum_htmx::HX_REQUEST;
 use tower_sessions::Session;
 
 use crate::auth::AuthUser;
+use crate::credentials::Credential;
+use crate::devices::Device;
 use crate::error::{AppError, ErrorReport, FieldErrors};
+use crate::regions::Region;
 use crate::state::AppState;
+use object_form::{get_delete, get_edit, get_new, post_delete, post_edit, post_new};
 use page::{ErrorAlertPartial, ErrorPage, Layout, Nav, login_url};
 
 /// Pages and fragments of the UI.
@@ -39,52 +44,46 @@ pub fn routes() -> Router<AppState> {
         .route("/events", get(events::get_events))
         .route(
             "/regions",
-            get(regions::get_regions).post(regions::post_regions),
+            get(regions::get_regions).post(post_new::<Region>),
         )
-        .route("/regions/new", get(regions::get_new_region))
+        .route("/regions/new", get(get_new::<Region>))
         .route(
             "/regions/{id}",
-            get(regions::get_region).post(regions::post_region),
+            get(regions::get_region).post(post_edit::<Region>),
         )
-        .route("/regions/{id}/edit", get(regions::get_edit_region))
+        .route("/regions/{id}/edit", get(get_edit::<Region>))
         .route(
             "/regions/{id}/delete",
-            get(regions::get_delete_region).post(regions::post_delete_region),
+            get(get_delete::<Region>).post(post_delete::<Region>),
         )
         .route("/regions/{id}/health", post(regions::post_region_health))
         .route(
             "/devices",
-            get(devices::get_devices).post(devices::post_devices),
+            get(devices::get_devices).post(post_new::<Device>),
         )
-        .route("/devices/new", get(devices::get_new_device))
+        .route("/devices/new", get(get_new::<Device>))
         .route("/devices/bulk-assign", post(devices::post_bulk_assign))
         .route(
             "/devices/{id}",
-            get(devices::get_device).post(devices::post_device),
+            get(devices::get_device).post(post_edit::<Device>),
         )
-        .route("/devices/{id}/edit", get(devices::get_edit_device))
+        .route("/devices/{id}/edit", get(get_edit::<Device>))
         .route(
             "/devices/{id}/accept-host-key",
             post(devices::post_accept_host_key),
         )
         .route(
             "/devices/{id}/delete",
-            get(devices::get_delete_device).post(devices::post_delete_device),
+            get(get_delete::<Device>).post(post_delete::<Device>),
         )
         .route(
             "/credentials",
-            get(credentials::get_credentials).post(credentials::post_credentials),
+            get(credentials::get_credentials).post(post_new::<Credential>),
         )
-        .route("/credentials/new", get(credentials::get_new_credential))
-        .route("/credentials/{id}", post(credentials::post_credential))
-        .route(
-            "/credentials/{id}/edit",
-            get(credentials::get_edit_credential),
-        )
-        .route(
-            "/credentials/{id}/delete",
-            post(credentials::post_delete_credential),
-        )
+        .route("/credentials/new", get(get_new::<Credential>))
+        .route("/credentials/{id}", post(post_edit::<Credential>))
+        .route("/credentials/{id}/edit", get(get_edit::<Credential>))
+        .route("/credentials/{id}/delete", post(post_delete::<Credential>))
         .route("/api/docs", get(api_docs::get_api_docs))
         .route("/jobs", get(jobs::get_jobs).post(jobs::post_jobs))
         .route("/jobs/new", get(jobs::get_new_job).post(jobs::post_new_job))

@@ -3,15 +3,15 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::response::{Redirect, Response};
+use axum::response::Response;
 use serde_json::Value;
 
 use super::filters;
-use super::flash::{self, Level};
 use super::forms::{FormPairs, answer, thousands};
+use super::object_form::{ObjectForm, Shown};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::Pager;
-use crate::auth::{CustomerRef, Role};
+use crate::auth::{AuthUser, CustomerRef, Role};
 use crate::customers;
 use crate::devices::{self, Device, DeviceFilter, RegionFilter};
 use crate::error::{AppResult, FieldErrors};
@@ -175,38 +175,6 @@ pub struct RegionPage {
     pub events: Vec<crate::regions::HealthEvent>,
 }
 
-/// `/regions/{id}/delete`
-#[derive(Template, WebTemplate)]
-#[template(path = "regions/delete.html")]
-pub struct DeleteRegionPage {
-    /// Base layout.
-    pub layout: Layout,
-    /// The region.
-    pub region: Region,
-}
-
-fn region_input(form: &FormPairs, errors: &mut FieldErrors) -> RegionInput {
-    let worker_pool_config = form.get("worker_pool_config").and_then(|raw| {
-        if raw.trim().is_empty() {
-            return Some(Value::Object(Default::default()));
-        }
-        serde_json::from_str::<Value>(raw)
-            .map_err(|e| errors.add("worker_pool_config", format!("Not valid JSON: {e}.")))
-            .ok()
-    });
-    RegionInput {
-        customer: form.integer("customer", errors),
-        name: form.string("name"),
-        identifier: form.string("identifier"),
-        api_endpoint: form.string("api_endpoint"),
-        worker_pool_config,
-        health_check_interval_seconds: form.integer("health_check_interval_seconds", errors),
-        priority: form.integer("priority", errors),
-        enabled: Some(form.checked("enabled")),
-        description: form.string("description"),
-    }
-}
-
 /// Customers a user may create objects for, when there is a choice to make.
 pub(super) async fn customer_choices(
     state: &AppState,
@@ -255,57 +223,105 @@ pub async fn get_regions(
     })
 }
 
-/// The region form: `region` is the one edited, `None` for a new one (which may need a
-/// customer chosen).
-async fn region_form(
-    state: &AppState,
-    signed_in: &SignedIn,
-    region: Option<Region>,
-    values: RegionValues,
-    errors: FieldErrors,
-) -> AppResult<RegionFormPage> {
-    let customers = match region {
-        None => customer_choices(state, signed_in).await?,
-        Some(_) => Vec::new(),
-    };
-    Ok(RegionFormPage {
-        customers,
-        layout: signed_in.layout(Nav::Regions).await?,
-        region,
-        values,
-        errors,
-    })
-}
+impl ObjectForm for Region {
+    const LIST: &'static str = "/regions";
+    const NAV: Nav = Nav::Regions;
+    type Input = RegionInput;
+    type Page = RegionFormPage;
 
-/// `GET /regions/new`
-pub async fn get_new_region(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<RegionFormPage> {
-    signed_in.user.require(Role::Admin)?;
-    let values = RegionValues::default();
-    region_form(&state, &signed_in, None, values, FieldErrors::new()).await
-}
+    fn read(form: &FormPairs, errors: &mut FieldErrors) -> RegionInput {
+        let worker_pool_config = form.get("worker_pool_config").and_then(|raw| {
+            if raw.trim().is_empty() {
+                return Some(Value::Object(Default::default()));
+            }
+            serde_json::from_str::<Value>(raw)
+                .map_err(|e| errors.add("worker_pool_config", format!("Not valid JSON: {e}.")))
+                .ok()
+        });
+        RegionInput {
+            customer: form.integer("customer", errors),
+            name: form.string("name"),
+            identifier: form.string("identifier"),
+            api_endpoint: form.string("api_endpoint"),
+            worker_pool_config,
+            health_check_interval_seconds: form.integer("health_check_interval_seconds", errors),
+            priority: form.integer("priority", errors),
+            enabled: Some(form.checked("enabled")),
+            description: form.string("description"),
+        }
+    }
 
-/// `POST /regions`
-pub async fn post_regions(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
-    let mut read = FieldErrors::new();
-    let input = region_input(&form, &mut read);
-    let result = inventory::create_region(&state.pool, &signed_in.user, &input, read).await;
-    let done = |r: &Region| {
-        let queue = r.queue_name();
-        let message = format!("Region {} created. Its queue is {queue}.", r.name);
-        (message, format!("/regions/{}", r.id))
-    };
-    answer(&signed_in.session, result, done, async |errors| {
-        let values = RegionValues::from_form(&form);
-        region_form(&state, &signed_in, None, values, errors).await
-    })
-    .await
+    async fn page(
+        state: &AppState,
+        signed_in: &SignedIn,
+        shown: Shown<'_, Region>,
+        errors: FieldErrors,
+    ) -> AppResult<RegionFormPage> {
+        let values = match &shown {
+            Shown::New => RegionValues::default(),
+            Shown::Stored(region) => RegionValues::from_region(region),
+            Shown::Submitted(_, form) => RegionValues::from_form(form),
+        };
+        let region = shown.into_object();
+        let customers = match region {
+            None => customer_choices(state, signed_in).await?,
+            Some(_) => Vec::new(),
+        };
+        Ok(RegionFormPage {
+            customers,
+            layout: signed_in.layout(Nav::Regions).await?,
+            region,
+            values,
+            errors,
+        })
+    }
+
+    async fn save(
+        state: &AppState,
+        user: &AuthUser,
+        id: Option<i64>,
+        input: &RegionInput,
+        read: FieldErrors,
+    ) -> AppResult<Region> {
+        match id {
+            None => inventory::create_region(&state.pool, user, input, read).await,
+            Some(id) => inventory::update_region(&state.pool, user, id, input, true, read).await,
+        }
+    }
+
+    fn saved(&self, created: bool) -> (String, String) {
+        if created {
+            let message = format!(
+                "Region {} created. Its queue is {}.",
+                self.name,
+                self.queue_name()
+            );
+            (message, format!("/regions/{}", self.id))
+        } else {
+            let message = format!("Region {} saved.", self.name);
+            (message, format!("/regions/{}", self.id))
+        }
+    }
+
+    fn deleting(&self) -> (String, String, String) {
+        let impact = match self.device_count {
+            0 => "No device is assigned to it.".to_string(),
+            n => format!(
+                "{} will lose their region; their jobs will go to the default queue.",
+                devices(n)
+            ),
+        };
+        (self.name.clone(), format!("/regions/{}", self.id), impact)
+    }
+
+    async fn delete(state: &AppState, user: &AuthUser, id: i64) -> AppResult<String> {
+        let r = inventory::delete_region(&state.pool, user, id).await?;
+        let n = devices(r.device_count);
+        Ok(format!(
+            "Region {} deleted; {n} no longer have a region.",
+            r.name
+        ))
+    }
 }
 
 /// `GET /regions/{id}`
@@ -367,72 +383,6 @@ async fn region_page(
     })
 }
 
-/// `GET /regions/{id}/edit`
-pub async fn get_edit_region(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<RegionFormPage> {
-    let region = inventory::region_to_change(&state.pool, &signed_in.user, id).await?;
-    let values = RegionValues::from_region(&region);
-    region_form(&state, &signed_in, Some(region), values, FieldErrors::new()).await
-}
-
-/// `POST /regions/{id}`
-pub async fn post_region(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-    form: FormPairs,
-) -> AppResult<Response> {
-    let mut read = FieldErrors::new();
-    let input = region_input(&form, &mut read);
-    let user = &signed_in.user;
-    let result = inventory::update_region(&state.pool, user, id, &input, true, read).await;
-    let done = |r: &Region| {
-        (
-            format!("Region {} saved.", r.name),
-            format!("/regions/{id}"),
-        )
-    };
-    answer(&signed_in.session, result, done, async |errors| {
-        let region = inventory::region_to_change(&state.pool, user, id).await?;
-        let values = RegionValues::from_form(&form);
-        region_form(&state, &signed_in, Some(region), values, errors).await
-    })
-    .await
-}
-
-/// `GET /regions/{id}/delete`: says how many devices will lose their region.
-pub async fn get_delete_region(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<DeleteRegionPage> {
-    let region = inventory::region_to_change(&state.pool, &signed_in.user, id).await?;
-    Ok(DeleteRegionPage {
-        layout: signed_in.layout(Nav::Regions).await?,
-        region,
-    })
-}
-
-/// `POST /regions/{id}/delete`
-pub async fn post_delete_region(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let r = inventory::delete_region(&state.pool, &signed_in.user, id).await?;
-    let n = &r.device_count;
-    let devices = format!("{} device{}", thousands(n), if *n == 1 { "" } else { "s" });
-    let message = format!(
-        "Region {} deleted; {devices} no longer have a region.",
-        r.name
-    );
-    flash::push(&signed_in.session, Level::Success, message).await?;
-    Ok(Redirect::to("/regions"))
-}
-
 /// `POST /regions/{id}/health`: the manual health form.
 pub async fn post_region_health(
     State(state): State<AppState>,
@@ -451,6 +401,11 @@ pub async fn post_region_health(
         region_page(&state, &signed_in, id, &QueryPairs::default(), errors).await
     })
     .await
+}
+
+/// "1 device", "1,234 devices".
+fn devices(n: i64) -> String {
+    format!("{} device{}", thousands(&n), if n == 1 { "" } else { "s" })
 }
 
 impl RegionPage {

@@ -1,0 +1,213 @@
+//! The create, edit and delete pages of inventory objects (regions, devices, credentials),
+//! written once: each kind says how to read its form, how to render it and which use cases
+//! save and delete it, and the handlers here do the rest the same way for all of them (admin
+//! only, another customer's object is "not found", errors shown in the form with a 400,
+//! success as a flash message and a redirect).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::flash::{self, Level};
+use super::forms::{FormPairs, answer};
+use super::page::{Layout, Nav, SignedIn};
+use crate::auth::{AuthUser, Role};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::extract::Id;
+use crate::state::AppState;
+use crate::usecases::inventory::{self, Owned};
+
+/// What a form was opened for.
+pub enum Shown<'a, T> {
+    /// A new object: the form's defaults.
+    New,
+    /// An object as stored.
+    Stored(T),
+    /// What was submitted, shown again with errors; `T` when editing.
+    Submitted(Option<T>, &'a FormPairs),
+}
+
+impl<T> Shown<'_, T> {
+    /// The object edited, if any.
+    pub fn object(&self) -> Option<&T> {
+        match self {
+            Shown::Stored(t) | Shown::Submitted(Some(t), _) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The object edited, if any, owned.
+    pub fn into_object(self) -> Option<T> {
+        match self {
+            Shown::Stored(t) | Shown::Submitted(Some(t), _) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A delete confirmation: what goes, and what follows from it.
+#[derive(Template, WebTemplate)]
+#[template(path = "shared/delete.html")]
+pub struct DeletePage {
+    /// Base layout.
+    pub layout: Layout,
+    /// The kind ("region").
+    pub what: &'static str,
+    /// The object's name.
+    pub name: String,
+    /// Where the confirmation posts.
+    pub action: String,
+    /// Where "Keep it" leads.
+    pub back: String,
+    /// What else changes.
+    pub impact: String,
+}
+
+/// A kind of object with a create and an edit form, and a delete button.
+pub trait ObjectForm: Owned + Send + Sync + 'static {
+    /// The list page, where a deletion leads.
+    const LIST: &'static str;
+    /// The navigation entry its pages highlight.
+    const NAV: Nav;
+    /// What the form reads, for the use case.
+    type Input: Send + Sync;
+    /// The rendered form.
+    type Page: IntoResponse;
+
+    /// Reads the submitted form, recording fields it cannot read (a number that is not one).
+    fn read(form: &FormPairs, errors: &mut FieldErrors) -> Self::Input;
+
+    /// The form page.
+    fn page(
+        state: &AppState,
+        signed_in: &SignedIn,
+        shown: Shown<'_, Self>,
+        errors: FieldErrors,
+    ) -> impl Future<Output = AppResult<Self::Page>> + Send;
+
+    /// Creates the object (`id` is `None`) or replaces the fields of object `id`.
+    fn save(
+        state: &AppState,
+        user: &AuthUser,
+        id: Option<i64>,
+        input: &Self::Input,
+        read: FieldErrors,
+    ) -> impl Future<Output = AppResult<Self>> + Send;
+
+    /// The flash message after a save, and where to go next.
+    fn saved(&self, created: bool) -> (String, String);
+
+    /// Its name, its page, and what deleting it changes besides, for the confirmation.
+    fn deleting(&self) -> (String, String, String);
+
+    /// Deletes object `id`; answers the flash message.
+    fn delete(
+        state: &AppState,
+        user: &AuthUser,
+        id: i64,
+    ) -> impl Future<Output = AppResult<String>> + Send;
+}
+
+/// `GET /<kind>/new`
+pub async fn get_new<T: ObjectForm>(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> AppResult<T::Page> {
+    signed_in.user.require(Role::Admin)?;
+    T::page(&state, &signed_in, Shown::New, FieldErrors::new()).await
+}
+
+/// `GET /<kind>/{id}/edit`
+pub async fn get_edit<T: ObjectForm>(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<T::Page> {
+    let stored = inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?;
+    T::page(
+        &state,
+        &signed_in,
+        Shown::Stored(stored),
+        FieldErrors::new(),
+    )
+    .await
+}
+
+/// `POST /<kind>`: creates one.
+pub async fn post_new<T: ObjectForm>(
+    state: State<AppState>,
+    signed_in: SignedIn,
+    form: FormPairs,
+) -> AppResult<Response> {
+    submit::<T>(state, signed_in, None, form).await
+}
+
+/// `POST /<kind>/{id}`: saves one.
+pub async fn post_edit<T: ObjectForm>(
+    state: State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+    form: FormPairs,
+) -> AppResult<Response> {
+    submit::<T>(state, signed_in, Some(id), form).await
+}
+
+async fn submit<T: ObjectForm>(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    id: Option<i64>,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let mut read = FieldErrors::new();
+    let input = T::read(&form, &mut read);
+    let result = T::save(&state, &signed_in.user, id, &input, read).await;
+    let done = |saved: &T| saved.saved(id.is_none());
+    answer(&signed_in.session, result, done, async |errors| {
+        let current = match id {
+            Some(id) => Some(inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?),
+            None => None,
+        };
+        T::page(&state, &signed_in, Shown::Submitted(current, &form), errors).await
+    })
+    .await
+}
+
+/// `GET /<kind>/{id}/delete`: asks, saying what else changes.
+pub async fn get_delete<T: ObjectForm>(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<DeletePage> {
+    let object = inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?;
+    let (name, back, impact) = object.deleting();
+    Ok(DeletePage {
+        layout: signed_in.layout(T::NAV).await?,
+        what: T::WHAT,
+        name,
+        action: format!("{back}/delete"),
+        back,
+        impact,
+    })
+}
+
+/// `POST /<kind>/{id}/delete`: deletes, or says on the list why it cannot.
+pub async fn post_delete<T: ObjectForm>(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Id(id): Id,
+) -> AppResult<Redirect> {
+    let (level, message) = match T::delete(&state, &signed_in.user, id).await {
+        Ok(message) => (Level::Success, message),
+        Err(AppError::Validation(errors)) => {
+            let why = errors.0.into_values().flatten().next();
+            (
+                Level::Error,
+                why.unwrap_or_else(|| "It cannot be deleted.".into()),
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    flash::push(&signed_in.session, level, message).await?;
+    Ok(Redirect::to(T::LIST))
+}
