@@ -105,22 +105,23 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
     result
 }
 
+/// A user named `name` (and a customer of that name) with `role`, and an API token for them.
+async fn bench_token(pool: &sqlx::PgPool, name: &str, role: Role) -> anyhow::Result<String> {
+    let customers = [name.to_string()];
+    let password = "bench-password".to_string();
+    let user = webnet::auth::accounts::create_user(pool, name, role, false, &customers, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = pool.acquire().await?;
+    Ok(tokens::create_token(&mut conn, user, "bench").await?)
+}
+
 async fn measure(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut conn = pool.acquire().await?;
     let seeded = webnet::demo::seed(&mut conn, "bench", args.regions, args.devices).await?;
     println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
-    let user = webnet::auth::accounts::create_user(
-        pool,
-        "bench",
-        Role::Admin,
-        false,
-        &["bench".into()],
-        "bench-password".into(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = tokens::create_token(&mut conn, user, "bench").await?;
+    let token = bench_token(pool, "bench", Role::Admin).await?;
     let site: String =
         sqlx::query_scalar("SELECT site FROM devices WHERE customer_id = $1 LIMIT 1")
             .bind(seeded.customer_id)
@@ -368,20 +369,8 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
     .bind(customer_id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("VACUUM (ANALYZE) devices, device_assignments")
-        .execute(&mut *conn)
-        .await?;
-    let user = webnet::auth::accounts::create_user(
-        pool,
-        "bench-jobs",
-        Role::Operator,
-        false,
-        &["bench-jobs".into()],
-        "bench-password".into(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = tokens::create_token(&mut conn, user, "bench").await?;
+    webnet::demo::analyze(&mut conn).await?;
+    let token = bench_token(pool, "bench-jobs", Role::Operator).await?;
     let device_ids: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM devices WHERE customer_id = $1 ORDER BY id LIMIT $2")
             .bind(customer_id)

@@ -108,10 +108,7 @@ pub async fn seed(
     .bind(customer_id)
     .execute(&mut *conn)
     .await?;
-    // Fresh visibility maps let counts use index-only scans straight away.
-    sqlx::query("VACUUM (ANALYZE) devices, device_assignments")
-        .execute(&mut *conn)
-        .await?;
+    analyze(conn).await?;
     let (regions, devices): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM regions WHERE customer_id = $1),
                 (SELECT count(*) FROM devices WHERE customer_id = $1)",
@@ -124,4 +121,13 @@ pub async fn seed(
         regions,
         devices,
     })
+}
+
+/// Refreshes the statistics and visibility maps of the device tables after a bulk load, so
+/// that counts use index-only scans straight away.
+pub async fn analyze(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("VACUUM (ANALYZE) devices, device_assignments")
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -128,6 +128,14 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
+/// The first value of `key` among decoded pairs (a query string's, a form's).
+pub fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
 /// The raw query string as decoded key/value pairs; never rejects.
 #[derive(Debug, Default, Clone)]
 pub struct QueryPairs(pub Vec<(String, String)>);
@@ -135,10 +143,7 @@ pub struct QueryPairs(pub Vec<(String, String)>);
 impl QueryPairs {
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        first(&self.0, key)
     }
 
     /// Pairs as `(&str, String)` for filter parsing.

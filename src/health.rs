@@ -29,8 +29,8 @@ use sqlx::{Connection, FromRow, PgConnection, PgPool};
 use crate::fleet::live_workers;
 use crate::lifecycle::queue_depths;
 use crate::lifecycle::{fail_over, queue_name, requeue_held};
-use crate::regions::record_event;
-use crate::types::HealthStatus;
+use crate::regions::{HealthChange, record_event};
+use crate::types::{HealthSource, HealthStatus};
 
 /// The advisory lock key of the monitor ("webnet-m").
 pub const LOCK_KEY: i64 = 0x7765_626e_6574_2d6d;
@@ -66,28 +66,21 @@ struct RegionRow {
 
 /// Deletes health events and job logs older than `age`. Returns the rows deleted.
 pub async fn prune_history(conn: &mut PgConnection, age: Duration) -> sqlx::Result<u64> {
-    let events = sqlx::query(
+    const PRUNES: [&str; 3] = [
         "DELETE FROM region_health_events WHERE created_at < now() - make_interval(secs => $1)",
-    )
-    .bind(age.as_secs_f64())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let logs = sqlx::query(
-        "DELETE FROM job_logs WHERE job_id IN (SELECT id FROM jobs WHERE finished_at < now() - make_interval(secs => $1))",
-    )
-    .bind(age.as_secs_f64())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let workers = sqlx::query(
+        "DELETE FROM job_logs WHERE job_id IN \
+         (SELECT id FROM jobs WHERE finished_at < now() - make_interval(secs => $1))",
         "DELETE FROM worker_heartbeats WHERE last_seen < now() - make_interval(secs => $1)",
-    )
-    .bind(age.as_secs_f64())
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(events + logs + workers)
+    ];
+    let mut deleted = 0;
+    for sql in PRUNES {
+        let done = sqlx::query(sql)
+            .bind(age.as_secs_f64())
+            .execute(&mut *conn)
+            .await?;
+        deleted += done.rows_affected();
+    }
+    Ok(deleted)
 }
 
 /// The status a region should have, and why.
@@ -184,15 +177,14 @@ pub async fn pass(
             == 1;
         if unchanged && status != region.health_status {
             tracing::info!(region = %region.name, from = %region.health_status, to = %status, reason = %reason, "region health changed");
-            record_event(
-                conn,
-                region.id,
-                region.health_status,
-                status,
-                &reason,
-                "monitor",
-            )
-            .await?;
+            let change = HealthChange {
+                region_id: region.id,
+                from: region.health_status,
+                to: status,
+                reason: &reason,
+                source: HealthSource::Monitor,
+            };
+            record_event(conn, &change).await?;
         }
     }
     let failed_over = fail_over(conn).await?;

@@ -32,26 +32,12 @@ impl Default for PageRequest {
 impl PageRequest {
     /// Parses the raw query values, recording problems in `errors`.
     pub fn parse(page: Option<&str>, page_size: Option<&str>, errors: &mut FieldErrors) -> Self {
-        let mut req = Self::default();
-        if let Some(raw) = page.filter(|s| !s.is_empty()) {
-            match raw.parse::<i64>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => req.page = n,
-                _ => errors.add(
-                    "page",
-                    format!("Enter a page number between 1 and {MAX_PAGE}."),
-                ),
-            }
+        let defaults = Self::default();
+        Self {
+            page: within(page, "page", "a page number", MAX_PAGE, errors).unwrap_or(defaults.page),
+            page_size: within(page_size, "page_size", "a page size", MAX_PAGE_SIZE, errors)
+                .unwrap_or(defaults.page_size),
         }
-        if let Some(raw) = page_size.filter(|s| !s.is_empty()) {
-            match raw.parse::<i64>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => req.page_size = n,
-                _ => errors.add(
-                    "page_size",
-                    format!("Enter a page size between 1 and {MAX_PAGE_SIZE}."),
-                ),
-            }
-        }
-        req
     }
 
     /// SQL `OFFSET`.
@@ -62,6 +48,24 @@ impl PageRequest {
     /// Number of pages for `count` rows (at least 1).
     pub fn pages(&self, count: i64) -> i64 {
         ((count + self.page_size - 1) / self.page_size).max(1)
+    }
+}
+
+/// A whole number from 1 to `max` given as `field`, if any; an empty value is none.
+fn within(
+    raw: Option<&str>,
+    field: &str,
+    what: &str,
+    max: i64,
+    errors: &mut FieldErrors,
+) -> Option<i64> {
+    let raw = raw.filter(|s| !s.is_empty())?;
+    match raw.parse::<i64>() {
+        Ok(n) if (1..=max).contains(&n) => Some(n),
+        _ => {
+            errors.add(field, format!("Enter {what} between 1 and {max}."));
+            None
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::auth::Scope;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::lifecycle::queue_name;
 use crate::pagination::PageRequest;
-use crate::types::{self, HealthStatus};
+use crate::types::{self, HealthSource, HealthStatus};
 
 /// A region row.
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
@@ -315,31 +315,23 @@ pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<R
     .ok_or(AppError::NotFound)
 }
 
-/// Creates a region for `customer_id` (validated with `complete = true`).
+/// Creates a region for `customer_id` (validated with `complete = true`): the row with its
+/// required fields, then the rest as an update, so that both share one statement and its
+/// defaults are the table's.
 pub async fn create(
     conn: &mut PgConnection,
     customer_id: i64,
     c: &RegionChanges,
 ) -> AppResult<Region> {
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO regions (customer_id, name, identifier, api_endpoint, worker_pool_config,
-                              health_check_interval_seconds, priority, enabled, description)
-         VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, '{}'::jsonb), COALESCE($6, 60),
-                 COALESCE($7, 100), COALESCE($8, true), COALESCE($9, ''))
-         RETURNING id",
+        "INSERT INTO regions (customer_id, name, identifier) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(customer_id)
     .bind(&c.name)
     .bind(&c.identifier)
-    .bind(&c.api_endpoint)
-    .bind(c.worker_pool_config.as_ref().map(Json))
-    .bind(c.health_check_interval_seconds)
-    .bind(c.priority)
-    .bind(c.enabled)
-    .bind(&c.description)
     .fetch_one(&mut *conn)
     .await?;
-    get(conn, &Scope::all(), id).await
+    update(conn, &Scope::all(), id, c).await
 }
 
 /// Applies changes to a region in scope.
@@ -408,7 +400,14 @@ pub async fn set_health(
     } else {
         message
     };
-    crate::regions::record_change(conn, id, before.health_status, status, reason, "manual").await?;
+    let change = HealthChange {
+        region_id: id,
+        from: before.health_status,
+        to: status,
+        reason,
+        source: HealthSource::Manual,
+    };
+    record_change(conn, &change).await?;
     if message.is_empty() {
         // The stored message is what the user typed, even when empty.
         sqlx::query("UPDATE regions SET health_message = '' WHERE id = $1")
@@ -487,13 +486,13 @@ mod tests {
 #[derive(Debug, Clone, serde::Serialize, FromRow)]
 pub struct HealthEvent {
     /// Before.
-    pub from_status: String,
+    pub from_status: HealthStatus,
     /// After.
-    pub to_status: String,
+    pub to_status: HealthStatus,
     /// Why.
     pub reason: String,
-    /// `monitor` or `manual`.
-    pub source: String,
+    /// Who changed it.
+    pub source: HealthSource,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
@@ -515,48 +514,49 @@ pub async fn events(
     .await
 }
 
-/// Records a health change (the region row and an event).
-pub async fn record_change(
-    conn: &mut PgConnection,
-    region_id: i64,
-    from: HealthStatus,
-    to: HealthStatus,
-    reason: &str,
-    source: &str,
-) -> sqlx::Result<()> {
+/// A change of a region's health.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthChange<'a> {
+    /// The region.
+    pub region_id: i64,
+    /// Before.
+    pub from: HealthStatus,
+    /// After.
+    pub to: HealthStatus,
+    /// Why (shown next to the badge).
+    pub reason: &'a str,
+    /// Who.
+    pub source: HealthSource,
+}
+
+/// Records a health change: the region row and, when the status changed, an event.
+pub async fn record_change(conn: &mut PgConnection, change: &HealthChange<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE regions SET health_status = $2, health_message = $3, last_health_check = now(),
                 updated_at = now() WHERE id = $1",
     )
-    .bind(region_id)
-    .bind(to)
-    .bind(reason)
+    .bind(change.region_id)
+    .bind(change.to)
+    .bind(change.reason)
     .execute(&mut *conn)
     .await?;
-    if from != to {
-        record_event(conn, region_id, from, to, reason, source).await?;
+    if change.from != change.to {
+        record_event(conn, change).await?;
     }
     Ok(())
 }
 
 /// Appends a change to the region's health history.
-pub async fn record_event(
-    conn: &mut PgConnection,
-    region_id: i64,
-    from: HealthStatus,
-    to: HealthStatus,
-    reason: &str,
-    source: &str,
-) -> sqlx::Result<()> {
+pub async fn record_event(conn: &mut PgConnection, change: &HealthChange<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO region_health_events (region_id, from_status, to_status, reason, source)
          VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(region_id)
-    .bind(from.as_str())
-    .bind(to.as_str())
-    .bind(reason)
-    .bind(source)
+    .bind(change.region_id)
+    .bind(change.from)
+    .bind(change.to)
+    .bind(change.reason)
+    .bind(change.source)
     .execute(conn)
     .await?;
     Ok(())

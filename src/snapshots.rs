@@ -72,19 +72,18 @@ pub struct HostKey {
     pub ssh_host_key_presented: Option<String>,
 }
 
+/// Picks one device in the caller's scope (`$1` its id, `$2` the scope's customers).
+const ONE_DEVICE: &str = "id = $1 AND ($2::bigint[] IS NULL OR customer_id = ANY($2))";
+
 /// The device's host key state.
 pub async fn host_key(
     conn: &mut PgConnection,
     scope: &Scope,
     device_id: i64,
 ) -> AppResult<HostKey> {
-    devices::get(conn, scope, device_id).await?;
-    Ok(
-        sqlx::query_as("SELECT ssh_host_key, ssh_host_key_presented FROM devices WHERE id = $1")
-            .bind(device_id)
-            .fetch_one(conn)
-            .await?,
-    )
+    let sql =
+        format!("SELECT ssh_host_key, ssh_host_key_presented FROM devices WHERE {ONE_DEVICE}");
+    host_keys(conn, scope, device_id, sql).await
 }
 
 /// Trusts the key the device presented last (or, with none pending, forgets the trusted key
@@ -94,14 +93,27 @@ pub async fn accept_host_key(
     scope: &Scope,
     device_id: i64,
 ) -> AppResult<HostKey> {
-    devices::get(conn, scope, device_id).await?;
-    Ok(sqlx::query_as(
+    let sql = format!(
         "UPDATE devices SET ssh_host_key = ssh_host_key_presented, ssh_host_key_presented = NULL
-         WHERE id = $1 RETURNING ssh_host_key, ssh_host_key_presented",
-    )
-    .bind(device_id)
-    .fetch_one(conn)
-    .await?)
+         WHERE {ONE_DEVICE} RETURNING ssh_host_key, ssh_host_key_presented"
+    );
+    host_keys(conn, scope, device_id, sql).await
+}
+
+/// Runs `sql` (filtered by [`ONE_DEVICE`]) and answers the device's host keys; another
+/// customer's device is not found.
+async fn host_keys(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    device_id: i64,
+    sql: String,
+) -> AppResult<HostKey> {
+    sqlx::query_as::<_, HostKey>(sqlx::AssertSqlSafe(sql))
+        .bind(device_id)
+        .bind(scope.ids())
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 /// A diff line: `' '` unchanged, `'-'` removed, `'+'` added.

@@ -118,6 +118,28 @@ impl fmt::Display for HealthStatus {
     }
 }
 
+/// Who changed a region's health.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum HealthSource {
+    /// The health monitor, from heartbeats and queue age.
+    Monitor,
+    /// An administrator, by hand.
+    Manual,
+}
+
+impl fmt::Display for HealthSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HealthSource::Monitor => "monitor",
+            HealthSource::Manual => "manual",
+        })
+    }
+}
+
 /// Whether a device answered its last reachability check.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,

@@ -67,59 +67,40 @@ by_ref!(
     Region
 );
 
-/// A timestamp relative to now: "12 s ago", "3 min ago", "5 h ago", or the date.
-#[askama::filter_fn]
-pub fn ago(t: impl Timestamp, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::ago(t.value()))
+/// Declares filters that take one value (through its `by_ref!` trait) and format it with a
+/// plain function.
+macro_rules! filters {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $tr:ident) -> $ret:ty = $f:path;)*) => {
+        $(
+            $(#[$doc])*
+            #[askama::filter_fn]
+            pub fn $name($arg: impl $tr, _: &dyn Values) -> askama::Result<$ret> {
+                Ok($f($arg.value()))
+            }
+        )*
+    };
 }
 
-/// A timestamp as RFC 3339 (for `<time datetime>`), UTC, to the second.
-#[askama::filter_fn]
-pub fn iso(t: impl Timestamp, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::iso(t.value()))
-}
-
-/// The time of day, to the millisecond, UTC (log lines).
-#[askama::filter_fn]
-pub fn clock(t: impl Timestamp, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::clock(t.value()))
-}
-
-/// `1234567` → `1,234,567`.
-#[askama::filter_fn]
-pub fn thousands(n: impl Count, _: &dyn Values) -> askama::Result<String> {
-    Ok(forms::thousands(n.value()))
-}
-
-/// The badge class of a job or dispatch status.
-#[askama::filter_fn]
-pub fn status_class(status: impl AStatus, _: &dyn Values) -> askama::Result<&'static str> {
-    Ok(job_status_class(status.value()))
-}
-
-/// How many devices a job targets.
-#[askama::filter_fn]
-pub fn device_count(job: impl AJob, _: &dyn Values) -> askama::Result<usize> {
-    Ok(job_device_count(job.value()))
-}
-
-/// How long a job ran, or has been running ("4.2 s", "1 min 3 s so far"); empty before it
-/// started.
-#[askama::filter_fn]
-pub fn duration(job: impl AJob, _: &dyn Values) -> askama::Result<String> {
-    Ok(job_duration(job.value()))
-}
-
-/// A device result in one line.
-#[askama::filter_fn]
-pub fn result_summary(result: impl AResult, _: &dyn Values) -> askama::Result<String> {
-    Ok(one_line_result(result.value()))
-}
-
-/// A region's live health badge (render with `|safe`: it is a template).
-#[askama::filter_fn]
-pub fn badge(region: impl ARegion, _: &dyn Values) -> askama::Result<HealthBadgePartial> {
-    Ok(page::badge(region.value()))
+filters! {
+    /// A timestamp relative to now: "12 s ago", "3 min ago", "5 h ago", or the date.
+    ago(t: Timestamp) -> String = forms::ago;
+    /// A timestamp as RFC 3339 (for `<time datetime>`), UTC, to the second.
+    iso(t: Timestamp) -> String = forms::iso;
+    /// The time of day, to the millisecond, UTC (log lines).
+    clock(t: Timestamp) -> String = forms::clock;
+    /// `1234567` → `1,234,567`.
+    thousands(n: Count) -> String = forms::thousands;
+    /// The badge class of a job or dispatch status.
+    status_class(status: AStatus) -> &'static str = job_status_class;
+    /// How many devices a job targets.
+    device_count(job: AJob) -> usize = job_device_count;
+    /// How long a job ran, or has been running ("4.2 s", "1 min 3 s so far"); empty before it
+    /// started.
+    duration(job: AJob) -> String = job_duration;
+    /// A device result in one line.
+    result_summary(result: AResult) -> String = one_line_result;
+    /// A region's live health badge (render with `|safe`: it is a template).
+    badge(region: ARegion) -> HealthBadgePartial = page::badge;
 }
 
 /// A job status badge's CSS class.

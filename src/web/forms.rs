@@ -19,10 +19,7 @@ pub struct FormPairs(pub Vec<(String, String)>);
 impl FormPairs {
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        crate::extract::first(&self.0, key)
     }
 
     /// The first value of `key`, owned.

@@ -1,0 +1,236 @@
+//! The device list's filters and sort orders, as SQL conditions.
+
+use sqlx::{Postgres, QueryBuilder};
+
+use super::push_scope;
+use crate::auth::Scope;
+use crate::error::FieldErrors;
+
+/// Which devices a filter keeps by region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionFilter {
+    /// Devices without a region (`region=none`).
+    Unassigned,
+    /// Devices of this region.
+    Id(i64),
+}
+
+/// The device list's filters (`?region=&site=&role=&vendor=&q=`), also used by bulk
+/// assignment. Text filters match case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    /// By region.
+    pub region: Option<RegionFilter>,
+    /// Exact site.
+    pub site: Option<String>,
+    /// Exact role.
+    pub role: Option<String>,
+    /// Exact vendor.
+    pub vendor: Option<String>,
+    /// Substring of the hostname, or prefix of the address.
+    pub q: Option<String>,
+}
+
+/// Sort orders of the device list.
+pub const SORTS: &[&str] = &[
+    "hostname",
+    "mgmt_ip",
+    "site",
+    "role",
+    "vendor",
+    "region",
+    "updated_at",
+];
+
+impl DeviceFilter {
+    /// Reads the filters from key/value pairs (a query string or a JSON object's entries),
+    /// recording bad values. Unknown keys are ignored, empty values mean "no filter".
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, String)>,
+        errors: &mut FieldErrors,
+    ) -> Self {
+        let mut f = Self::default();
+        for (key, value) in pairs {
+            let value = value.trim().to_string();
+            if value.is_empty() {
+                continue;
+            }
+            let too_long = value.chars().count() > 200;
+            match key {
+                "region" => match value.as_str() {
+                    "none" | "null" => f.region = Some(RegionFilter::Unassigned),
+                    v => match v.parse::<i64>() {
+                        Ok(id) => f.region = Some(RegionFilter::Id(id)),
+                        Err(_) => errors.add("region", "Enter a region id, or \"none\"."),
+                    },
+                },
+                "site" | "role" | "vendor" | "q" if too_long => {
+                    errors.add(key, "Use at most 200 characters.")
+                }
+                "site" => f.site = Some(value),
+                "role" => f.role = Some(value),
+                "vendor" => f.vendor = Some(value),
+                "q" => f.q = Some(value),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// Whether no filter is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The filters as query-string pairs (to keep them in links and forms).
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match self.region {
+            Some(RegionFilter::Unassigned) => out.push(("region", "none".to_string())),
+            Some(RegionFilter::Id(id)) => out.push(("region", id.to_string())),
+            None => {}
+        }
+        for (k, v) in [
+            ("site", &self.site),
+            ("role", &self.role),
+            ("vendor", &self.vendor),
+            ("q", &self.q),
+        ] {
+            if let Some(v) = v {
+                out.push((k, v.clone()));
+            }
+        }
+        out
+    }
+
+    /// Whether a filter other than the region is set (they need the `devices` row).
+    pub(super) fn has_device_conditions(&self) -> bool {
+        self.site.is_some() || self.role.is_some() || self.vendor.is_some() || self.q.is_some()
+    }
+
+    /// Appends ` AND …` for the region filter (columns of `device_assignments a`), with the
+    /// tenancy condition on `a` too so the `(customer_id, region_id)` index serves it.
+    pub(super) fn push_region_condition(&self, qb: &mut QueryBuilder<Postgres>, scope: &Scope) {
+        if self.region.is_some() {
+            push_scope(qb, scope, "a");
+        }
+        match self.region {
+            Some(RegionFilter::Unassigned) => {
+                qb.push(" AND a.region_id IS NULL");
+            }
+            Some(RegionFilter::Id(id)) => {
+                qb.push(" AND a.region_id = ").push_bind(id);
+            }
+            None => {}
+        }
+    }
+
+    /// Appends ` AND …` conditions for every filter (columns of `devices d` joined with
+    /// `device_assignments a`).
+    pub(super) fn push_conditions(&self, qb: &mut QueryBuilder<Postgres>, scope: &Scope) {
+        self.push_region_condition(qb, scope);
+        self.push_device_conditions(qb);
+    }
+
+    /// Appends ` AND …` for the filters on the device itself (columns of `devices d`).
+    pub(super) fn push_device_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
+        for (column, value) in [
+            ("site", &self.site),
+            ("role", &self.role),
+            ("vendor", &self.vendor),
+        ] {
+            if let Some(v) = value {
+                qb.push(format_args!(" AND lower(d.{column}) = lower("))
+                    .push_bind(v.clone())
+                    .push(")");
+            }
+        }
+        if let Some(q) = &self.q {
+            let pattern = format!("%{}%", escape_like(q));
+            // Only something shaped like an address can match one; leaving the address
+            // branch out otherwise lets the trigram index answer alone.
+            let address_like = q
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':');
+            qb.push(" AND (d.hostname ILIKE ").push_bind(pattern);
+            if address_like {
+                qb.push(" OR host(d.mgmt_ip) LIKE ")
+                    .push_bind(format!("{}%", escape_like(q)));
+            }
+            qb.push(")");
+        }
+    }
+}
+
+pub(super) fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The `ORDER BY` of a sort key from [`SORTS`], `-` prefixed to reverse.
+pub(super) fn order_by(sort: &str) -> String {
+    let (desc, key) = match sort.strip_prefix('-') {
+        Some(k) => (true, k),
+        None => (false, sort),
+    };
+    let dir = if desc { " DESC" } else { "" };
+    // Each order ends in a unique key, and matches an index within one customer
+    // (`customer_id` is constant there, so the planner skips it). Only the keys of `SORTS`
+    // reach the SQL: anything else sorts by hostname.
+    match key {
+        "mgmt_ip" | "updated_at" => format!(" ORDER BY d.{key}{dir}, d.id{dir}"),
+        "site" | "role" | "vendor" => {
+            format!(" ORDER BY lower(d.{key}){dir}, d.hostname{dir}, d.customer_id{dir}")
+        }
+        "region" => {
+            let nulls = if desc { " NULLS LAST" } else { " NULLS FIRST" };
+            format!(" ORDER BY r.name{dir}{nulls}, d.hostname, d.customer_id")
+        }
+        _ => format!(" ORDER BY d.hostname{dir}, d.customer_id{dir}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(v: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        v.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn filters_parse_and_round_trip() {
+        let mut e = FieldErrors::new();
+        let f = DeviceFilter::from_pairs(
+            pairs(&[
+                ("region", "none"),
+                ("site", " PAR1 "),
+                ("q", "rtr"),
+                ("page", "2"),
+                ("role", ""),
+            ]),
+            &mut e,
+        );
+        assert!(e.is_empty());
+        assert_eq!(f.region, Some(RegionFilter::Unassigned));
+        assert_eq!(f.site.as_deref(), Some("PAR1"));
+        assert_eq!(f.role, None);
+        assert_eq!(
+            DeviceFilter::from_pairs(f.to_pairs().into_iter(), &mut e),
+            f
+        );
+    }
+
+    #[test]
+    fn a_bad_region_filter_is_a_field_error() {
+        let mut e = FieldErrors::new();
+        DeviceFilter::from_pairs(pairs(&[("region", "east")]), &mut e);
+        assert_eq!(e.get("region").len(), 1);
+    }
+
+    #[test]
+    fn like_wildcards_in_searches_are_literal() {
+        assert_eq!(escape_like("a%b_c\\"), "a\\%b\\_c\\\\");
+    }
+}

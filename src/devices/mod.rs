@@ -1,0 +1,386 @@
+//! Devices: the routers and switches jobs run on, each optionally in a region.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+use time::OffsetDateTime;
+
+use crate::auth::Scope;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::pagination::PageRequest;
+use crate::types::{HealthStatus, Reachability};
+
+mod filter;
+mod input;
+
+use filter::order_by;
+pub use filter::{DeviceFilter, RegionFilter, SORTS};
+pub use input::{DeviceChanges, DeviceInput};
+
+/// A device row, with its region's name and health for display.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+pub struct Device {
+    /// Id.
+    pub id: i64,
+    /// Owning customer.
+    #[serde(rename = "customer")]
+    pub customer_id: i64,
+    /// Unique per customer.
+    pub hostname: String,
+    /// Management address (IPv4 or IPv6).
+    #[schema(value_type = String, example = "192.0.2.10")]
+    pub mgmt_ip: IpAddr,
+    /// SSH port.
+    pub port: i32,
+    /// Vendor ("cisco", "juniper", "arista", …).
+    pub vendor: String,
+    /// Platform ("ios", "junos", "eos", …).
+    pub platform: String,
+    /// Role ("core", "edge", …).
+    pub role: String,
+    /// Site ("par1").
+    pub site: String,
+    /// Free tags.
+    pub tags: Vec<String>,
+    /// Credential used to sign in.
+    #[serde(rename = "credential")]
+    pub credential_id: Option<i64>,
+    /// Disabled devices are never targeted by jobs.
+    pub enabled: bool,
+    /// Region, if assigned; jobs on the device are routed to its queue.
+    #[serde(rename = "region")]
+    pub region_id: Option<i64>,
+    /// Result of the last reachability check.
+    pub reachability_status: Reachability,
+    /// When it was checked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_reachability_check: Option<OffsetDateTime>,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The region's name (UI).
+    #[serde(skip)]
+    pub region_name: Option<String>,
+    /// The region's identifier (UI).
+    #[serde(skip)]
+    pub region_identifier: Option<String>,
+    /// The region's health (UI).
+    #[serde(skip)]
+    pub region_health: Option<HealthStatus>,
+}
+
+/// Appends the tenancy condition on `{alias}.customer_id`. One customer (the common case)
+/// is bound as a scalar, so the planner can walk the `(customer_id, …)` indexes in order.
+pub(super) fn push_scope(qb: &mut QueryBuilder<Postgres>, scope: &Scope, alias: &str) {
+    match scope.ids() {
+        Some([one]) => {
+            qb.push(format!(" AND {alias}.customer_id = "))
+                .push_bind(*one);
+        }
+        Some(ids) => {
+            qb.push(format!(" AND {alias}.customer_id = ANY("))
+                .push_bind(ids.to_vec())
+                .push(")");
+        }
+        None => {}
+    }
+}
+
+const SELECT: &str = "SELECT d.id, d.customer_id, d.hostname, d.mgmt_ip, d.port, d.vendor,
+        d.platform, d.role, d.site, d.tags, d.credential_id, d.enabled, a.region_id,
+        d.reachability_status, d.last_reachability_check, d.created_at, d.updated_at,
+        r.name AS region_name, r.identifier AS region_identifier, r.health_status AS region_health
+    FROM devices d JOIN device_assignments a ON a.device_id = d.id
+    LEFT JOIN regions r ON r.id = a.region_id";
+
+/// Counts devices in scope matching `filter`.
+pub async fn count(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    filter: &DeviceFilter,
+) -> AppResult<i64> {
+    // Count on the narrow table alone unless the filter needs the devices' columns.
+    let mut qb = if filter.has_device_conditions() {
+        let mut qb = QueryBuilder::new(
+            "SELECT count(*) FROM devices d JOIN device_assignments a ON a.device_id = d.id WHERE true",
+        );
+        push_scope(&mut qb, scope, "d");
+        qb
+    } else {
+        let mut qb = QueryBuilder::new("SELECT count(*) FROM device_assignments a WHERE true");
+        push_scope(&mut qb, scope, "a");
+        qb
+    };
+    filter.push_conditions(&mut qb, scope);
+    Ok(qb.build_query_scalar().fetch_one(conn).await?)
+}
+
+/// A page of devices in scope matching `filter`, sorted by `sort` (see [`SORTS`]; a
+/// leading `-` reverses), and the total count.
+pub async fn list(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    filter: &DeviceFilter,
+    sort: &str,
+    page: PageRequest,
+) -> AppResult<(Vec<Device>, i64)> {
+    let total = count(conn, scope, filter).await?;
+    let mut qb = QueryBuilder::new(SELECT);
+    qb.push(" WHERE true");
+    push_scope(&mut qb, scope, "d");
+    filter.push_conditions(&mut qb, scope);
+    qb.push(order_by(sort));
+    qb.push(" LIMIT ")
+        .push_bind(page.page_size)
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let rows = qb.build_query_as::<Device>().fetch_all(conn).await?;
+    Ok((rows, total))
+}
+
+/// One device in scope; 404 otherwise.
+pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Device> {
+    let mut qb = QueryBuilder::new(SELECT);
+    qb.push(" WHERE d.id = ").push_bind(id);
+    push_scope(&mut qb, scope, "d");
+    qb.build_query_as::<Device>()
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// Distinct non-empty values (lowercased) of a column in scope, for filter suggestions; at
+/// most 500. For one customer this walks the `(customer_id, lower(column), hostname)` index
+/// value by value (a "skip scan"), so it costs one probe per distinct value rather than a
+/// scan of every device.
+pub async fn distinct_values(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    column: &str,
+) -> AppResult<Vec<String>> {
+    let column = match column {
+        "site" => "site",
+        "role" => "role",
+        _ => "vendor",
+    };
+    let customers: Vec<i64> = match scope.ids() {
+        Some(ids) => ids.to_vec(),
+        None => {
+            sqlx::query_scalar("SELECT id FROM customers ORDER BY id LIMIT 50")
+                .fetch_all(&mut *conn)
+                .await?
+        }
+    };
+    let sql = format!(
+        "WITH RECURSIVE walk AS (
+            (SELECT lower({column}) AS v FROM devices
+             WHERE customer_id = $1 AND lower({column}) > '' ORDER BY lower({column}) LIMIT 1)
+            UNION ALL
+            SELECT (SELECT lower({column}) FROM devices
+                    WHERE customer_id = $1 AND lower({column}) > walk.v
+                    ORDER BY lower({column}) LIMIT 1)
+            FROM walk WHERE walk.v IS NOT NULL
+         )
+         SELECT v FROM walk WHERE v IS NOT NULL LIMIT 500"
+    );
+    let mut values = Vec::new();
+    for customer in customers {
+        let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(customer)
+            .fetch_all(&mut *conn)
+            .await?;
+        values.extend(found);
+    }
+    values.sort();
+    values.dedup();
+    values.truncate(500);
+    Ok(values)
+}
+
+/// Checks that the referenced region and credential exist and belong to `customer_id`;
+/// anything else is "no such …" on that field, whoever owns it.
+async fn check_references(
+    conn: &mut PgConnection,
+    customer_id: i64,
+    c: &DeviceChanges,
+) -> AppResult<()> {
+    let (region, credential) = (c.region.flatten(), c.credential.flatten());
+    let (region_ok, credential_ok): (bool, bool) = sqlx::query_as(
+        "SELECT $1::bigint IS NULL
+                OR EXISTS (SELECT 1 FROM regions WHERE id = $1 AND customer_id = $3),
+                $2::bigint IS NULL
+                OR EXISTS (SELECT 1 FROM credentials WHERE id = $2 AND customer_id = $3)",
+    )
+    .bind(region)
+    .bind(credential)
+    .bind(customer_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut e = FieldErrors::new();
+    if let (false, Some(id)) = (region_ok, region) {
+        e.add("region", format!("No region with id {id}."));
+    }
+    if let (false, Some(id)) = (credential_ok, credential) {
+        e.add("credential", format!("No credential with id {id}."));
+    }
+    e.into_result()
+}
+
+/// Creates a device for `customer_id`: the row with its required fields, then the rest as
+/// an update, so that both share one statement and its defaults are the table's.
+pub async fn create(
+    conn: &mut PgConnection,
+    customer_id: i64,
+    c: &DeviceChanges,
+) -> AppResult<Device> {
+    // The insert trigger creates the assignment row that `update` sets the region on.
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO devices (customer_id, hostname, mgmt_ip) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(customer_id)
+    .bind(&c.hostname)
+    .bind(c.mgmt_ip)
+    .fetch_one(&mut *conn)
+    .await?;
+    update(conn, &Scope::all(), id, c).await
+}
+
+async fn set_region(conn: &mut PgConnection, device_id: i64, region: Option<i64>) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE device_assignments SET region_id = $2, assigned_at = now()
+         WHERE device_id = $1 AND region_id IS DISTINCT FROM $2",
+    )
+    .bind(device_id)
+    .bind(region)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies changes to a device in scope.
+pub async fn update(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    id: i64,
+    c: &DeviceChanges,
+) -> AppResult<Device> {
+    let current = get(conn, scope, id).await?;
+    check_references(conn, current.customer_id, c).await?;
+    sqlx::query(
+        "UPDATE devices SET
+            hostname = COALESCE($2, hostname), mgmt_ip = COALESCE($3, mgmt_ip),
+            port = COALESCE($4, port), vendor = COALESCE($5, vendor),
+            platform = COALESCE($6, platform), role = COALESCE($7, role),
+            site = COALESCE($8, site), tags = COALESCE($9, tags),
+            credential_id = CASE WHEN $10 THEN $11 ELSE credential_id END,
+            enabled = COALESCE($12, enabled),
+            updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&c.hostname)
+    .bind(c.mgmt_ip)
+    .bind(c.port)
+    .bind(&c.vendor)
+    .bind(&c.platform)
+    .bind(&c.role)
+    .bind(&c.site)
+    .bind(&c.tags)
+    .bind(c.credential.is_some())
+    .bind(c.credential.flatten())
+    .bind(c.enabled)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(region) = c.region {
+        set_region(conn, id, region).await?;
+    }
+    get(conn, scope, id).await
+}
+
+/// Deletes a device in scope.
+pub async fn delete(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Device> {
+    let device = get(conn, scope, id).await?;
+    sqlx::query("DELETE FROM devices WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(device)
+}
+
+/// Which devices a bulk assignment touches.
+#[derive(Debug, Clone)]
+pub enum BulkTarget {
+    /// These ids.
+    Ids(Vec<i64>),
+    /// Every device matching the filter, on every page.
+    Matching(DeviceFilter),
+}
+
+/// Assigns devices in scope to `region` (or to none) in one statement; returns how many
+/// devices now have that region. With a region, only devices of the region's customer are
+/// touched; listed ids that are not such devices are a 400 naming them.
+pub async fn bulk_assign_region(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    target: &BulkTarget,
+    region: Option<(i64, i64)>,
+) -> AppResult<u64> {
+    if let BulkTarget::Ids(ids) = target {
+        if ids.is_empty() {
+            return Err(AppError::Validation(FieldErrors::single(
+                "device_ids",
+                "Select at least one device.",
+            )));
+        }
+        let mut qb = QueryBuilder::new("SELECT i FROM unnest(");
+        qb.push_bind(ids.clone())
+            .push("::bigint[]) AS i WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = i");
+        push_scope(&mut qb, scope, "d");
+        if let Some((_, customer_id)) = region {
+            qb.push(" AND d.customer_id = ").push_bind(customer_id);
+        }
+        qb.push(") ORDER BY i LIMIT 20");
+        let unknown: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        if !unknown.is_empty() {
+            let list = unknown
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(AppError::Validation(FieldErrors::single(
+                "device_ids",
+                format!("No such devices for this region's customer: {list}."),
+            )));
+        }
+    }
+    // One statement on the narrow assignments table; the devices table is only read, and
+    // only when the filter needs its columns.
+    let mut qb = QueryBuilder::new("UPDATE device_assignments a SET region_id = ");
+    qb.push_bind(region.map(|(id, _)| id))
+        .push(", assigned_at = now() WHERE true");
+    push_scope(&mut qb, scope, "a");
+    if let Some((_, customer_id)) = region {
+        qb.push(" AND a.customer_id = ").push_bind(customer_id);
+    }
+    match target {
+        BulkTarget::Ids(ids) => {
+            qb.push(" AND a.device_id = ANY(")
+                .push_bind(ids.clone())
+                .push(")");
+        }
+        BulkTarget::Matching(filter) => {
+            filter.push_region_condition(&mut qb, scope);
+            if filter.has_device_conditions() {
+                qb.push(" AND a.device_id IN (SELECT d.id FROM devices d WHERE true");
+                push_scope(&mut qb, scope, "d");
+                filter.push_device_conditions(&mut qb);
+                qb.push(")");
+            }
+        }
+    }
+    Ok(qb.build().execute(conn).await?.rows_affected())
+}

@@ -1,0 +1,312 @@
+//! What a job targets and runs: the seed's device filters, the payload of each job type,
+//! and the devices (with their regions) that a target matches.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+
+use super::JobType;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::routing::{DeviceRoute, RegionInfo};
+use crate::types::HealthStatus;
+
+/// Most devices one job may target.
+pub const MAX_TARGET_DEVICES: i64 = 100_000;
+
+/// Which devices a job targets (the seed's filters), matched case-insensitively among the
+/// customer's enabled devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Targets {
+    /// Site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Vendor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Device ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_ids: Option<Vec<i64>>,
+}
+
+impl Targets {
+    /// Reads `{"filters": {..}}` or the flat form `{..}`; `field` names the body field for
+    /// error messages. Targets are required: a forgotten field must not mean every device,
+    /// so that takes an explicit `{}`.
+    pub fn parse(value: &Value, field: &str) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let object = match value {
+            Value::Null => {
+                errors.add(
+                    field,
+                    "This field is required: filters such as {\"site\": \"par1\"}, or {} for every enabled device.",
+                );
+                return Err(errors);
+            }
+            Value::Object(map) => match map.get("filters") {
+                Some(Value::Object(inner)) if map.len() == 1 => inner,
+                Some(_) if map.len() == 1 => {
+                    errors.add(format!("{field}.filters"), "Give the filters as an object.");
+                    return Err(errors);
+                }
+                _ => map,
+            },
+            _ => {
+                errors.add(
+                    field,
+                    "Give the targets as an object, e.g. {\"site\": \"par1\"}.",
+                );
+                return Err(errors);
+            }
+        };
+        let mut targets = Targets::default();
+        for (key, v) in object {
+            let text = |errors: &mut FieldErrors| match v {
+                Value::String(s) if !s.trim().is_empty() && s.chars().count() <= 200 => {
+                    Some(s.trim().to_string())
+                }
+                _ => {
+                    errors.add(
+                        format!("{field}.{key}"),
+                        "Give a non-empty string of at most 200 characters.",
+                    );
+                    None
+                }
+            };
+            match key.as_str() {
+                "site" => targets.site = text(&mut errors),
+                "role" => targets.role = text(&mut errors),
+                "vendor" => targets.vendor = text(&mut errors),
+                "hostname" => targets.hostname = text(&mut errors),
+                "device_ids" => match v {
+                    Value::Array(items) if !items.is_empty() && items.len() <= 10_000 => {
+                        let ids: Option<Vec<i64>> = items.iter().map(Value::as_i64).collect();
+                        match ids {
+                            Some(ids) => targets.device_ids = Some(ids),
+                            None => errors
+                                .add(format!("{field}.device_ids"), "Give a list of device ids."),
+                        }
+                    }
+                    _ => errors.add(
+                        format!("{field}.device_ids"),
+                        "Give a list of 1 to 10000 device ids.",
+                    ),
+                },
+                other => errors.add(
+                    format!("{field}.{other}"),
+                    "Unknown filter; use site, role, vendor, hostname or device_ids.",
+                ),
+            }
+        }
+        if errors.is_empty() {
+            Ok(targets)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A job's payload, validated for its type.
+pub fn validate_payload(job_type: JobType, payload: &Value) -> Result<Value, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let empty = Map::new();
+    let map = match payload {
+        Value::Null => &empty,
+        Value::Object(m) => m,
+        _ => {
+            errors.add("payload", "Give the payload as an object.");
+            return Err(errors);
+        }
+    };
+    let timeout = |errors: &mut FieldErrors, default: u64, max: u64| -> u64 {
+        match map.get("timeout") {
+            None | Some(Value::Null) => default,
+            Some(v) => match v.as_u64() {
+                Some(t) if (1..=max).contains(&t) => t,
+                _ => {
+                    errors.add(
+                        "payload.timeout",
+                        format!("Give a timeout of 1 to {max} seconds."),
+                    );
+                    default
+                }
+            },
+        }
+    };
+    let out = match job_type {
+        JobType::RunCommands => {
+            let commands: Vec<String> = match map.get("commands") {
+                Some(Value::Array(items)) if !items.is_empty() && items.len() <= 50 => items
+                    .iter()
+                    .filter_map(|c| match c.as_str().map(str::trim) {
+                        Some(s) if !s.is_empty() && s.len() <= 1000 && !s.contains('\n') => {
+                            Some(s.to_string())
+                        }
+                        _ => {
+                            errors.add(
+                                "payload.commands",
+                                "Each command is a non-empty single line of at most 1000 characters.",
+                            );
+                            None
+                        }
+                    })
+                    .collect(),
+                _ => {
+                    errors.add("payload.commands", "Give a list of 1 to 50 commands.");
+                    Vec::new()
+                }
+            };
+            let t = timeout(&mut errors, 30, 600);
+            json!({"commands": commands, "timeout": t})
+        }
+        JobType::ConfigBackup => json!({"timeout": timeout(&mut errors, 60, 600)}),
+        JobType::CheckReachability => json!({"timeout": timeout(&mut errors, 5, 60)}),
+    };
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[derive(FromRow)]
+struct RouteRow {
+    id: i64,
+    hostname: String,
+    region_id: Option<i64>,
+    identifier: Option<String>,
+    name: Option<String>,
+    priority: Option<i32>,
+    enabled: Option<bool>,
+    health_status: Option<HealthStatus>,
+}
+
+/// The customer's enabled devices matching `targets`, with their regions.
+pub async fn match_devices(
+    conn: &mut PgConnection,
+    customer_id: i64,
+    targets: &Targets,
+) -> AppResult<Vec<DeviceRoute>> {
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT d.id, d.hostname, r.id AS region_id, r.identifier, r.name, r.priority, r.enabled,
+                r.health_status
+         FROM devices d JOIN device_assignments a ON a.device_id = d.id
+         LEFT JOIN regions r ON r.id = a.region_id
+         WHERE d.enabled AND d.customer_id = ",
+    );
+    qb.push_bind(customer_id);
+    for (column, value) in [
+        ("site", &targets.site),
+        ("role", &targets.role),
+        ("vendor", &targets.vendor),
+        ("hostname", &targets.hostname),
+    ] {
+        if let Some(v) = value {
+            qb.push(format!(" AND lower(d.{column}) = lower("))
+                .push_bind(v.clone())
+                .push(")");
+        }
+    }
+    if let Some(ids) = &targets.device_ids {
+        qb.push(" AND d.id = ANY(").push_bind(ids.clone()).push(")");
+    }
+    qb.push(" ORDER BY d.id LIMIT ")
+        .push_bind(MAX_TARGET_DEVICES + 1);
+    let rows: Vec<RouteRow> = qb.build_query_as().fetch_all(conn).await?;
+    if rows.len() as i64 > MAX_TARGET_DEVICES {
+        return Err(AppError::Validation(FieldErrors::single(
+            "target_summary",
+            format!("These targets match more than {MAX_TARGET_DEVICES} devices; narrow them."),
+        )));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| DeviceRoute {
+            device_id: r.id,
+            hostname: r.hostname,
+            region: match (r.region_id, r.identifier, r.name) {
+                (Some(id), Some(identifier), Some(name)) => Some(RegionInfo {
+                    id,
+                    identifier,
+                    name,
+                    priority: r.priority.unwrap_or_default(),
+                    enabled: r.enabled.unwrap_or(false),
+                    health_status: r.health_status.unwrap_or(HealthStatus::Offline),
+                }),
+                _ => None,
+            },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_accept_nested_and_flat_filters() {
+        let nested = Targets::parse(&json!({"filters": {"site": "par1"}}), "targets").unwrap();
+        let flat = Targets::parse(&json!({"site": "par1"}), "targets").unwrap();
+        assert_eq!(nested, flat);
+        assert_eq!(flat.site.as_deref(), Some("par1"));
+        let ids = Targets::parse(&json!({"device_ids": [3, 1]}), "targets").unwrap();
+        assert_eq!(ids.device_ids, Some(vec![3, 1]));
+    }
+
+    #[test]
+    fn bad_targets_name_the_field() {
+        let e = Targets::parse(&json!({"colour": "red"}), "targets").unwrap_err();
+        assert!(e.has("targets.colour"));
+        let e = Targets::parse(&json!({"device_ids": ["a"]}), "targets").unwrap_err();
+        assert!(e.has("targets.device_ids"));
+        let e = Targets::parse(&json!({"site": 3}), "targets").unwrap_err();
+        assert!(e.has("targets.site"));
+        assert!(
+            Targets::parse(&json!([1]), "targets")
+                .unwrap_err()
+                .has("targets")
+        );
+        // A forgotten field is not "every device"; `{}` is.
+        assert!(
+            Targets::parse(&Value::Null, "targets")
+                .unwrap_err()
+                .has("targets")
+        );
+        assert_eq!(
+            Targets::parse(&json!({}), "targets").unwrap(),
+            Targets::default()
+        );
+    }
+
+    #[test]
+    fn payloads_are_validated_per_type() {
+        let ok =
+            validate_payload(JobType::RunCommands, &json!({"commands": ["show version"]})).unwrap();
+        assert_eq!(ok, json!({"commands": ["show version"], "timeout": 30}));
+        for bad in [
+            json!({}),
+            json!({"commands": []}),
+            json!({"commands": [""]}),
+            json!({"commands": ["a\nb"]}),
+            json!({"commands": ["x"], "timeout": 0}),
+            json!({"commands": ["x"], "timeout": 601}),
+            json!({"commands": "show version"}),
+        ] {
+            assert!(
+                validate_payload(JobType::RunCommands, &bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            validate_payload(JobType::CheckReachability, &Value::Null).unwrap(),
+            json!({"timeout": 5})
+        );
+        assert!(validate_payload(JobType::CheckReachability, &json!({"timeout": 61})).is_err());
+        assert!(validate_payload(JobType::ConfigBackup, &json!([1])).is_err());
+    }
+}
