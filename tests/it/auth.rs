@@ -2,13 +2,12 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use sqlx::PgPool;
 use webnet::auth::Role;
 use webnet::state::WebConfig;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, rows_mentioning, scalar};
 
 #[sqlx::test]
 async fn anonymous_visitors_of_a_page_are_sent_to_login_with_the_page_as_next(pool: PgPool) {
@@ -25,12 +24,7 @@ async fn anonymous_visitors_of_a_page_are_sent_to_login_with_the_page_as_next(po
 async fn an_anonymous_htmx_request_is_told_to_redirect_to_login(pool: PgPool) {
     let mut app = TestApp::new(pool).await;
     let response = app
-        .send(
-            Request::get("/")
-                .header("HX-Request", "true")
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .request(Method::GET, "/", &[("HX-Request", "true")], "")
         .await;
     assert_eq!(response.header("hx-redirect"), Some("/login"));
 }
@@ -71,11 +65,11 @@ async fn signing_in_lands_on_the_next_page_with_a_new_session_id(pool: PgPool) {
     // Flash messages show once.
     assert!(app.get("/").await.texts(".flash-success").is_empty());
 
-    let last_login: Option<time::OffsetDateTime> =
-        sqlx::query_scalar("SELECT last_login_at FROM users WHERE username = 'alice'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let last_login: Option<time::OffsetDateTime> = scalar(
+        &pool,
+        "SELECT last_login_at FROM users WHERE username = 'alice'",
+    )
+    .await;
     assert!(last_login.is_some());
 }
 
@@ -104,12 +98,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(pool: PgPool) 
         ["Invalid username or password."]
     );
     // The username is kept, the password is not echoed back.
-    let html = wrong.html();
-    let username = html
-        .select(&scraper::Selector::parse("#username").unwrap())
-        .next()
-        .unwrap();
-    assert_eq!(username.value().attr("value"), Some("alice"));
+    assert_eq!(wrong.attr("#username", "value").as_deref(), Some("alice"));
     assert!(!wrong.body.contains("nope"));
 
     let unknown = app.login("mallory", "nope").await;
@@ -177,28 +166,13 @@ async fn htmx_requests_send_the_csrf_token_as_a_header(pool: PgPool) {
     app.create_user("alice", Role::Viewer, &["acme"]).await;
     app.login("alice", PASSWORD).await;
     let page = app.get("/").await;
-    let body_headers = page
-        .html()
-        .select(&scraper::Selector::parse("body").unwrap())
-        .next()
-        .unwrap()
-        .value()
-        .attr("hx-headers")
-        .unwrap()
-        .to_string();
+    let body_headers = page.attr("body", "hx-headers").unwrap();
     let headers: serde_json::Value = serde_json::from_str(&body_headers).unwrap();
     let token = headers["X-CSRF-Token"].as_str().unwrap().to_string();
     assert_eq!(Some(&token), app.csrf.as_ref());
 
-    let response = app
-        .send(
-            Request::post("/logout")
-                .header("HX-Request", "true")
-                .header("X-CSRF-Token", &token)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let htmx = [("HX-Request", "true"), ("X-CSRF-Token", token.as_str())];
+    let response = app.request(Method::POST, "/logout", &htmx, "").await;
     assert_eq!(response.status, StatusCode::SEE_OTHER);
     assert_eq!(app.get("/").await.location(), Some("/login"));
 }
@@ -232,10 +206,11 @@ async fn sessions_live_in_postgres_not_in_the_process(pool: PgPool) {
     app.login("alice", PASSWORD).await;
     let session = app.session_cookie().cloned().unwrap();
 
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE data ? 'user_id'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let stored: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM sessions WHERE data ? 'user_id'",
+    )
+    .await;
     assert_eq!(stored, 1);
 
     // A second server process (a new router) honours the same cookie.
@@ -350,12 +325,13 @@ async fn failed_login_from(app: &mut TestApp, client: &str, username: &str) -> S
             ("csrf_token", &token),
         ])
         .finish();
-    let request = Request::post("/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-forwarded-for", client)
-        .body(Body::from(body))
-        .unwrap();
-    app.send(request).await.status
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-forwarded-for", client),
+    ];
+    app.request(Method::POST, "/login", &headers, &body)
+        .await
+        .status
 }
 
 #[sqlx::test]
@@ -401,24 +377,17 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(pool
 async fn passwords_are_stored_only_as_argon2id_hashes(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
-    let hash: String =
-        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'alice'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let hash: String = scalar(
+        &pool,
+        "SELECT password_hash FROM users WHERE username = 'alice'",
+    )
+    .await;
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
     assert!(!hash.contains(PASSWORD));
-    let anywhere: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM users u WHERE row_to_json(u)::text LIKE '%' || $1 || '%'",
-    )
-    .bind(PASSWORD)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(anywhere, 0);
+    assert_eq!(rows_mentioning(&pool, "users", PASSWORD).await, 0);
 }
 
 #[sqlx::test]
@@ -427,13 +396,8 @@ async fn user_supplied_text_is_escaped_in_pages(pool: PgPool) {
     let response = app.login("<script>alert(1)</script>", "x").await;
     assert!(!response.body.contains("<script>alert(1)</script>"));
     // Escaped in the markup, yet the browser sees exactly what was typed.
-    let html = response.html();
-    let input = html
-        .select(&scraper::Selector::parse("#username").unwrap())
-        .next()
-        .unwrap();
     assert_eq!(
-        input.value().attr("value"),
+        response.attr("#username", "value").as_deref(),
         Some("<script>alert(1)</script>")
     );
 }

@@ -5,19 +5,11 @@ use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp};
-
-async fn signed_in(pool: PgPool, role: Role) -> TestApp {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", role, &["acme"]).await;
-    let r = app.login("alice", PASSWORD).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
-    app
-}
+use crate::helpers::{PASSWORD, TestApp, scalar, scalar_for};
 
 #[sqlx::test]
 async fn an_admin_creates_a_region_in_the_browser(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let empty = app.get("/regions").await;
     assert_eq!(
         empty.texts("[data-testid=regions-empty] h2"),
@@ -59,7 +51,7 @@ async fn an_admin_creates_a_region_in_the_browser(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_bad_region_form_is_shown_again_with_inline_errors(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     app.get("/regions/new").await;
     let r = app
         .post_form(
@@ -77,12 +69,7 @@ async fn a_bad_region_form_is_shown_again_with_inline_errors(pool: PgPool) {
     assert_eq!(r.texts("#priority-error"), ["Enter a whole number."]);
     assert!(r.texts("#worker_pool_config-error")[0].starts_with("Not valid JSON"));
     // What was typed is kept.
-    let html = r.html();
-    let name = html
-        .select(&scraper::Selector::parse("#name").unwrap())
-        .next()
-        .unwrap();
-    assert_eq!(name.value().attr("value"), Some("US East"));
+    assert_eq!(r.attr("#name", "value").as_deref(), Some("US East"));
 
     // A duplicate identifier is an inline error too (from the database constraint).
     app.post_form("/regions", &[("name", "A"), ("identifier", "a")])
@@ -99,7 +86,7 @@ async fn a_bad_region_form_is_shown_again_with_inline_errors(pool: PgPool) {
 
 #[sqlx::test]
 async fn user_supplied_names_are_escaped(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     app.get("/regions/new").await;
     let evil = r#"<img src=x onerror="alert(1)">"#;
     let r = app
@@ -118,7 +105,7 @@ async fn user_supplied_names_are_escaped(pool: PgPool) {
 
 #[sqlx::test]
 async fn deleting_a_region_says_how_many_devices_lose_it(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Admin).await;
+    let mut app = TestApp::signed_in(pool.clone(), Role::Admin).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     app.bulk_devices("acme", "r", "par", 3).await;
@@ -140,17 +127,17 @@ async fn deleting_a_region_says_how_many_devices_lose_it(pool: PgPool) {
         list.texts(".flash-success"),
         ["Region US East deleted; 3 devices no longer have a region."]
     );
-    let unassigned: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM device_assignments WHERE region_id IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let unassigned: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM device_assignments WHERE region_id IS NULL",
+    )
+    .await;
     assert_eq!(unassigned, 3);
 }
 
 #[sqlx::test]
 async fn the_manual_health_form_changes_the_badge(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     app.get(&format!("/regions/{id}")).await;
@@ -180,7 +167,7 @@ async fn the_manual_health_form_changes_the_badge(pool: PgPool) {
 
 #[sqlx::test]
 async fn viewers_see_regions_but_no_management_controls(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Viewer).await;
+    let mut app = TestApp::signed_in(pool, Role::Viewer).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let id = app.region(&admin, "US East", "us-east-1").await;
     let list = app.get("/regions").await;
@@ -202,7 +189,7 @@ async fn viewers_see_regions_but_no_management_controls(pool: PgPool) {
 
 #[sqlx::test]
 async fn another_customers_pages_are_not_found(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
     let region = app.region(&globex, "Theirs", "theirs").await;
     let device = app
@@ -231,23 +218,17 @@ async fn another_customers_pages_are_not_found(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Operator).await;
+    let mut app = TestApp::signed_in(pool, Role::Operator).await;
     app.bulk_devices("acme", "par", "par", 60).await;
     app.bulk_devices("acme", "lon", "lon", 5).await;
     let page = app.get("/devices?site=par&page_size=25").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.texts("[data-testid=devices-table] tbody tr").len(), 25);
     assert_eq!(page.texts(".pager .muted")[0], "1–25 of 60");
-    let next = page.html();
-    let next = next
-        .select(&scraper::Selector::parse("a[rel=next]").unwrap())
-        .next()
-        .unwrap()
-        .value()
-        .attr("href")
-        .unwrap()
-        .to_string();
-    assert_eq!(next, "/devices?site=par&page_size=25&page=2");
+    assert_eq!(
+        page.attr("a[rel=next]", "href").as_deref(),
+        Some("/devices?site=par&page_size=25&page=2")
+    );
     let last = app.get("/devices?site=par&page_size=25&page=3").await;
     assert_eq!(last.texts("[data-testid=devices-table] tbody tr").len(), 10);
 
@@ -271,7 +252,7 @@ async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool:
 
 #[sqlx::test]
 async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Operator).await;
+    let mut app = TestApp::signed_in(pool.clone(), Role::Operator).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let east = app.region(&admin, "US East", "us-east-1").await;
     app.bulk_devices("acme", "par", "par", 1234).await;
@@ -292,11 +273,11 @@ async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(p
         confirm.texts("[data-testid=bulk-summary]"),
         ["1,234 devices will be moved to US East."]
     );
-    let moved_yet: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM device_assignments WHERE region_id IS NOT NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let moved_yet: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM device_assignments WHERE region_id IS NOT NULL",
+    )
+    .await;
     assert_eq!(moved_yet, 0, "nothing moves before confirmation");
 
     let mut confirmed = fields.to_vec();
@@ -319,7 +300,7 @@ async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(p
 
 #[sqlx::test]
 async fn bulk_assigning_checked_rows_and_unassigning(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Operator).await;
+    let mut app = TestApp::signed_in(pool.clone(), Role::Operator).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let east = app.region(&admin, "US East", "us-east-1").await;
     app.bulk_devices("acme", "par", "par", 5).await;
@@ -382,7 +363,7 @@ async fn bulk_assigning_checked_rows_and_unassigning(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_admin_creates_and_edits_a_device_with_inline_errors(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let east = app.region(&admin, "US East", "us-east-1").await.to_string();
     app.get("/devices/new").await;
@@ -442,7 +423,7 @@ async fn an_admin_creates_and_edits_a_device_with_inline_errors(pool: PgPool) {
 
 #[sqlx::test]
 async fn credential_pages_never_show_secrets(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     app.get("/credentials/new").await;
     let r = app
         .post_form(
@@ -463,7 +444,7 @@ async fn credential_pages_never_show_secrets(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_dashboard_shows_each_region_with_a_live_badge(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Viewer).await;
+    let mut app = TestApp::signed_in(pool, Role::Viewer).await;
     let empty = app.get("/").await;
     assert_eq!(
         empty.texts("[data-testid=dashboard-empty] h2"),
@@ -472,24 +453,9 @@ async fn the_dashboard_shows_each_region_with_a_live_badge(pool: PgPool) {
     let admin = app.api_user("api", Role::Admin, "acme").await;
     app.region(&admin, "US East", "us-east-1").await;
     let page = app.get("/").await;
-    let badge = page.html();
-    let badge = badge
-        .select(&scraper::Selector::parse(r#"[data-region-health="us-east-1"]"#).unwrap())
-        .next()
-        .unwrap();
-    assert!(
-        badge
-            .value()
-            .attr("sse-swap")
-            .unwrap()
-            .starts_with("region-health-")
-    );
-    let main = page.html();
-    let main = main
-        .select(&scraper::Selector::parse("main").unwrap())
-        .next()
-        .unwrap();
-    assert_eq!(main.value().attr("sse-connect"), Some("/events"));
+    let swap = page.attr(r#"[data-region-health="us-east-1"]"#, "sse-swap");
+    assert!(swap.unwrap().starts_with("region-health-"));
+    assert_eq!(page.attr("main", "sse-connect").as_deref(), Some("/events"));
 }
 
 #[sqlx::test]
@@ -500,19 +466,13 @@ async fn moving_a_region_to_another_customer_is_refused_by_the_page_as_by_the_ap
     app.login("multi", PASSWORD).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let region = app.region(&admin, "US East", "us-east-1").await;
-    let globex: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE name = 'globex'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let globex: i64 = scalar(&pool, "SELECT id FROM customers WHERE name = 'globex'").await;
     let globex_s = globex.to_string();
     let message = "A region cannot move to another customer.";
 
+    let path = format!("/api/v1/regions/{region}/");
     let api = app
-        .patch_json(
-            &admin,
-            &format!("/api/v1/regions/{region}/"),
-            json!({"customer": globex}),
-        )
+        .patch_json(&admin, &path, json!({"customer": globex}))
         .await;
     assert_eq!(api.status, StatusCode::BAD_REQUEST, "{}", api.body);
     assert_eq!(api.json()["errors"]["customer"][0], message);
@@ -530,12 +490,11 @@ async fn moving_a_region_to_another_customer_is_refused_by_the_page_as_by_the_ap
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
     assert!(page.body.contains(message), "the page says why");
-    let owner: String = sqlx::query_scalar(
+    let owner: String = scalar_for(
+        &pool,
         "SELECT c.name FROM regions r JOIN customers c ON c.id = r.customer_id WHERE r.id = $1",
+        region,
     )
-    .bind(region)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(owner, "acme", "the region stayed where it was");
 }
