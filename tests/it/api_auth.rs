@@ -4,7 +4,7 @@ use axum::http::{Method, StatusCode};
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp, row_for, rows_mentioning, scalar_for};
+use crate::helpers::{TestApp, row_for, rows_mentioning, scalar_for};
 
 #[sqlx::test]
 async fn the_api_without_credentials_answers_401_in_json(pool: PgPool) {
@@ -88,9 +88,7 @@ async fn tokens_are_stored_as_sha256_hashes_only(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_browser_session_works_on_the_api_and_needs_csrf_for_unsafe_methods(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Admin, &["acme"]).await;
-    app.login("alice", PASSWORD).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     app.get("/").await;
 
     let me = app.api(Method::GET, "/api/v1/me/", None, None).await;

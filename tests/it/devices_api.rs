@@ -66,12 +66,11 @@ async fn bad_device_input_names_each_field(pool: PgPool) {
     ];
     app.assert_field_errors(&admin, "/api/v1/devices/", &cases)
         .await;
-    app.device(&admin, json!({"hostname": "dup", "mgmt_ip": "10.0.0.1"}))
-        .await;
+    app.new_device(&admin, "dup", "10.0.0.1", None).await;
     let dup = json!({"hostname": "dup", "mgmt_ip": "10.0.0.2"});
     let r = app.post_json(&admin, "/api/v1/devices/", dup).await;
     assert_eq!(
-        r.json()["errors"]["hostname"][0],
+        r.field_error("hostname"),
         "A device with this hostname already exists for this customer."
     );
 }
@@ -84,19 +83,16 @@ async fn a_device_cannot_point_at_another_customers_region_or_credential(pool: P
     let body = json!({"hostname": "x", "mgmt_ip": "10.0.0.1", "region": their_region, "credential": their_cred});
     let r = app.post_json(&acme, "/api/v1/devices/", body).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let errors = &r.json()["errors"];
     assert_eq!(
-        errors["region"][0],
+        r.field_error("region"),
         format!("No region with id {their_region}.")
     );
     assert_eq!(
-        errors["credential"][0],
+        r.field_error("credential"),
         format!("No credential with id {their_cred}.")
     );
 
-    let mine = app
-        .device(&acme, json!({"hostname": "x", "mgmt_ip": "10.0.0.1"}))
-        .await;
+    let mine = app.new_device(&acme, "x", "10.0.0.1", None).await;
     let path = format!("/api/v1/devices/{mine}/");
     let r = app
         .patch_json(&acme, &path, json!({"region": their_region}))
@@ -115,8 +111,7 @@ async fn a_device_cannot_point_at_another_customers_region_or_credential(pool: P
 
 #[sqlx::test]
 async fn device_filters_match_case_insensitively_and_region_none(pool: PgPool) {
-    let (mut app, admin) = TestApp::with_admin(pool).await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, east) = TestApp::with_region(pool).await;
     app.device(&admin, json!({"hostname": "par-edge-1", "mgmt_ip": "10.0.0.1", "site": "PAR", "role": "edge", "vendor": "Cisco", "region": east})).await;
     app.device(&admin, json!({"hostname": "par-core-1", "mgmt_ip": "10.0.0.2", "site": "par", "role": "core", "vendor": "juniper"})).await;
     app.device(&admin, json!({"hostname": "lon-edge-1", "mgmt_ip": "10.0.1.1", "site": "lon", "role": "edge", "vendor": "arista"})).await;
@@ -226,17 +221,12 @@ async fn bulk_assignment_by_ids_and_by_filters(pool: PgPool) {
 
 #[sqlx::test]
 async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool) {
-    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
+    let (mut app, admin, east) = TestApp::with_region(pool.clone()).await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
     let theirs = app.region(&globex, "Theirs", "theirs").await;
-    let mine = app
-        .device(&admin, json!({"hostname": "a", "mgmt_ip": "10.0.0.1"}))
-        .await;
-    let other = app
-        .device(&globex, json!({"hostname": "b", "mgmt_ip": "10.0.0.2"}))
-        .await;
+    let mine = app.new_device(&admin, "a", "10.0.0.1", None).await;
+    let other = app.new_device(&globex, "b", "10.0.0.2", None).await;
     let path = "/api/v1/devices/bulk_assign_region/";
 
     let r = app
@@ -286,12 +276,8 @@ async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool)
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.json()["errors"]["device_ids"][0]
-            .as_str()
-            .unwrap()
-            .contains(&other.to_string())
-    );
+    let why = r.field_error("device_ids");
+    assert!(why.contains(&other.to_string()), "{why}");
     // Nothing changed.
     let theirs_region: Option<i64> =
         sqlx::query_scalar("SELECT region_id FROM device_assignments WHERE device_id = $1")
@@ -320,12 +306,9 @@ async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool)
 
 #[sqlx::test]
 async fn operators_may_move_a_device_between_regions_but_not_edit_it(pool: PgPool) {
-    let (mut app, admin) = TestApp::with_admin(pool).await;
+    let (mut app, admin, east) = TestApp::with_region(pool).await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
-    let id = app
-        .device(&admin, json!({"hostname": "a", "mgmt_ip": "10.0.0.1"}))
-        .await;
+    let id = app.new_device(&admin, "a", "10.0.0.1", None).await;
     let path = format!("/api/v1/devices/{id}/");
     let r = app
         .patch_json(&operator, &path, json!({"region": east}))

@@ -57,6 +57,20 @@ impl TestResponse {
             .collect()
     }
 
+    /// The heading of the page's empty state for `what` (`[data-testid={what}-empty]`).
+    pub fn empty_state(&self, what: &str) -> Vec<String> {
+        self.texts(&format!("[data-testid={what}-empty] h2"))
+    }
+
+    /// The first message the API gives for `field` in its `errors`.
+    pub fn field_error(&self, field: &str) -> String {
+        let errors = &self.json()["errors"];
+        let first = errors[field][0].as_str();
+        first
+            .unwrap_or_else(|| panic!("no error for {field}: {}", self.body))
+            .to_string()
+    }
+
     /// The attribute `name` of the first element matching `css`, which must be there.
     pub fn attr(&self, css: &str, name: &str) -> Option<String> {
         let selector = Selector::parse(css).expect("valid selector");
@@ -202,6 +216,13 @@ impl TestApp {
         (app, admin)
     }
 
+    /// A router, an admin's API token and the region "US East" (`us-east-1`).
+    pub async fn with_region(pool: PgPool) -> (Self, ApiUser, i64) {
+        let (mut app, admin) = Self::with_admin(pool).await;
+        let region = app.region(&admin, "US East", "us-east-1").await;
+        (app, admin, region)
+    }
+
     /// A router and the API tokens of two admins, one of "acme" and one of "globex".
     pub async fn two_customers(pool: PgPool) -> (Self, ApiUser, ApiUser) {
         let (app, acme) = Self::with_admin(pool).await;
@@ -209,13 +230,28 @@ impl TestApp {
         (app, acme, globex)
     }
 
+    /// A router with a user "alice" of `role` in customer "acme", not signed in yet.
+    pub async fn with_alice(pool: PgPool, role: Role) -> Self {
+        let app = Self::new(pool).await;
+        app.create_user("alice", role, &["acme"]).await;
+        app
+    }
+
     /// A browser signed in as "alice", a user of `role` in customer "acme".
     pub async fn signed_in(pool: PgPool, role: Role) -> Self {
-        let mut app = Self::new(pool).await;
-        app.create_user("alice", role, &["acme"]).await;
+        let mut app = Self::with_alice(pool, role).await;
         let r = app.login("alice", PASSWORD).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         app
+    }
+
+    /// A browser signed in as "alice" of `role`, an admin's API token, and the region
+    /// "US East" (`us-east-1`), made through the API.
+    pub async fn signed_in_with_region(pool: PgPool, role: Role) -> (Self, ApiUser, i64) {
+        let mut app = Self::signed_in(pool, role).await;
+        let admin = app.api_user("api", Role::Admin, "acme").await;
+        let region = app.region(&admin, "US East", "us-east-1").await;
+        (app, admin, region)
     }
 
     /// `method path` with these headers and `body` as it is.
@@ -232,6 +268,28 @@ impl TestApp {
         }
         self.send(builder.body(Body::from(body.to_string())).unwrap())
             .await
+    }
+
+    /// GETs the page with the form `form` (for its CSRF token), then posts `fields` to
+    /// `action` as that form would.
+    pub async fn submit(
+        &mut self,
+        form: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        self.get(form).await;
+        self.post_form(action, fields).await
+    }
+
+    /// Posts the sign-in form of the page last seen, asking to land on `next`.
+    pub async fn post_login(&mut self, username: &str, password: &str, next: &str) -> TestResponse {
+        let fields = [
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ];
+        self.post_form("/login", &fields).await
     }
 
     /// Signs in through the real form.
@@ -377,6 +435,15 @@ pub async fn execute(pool: &PgPool, sql: String) {
         .unwrap();
 }
 
+/// How many rows `from` has: a table and maybe a condition, `"devices WHERE site = 'par'"`.
+pub async fn count_rows(pool: &PgPool, from: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {from}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// How many rows of `table` hold `text` anywhere in their columns.
 pub async fn rows_mentioning(pool: &PgPool, table: &str, text: &str) -> i64 {
     let sql =
@@ -480,25 +547,30 @@ impl TestApp {
         self.create_id(user, "/api/v1/credentials/", body).await
     }
 
+    /// `GET path` as `user`.
     pub async fn get_json(&mut self, user: &ApiUser, path: &str) -> TestResponse {
         self.api(Method::GET, path, Some(&user.token), None).await
     }
 
+    /// `POST path` as `user`, with `body`.
     pub async fn post_json(&mut self, user: &ApiUser, path: &str, body: Value) -> TestResponse {
         self.api(Method::POST, path, Some(&user.token), Some(body))
             .await
     }
 
+    /// `PATCH path` as `user`, with `body`.
     pub async fn patch_json(&mut self, user: &ApiUser, path: &str, body: Value) -> TestResponse {
         self.api(Method::PATCH, path, Some(&user.token), Some(body))
             .await
     }
 
+    /// `PUT path` as `user`, with `body`.
     pub async fn put_json(&mut self, user: &ApiUser, path: &str, body: Value) -> TestResponse {
         self.api(Method::PUT, path, Some(&user.token), Some(body))
             .await
     }
 
+    /// `DELETE path` as `user`.
     pub async fn delete(&mut self, user: &ApiUser, path: &str) -> TestResponse {
         self.api(Method::DELETE, path, Some(&user.token), None)
             .await
@@ -558,6 +630,12 @@ impl TestApp {
         self.start_job(user, "/api/v1/commands/run", body).await
     }
 
+    /// The `results` of a list the API pages, as far as its first page goes.
+    pub async fn list(&mut self, user: &ApiUser, path: &str) -> Vec<Value> {
+        let page = self.get_json(user, path).await.json();
+        page["results"].as_array().unwrap().clone()
+    }
+
     /// A job as the API shows it.
     pub async fn job(&mut self, user: &ApiUser, id: i64) -> Value {
         let path = format!("/api/v1/jobs/{id}/");
@@ -572,13 +650,9 @@ impl TestApp {
 
     /// The messages of a job's log, in order.
     pub async fn log_messages(&mut self, user: &ApiUser, job: i64) -> Vec<String> {
-        let logs: Value = serde_json::from_str(&self.job_log(user, job).await).unwrap();
-        logs["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["message"].as_str().unwrap().to_string())
-            .collect()
+        let lines = self.list(user, &format!("/api/v1/jobs/{job}/logs/")).await;
+        let message = |l: &Value| l["message"].as_str().unwrap().to_string();
+        lines.iter().map(message).collect()
     }
 
     /// Creates a region through the API and returns its id.
@@ -590,6 +664,18 @@ impl TestApp {
     /// Creates a region with every field of `body` and returns its id.
     pub async fn region_with(&mut self, user: &ApiUser, body: Value) -> i64 {
         self.create_id(user, "/api/v1/regions/", body).await
+    }
+
+    /// Creates a device with only a hostname, an address and maybe a region; its id.
+    pub async fn new_device(
+        &mut self,
+        user: &ApiUser,
+        hostname: &str,
+        mgmt_ip: &str,
+        region: Option<i64>,
+    ) -> i64 {
+        let body = serde_json::json!({"hostname": hostname, "mgmt_ip": mgmt_ip, "region": region});
+        self.device(user, body).await
     }
 
     /// Creates a device through the API and returns its id.

@@ -259,7 +259,7 @@ async fn job_requests_are_validated(pool: PgPool) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        r.json()["errors"]["target_summary"][0],
+        r.field_error("target_summary"),
         "No enabled device matches these targets."
     );
 }
@@ -292,37 +292,29 @@ async fn the_seed_shortcuts_answer_202_with_the_job_id(pool: PgPool) {
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{path}: {}", r.body);
     }
-    let bad = w
-        .app
-        .post_json(
-            &w.operator,
+    for (path, body, field) in [
+        (
             "/api/v1/commands/run",
             json!({"targets": {"site": "lon"}, "commands": []}),
-        )
-        .await;
-    assert!(bad.json()["errors"]["commands"].is_array(), "{}", bad.body);
-    let none = w
-        .app
-        .post_json(
-            &w.operator,
+            "commands",
+        ),
+        (
             "/api/v1/reachability/run",
             json!({"targets": {"site": "mars"}}),
-        )
-        .await;
-    assert!(none.json()["errors"]["targets"].is_array(), "{}", none.body);
+            "targets",
+        ),
+    ] {
+        w.app
+            .assert_field_errors(&w.operator, path, &[(body, field)])
+            .await;
+    }
     let forgotten = w
         .app
         .post_json(&w.operator, "/api/v1/config/backup", json!({}))
         .await;
     assert_eq!(forgotten.status, StatusCode::BAD_REQUEST);
-    assert!(
-        forgotten.json()["errors"]["targets"][0]
-            .as_str()
-            .unwrap()
-            .contains("required"),
-        "{}",
-        forgotten.body
-    );
+    let why = forgotten.field_error("targets");
+    assert!(why.contains("required"), "{why}");
 }
 
 #[sqlx::test]
@@ -424,37 +416,19 @@ async fn jobs_are_listed_and_filtered_by_status_type_and_region(pool: PgPool) {
     ] {
         w.check(target).await;
     }
-    let all = w.app.get_json(&w.operator, "/api/v1/jobs/").await.json();
-    assert_eq!(all["count"], 3);
-    let east = w
-        .app
-        .get_json(&w.operator, &format!("/api/v1/jobs/?region={}", w.east))
-        .await
-        .json();
-    assert_eq!(east["count"], 1);
-    let region_jobs = w
-        .app
-        .get_json(&w.operator, &format!("/api/v1/regions/{}/jobs/", w.west))
-        .await
-        .json();
-    assert_eq!(region_jobs["count"], 1);
-    assert_eq!(
-        w.app
-            .get_json(
-                &w.operator,
-                "/api/v1/jobs/?status=queued&type=check_reachability"
-            )
-            .await
-            .json()["count"],
-        3
-    );
-    assert_eq!(
-        w.app
-            .get_json(&w.operator, "/api/v1/jobs/?status=running")
-            .await
-            .json()["count"],
-        0
-    );
+    for (path, count) in [
+        ("/api/v1/jobs/".to_string(), 3),
+        (format!("/api/v1/jobs/?region={}", w.east), 1),
+        (format!("/api/v1/regions/{}/jobs/", w.west), 1),
+        (
+            "/api/v1/jobs/?status=queued&type=check_reachability".to_string(),
+            3,
+        ),
+        ("/api/v1/jobs/?status=running".to_string(), 0),
+    ] {
+        let listed = w.app.get_json(&w.operator, &path).await.json();
+        assert_eq!(listed["count"], count, "{path}");
+    }
     // Unknown, empty or repeated filters are field errors, not "no filter".
     for query in [
         "status=sleeping",

@@ -22,26 +22,15 @@ async fn job_events(app: &TestApp, id: i64, after: i64) -> Body {
 async fn operator_with_a_device(pool: PgPool) -> (TestApp, ApiUser, i64) {
     let mut app = TestApp::signed_in(pool, Role::Operator).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
-    let device = app
-        .device(&admin, json!({"hostname": "a", "mgmt_ip": "127.0.0.1"}))
-        .await;
+    let device = app.new_device(&admin, "a", "127.0.0.1", None).await;
     (app, admin, device)
 }
 
 #[sqlx::test]
 async fn an_operator_starts_a_job_from_checked_devices(pool: PgPool) {
-    let mut app = TestApp::signed_in(pool.clone(), Role::Operator).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
-    let a = app
-        .device(
-            &admin,
-            json!({"hostname": "a", "mgmt_ip": "127.0.0.1", "region": east}),
-        )
-        .await;
-    let b = app
-        .device(&admin, json!({"hostname": "b", "mgmt_ip": "127.0.0.2"}))
-        .await;
+    let (mut app, admin, east) = TestApp::signed_in_with_region(pool.clone(), Role::Operator).await;
+    let a = app.new_device(&admin, "a", "127.0.0.1", Some(east)).await;
+    let b = app.new_device(&admin, "b", "127.0.0.2", None).await;
     app.get("/devices").await;
     let (a_s, b_s) = (a.to_string(), b.to_string());
     let form = app

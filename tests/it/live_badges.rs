@@ -32,8 +32,7 @@ async fn read_until(body: &mut Body, needle: &str, wait: Duration) -> Option<Str
 /// An admin's API token and a region "US East" of customer "acme", whose viewer "alice"
 /// is signed in on a browser of her own.
 async fn region_and_alice(pool: &PgPool) -> (TestApp, ApiUser, i64, TestApp) {
-    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
+    let (app, admin, id) = TestApp::with_region(pool.clone()).await;
     let alice = TestApp::signed_in(pool.clone(), Role::Viewer).await;
     (app, admin, id, alice)
 }

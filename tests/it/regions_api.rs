@@ -109,7 +109,7 @@ async fn identifiers_are_unique_per_customer_only(pool: PgPool) {
     let dup = app.post_json(&acme, "/api/v1/regions/", again).await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        dup.json()["errors"]["identifier"][0],
+        dup.field_error("identifier"),
         "A region with this identifier already exists for this customer."
     );
     // Another customer may use the same identifier.
@@ -147,10 +147,9 @@ async fn another_customers_region_is_404_for_every_method(pool: PgPool) {
 
 #[sqlx::test]
 async fn viewers_and_operators_read_but_only_admins_manage_regions(pool: PgPool) {
-    let (mut app, admin) = TestApp::with_admin(pool).await;
+    let (mut app, _, id) = TestApp::with_region(pool).await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
     let path = format!("/api/v1/regions/{id}/");
     for user in [&operator, &viewer] {
         assert_eq!(app.get_json(user, &path).await.status, StatusCode::OK);
@@ -174,8 +173,7 @@ async fn viewers_and_operators_read_but_only_admins_manage_regions(pool: PgPool)
 
 #[sqlx::test]
 async fn patch_changes_only_the_given_fields_and_put_needs_them_all(pool: PgPool) {
-    let (mut app, admin) = TestApp::with_admin(pool).await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, id) = TestApp::with_region(pool).await;
     let path = format!("/api/v1/regions/{id}/");
     let r = app
         .patch_json(&admin, &path, json!({"enabled": false, "priority": 5}))
@@ -201,8 +199,7 @@ async fn patch_changes_only_the_given_fields_and_put_needs_them_all(pool: PgPool
 
 #[sqlx::test]
 async fn update_health_sets_status_message_and_check_time(pool: PgPool) {
-    let (mut app, admin) = TestApp::with_admin(pool).await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, id) = TestApp::with_region(pool).await;
     let path = format!("/api/v1/regions/{id}/update_health/");
     let drill = json!({"health_status": "offline", "message": "fire drill"});
     let r = app.post_json(&admin, &path, drill).await;
@@ -213,13 +210,12 @@ async fn update_health_sets_status_message_and_check_time(pool: PgPool) {
     assert!(region["last_health_check"].is_string());
     assert_eq!(region["is_available"], false);
 
-    let bad = app
-        .post_json(&admin, &path, json!({"health_status": "sick"}))
+    let sick_or_missing = [
+        (json!({"health_status": "sick"}), "health_status"),
+        (json!({}), "health_status"),
+    ];
+    app.assert_field_errors(&admin, &path, &sick_or_missing)
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.json()["errors"]["health_status"].is_array());
-    let missing = app.post_json(&admin, &path, json!({})).await;
-    assert!(missing.json()["errors"]["health_status"].is_array());
 }
 
 #[sqlx::test]
@@ -257,14 +253,8 @@ async fn region_lists_are_paginated_by_priority(pool: PgPool) {
 
 #[sqlx::test]
 async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
-    let (mut app, admin) = TestApp::with_admin(pool).await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
-    let device = app
-        .device(
-            &admin,
-            json!({"hostname": "r1", "mgmt_ip": "10.0.0.1", "region": id}),
-        )
-        .await;
+    let (mut app, admin, id) = TestApp::with_region(pool).await;
+    let device = app.new_device(&admin, "r1", "10.0.0.1", Some(id)).await;
     let listed = app
         .get_json(&admin, &format!("/api/v1/regions/{id}/devices/"))
         .await
@@ -272,7 +262,8 @@ async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
     assert_eq!(listed["count"], 1);
     assert_eq!(listed["results"][0]["hostname"], "r1");
 
-    let r = app.delete(&admin, &format!("/api/v1/regions/{id}/")).await;
+    let region = format!("/api/v1/regions/{id}/");
+    let r = app.delete(&admin, &region).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let d = app
         .get_json(&admin, &format!("/api/v1/devices/{device}/"))
@@ -280,9 +271,7 @@ async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
         .json();
     assert_eq!(d["region"], serde_json::Value::Null);
     assert_eq!(
-        app.get_json(&admin, &format!("/api/v1/regions/{id}/"))
-            .await
-            .status,
+        app.get_json(&admin, &region).await.status,
         StatusCode::NOT_FOUND
     );
 }

@@ -63,20 +63,13 @@ async fn setup(pool: PgPool) -> Setup {
 }
 
 async fn results(app: &mut TestApp, user: &ApiUser, id: i64) -> Vec<Value> {
-    app.get_json(user, &format!("/api/v1/jobs/{id}/results/"))
-        .await
-        .json()["results"]
-        .as_array()
-        .unwrap()
-        .clone()
+    app.list(user, &format!("/api/v1/jobs/{id}/results/")).await
 }
 
+/// The job's log, a line `[host] message` per entry.
 async fn log_text(app: &mut TestApp, user: &ApiUser, id: i64) -> String {
-    app.get_json(user, &format!("/api/v1/jobs/{id}/logs/"))
-        .await
-        .json()["results"]
-        .as_array()
-        .unwrap()
+    let lines = app.list(user, &format!("/api/v1/jobs/{id}/logs/")).await;
+    lines
         .iter()
         .map(|l| {
             format!(
@@ -114,14 +107,15 @@ async fn a_job_across_two_regions_runs_on_each_regions_worker(pool: PgPool) {
     let id = s.app.create_id(&s.admin, "/api/v1/jobs/", check).await;
     let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "partial", "{job}");
-    let workers = dispatches(&job);
-    assert!(
-        workers.contains(&("region_us-east-1".into(), "east-worker".into())),
-        "{workers:?}"
-    );
-    assert!(
-        workers.contains(&("region_us-west-2".into(), "west-worker".into())),
-        "{workers:?}"
+    let mut workers = dispatches(&job);
+    workers.sort();
+    let ran_on = |queue: &str, worker: &str| (queue.to_string(), worker.to_string());
+    assert_eq!(
+        workers,
+        [
+            ran_on("region_us-east-1", "east-worker"),
+            ran_on("region_us-west-2", "west-worker")
+        ]
     );
     assert_eq!(
         job["result_summary"],
