@@ -51,6 +51,13 @@ pub(crate) async fn lab(pool: PgPool, delay: Duration) -> Lab {
     }
 }
 
+impl Lab {
+    /// Polls until the region has `status`; returns how long it took.
+    pub(crate) async fn wait_health(&mut self, status: &str, limit: Duration) -> Duration {
+        wait_health(&mut self.app, &self.admin, self.region, status, limit).await
+    }
+}
+
 pub(crate) async fn run_show_version(lab: &mut Lab) -> i64 {
     lab.app
         .run_commands(&lab.admin, lab.device, &["show version"])
@@ -88,14 +95,9 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
     for _ in 0..10 {
         stranded.push(run_show_version(&mut lab).await);
     }
-    let took = wait_health(
-        &mut lab.app,
-        &lab.admin,
-        lab.region,
-        "offline",
-        Duration::from_secs(2 * INTERVAL),
-    )
-    .await;
+    let took = lab
+        .wait_health("offline", Duration::from_secs(2 * INTERVAL))
+        .await;
     println!("offline {took:?} after SIGKILL");
     for id in &stranded {
         let job = wait_job(&mut lab.app, &lab.admin, *id, Duration::from_secs(20)).await;
@@ -121,14 +123,8 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
     // A new regional worker brings the region back, and jobs route to it again.
     let (mut again, again_name) =
         beating_worker(&lab.url, "east", &["--region", "us-east-1"]).await;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        lab.region,
-        "healthy",
-        Duration::from_secs(2 * INTERVAL + 2),
-    )
-    .await;
+    lab.wait_health("healthy", Duration::from_secs(2 * INTERVAL + 2))
+        .await;
     let id = run_show_version(&mut lab).await;
     let job = wait_job(&mut lab.app, &lab.admin, id, Duration::from_secs(20)).await;
     assert_eq!(job["dispatches"][0]["queue"], "region_us-east-1");
@@ -265,8 +261,7 @@ async fn a_manual_status_set_during_a_monitor_pass_is_not_overwritten(pool: PgPo
     use webnet::auth::Scope;
     use webnet::types::HealthStatus;
 
-    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
-    let region = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, region) = TestApp::with_region(pool.clone()).await;
     // Due for evaluation, and without a worker: the monitor would make it offline.
     sqlx::query(
         "UPDATE regions SET health_status = 'healthy',

@@ -12,8 +12,8 @@ use tokio::process::Child;
 
 use crate::failover::{Lab, lab, run_show_version};
 use crate::helpers::{
-    beating_worker, execute, row_for, scalar, send_sigterm, start_server, start_worker,
-    wait_health, wait_job, wait_until,
+    beating_worker, execute, row_for, scalar, send_sigterm, start_server, start_worker, wait_job,
+    wait_until,
 };
 
 /// Waits until the job's only dispatch is running and returns its worker.
@@ -41,17 +41,17 @@ async fn show_run(lab: &mut Lab) -> i64 {
         .await
 }
 
-/// A server (for the monitor), a worker "first" with `grace` running a job's dispatch, and a
-/// second worker on the same queue, started once the first is on the job.
+/// A server (for the monitor), a worker "first" with `grace` that ran a job's dispatch until
+/// it got SIGTERM and stopped, and a second worker on the same queue, started once the first
+/// was on the job.
 struct Handover {
     server: Child,
-    first: Child,
     first_name: String,
     second: Child,
     second_name: String,
     job: i64,
-    /// When the first worker got SIGTERM.
-    stopping: Instant,
+    /// How long the first worker took to stop after SIGTERM.
+    stopped_after: Duration,
 }
 
 impl Handover {
@@ -63,49 +63,54 @@ impl Handover {
     }
 }
 
-async fn dispatch_running_on_first(lab: &mut Lab, grace: &str) -> Handover {
+/// A lab whose device takes `command` to answer, and in it a [`Handover`]: the first worker,
+/// given `grace`, must stop with exit code 0 within `stops_within` of its SIGTERM.
+async fn handover(
+    pool: PgPool,
+    command: Duration,
+    grace: &str,
+    stops_within: Duration,
+) -> (Lab, Handover) {
+    let mut lab = lab(pool, command).await;
     let (server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (first, first_name) = start_worker(
-        &lab.url,
-        &[
-            "--region",
-            "us-east-1",
-            "--name",
-            "first",
-            "--grace-seconds",
-            grace,
-        ],
-    )
-    .await;
-    let job = show_run(lab).await;
-    assert_eq!(running_on(lab, job).await, first_name);
+    let first_args = [
+        "--region",
+        "us-east-1",
+        "--name",
+        "first",
+        "--grace-seconds",
+        grace,
+    ];
+    let (mut first, first_name) = start_worker(&lab.url, &first_args).await;
+    let job = show_run(&mut lab).await;
+    assert_eq!(running_on(&mut lab, job).await, first_name);
     let (second, second_name) =
         start_worker(&lab.url, &["--region", "us-east-1", "--name", "second"]).await;
     let stopping = Instant::now();
     send_sigterm(&first).await;
-    Handover {
+    let exit = tokio::time::timeout(stops_within, first.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the first worker did not stop within {stops_within:?}"))
+        .unwrap();
+    assert!(exit.success(), "the first worker exits 0: {exit:?}");
+    let h = Handover {
         server,
-        first,
         first_name,
         second,
         second_name,
         job,
-        stopping,
-    }
+        stopped_after: stopping.elapsed(),
+    };
+    (lab, h)
 }
 
 #[sqlx::test]
 async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(pool: PgPool) {
     // A 20 s command, a 30 s grace period, another worker on the queue, the monitor running:
     // apalis's own orphan recovery used to hand the dispatch to the other worker after 15 s.
-    let mut lab = lab(pool, Duration::from_secs(20)).await;
-    let mut h = dispatch_running_on_first(&mut lab, "30").await;
-    let exit = tokio::time::timeout(Duration::from_secs(45), h.first.wait())
-        .await
-        .expect("the worker stops once its dispatch is done")
-        .unwrap();
-    assert!(exit.success(), "graceful exit 0: {exit:?}");
-
+    // The worker stops once its dispatch is done, well within 45 s.
+    let (mut lab, mut h) =
+        handover(pool, Duration::from_secs(20), "30", Duration::from_secs(45)).await;
     let job = h.job;
     let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "success", "{done}");
@@ -124,18 +129,10 @@ async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(
 async fn a_grace_period_that_runs_out_hands_the_dispatch_over_once_and_says_so(pool: PgPool) {
     // A 10 s command: a worker that waited for it instead of handing it over would stop
     // well after its 2 s grace period.
-    let mut lab = lab(pool, Duration::from_secs(10)).await;
-    let mut h = dispatch_running_on_first(&mut lab, "2").await;
-    let exit = tokio::time::timeout(Duration::from_secs(15), h.first.wait())
-        .await
-        .expect("the worker stops after its grace period")
-        .unwrap();
+    let (mut lab, mut h) =
+        handover(pool, Duration::from_secs(10), "2", Duration::from_secs(15)).await;
     assert!(
-        exit.success(),
-        "exit 0 after handing the dispatch back: {exit:?}"
-    );
-    assert!(
-        h.stopping.elapsed() < Duration::from_secs(8),
+        h.stopped_after < Duration::from_secs(8),
         "stopped at the end of its grace period, not after the command"
     );
 
@@ -211,26 +208,11 @@ async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPo
     let mut lab = lab(pool.clone(), Duration::ZERO).await;
     let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
     let (mut worker, name) = beating_worker(&lab.url, "blind", &["--region", "us-east-1"]).await;
-    let region = lab.region;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        region,
-        "healthy",
-        Duration::from_secs(15),
-    )
-    .await;
+    lab.wait_health("healthy", Duration::from_secs(15)).await;
 
     // Polling fails while the heartbeat still works.
     rename_get_jobs(&pool, "get_jobs", "get_jobs_off").await;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        region,
-        "offline",
-        Duration::from_secs(10),
-    )
-    .await;
+    lab.wait_health("offline", Duration::from_secs(10)).await;
     let (fresh, queues): (bool, Vec<String>) = sqlx::query_as(
         "SELECT last_seen > now() - interval '3 seconds', queues FROM worker_heartbeats WHERE name = $1",
     )
@@ -242,14 +224,7 @@ async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPo
     assert!(queues.is_empty(), "but serves no queue: {queues:?}");
 
     rename_get_jobs(&pool, "get_jobs_off", "get_jobs").await;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        region,
-        "healthy",
-        Duration::from_secs(30),
-    )
-    .await;
+    lab.wait_health("healthy", Duration::from_secs(30)).await;
     let job = run_show_version(&mut lab).await;
     let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(30)).await;
     assert_eq!(done["status"], "success", "{done}");
