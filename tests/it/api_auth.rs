@@ -1,11 +1,10 @@
 //! Bearer tokens and sessions on the JSON API.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{TestApp, row_for, rows_mentioning, scalar_for};
 
 #[sqlx::test]
 async fn the_api_without_credentials_answers_401_in_json(pool: PgPool) {
@@ -30,12 +29,7 @@ async fn malformed_and_unknown_tokens_are_401(pool: PgPool) {
         &format!("Bearer {unknown}"),
     ] {
         let response = app
-            .send(
-                Request::get("/api/v1/me/")
-                    .header("authorization", header)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .request(Method::GET, "/api/v1/me/", &[("authorization", header)], "")
             .await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{header}");
         assert!(response.json()["detail"].is_string());
@@ -66,12 +60,12 @@ async fn a_valid_token_identifies_its_user_and_customers(pool: PgPool) {
         .collect();
     assert_eq!(names, ["acme", "globex"]);
 
-    let last_used: Option<time::OffsetDateTime> =
-        sqlx::query_scalar("SELECT last_used_at FROM api_tokens WHERE user_id = $1")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let last_used: Option<time::OffsetDateTime> = scalar_for(
+        &pool,
+        "SELECT last_used_at FROM api_tokens WHERE user_id = $1",
+        id,
+    )
+    .await;
     assert!(last_used.is_some());
 }
 
@@ -80,30 +74,21 @@ async fn tokens_are_stored_as_sha256_hashes_only(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let id = app.create_user("ops-bot", Role::Operator, &["acme"]).await;
     let token = app.token_for(id).await;
-    let (prefix, hash): (String, String) =
-        sqlx::query_as("SELECT prefix, token_hash FROM api_tokens WHERE user_id = $1")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (prefix, hash): (String, String) = row_for(
+        &pool,
+        "SELECT prefix, token_hash FROM api_tokens WHERE user_id = $1",
+        id,
+    )
+    .await;
     assert_eq!(hash, webnet::auth::tokens::hash_token(&token));
     assert_eq!(hash.len(), 64);
     assert!(token.starts_with(&prefix) && prefix.len() < 12);
-    let leaked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM api_tokens t WHERE row_to_json(t)::text LIKE '%' || $1 || '%'",
-    )
-    .bind(&token[3..])
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(leaked, 0);
+    assert_eq!(rows_mentioning(&pool, "api_tokens", &token[3..]).await, 0);
 }
 
 #[sqlx::test]
 async fn the_browser_session_works_on_the_api_and_needs_csrf_for_unsafe_methods(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Admin, &["acme"]).await;
-    app.login("alice", PASSWORD).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     app.get("/").await;
 
     let me = app.api(Method::GET, "/api/v1/me/", None, None).await;
@@ -124,12 +109,7 @@ async fn the_browser_session_works_on_the_api_and_needs_csrf_for_unsafe_methods(
     // ...and passes the check with the token header (this route then answers 405).
     let token = app.csrf.clone().unwrap();
     let response = app
-        .send(
-            Request::post("/api/v1/me/")
-                .header("x-csrf-token", token)
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .request(Method::POST, "/api/v1/me/", &[("x-csrf-token", &token)], "")
         .await;
     assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -2,13 +2,12 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use sqlx::PgPool;
 use webnet::auth::Role;
 use webnet::state::WebConfig;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, rows_mentioning, scalar};
 
 #[sqlx::test]
 async fn anonymous_visitors_of_a_page_are_sent_to_login_with_the_page_as_next(pool: PgPool) {
@@ -17,44 +16,27 @@ async fn anonymous_visitors_of_a_page_are_sent_to_login_with_the_page_as_next(po
     assert_eq!(response.status, StatusCode::SEE_OTHER);
     assert_eq!(response.location(), Some("/login"));
 
-    let response = app.get("/logout").await;
-    assert_eq!(response.location(), Some("/login"));
+    assert_eq!(app.get("/logout").await.location(), Some("/login"));
 }
 
 #[sqlx::test]
 async fn an_anonymous_htmx_request_is_told_to_redirect_to_login(pool: PgPool) {
     let mut app = TestApp::new(pool).await;
     let response = app
-        .send(
-            Request::get("/")
-                .header("HX-Request", "true")
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .request(Method::GET, "/", &[("HX-Request", "true")], "")
         .await;
     assert_eq!(response.header("hx-redirect"), Some("/login"));
 }
 
 #[sqlx::test]
 async fn signing_in_lands_on_the_next_page_with_a_new_session_id(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    app.create_user("alice", Role::Operator, &["acme"]).await;
-
+    let mut app = TestApp::with_alice(pool.clone(), Role::Operator).await;
     app.get("/login?next=/devices%3Fsite%3Dpar").await;
     let anonymous_session = app
         .session_cookie()
         .cloned()
         .expect("login page sets a session");
-    let response = app
-        .post_form(
-            "/login",
-            &[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("next", "/devices?site=par"),
-            ],
-        )
-        .await;
+    let response = app.post_login("alice", PASSWORD, "/devices?site=par").await;
     assert_eq!(response.status, StatusCode::SEE_OTHER);
     assert_eq!(response.location(), Some("/devices?site=par"));
     let session = app.session_cookie().cloned().unwrap();
@@ -71,18 +53,14 @@ async fn signing_in_lands_on_the_next_page_with_a_new_session_id(pool: PgPool) {
     // Flash messages show once.
     assert!(app.get("/").await.texts(".flash-success").is_empty());
 
-    let last_login: Option<time::OffsetDateTime> =
-        sqlx::query_scalar("SELECT last_login_at FROM users WHERE username = 'alice'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let last_login = "SELECT last_login_at FROM users WHERE username = 'alice'";
+    let last_login: Option<time::OffsetDateTime> = scalar(&pool, last_login).await;
     assert!(last_login.is_some());
 }
 
 #[sqlx::test]
 async fn the_old_session_id_is_worthless_after_sign_in(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    let mut app = TestApp::with_alice(pool, Role::Viewer).await;
     app.get("/login").await;
     let before = app.session_cookie().cloned().unwrap();
     app.login("alice", PASSWORD).await;
@@ -94,9 +72,7 @@ async fn the_old_session_id_is_worthless_after_sign_in(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
-
+    let mut app = TestApp::with_alice(pool, Role::Viewer).await;
     let wrong = app.login("alice", "nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -104,12 +80,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(pool: PgPool) 
         ["Invalid username or password."]
     );
     // The username is kept, the password is not echoed back.
-    let html = wrong.html();
-    let username = html
-        .select(&scraper::Selector::parse("#username").unwrap())
-        .next()
-        .unwrap();
-    assert_eq!(username.value().attr("value"), Some("alice"));
+    assert_eq!(wrong.attr("#username", "value").as_deref(), Some("alice"));
     assert!(!wrong.body.contains("nope"));
 
     let unknown = app.login("mallory", "nope").await;
@@ -120,31 +91,21 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(pool: PgPool) 
 
 #[sqlx::test]
 async fn next_never_redirects_to_another_site(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    let mut app = TestApp::with_alice(pool, Role::Viewer).await;
     app.get("/login").await;
-    let response = app
-        .post_form(
-            "/login",
-            &[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("next", "//evil.example/phish"),
-            ],
-        )
+    let phish = app
+        .post_login("alice", PASSWORD, "//evil.example/phish")
         .await;
-    assert_eq!(response.location(), Some("/"));
+    assert_eq!(phish.location(), Some("/"));
 
     // An already signed-in visitor of /login is redirected, also only locally.
-    let response = app.get("/login?next=https://evil.example/").await;
-    assert_eq!(response.location(), Some("/"));
+    let again = app.get("/login?next=https://evil.example/").await;
+    assert_eq!(again.location(), Some("/"));
 }
 
 #[sqlx::test]
 async fn a_form_without_the_csrf_token_is_forbidden(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
-
+    let mut app = TestApp::with_alice(pool, Role::Viewer).await;
     app.get("/login").await;
     let response = app
         .post_form_raw("/login", &[("username", "alice"), ("password", PASSWORD)])
@@ -173,41 +134,22 @@ async fn a_form_without_the_csrf_token_is_forbidden(pool: PgPool) {
 
 #[sqlx::test]
 async fn htmx_requests_send_the_csrf_token_as_a_header(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
-    app.login("alice", PASSWORD).await;
+    let mut app = TestApp::signed_in(pool, Role::Viewer).await;
     let page = app.get("/").await;
-    let body_headers = page
-        .html()
-        .select(&scraper::Selector::parse("body").unwrap())
-        .next()
-        .unwrap()
-        .value()
-        .attr("hx-headers")
-        .unwrap()
-        .to_string();
+    let body_headers = page.attr("body", "hx-headers").unwrap();
     let headers: serde_json::Value = serde_json::from_str(&body_headers).unwrap();
     let token = headers["X-CSRF-Token"].as_str().unwrap().to_string();
     assert_eq!(Some(&token), app.csrf.as_ref());
 
-    let response = app
-        .send(
-            Request::post("/logout")
-                .header("HX-Request", "true")
-                .header("X-CSRF-Token", &token)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let htmx = [("HX-Request", "true"), ("X-CSRF-Token", token.as_str())];
+    let response = app.request(Method::POST, "/logout", &htmx, "").await;
     assert_eq!(response.status, StatusCode::SEE_OTHER);
     assert_eq!(app.get("/").await.location(), Some("/login"));
 }
 
 #[sqlx::test]
 async fn signing_out_deletes_the_session(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
-    app.login("alice", PASSWORD).await;
+    let mut app = TestApp::signed_in(pool.clone(), Role::Viewer).await;
     app.get("/").await;
     let session = app.session_cookie().cloned().unwrap();
 
@@ -227,15 +169,14 @@ async fn signing_out_deletes_the_session(pool: PgPool) {
 
 #[sqlx::test]
 async fn sessions_live_in_postgres_not_in_the_process(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
-    app.login("alice", PASSWORD).await;
+    let app = TestApp::signed_in(pool.clone(), Role::Viewer).await;
     let session = app.session_cookie().cloned().unwrap();
 
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE data ? 'user_id'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let stored: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM sessions WHERE data ? 'user_id'",
+    )
+    .await;
     assert_eq!(stored, 1);
 
     // A second server process (a new router) honours the same cookie.
@@ -279,8 +220,7 @@ async fn the_session_cookie_is_http_only_lax_and_secure_when_configured(pool: Pg
 
 #[sqlx::test]
 async fn repeated_failures_for_one_username_are_throttled(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    let mut app = TestApp::with_alice(pool, Role::Viewer).await;
     for _ in 0..webnet::auth::throttle::MAX_FAILURES_PER_USERNAME {
         assert_eq!(
             app.login("alice", "guess").await.status,
@@ -302,8 +242,7 @@ async fn repeated_failures_for_one_username_are_throttled(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_success_clears_the_failures_of_that_username(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    let mut app = TestApp::with_alice(pool, Role::Viewer).await;
     for _ in 0..webnet::auth::throttle::MAX_FAILURES_PER_USERNAME - 1 {
         app.login("alice", "guess").await;
     }
@@ -350,12 +289,13 @@ async fn failed_login_from(app: &mut TestApp, client: &str, username: &str) -> S
             ("csrf_token", &token),
         ])
         .finish();
-    let request = Request::post("/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-forwarded-for", client)
-        .body(Body::from(body))
-        .unwrap();
-    app.send(request).await.status
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-forwarded-for", client),
+    ];
+    app.request(Method::POST, "/login", &headers, &body)
+        .await
+        .status
 }
 
 #[sqlx::test]
@@ -401,24 +341,14 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(pool
 async fn passwords_are_stored_only_as_argon2id_hashes(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     app.create_user("alice", Role::Viewer, &["acme"]).await;
-    let hash: String =
-        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'alice'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let hash = "SELECT password_hash FROM users WHERE username = 'alice'";
+    let hash: String = scalar(&pool, hash).await;
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
     assert!(!hash.contains(PASSWORD));
-    let anywhere: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM users u WHERE row_to_json(u)::text LIKE '%' || $1 || '%'",
-    )
-    .bind(PASSWORD)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(anywhere, 0);
+    assert_eq!(rows_mentioning(&pool, "users", PASSWORD).await, 0);
 }
 
 #[sqlx::test]
@@ -427,13 +357,8 @@ async fn user_supplied_text_is_escaped_in_pages(pool: PgPool) {
     let response = app.login("<script>alert(1)</script>", "x").await;
     assert!(!response.body.contains("<script>alert(1)</script>"));
     // Escaped in the markup, yet the browser sees exactly what was typed.
-    let html = response.html();
-    let input = html
-        .select(&scraper::Selector::parse("#username").unwrap())
-        .next()
-        .unwrap();
     assert_eq!(
-        input.value().attr("value"),
+        response.attr("#username", "value").as_deref(),
         Some("<script>alert(1)</script>")
     );
 }

@@ -10,7 +10,7 @@ use tokio::process::Command;
 use webnet::auth::Role;
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{database_url, start_server};
+use crate::helpers::{database_url, install, start_server};
 
 const PASSWORD: &str = "browser-test-password";
 
@@ -20,16 +20,7 @@ async fn ensure_browser(dir: &Path) {
     {
         return;
     }
-    let status = Command::new("bash")
-        .arg(dir.join("install.sh"))
-        .stdin(Stdio::null())
-        .status()
-        .await
-        .expect("bash runs");
-    assert!(
-        status.success(),
-        "tests/browser/install.sh failed: the browser test needs Chromium (apt) and node"
-    );
+    install(dir, "the browser test needs Chromium (apt) and node").await;
 }
 
 #[sqlx::test]

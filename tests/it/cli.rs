@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
-use crate::helpers::{TestApp, database_url, http_get, start_server, webnet};
+use crate::helpers::{
+    TestApp, database_url, execute, http_get, scalar, sigterm, start_server, webnet,
+};
 
 struct Output {
     code: i32,
@@ -32,12 +33,11 @@ fn fresh_database_url(pool: &PgPool, name: &str) -> String {
 }
 
 async fn drop_database(pool: &PgPool, name: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(pool)
-    .await
-    .unwrap();
+    execute(
+        pool,
+        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    )
+    .await;
 }
 
 #[sqlx::test]
@@ -61,10 +61,7 @@ async fn migrate_creates_a_missing_database_and_is_idempotent(pool: PgPool) {
     assert_eq!(second.stdout.trim(), "database is up to date");
 
     let created = PgPool::connect(&url).await.unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
-        .fetch_one(&created)
-        .await
-        .unwrap();
+    let applied: i64 = scalar(&created, "SELECT count(*) FROM _sqlx_migrations").await;
     assert_eq!(applied as usize, webnet::db::MIGRATOR.iter().count());
     created.close().await;
     drop_database(&pool, &name).await;
@@ -90,10 +87,11 @@ async fn customer_create_is_idempotent(pool: PgPool) {
     let second = run(&url, &["customer", "create", "Acme Corp"]).await;
     assert_eq!(second.code, 0);
     assert!(second.stdout.contains("already exists"));
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM customers WHERE name = 'Acme Corp'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let count: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM customers WHERE name = 'Acme Corp'",
+    )
+    .await;
     assert_eq!(count, 1);
 }
 
@@ -175,11 +173,11 @@ async fn user_create_reads_the_password_from_stdin(pool: PgPool) {
         "no password printed: {stdout}"
     );
 
-    let superuser: bool =
-        sqlx::query_scalar("SELECT is_superuser FROM users WHERE username = 'root2'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let superuser: bool = scalar(
+        &pool,
+        "SELECT is_superuser FROM users WHERE username = 'root2'",
+    )
+    .await;
     assert!(superuser);
     let mut app = TestApp::new(pool).await;
     assert_eq!(
@@ -239,10 +237,7 @@ async fn token_create_prints_only_a_working_token(pool: PgPool) {
         "{token}"
     );
 
-    let name: String = sqlx::query_scalar("SELECT name FROM api_tokens")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let name: String = scalar(&pool, "SELECT name FROM api_tokens").await;
     assert_eq!(name, "ci");
     let mut app = TestApp::new(pool).await;
     let me = app
@@ -281,16 +276,7 @@ async fn serve_prints_the_admin_password_once_and_stops_on_sigterm(pool: PgPool)
     assert!(me.texts(".who-meta")[0].contains("superuser"));
 
     // SIGTERM: a graceful stop with exit code 0.
-    let pid = child.id().unwrap();
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("server stops after SIGTERM")
-        .unwrap();
+    let status = sigterm(&mut child, Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}");
 
     // Second start: users exist, nothing secret is printed.
@@ -327,13 +313,12 @@ async fn seed_demo_fills_a_customer_and_is_idempotent(pool: PgPool) {
     assert_eq!(sites, 30);
     assert_eq!(vendors, 3);
     // Every device's site belongs to exactly one region.
-    let split_sites: i64 = sqlx::query_scalar(
+    let split_sites: i64 = scalar(
+        &pool,
         "SELECT count(*) FROM (SELECT site FROM devices JOIN device_assignments ON device_id = id
                                WHERE region_id IS NOT NULL
                                GROUP BY site HAVING count(DISTINCT region_id) > 1) s",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(split_sites, 0);
 }

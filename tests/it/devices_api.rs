@@ -1,16 +1,15 @@
 //! `/api/v1/devices/` and `/api/v1/credentials/`.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, assert_has_fields, row_for};
 
 #[sqlx::test]
 async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool).await;
     let id = app
         .device(
             &admin,
@@ -21,27 +20,28 @@ async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
         .get_json(&admin, &format!("/api/v1/devices/{id}/"))
         .await
         .json();
-    for field in [
-        "id",
-        "customer",
-        "hostname",
-        "mgmt_ip",
-        "port",
-        "vendor",
-        "platform",
-        "role",
-        "site",
-        "tags",
-        "credential",
-        "enabled",
-        "region",
-        "reachability_status",
-        "last_reachability_check",
-        "created_at",
-        "updated_at",
-    ] {
-        assert!(d.get(field).is_some(), "missing {field}: {d}");
-    }
+    assert_has_fields(
+        &d,
+        &[
+            "id",
+            "customer",
+            "hostname",
+            "mgmt_ip",
+            "port",
+            "vendor",
+            "platform",
+            "role",
+            "site",
+            "tags",
+            "credential",
+            "enabled",
+            "region",
+            "reachability_status",
+            "last_reachability_check",
+            "created_at",
+            "updated_at",
+        ],
+    );
     assert_eq!(d["port"], 22);
     assert_eq!(d["mgmt_ip"], "2001:db8::1");
     assert_eq!(d["tags"], json!(["a", "b"]));
@@ -52,98 +52,55 @@ async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
 
 #[sqlx::test]
 async fn bad_device_input_names_each_field(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let r = app
-        .post_json(
-            &admin,
-            "/api/v1/devices/",
-            json!({"hostname": "bad host", "mgmt_ip": "10.0.0.300", "port": 0}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let errors = &r.json()["errors"];
-    for field in ["hostname", "mgmt_ip", "port"] {
-        assert!(errors[field].is_array(), "{field}: {errors}");
-    }
-    let r = app
-        .post_json(&admin, "/api/v1/devices/", json!({"hostname": "x"}))
-        .await;
-    assert!(r.json()["errors"]["mgmt_ip"].is_array());
-    let r = app
-        .post_json(
-            &admin,
-            "/api/v1/devices/",
+    let (mut app, admin) = TestApp::with_admin(pool).await;
+    let bad = json!({"hostname": "bad host", "mgmt_ip": "10.0.0.300", "port": 0});
+    let cases = [
+        (bad.clone(), "hostname"),
+        (bad.clone(), "mgmt_ip"),
+        (bad, "port"),
+        (json!({"hostname": "x"}), "mgmt_ip"),
+        (
             json!({"hostname": "x", "mgmt_ip": "10.0.0.1", "port": "22"}),
-        )
+            "port",
+        ),
+    ];
+    app.assert_field_errors(&admin, "/api/v1/devices/", &cases)
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.json()["errors"]["port"].is_array(), "{}", r.body);
-    app.device(&admin, json!({"hostname": "dup", "mgmt_ip": "10.0.0.1"}))
-        .await;
-    let r = app
-        .post_json(
-            &admin,
-            "/api/v1/devices/",
-            json!({"hostname": "dup", "mgmt_ip": "10.0.0.2"}),
-        )
-        .await;
+    app.new_device(&admin, "dup", "10.0.0.1", None).await;
+    let dup = json!({"hostname": "dup", "mgmt_ip": "10.0.0.2"});
+    let r = app.post_json(&admin, "/api/v1/devices/", dup).await;
     assert_eq!(
-        r.json()["errors"]["hostname"][0],
+        r.field_error("hostname"),
         "A device with this hostname already exists for this customer."
     );
 }
 
 #[sqlx::test]
 async fn a_device_cannot_point_at_another_customers_region_or_credential(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let acme = app.api_user("a", Role::Admin, "acme").await;
-    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let (mut app, acme, globex) = TestApp::two_customers(pool).await;
     let their_region = app.region(&globex, "Theirs", "theirs").await;
-    let their_cred = app
-        .post_json(
-            &globex,
-            "/api/v1/credentials/",
-            json!({"name": "c", "username": "u"}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
-    let r = app
-        .post_json(
-            &acme,
-            "/api/v1/devices/",
-            json!({"hostname": "x", "mgmt_ip": "10.0.0.1", "region": their_region, "credential": their_cred}),
-        )
-        .await;
+    let their_cred = app.credential(&globex, "u", "pw").await;
+    let body = json!({"hostname": "x", "mgmt_ip": "10.0.0.1", "region": their_region, "credential": their_cred});
+    let r = app.post_json(&acme, "/api/v1/devices/", body).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let errors = &r.json()["errors"];
     assert_eq!(
-        errors["region"][0],
+        r.field_error("region"),
         format!("No region with id {their_region}.")
     );
     assert_eq!(
-        errors["credential"][0],
+        r.field_error("credential"),
         format!("No credential with id {their_cred}.")
     );
 
-    let mine = app
-        .device(&acme, json!({"hostname": "x", "mgmt_ip": "10.0.0.1"}))
-        .await;
+    let mine = app.new_device(&acme, "x", "10.0.0.1", None).await;
+    let path = format!("/api/v1/devices/{mine}/");
     let r = app
-        .patch_json(
-            &acme,
-            &format!("/api/v1/devices/{mine}/"),
-            json!({"region": their_region}),
-        )
+        .patch_json(&acme, &path, json!({"region": their_region}))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // And the other customer cannot see the device at all.
     assert_eq!(
-        app.get_json(&globex, &format!("/api/v1/devices/{mine}/"))
-            .await
-            .status,
+        app.get_json(&globex, &path).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -154,9 +111,7 @@ async fn a_device_cannot_point_at_another_customers_region_or_credential(pool: P
 
 #[sqlx::test]
 async fn device_filters_match_case_insensitively_and_region_none(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, east) = TestApp::with_region(pool).await;
     app.device(&admin, json!({"hostname": "par-edge-1", "mgmt_ip": "10.0.0.1", "site": "PAR", "role": "edge", "vendor": "Cisco", "region": east})).await;
     app.device(&admin, json!({"hostname": "par-core-1", "mgmt_ip": "10.0.0.2", "site": "par", "role": "core", "vendor": "juniper"})).await;
     app.device(&admin, json!({"hostname": "lon-edge-1", "mgmt_ip": "10.0.1.1", "site": "lon", "role": "edge", "vendor": "arista"})).await;
@@ -266,18 +221,12 @@ async fn bulk_assignment_by_ids_and_by_filters(pool: PgPool) {
 
 #[sqlx::test]
 async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin, east) = TestApp::with_region(pool.clone()).await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
     let theirs = app.region(&globex, "Theirs", "theirs").await;
-    let mine = app
-        .device(&admin, json!({"hostname": "a", "mgmt_ip": "10.0.0.1"}))
-        .await;
-    let other = app
-        .device(&globex, json!({"hostname": "b", "mgmt_ip": "10.0.0.2"}))
-        .await;
+    let mine = app.new_device(&admin, "a", "10.0.0.1", None).await;
+    let other = app.new_device(&globex, "b", "10.0.0.2", None).await;
     let path = "/api/v1/devices/bulk_assign_region/";
 
     let r = app
@@ -327,12 +276,8 @@ async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool)
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.json()["errors"]["device_ids"][0]
-            .as_str()
-            .unwrap()
-            .contains(&other.to_string())
-    );
+    let why = r.field_error("device_ids");
+    assert!(why.contains(&other.to_string()), "{why}");
     // Nothing changed.
     let theirs_region: Option<i64> =
         sqlx::query_scalar("SELECT region_id FROM device_assignments WHERE device_id = $1")
@@ -361,13 +306,9 @@ async fn bulk_assignment_rejects_bad_requests_and_respects_tenancy(pool: PgPool)
 
 #[sqlx::test]
 async fn operators_may_move_a_device_between_regions_but_not_edit_it(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin, east) = TestApp::with_region(pool).await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
-    let id = app
-        .device(&admin, json!({"hostname": "a", "mgmt_ip": "10.0.0.1"}))
-        .await;
+    let id = app.new_device(&admin, "a", "10.0.0.1", None).await;
     let path = format!("/api/v1/devices/{id}/");
     let r = app
         .patch_json(&operator, &path, json!({"region": east}))
@@ -378,26 +319,17 @@ async fn operators_may_move_a_device_between_regions_but_not_edit_it(pool: PgPoo
         .patch_json(&operator, &path, json!({"region": null}))
         .await;
     assert_eq!(r.json()["region"], serde_json::Value::Null);
-    assert_eq!(
-        app.patch_json(&operator, &path, json!({"site": "x"}))
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.post_json(
-            &operator,
-            "/api/v1/devices/",
-            json!({"hostname": "b", "mgmt_ip": "10.0.0.2"})
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.delete(&operator, &path).await.status,
-        StatusCode::FORBIDDEN
-    );
+    let editing = vec![
+        (Method::PATCH, path.clone(), Some(json!({"site": "x"}))),
+        (
+            Method::POST,
+            "/api/v1/devices/".to_string(),
+            Some(json!({"hostname": "b", "mgmt_ip": "10.0.0.2"})),
+        ),
+        (Method::DELETE, path.clone(), None),
+    ];
+    app.assert_each(&operator, editing, StatusCode::FORBIDDEN)
+        .await;
     assert_eq!(
         app.delete(&admin, &path).await.status,
         StatusCode::NO_CONTENT
@@ -410,16 +342,10 @@ async fn operators_may_move_a_device_between_regions_but_not_edit_it(pool: PgPoo
 
 #[sqlx::test]
 async fn credential_secrets_are_encrypted_and_never_returned(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
-    let r = app
-        .post_json(
-            &admin,
-            "/api/v1/credentials/",
-            json!({"name": "lab", "username": "netops", "password": "pa55-word!", "enable_password": "en4ble"}),
-        )
-        .await;
+    let secrets = json!({"name": "lab", "username": "netops", "password": "pa55-word!", "enable_password": "en4ble"});
+    let r = app.post_json(&admin, "/api/v1/credentials/", secrets).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert!(!r.body.contains("pa55-word!") && !r.body.contains("en4ble"));
     let id = r.json()["id"].as_i64().unwrap();
@@ -435,66 +361,38 @@ async fn credential_secrets_are_encrypted_and_never_returned(pool: PgPool) {
             "{body}"
         );
     }
-    let (pw, en): (Vec<u8>, Vec<u8>) =
-        sqlx::query_as("SELECT password_enc, enable_password_enc FROM credentials WHERE id = $1")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (pw, en): (Vec<u8>, Vec<u8>) = row_for(
+        &pool,
+        "SELECT password_enc, enable_password_enc FROM credentials WHERE id = $1",
+        id,
+    )
+    .await;
     assert!(!pw.windows(10).any(|w| w == b"pa55-word!"));
     assert!(!en.windows(6).any(|w| w == b"en4ble"));
 
     // PATCH without a password keeps it; with one replaces it.
+    let path = format!("/api/v1/credentials/{id}/");
     let r = app
-        .patch_json(
-            &admin,
-            &format!("/api/v1/credentials/{id}/"),
-            json!({"username": "ops2"}),
-        )
+        .patch_json(&admin, &path, json!({"username": "ops2"}))
         .await;
     assert_eq!(r.json()["has_password"], true);
     assert_eq!(r.json()["username"], "ops2");
-    assert_eq!(
-        app.post_json(
-            &viewer,
-            "/api/v1/credentials/",
-            json!({"name": "x", "username": "y"})
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
+    let other = json!({"name": "x", "username": "y"});
+    let r = app.post_json(&viewer, "/api/v1/credentials/", other).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let same_name = json!({"name": "lab", "username": "y"});
     let dup = app
-        .post_json(
-            &admin,
-            "/api/v1/credentials/",
-            json!({"name": "lab", "username": "y"}),
-        )
+        .post_json(&admin, "/api/v1/credentials/", same_name)
         .await;
     assert!(dup.json()["errors"]["name"].is_array());
 }
 
 #[sqlx::test]
 async fn a_credential_in_use_cannot_be_deleted(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let globex = app.api_user("g", Role::Admin, "globex").await;
-    let cred = app
-        .post_json(
-            &admin,
-            "/api/v1/credentials/",
-            json!({"name": "lab", "username": "u"}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
-    let device = app
-        .device(
-            &admin,
-            json!({"hostname": "a", "mgmt_ip": "10.0.0.1", "credential": cred}),
-        )
-        .await;
+    let (mut app, admin, globex) = TestApp::two_customers(pool).await;
+    let cred = app.credential(&admin, "u", "pw").await;
+    let using_it = json!({"hostname": "a", "mgmt_ip": "10.0.0.1", "credential": cred});
+    let device = app.device(&admin, using_it).await;
     let path = format!("/api/v1/credentials/{cred}/");
     assert_eq!(
         app.delete(&globex, &path).await.status,
@@ -503,12 +401,9 @@ async fn a_credential_in_use_cannot_be_deleted(pool: PgPool) {
     let r = app.delete(&admin, &path).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["errors"]["credential"].is_array());
-    app.patch_json(
-        &admin,
-        &format!("/api/v1/devices/{device}/"),
-        json!({"credential": null}),
-    )
-    .await;
+    let device_path = format!("/api/v1/devices/{device}/");
+    app.patch_json(&admin, &device_path, json!({"credential": null}))
+        .await;
     assert_eq!(
         app.delete(&admin, &path).await.status,
         StatusCode::NO_CONTENT
@@ -517,9 +412,7 @@ async fn a_credential_in_use_cannot_be_deleted(pool: PgPool) {
 
 #[sqlx::test]
 async fn superusers_see_every_customer(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    let acme = app.api_user("a", Role::Admin, "acme").await;
-    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let (mut app, acme, globex) = TestApp::two_customers(pool.clone()).await;
     app.region(&acme, "A", "a").await;
     app.region(&globex, "G", "g").await;
     let id =

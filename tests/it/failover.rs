@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::process::Child;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
 use crate::helpers::{
-    ApiUser, SECRET_KEY, TestApp, database_url, health, kill9, start_server, start_worker,
-    wait_health, wait_job,
+    ApiUser, SECRET_KEY, TestApp, beating_worker, database_url, health, kill9, scalar, sigterm,
+    start_server, wait_health, wait_job, wait_until,
 };
 
 const INTERVAL: u64 = 3;
@@ -28,33 +29,18 @@ pub(crate) struct Lab {
 }
 
 pub(crate) async fn lab(pool: PgPool, delay: Duration) -> Lab {
-    webnet::db::migrate(&pool).await.unwrap();
     let url = database_url(&pool);
     let mut app =
         TestApp::with_state(pool.clone(), SecretBox::from_secret(SECRET_KEY).unwrap()).await;
     let admin = app.api_user("ops", Role::Admin, "acme").await;
-    let region = app
-        .post_json(&admin, "/api/v1/regions/", json!({"name": "US East", "identifier": "us-east-1", "health_check_interval_seconds": INTERVAL}))
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
-    let cred = app
-        .post_json(
-            &admin,
-            "/api/v1/credentials/",
-            json!({"name": "lab", "username": "netops", "password": "s3cret"}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
+    let east = json!({"name": "US East", "identifier": "us-east-1", "health_check_interval_seconds": INTERVAL});
+    let region = app.region_with(&admin, east).await;
+    let cred = app.credential(&admin, "netops", "s3cret").await;
     let mut config = FakeDeviceConfig::new("netops", "s3cret").respond("show version", "IOS 15.2");
     config.delay = delay;
     let router = FakeDevice::start(config).await;
-    let device = app
-        .device(&admin, json!({"hostname": "edge-1", "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region}))
-        .await;
+    let edge = json!({"hostname": "edge-1", "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region});
+    let device = app.device(&admin, edge).await;
     Lab {
         app,
         admin,
@@ -65,60 +51,43 @@ pub(crate) async fn lab(pool: PgPool, delay: Duration) -> Lab {
     }
 }
 
+impl Lab {
+    /// Polls until the region has `status`; returns how long it took.
+    pub(crate) async fn wait_health(&mut self, status: &str, limit: Duration) -> Duration {
+        wait_health(&mut self.app, &self.admin, self.region, status, limit).await
+    }
+}
+
 pub(crate) async fn run_show_version(lab: &mut Lab) -> i64 {
     lab.app
-        .post_json(
-            &lab.admin,
-            "/api/v1/commands/run",
-            json!({"targets": {"device_ids": [lab.device]}, "commands": ["show version"]}),
-        )
+        .run_commands(&lab.admin, lab.device, &["show version"])
         .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap()
+}
+
+/// The region's worker ("east") and a default-queue worker ("fallback"), both beating
+/// every second, each with the name it runs under.
+async fn east_and_fallback(lab: &Lab) -> ((Child, String), (Child, String)) {
+    let east = beating_worker(&lab.url, "east", &["--region", "us-east-1"]).await;
+    let fallback = beating_worker(&lab.url, "fallback", &["--default-queue"]).await;
+    (east, fallback)
 }
 
 #[sqlx::test]
 async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPool) {
     let mut lab = lab(pool.clone(), Duration::ZERO).await;
     let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (mut regional, _) = start_worker(
-        &lab.url,
-        &[
-            "--region",
-            "us-east-1",
-            "--name",
-            "east",
-            "--heartbeat-seconds",
-            "1",
-        ],
-    )
-    .await;
-    let (mut fallback, fallback_name) = start_worker(
-        &lab.url,
-        &[
-            "--default-queue",
-            "--name",
-            "fallback",
-            "--heartbeat-seconds",
-            "1",
-        ],
-    )
-    .await;
+    let ((mut regional, _), (mut fallback, fallback_name)) = east_and_fallback(&lab).await;
 
     // Healthy while its worker lives, as evaluated by the monitor.
-    let started = Instant::now();
-    loop {
-        let (status, message) = health(&mut lab.app, &lab.admin, lab.region).await;
-        if status == "healthy" && message.contains("live worker") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "not evaluated: {status} {message}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        async || match health(&mut lab.app, &lab.admin, lab.region).await {
+            (status, message) if status == "healthy" && message.contains("live worker") => Ok(()),
+            (status, message) => Err(format!("not evaluated: {status} {message}")),
+        },
+    )
+    .await;
 
     kill9(&mut regional).await;
     // Ten jobs right after the kill: routed to the region, which still looks healthy.
@@ -126,14 +95,9 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
     for _ in 0..10 {
         stranded.push(run_show_version(&mut lab).await);
     }
-    let took = wait_health(
-        &mut lab.app,
-        &lab.admin,
-        lab.region,
-        "offline",
-        Duration::from_secs(2 * INTERVAL),
-    )
-    .await;
+    let took = lab
+        .wait_health("offline", Duration::from_secs(2 * INTERVAL))
+        .await;
     println!("offline {took:?} after SIGKILL");
     for id in &stranded {
         let job = wait_job(&mut lab.app, &lab.admin, *id, Duration::from_secs(20)).await;
@@ -143,11 +107,7 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
         assert_eq!(d["queue"], "default");
         assert_eq!(d["failed_over_from"], "region_us-east-1");
     }
-    let log = lab
-        .app
-        .get_json(&lab.admin, &format!("/api/v1/jobs/{}/logs/", stranded[0]))
-        .await
-        .body;
+    let log = lab.app.job_log(&lab.admin, stranded[0]).await;
     assert!(
         log.contains("moved from region_us-east-1 to the default queue"),
         "{log}"
@@ -161,26 +121,10 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
     assert_eq!(job["region"], Value::Null);
 
     // A new regional worker brings the region back, and jobs route to it again.
-    let (mut again, again_name) = start_worker(
-        &lab.url,
-        &[
-            "--region",
-            "us-east-1",
-            "--name",
-            "east",
-            "--heartbeat-seconds",
-            "1",
-        ],
-    )
-    .await;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        lab.region,
-        "healthy",
-        Duration::from_secs(2 * INTERVAL + 2),
-    )
-    .await;
+    let (mut again, again_name) =
+        beating_worker(&lab.url, "east", &["--region", "us-east-1"]).await;
+    lab.wait_health("healthy", Duration::from_secs(2 * INTERVAL + 2))
+        .await;
     let id = run_show_version(&mut lab).await;
     let job = wait_job(&mut lab.app, &lab.admin, id, Duration::from_secs(20)).await;
     assert_eq!(job["dispatches"][0]["queue"], "region_us-east-1");
@@ -213,49 +157,28 @@ async fn a_dead_region_fails_over_to_the_default_queue_and_comes_back(pool: PgPo
 async fn a_job_on_a_killed_worker_runs_again_elsewhere_and_finishes(pool: PgPool) {
     let mut lab = lab(pool.clone(), Duration::from_secs(2)).await;
     let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (mut regional, regional_name) = start_worker(
-        &lab.url,
-        &[
-            "--region",
-            "us-east-1",
-            "--name",
-            "east",
-            "--heartbeat-seconds",
-            "1",
-        ],
-    )
-    .await;
-    let (mut fallback, fallback_name) = start_worker(
-        &lab.url,
-        &[
-            "--default-queue",
-            "--name",
-            "fallback",
-            "--heartbeat-seconds",
-            "1",
-        ],
-    )
-    .await;
+    let ((mut regional, regional_name), (mut fallback, fallback_name)) =
+        east_and_fallback(&lab).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let id = run_show_version(&mut lab).await;
     // Kill the regional worker in the middle of the command.
-    let started = Instant::now();
-    while lab.router.commands_seen().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the command never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || {
+            if lab.router.commands_seen().is_empty() {
+                Err("the command never started".to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
     kill9(&mut regional).await;
     let job = wait_job(&mut lab.app, &lab.admin, id, Duration::from_secs(30)).await;
     assert_eq!(job["status"], "success", "{job}");
     assert_eq!(job["dispatches"][0]["worker"], fallback_name.as_str());
-    let log = lab
-        .app
-        .get_json(&lab.admin, &format!("/api/v1/jobs/{id}/logs/"))
-        .await
-        .body;
+    let log = lab.app.job_log(&lab.admin, id).await;
     assert!(
         log.contains(&format!("worker {regional_name} was lost")),
         "{log}"
@@ -320,24 +243,16 @@ async fn the_monitor_also_runs_on_its_own(pool: PgPool) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while monitors_holding_the_lock(&pool).await == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the monitor never took the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let pid = monitor.id().unwrap().to_string();
-    tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), monitor.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        async || match monitors_holding_the_lock(&pool).await {
+            0 => Err("the monitor never took the lock".to_string()),
+            _ => Ok(()),
+        },
+    )
+    .await;
+    let status = sigterm(&mut monitor, Duration::from_secs(10)).await;
     assert!(status.success());
 }
 
@@ -346,9 +261,7 @@ async fn a_manual_status_set_during_a_monitor_pass_is_not_overwritten(pool: PgPo
     use webnet::auth::Scope;
     use webnet::types::HealthStatus;
 
-    let mut app = TestApp::new(pool.clone()).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let region = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, region) = TestApp::with_region(pool.clone()).await;
     // Due for evaluation, and without a worker: the monitor would make it offline.
     sqlx::query(
         "UPDATE regions SET health_status = 'healthy',
@@ -381,24 +294,17 @@ async fn a_manual_status_set_during_a_monitor_pass_is_not_overwritten(pool: PgPo
                 .unwrap();
         }
     });
-    let started = Instant::now();
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the monitor never reached the locked row"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let waiting = "SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || match scalar::<i64>(&pool, waiting).await {
+            0 => Err("the monitor never reached the locked row".to_string()),
+            _ => Ok(()),
+        },
+    )
+    .await;
     manual.commit().await.unwrap();
     monitor.await.unwrap();
 

@@ -13,8 +13,9 @@ use http_body_util::BodyExt;
 use scraper::{Html, Selector};
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use sqlx::postgres::PgRow;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 use tower::ServiceExt;
 use webnet::app::router;
 use webnet::auth::Role;
@@ -54,6 +55,29 @@ impl TestResponse {
             .select(&selector)
             .map(|e| e.text().collect::<String>().trim().to_string())
             .collect()
+    }
+
+    /// The heading of the page's empty state for `what` (`[data-testid={what}-empty]`).
+    pub fn empty_state(&self, what: &str) -> Vec<String> {
+        self.texts(&format!("[data-testid={what}-empty] h2"))
+    }
+
+    /// The first message the API gives for `field` in its `errors`.
+    pub fn field_error(&self, field: &str) -> String {
+        let errors = &self.json()["errors"];
+        let first = errors[field][0].as_str();
+        first
+            .unwrap_or_else(|| panic!("no error for {field}: {}", self.body))
+            .to_string()
+    }
+
+    /// The attribute `name` of the first element matching `css`, which must be there.
+    pub fn attr(&self, css: &str, name: &str) -> Option<String> {
+        let selector = Selector::parse(css).expect("valid selector");
+        let html = self.html();
+        let element = html.select(&selector).next();
+        let element = element.unwrap_or_else(|| panic!("no {css} in {}", self.body));
+        element.value().attr(name).map(str::to_string)
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -185,6 +209,89 @@ impl TestApp {
         .await
     }
 
+    /// A router and an API token of an admin of customer "acme".
+    pub async fn with_admin(pool: PgPool) -> (Self, ApiUser) {
+        let app = Self::new(pool).await;
+        let admin = app.api_user("admin", Role::Admin, "acme").await;
+        (app, admin)
+    }
+
+    /// A router, an admin's API token and the region "US East" (`us-east-1`).
+    pub async fn with_region(pool: PgPool) -> (Self, ApiUser, i64) {
+        let (mut app, admin) = Self::with_admin(pool).await;
+        let region = app.region(&admin, "US East", "us-east-1").await;
+        (app, admin, region)
+    }
+
+    /// A router and the API tokens of two admins, one of "acme" and one of "globex".
+    pub async fn two_customers(pool: PgPool) -> (Self, ApiUser, ApiUser) {
+        let (app, acme) = Self::with_admin(pool).await;
+        let globex = app.api_user("globex-admin", Role::Admin, "globex").await;
+        (app, acme, globex)
+    }
+
+    /// A router with a user "alice" of `role` in customer "acme", not signed in yet.
+    pub async fn with_alice(pool: PgPool, role: Role) -> Self {
+        let app = Self::new(pool).await;
+        app.create_user("alice", role, &["acme"]).await;
+        app
+    }
+
+    /// A browser signed in as "alice", a user of `role` in customer "acme".
+    pub async fn signed_in(pool: PgPool, role: Role) -> Self {
+        let mut app = Self::with_alice(pool, role).await;
+        let r = app.login("alice", PASSWORD).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        app
+    }
+
+    /// A browser signed in as "alice" of `role`, an admin's API token, and the region
+    /// "US East" (`us-east-1`), made through the API.
+    pub async fn signed_in_with_region(pool: PgPool, role: Role) -> (Self, ApiUser, i64) {
+        let mut app = Self::signed_in(pool, role).await;
+        let admin = app.api_user("api", Role::Admin, "acme").await;
+        let region = app.region(&admin, "US East", "us-east-1").await;
+        (app, admin, region)
+    }
+
+    /// `method path` with these headers and `body` as it is.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.send(builder.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    /// GETs the page with the form `form` (for its CSRF token), then posts `fields` to
+    /// `action` as that form would.
+    pub async fn submit(
+        &mut self,
+        form: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        self.get(form).await;
+        self.post_form(action, fields).await
+    }
+
+    /// Posts the sign-in form of the page last seen, asking to land on `next`.
+    pub async fn post_login(&mut self, username: &str, password: &str, next: &str) -> TestResponse {
+        let fields = [
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ];
+        self.post_form("/login", &fields).await
+    }
+
     /// Signs in through the real form.
     pub async fn login(&mut self, username: &str, password: &str) -> TestResponse {
         self.get("/login").await;
@@ -258,6 +365,96 @@ pub fn database_url(pool: &PgPool) -> String {
     )
 }
 
+/// Asserts that `object` has every one of `fields` (null or not).
+pub fn assert_has_fields(object: &Value, fields: &[&str]) {
+    for field in fields {
+        assert!(object.get(field).is_some(), "missing {field}: {object}");
+    }
+}
+
+/// A second router on the same database, as a second `webnet serve` process would be.
+pub fn another_server(pool: &PgPool) -> Router {
+    let state = AppState::new(pool.clone(), webnet::crypto::SecretBox::random());
+    router(state, &WebConfig::default())
+}
+
+/// Opens the event stream at `path` on `server` with `browser`'s session cookie, asserts
+/// that it answers 200 with `text/event-stream`, and returns the body to read events from.
+pub async fn open_stream(server: &Router, browser: &TestApp, path: &str) -> Body {
+    let session = browser.session_cookie().expect("a signed-in browser");
+    let request = Request::get(path)
+        .header(
+            header::COOKIE,
+            format!("{}={session}", webnet::state::SESSION_COOKIE),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let response = server.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    response.into_body()
+}
+
+// Reading the database directly, for what the API does not show.
+
+/// The one value `sql` selects.
+pub async fn scalar<T>(pool: &PgPool, sql: &'static str) -> T
+where
+    (T,): for<'r> sqlx::FromRow<'r, PgRow>,
+    T: Send + Unpin,
+{
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// The one value `sql` selects with `$1` bound to `id`.
+pub async fn scalar_for<T>(pool: &PgPool, sql: &'static str, id: i64) -> T
+where
+    (T,): for<'r> sqlx::FromRow<'r, PgRow>,
+    T: Send + Unpin,
+{
+    sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The one row `sql` selects with `$1` bound to `id`.
+pub async fn row_for<T>(pool: &PgPool, sql: &'static str, id: i64) -> T
+where
+    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql).bind(id).fetch_one(pool).await.unwrap()
+}
+
+/// Runs a statement made at run time (it names a database or a function).
+pub async fn execute(pool: &PgPool, sql: String) {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// How many rows `from` has: a table and maybe a condition, `"devices WHERE site = 'par'"`.
+pub async fn count_rows(pool: &PgPool, from: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {from}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// How many rows of `table` hold `text` anywhere in their columns.
+pub async fn rows_mentioning(pool: &PgPool, table: &str, text: &str) -> i64 {
+    let sql =
+        format!("SELECT count(*) FROM {table} t WHERE row_to_json(t)::text LIKE '%' || $1 || '%'");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(text)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// An answer from a real server, read from a real socket.
 #[derive(Debug)]
 pub struct HttpReply {
@@ -326,6 +523,9 @@ pub async fn http_get(port: u16, path: &str) -> String {
     format!("{}\r\n\r\n{}", reply.head, reply.body)
 }
 
+/// One API call: the method, the path and the JSON body if any.
+pub type Call = (Method, String, Option<Value>);
+
 /// A signed-in API client: a user of one role in one customer, with a token.
 pub struct ApiUser {
     pub token: String,
@@ -342,64 +542,145 @@ impl TestApp {
 
     /// Creates a credential (username and password) and returns its id.
     pub async fn credential(&mut self, user: &ApiUser, username: &str, password: &str) -> i64 {
-        let r = self
-            .post_json(
-                user,
-                "/api/v1/credentials/",
-                serde_json::json!({"name": format!("{username} login"), "username": username, "password": password}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.json()["id"].as_i64().unwrap()
+        let name = format!("{username} login");
+        let body = serde_json::json!({"name": name, "username": username, "password": password});
+        self.create_id(user, "/api/v1/credentials/", body).await
     }
 
+    /// `GET path` as `user`.
     pub async fn get_json(&mut self, user: &ApiUser, path: &str) -> TestResponse {
         self.api(Method::GET, path, Some(&user.token), None).await
     }
 
-    pub async fn post_json(
-        &mut self,
-        user: &ApiUser,
-        path: &str,
-        body: serde_json::Value,
-    ) -> TestResponse {
+    /// `POST path` as `user`, with `body`.
+    pub async fn post_json(&mut self, user: &ApiUser, path: &str, body: Value) -> TestResponse {
         self.api(Method::POST, path, Some(&user.token), Some(body))
             .await
     }
 
-    pub async fn patch_json(
-        &mut self,
-        user: &ApiUser,
-        path: &str,
-        body: serde_json::Value,
-    ) -> TestResponse {
+    /// `PATCH path` as `user`, with `body`.
+    pub async fn patch_json(&mut self, user: &ApiUser, path: &str, body: Value) -> TestResponse {
         self.api(Method::PATCH, path, Some(&user.token), Some(body))
             .await
     }
 
+    /// `PUT path` as `user`, with `body`.
+    pub async fn put_json(&mut self, user: &ApiUser, path: &str, body: Value) -> TestResponse {
+        self.api(Method::PUT, path, Some(&user.token), Some(body))
+            .await
+    }
+
+    /// `DELETE path` as `user`.
     pub async fn delete(&mut self, user: &ApiUser, path: &str) -> TestResponse {
         self.api(Method::DELETE, path, Some(&user.token), None)
             .await
     }
 
+    /// Makes each call as `user` and asserts that it answers `status`.
+    pub async fn assert_each(&mut self, user: &ApiUser, calls: Vec<Call>, status: StatusCode) {
+        for (method, path, body) in calls {
+            let r = self
+                .api(method.clone(), &path, Some(&user.token), body)
+                .await;
+            assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        }
+    }
+
+    /// Posts each case's body to `path` and asserts a 400 whose errors name the case's field.
+    pub async fn assert_field_errors(
+        &mut self,
+        user: &ApiUser,
+        path: &str,
+        cases: &[(Value, &str)],
+    ) {
+        for (body, field) in cases {
+            let r = self.post_json(user, path, body.clone()).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body} -> {}", r.body);
+            assert!(
+                r.json()["errors"][field].is_array(),
+                "{field}: {body} -> {}",
+                r.body
+            );
+        }
+    }
+
+    /// Posts `body` to a collection, asserts 201 Created and returns the new object.
+    pub async fn create(&mut self, user: &ApiUser, path: &str, body: Value) -> Value {
+        let r = self.post_json(user, path, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.body);
+        r.json()
+    }
+
+    /// Creates an object like [`TestApp::create`] and returns its id.
+    pub async fn create_id(&mut self, user: &ApiUser, path: &str, body: Value) -> i64 {
+        self.create(user, path, body).await["id"].as_i64().unwrap()
+    }
+
+    /// Posts to a job shortcut (`/api/v1/commands/run`, …), asserts 202 Accepted and
+    /// returns the new job's id.
+    pub async fn start_job(&mut self, user: &ApiUser, path: &str, body: Value) -> i64 {
+        let r = self.post_json(user, path, body).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{path}: {}", r.body);
+        r.json()["job_id"].as_i64().unwrap()
+    }
+
+    /// Runs `commands` on one device through `/api/v1/commands/run`; the job's id.
+    pub async fn run_commands(&mut self, user: &ApiUser, device: i64, commands: &[&str]) -> i64 {
+        let body = serde_json::json!({"targets": {"device_ids": [device]}, "commands": commands});
+        self.start_job(user, "/api/v1/commands/run", body).await
+    }
+
+    /// The `results` of a list the API pages, as far as its first page goes.
+    pub async fn list(&mut self, user: &ApiUser, path: &str) -> Vec<Value> {
+        let page = self.get_json(user, path).await.json();
+        page["results"].as_array().unwrap().clone()
+    }
+
+    /// A job as the API shows it.
+    pub async fn job(&mut self, user: &ApiUser, id: i64) -> Value {
+        let path = format!("/api/v1/jobs/{id}/");
+        self.get_json(user, &path).await.json()
+    }
+
+    /// A job's log as the API sends it (the raw JSON text).
+    pub async fn job_log(&mut self, user: &ApiUser, job: i64) -> String {
+        let path = format!("/api/v1/jobs/{job}/logs/");
+        self.get_json(user, &path).await.body
+    }
+
+    /// The messages of a job's log, in order.
+    pub async fn log_messages(&mut self, user: &ApiUser, job: i64) -> Vec<String> {
+        let lines = self.list(user, &format!("/api/v1/jobs/{job}/logs/")).await;
+        let message = |l: &Value| l["message"].as_str().unwrap().to_string();
+        lines.iter().map(message).collect()
+    }
+
     /// Creates a region through the API and returns its id.
     pub async fn region(&mut self, user: &ApiUser, name: &str, identifier: &str) -> i64 {
-        let r = self
-            .post_json(
-                user,
-                "/api/v1/regions/",
-                serde_json::json!({"name": name, "identifier": identifier}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.json()["id"].as_i64().unwrap()
+        let body = serde_json::json!({"name": name, "identifier": identifier});
+        self.region_with(user, body).await
+    }
+
+    /// Creates a region with every field of `body` and returns its id.
+    pub async fn region_with(&mut self, user: &ApiUser, body: Value) -> i64 {
+        self.create_id(user, "/api/v1/regions/", body).await
+    }
+
+    /// Creates a device with only a hostname, an address and maybe a region; its id.
+    pub async fn new_device(
+        &mut self,
+        user: &ApiUser,
+        hostname: &str,
+        mgmt_ip: &str,
+        region: Option<i64>,
+    ) -> i64 {
+        let body = serde_json::json!({"hostname": hostname, "mgmt_ip": mgmt_ip, "region": region});
+        self.device(user, body).await
     }
 
     /// Creates a device through the API and returns its id.
-    pub async fn device(&mut self, user: &ApiUser, body: serde_json::Value) -> i64 {
-        let r = self.post_json(user, "/api/v1/devices/", body).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.json()["id"].as_i64().unwrap()
+    pub async fn device(&mut self, user: &ApiUser, body: Value) -> i64 {
+        self.create_id(user, "/api/v1/devices/", body).await
     }
 
     /// Inserts `n` devices straight into the database (fast), hostnames `{prefix}-{i}`.
@@ -425,6 +706,19 @@ impl TestApp {
 /// The credential key every process of a test shares.
 pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
 
+/// Runs `dir/install.sh`, which fetches what a test needs from outside the crate, and
+/// asserts that it succeeded; `needs` says what that is.
+pub async fn install(dir: &std::path::Path, needs: &str) {
+    let script = dir.join("install.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .expect("bash runs");
+    assert!(status.success(), "{} failed: {needs}", script.display());
+}
+
 pub fn webnet(url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_webnet"));
     cmd.env("DATABASE_URL", url)
@@ -435,17 +729,23 @@ pub fn webnet(url: &str) -> Command {
     cmd
 }
 
+/// Spawns `command` with `stderr` and returns it with the lines of its stdout.
+fn spawn_reading(mut command: Command, stderr: Stdio) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (child, BufReader::new(stdout).lines())
+}
+
 /// Starts `webnet serve` on a free port and returns the child with the lines it printed
 /// up to (and including) the banner.
 pub async fn start_server(url: &str, extra: &[&str]) -> (tokio::process::Child, Vec<String>, u16) {
-    let mut child = webnet(url)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut serve = webnet(url);
+    serve.args(["serve", "--bind", "127.0.0.1:0"]).args(extra);
+    let (child, mut lines) = spawn_reading(serve, Stdio::piped());
     let mut seen = Vec::new();
     let port = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
@@ -473,14 +773,9 @@ pub async fn start_server(url: &str, extra: &[&str]) -> (tokio::process::Child, 
 
 /// Starts `webnet worker <args>` and waits until it says which queues it consumes.
 pub async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
-    let mut child = webnet(url)
-        .arg("worker")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut worker = webnet(url);
+    worker.arg("worker").args(args);
+    let (child, mut lines) = spawn_reading(worker, Stdio::inherit());
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
         .await
         .expect("worker starts")
@@ -494,14 +789,17 @@ pub async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
     (child, name)
 }
 
-pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(15), child.wait())
+/// Starts a worker named `name` on `queue` (`["--region", id]` or `["--default-queue"]`)
+/// that sends a heartbeat every second.
+pub async fn beating_worker(url: &str, name: &str, queue: &[&str]) -> (Child, String) {
+    let args = [queue, &["--name", name, "--heartbeat-seconds", "1"]].concat();
+    start_worker(url, &args).await
+}
+
+/// Sends SIGTERM and waits at most `limit` for the process to stop.
+pub async fn sigterm(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    send_sigterm(child).await;
+    tokio::time::timeout(limit, child.wait())
         .await
         .expect("stops after SIGTERM")
         .unwrap()
@@ -534,6 +832,23 @@ pub async fn health(app: &mut TestApp, user: &ApiUser, region: i64) -> (String, 
     )
 }
 
+/// Calls `attempt` every `every` until it gives `Ok`; fails with its last `Err` once
+/// `limit` has passed.
+pub async fn wait_until<T>(
+    limit: Duration,
+    every: Duration,
+    mut attempt: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        match attempt().await {
+            Ok(done) => return done,
+            Err(why) => assert!(started.elapsed() < limit, "{why} after {limit:?}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Polls until the region has `status`; returns how long it took.
 pub async fn wait_health(
     app: &mut TestApp,
@@ -543,34 +858,40 @@ pub async fn wait_health(
     limit: Duration,
 ) -> Duration {
     let started = Instant::now();
-    loop {
-        let (now, message) = health(app, user, region).await;
-        if now == status {
-            return started.elapsed();
+    wait_until(limit, Duration::from_millis(100), async || {
+        match health(app, user, region).await {
+            (now, _) if now == status => Ok(()),
+            (now, message) => Err(format!("region still {now} ({message}), wanted {status}")),
         }
-        assert!(
-            started.elapsed() < limit,
-            "region still {now} ({message}) after {limit:?}, wanted {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    started.elapsed()
 }
 
+/// Polls until the job is neither queued nor running and returns it.
 pub async fn wait_job(app: &mut TestApp, user: &ApiUser, id: i64, limit: Duration) -> Value {
-    let started = Instant::now();
-    loop {
+    wait_until(limit, Duration::from_millis(100), async || {
         let job = app
             .get_json(user, &format!("/api/v1/jobs/{id}/"))
             .await
             .json();
-        if job["status"] != "queued" && job["status"] != "running" {
-            return job;
+        match job["status"].as_str() {
+            Some("queued" | "running") => Err(format!("job {id} still {}: {job}", job["status"])),
+            _ => Ok(job),
         }
-        assert!(
-            started.elapsed() < limit,
-            "job {id} still {} after {limit:?}: {job}",
-            job["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
+}
+
+/// `(queue, worker)` of each of a job's dispatches, in order.
+pub fn dispatches(job: &Value) -> Vec<(String, String)> {
+    job["dispatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let text = |key: &str| d[key].as_str().unwrap().to_string();
+            (text("queue"), text("worker"))
+        })
+        .collect()
 }

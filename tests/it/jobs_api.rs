@@ -5,13 +5,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{ApiUser, TestApp};
-
-/// A router plus the apalis schema (the tests' migrations cover only webnet's own).
-async fn app_with_queues(pool: PgPool) -> TestApp {
-    webnet::db::migrate(&pool).await.unwrap();
-    TestApp::new(pool).await
-}
+use crate::helpers::{ApiUser, TestApp, assert_has_fields, scalar, scalar_for};
 
 struct World {
     app: TestApp,
@@ -25,29 +19,16 @@ struct World {
 /// Regions east (priority 100) and west (200); devices e1 and e2 in east, w1 in west,
 /// n1 without a region.
 async fn world(pool: PgPool) -> World {
-    let mut app = app_with_queues(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool).await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
-    let east = app
-        .post_json(
-            &admin,
-            "/api/v1/regions/",
-            json!({"name": "US East", "identifier": "us-east-1", "priority": 100}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
-    let west = app
-        .post_json(
-            &admin,
-            "/api/v1/regions/",
-            json!({"name": "US West", "identifier": "us-west-2", "priority": 200}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
+    let mut regions = Vec::new();
+    for (name, identifier, priority) in
+        [("US East", "us-east-1", 100), ("US West", "us-west-2", 200)]
+    {
+        let body = json!({"name": name, "identifier": identifier, "priority": priority});
+        regions.push(app.region_with(&admin, body).await);
+    }
+    let (east, west) = (regions[0], regions[1]);
     let mut devices = Vec::new();
     for (host, region, site) in [
         ("e1", Some(east), "par"),
@@ -70,6 +51,14 @@ async fn world(pool: PgPool) -> World {
     }
 }
 
+impl World {
+    /// Has the operator create a reachability check of `targets`; the new job.
+    async fn check(&mut self, targets: Value) -> Value {
+        let body = json!({"type": "check_reachability", "target_summary": targets});
+        self.app.create(&self.operator, "/api/v1/jobs/", body).await
+    }
+}
+
 fn queues(job: &Value) -> Vec<String> {
     job["dispatches"]
         .as_array()
@@ -82,33 +71,25 @@ fn queues(job: &Value) -> Vec<String> {
 #[sqlx::test]
 async fn a_job_spanning_regions_fans_out_one_dispatch_per_region(pool: PgPool) {
     let mut w = world(pool.clone()).await;
-    let r = w
-        .app
-        .post_json(
-            &w.operator,
-            "/api/v1/jobs/",
-            json!({"type": "check_reachability", "target_summary": {"filters": {"device_ids": w.devices}}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let job = r.json();
-    for field in [
-        "id",
-        "customer",
-        "type",
-        "status",
-        "user",
-        "region",
-        "requested_at",
-        "started_at",
-        "finished_at",
-        "target_summary",
-        "payload",
-        "result_summary",
-        "dispatches",
-    ] {
-        assert!(job.get(field).is_some(), "missing {field}");
-    }
+    let job = w.check(json!({"filters": {"device_ids": w.devices}})).await;
+    assert_has_fields(
+        &job,
+        &[
+            "id",
+            "customer",
+            "type",
+            "status",
+            "user",
+            "region",
+            "requested_at",
+            "started_at",
+            "finished_at",
+            "target_summary",
+            "payload",
+            "result_summary",
+            "dispatches",
+        ],
+    );
     assert_eq!(job["status"], "queued");
     assert_eq!(
         job["region"], w.west,
@@ -156,17 +137,8 @@ async fn a_job_spanning_regions_fans_out_one_dispatch_per_region(pool: PgPool) {
     let args: Value = serde_json::from_slice(&tasks[0].2).unwrap();
     assert_eq!(args["dispatch_id"], d[0]["id"]);
 
-    let logs = w
-        .app
-        .get_json(&w.operator, &format!("/api/v1/jobs/{}/logs/", job["id"]))
-        .await
-        .json();
-    let text: Vec<String> = logs["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap().to_string())
-        .collect();
+    let id = job["id"].as_i64().unwrap();
+    let text = w.app.log_messages(&w.operator, id).await;
     assert!(
         text.iter()
             .any(|m| m.contains("region_us-east-1") && m.contains("e1, e2")),
@@ -196,15 +168,7 @@ async fn an_offline_or_disabled_region_fails_over_to_the_default_queue(pool: PgP
             json!({"enabled": false}),
         )
         .await;
-    let job = w
-        .app
-        .post_json(
-            &w.operator,
-            "/api/v1/jobs/",
-            json!({"type": "check_reachability", "target_summary": {"site": "PAR"}}),
-        )
-        .await
-        .json();
+    let job = w.check(json!({"site": "PAR"})).await;
     assert_eq!(queues(&job), ["default"]);
     assert_eq!(job["region"], Value::Null);
     let reason = job["dispatches"][0]["reason"].as_str().unwrap();
@@ -217,15 +181,8 @@ async fn an_offline_or_disabled_region_fails_over_to_the_default_queue(pool: PgP
 #[sqlx::test]
 async fn deleting_a_region_moves_its_queued_tasks_to_the_default_queue(pool: PgPool) {
     let mut w = world(pool.clone()).await;
-    let job = w
-        .app
-        .post_json(
-            &w.operator,
-            "/api/v1/jobs/",
-            json!({"type": "check_reachability", "target_summary": {"hostname": "w1"}}),
-        )
-        .await
-        .json();
+    let job = w.check(json!({"hostname": "w1"})).await;
+    let id = job["id"].as_i64().unwrap();
     assert_eq!(queues(&job), ["region_us-west-2"]);
     let deleted = w
         .app
@@ -233,20 +190,15 @@ async fn deleting_a_region_moves_its_queued_tasks_to_the_default_queue(pool: PgP
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 
-    let (queue,): (String,) = sqlx::query_as(
+    let queue: String = scalar_for(
+        &pool,
         "SELECT t.job_type FROM apalis.jobs t JOIN job_dispatches d ON d.task_id = t.id
          WHERE d.job_id = $1",
+        id,
     )
-    .bind(job["id"].as_i64().unwrap())
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(queue, "default", "the task would wait for a deleted region");
-    let job = w
-        .app
-        .get_json(&w.admin, &format!("/api/v1/jobs/{}/", job["id"]))
-        .await
-        .json();
+    let job = w.app.job(&w.admin, id).await;
     assert_eq!(job["dispatches"][0]["queue"], "default");
     assert_eq!(job["dispatches"][0]["failed_over_from"], "region_us-west-2");
     let reason = job["dispatches"][0]["reason"].as_str().unwrap();
@@ -283,14 +235,9 @@ async fn job_requests_are_validated(pool: PgPool) {
             "target_summary",
         ),
     ];
-    for (body, field) in cases {
-        let r = w
-            .app
-            .post_json(&w.operator, "/api/v1/jobs/", body.clone())
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
-        assert!(r.json()["errors"][field].is_array(), "{body}: {}", r.body);
-    }
+    w.app
+        .assert_field_errors(&w.operator, "/api/v1/jobs/", &cases)
+        .await;
     let r = w
         .app
         .post_json(
@@ -312,7 +259,7 @@ async fn job_requests_are_validated(pool: PgPool) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        r.json()["errors"]["target_summary"][0],
+        r.field_error("target_summary"),
         "No enabled device matches these targets."
     );
 }
@@ -331,11 +278,8 @@ async fn the_seed_shortcuts_answer_202_with_the_job_id(pool: PgPool) {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let body = r.json();
     assert_eq!(body["status"], "queued");
-    let job = w
-        .app
-        .get_json(&w.operator, &format!("/api/v1/jobs/{}/", body["job_id"]))
-        .await
-        .json();
+    let id = body["job_id"].as_i64().unwrap();
+    let job = w.app.job(&w.operator, id).await;
     assert_eq!(job["type"], "run_commands");
     assert_eq!(
         job["payload"],
@@ -348,37 +292,29 @@ async fn the_seed_shortcuts_answer_202_with_the_job_id(pool: PgPool) {
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{path}: {}", r.body);
     }
-    let bad = w
-        .app
-        .post_json(
-            &w.operator,
+    for (path, body, field) in [
+        (
             "/api/v1/commands/run",
             json!({"targets": {"site": "lon"}, "commands": []}),
-        )
-        .await;
-    assert!(bad.json()["errors"]["commands"].is_array(), "{}", bad.body);
-    let none = w
-        .app
-        .post_json(
-            &w.operator,
+            "commands",
+        ),
+        (
             "/api/v1/reachability/run",
             json!({"targets": {"site": "mars"}}),
-        )
-        .await;
-    assert!(none.json()["errors"]["targets"].is_array(), "{}", none.body);
+            "targets",
+        ),
+    ] {
+        w.app
+            .assert_field_errors(&w.operator, path, &[(body, field)])
+            .await;
+    }
     let forgotten = w
         .app
         .post_json(&w.operator, "/api/v1/config/backup", json!({}))
         .await;
     assert_eq!(forgotten.status, StatusCode::BAD_REQUEST);
-    assert!(
-        forgotten.json()["errors"]["targets"][0]
-            .as_str()
-            .unwrap()
-            .contains("required"),
-        "{}",
-        forgotten.body
-    );
+    let why = forgotten.field_error("targets");
+    assert!(why.contains("required"), "{why}");
 }
 
 #[sqlx::test]
@@ -428,24 +364,9 @@ async fn a_rolled_back_transaction_leaves_neither_job_nor_task(pool: PgPool) {
 #[sqlx::test]
 async fn cancelling_withdraws_pending_tasks_and_retry_makes_a_new_job(pool: PgPool) {
     let mut w = world(pool.clone()).await;
-    let job = w
-        .app
-        .post_json(
-            &w.operator,
-            "/api/v1/jobs/",
-            json!({"type": "check_reachability", "target_summary": {}}),
-        )
-        .await
-        .json();
-    let id = job["id"].as_i64().unwrap();
-    let r = w
-        .app
-        .post_json(
-            &w.operator,
-            &format!("/api/v1/jobs/{id}/cancel/"),
-            json!({}),
-        )
-        .await;
+    let id = w.check(json!({})).await["id"].as_i64().unwrap();
+    let cancel = format!("/api/v1/jobs/{id}/cancel/");
+    let r = w.app.post_json(&w.operator, &cancel, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let cancelled = r.json();
     assert_eq!(cancelled["status"], "cancelled");
@@ -456,19 +377,9 @@ async fn cancelling_withdraws_pending_tasks_and_retry_makes_a_new_job(pool: PgPo
             .iter()
             .all(|d| d["status"] == "cancelled")
     );
-    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let tasks: i64 = scalar(&pool, "SELECT count(*) FROM apalis.jobs").await;
     assert_eq!(tasks, 0);
-    let again = w
-        .app
-        .post_json(
-            &w.operator,
-            &format!("/api/v1/jobs/{id}/cancel/"),
-            json!({}),
-        )
-        .await;
+    let again = w.app.post_json(&w.operator, &cancel, json!({})).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
 
     let retry = w
@@ -490,10 +401,7 @@ async fn cancelling_withdraws_pending_tasks_and_retry_makes_a_new_job(pool: PgPo
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        w.app
-            .post_json(&globex, &format!("/api/v1/jobs/{id}/cancel/"), json!({}))
-            .await
-            .status,
+        w.app.post_json(&globex, &cancel, json!({})).await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -506,45 +414,21 @@ async fn jobs_are_listed_and_filtered_by_status_type_and_region(pool: PgPool) {
         json!({"device_ids": [w.devices[2]]}),
         json!({"site": "lon"}),
     ] {
-        w.app
-            .post_json(
-                &w.operator,
-                "/api/v1/jobs/",
-                json!({"type": "check_reachability", "target_summary": target}),
-            )
-            .await;
+        w.check(target).await;
     }
-    let all = w.app.get_json(&w.operator, "/api/v1/jobs/").await.json();
-    assert_eq!(all["count"], 3);
-    let east = w
-        .app
-        .get_json(&w.operator, &format!("/api/v1/jobs/?region={}", w.east))
-        .await
-        .json();
-    assert_eq!(east["count"], 1);
-    let region_jobs = w
-        .app
-        .get_json(&w.operator, &format!("/api/v1/regions/{}/jobs/", w.west))
-        .await
-        .json();
-    assert_eq!(region_jobs["count"], 1);
-    assert_eq!(
-        w.app
-            .get_json(
-                &w.operator,
-                "/api/v1/jobs/?status=queued&type=check_reachability"
-            )
-            .await
-            .json()["count"],
-        3
-    );
-    assert_eq!(
-        w.app
-            .get_json(&w.operator, "/api/v1/jobs/?status=running")
-            .await
-            .json()["count"],
-        0
-    );
+    for (path, count) in [
+        ("/api/v1/jobs/".to_string(), 3),
+        (format!("/api/v1/jobs/?region={}", w.east), 1),
+        (format!("/api/v1/regions/{}/jobs/", w.west), 1),
+        (
+            "/api/v1/jobs/?status=queued&type=check_reachability".to_string(),
+            3,
+        ),
+        ("/api/v1/jobs/?status=running".to_string(), 0),
+    ] {
+        let listed = w.app.get_json(&w.operator, &path).await.json();
+        assert_eq!(listed["count"], count, "{path}");
+    }
     // Unknown, empty or repeated filters are field errors, not "no filter".
     for query in [
         "status=sleeping",
@@ -566,13 +450,7 @@ async fn jobs_are_listed_and_filtered_by_status_type_and_region(pool: PgPool) {
 #[sqlx::test]
 async fn finished_queue_tasks_are_pruned_after_the_retention_age(pool: PgPool) {
     let mut w = world(pool.clone()).await;
-    w.app
-        .post_json(
-            &w.operator,
-            "/api/v1/jobs/",
-            json!({"type": "check_reachability", "target_summary": {}}),
-        )
-        .await;
+    w.check(json!({})).await;
     // Pretend one task finished long ago and another just now; the third is still pending.
     sqlx::query(
         "UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '8 days'
@@ -596,23 +474,14 @@ async fn finished_queue_tasks_are_pruned_after_the_retention_age(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(pruned, 1);
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let left: i64 = scalar(&pool, "SELECT count(*) FROM apalis.jobs").await;
     assert_eq!(left, 2);
 }
 
 #[sqlx::test]
 async fn metrics_report_region_health_queues_and_jobs(pool: PgPool) {
     let mut w = world(pool).await;
-    w.app
-        .post_json(
-            &w.operator,
-            "/api/v1/jobs/",
-            json!({"type": "check_reachability", "target_summary": {}}),
-        )
-        .await;
+    w.check(json!({})).await;
     let metrics = w.app.get("/metrics").await.body;
     for line in [
         r#"webnet_region_health{region="us-east-1",customer="acme",status="healthy"} 1"#,

@@ -4,66 +4,33 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::json;
 use sqlx::PgPool;
-use tower::ServiceExt;
-use webnet::app::router;
 use webnet::auth::Role;
-use webnet::crypto::SecretBox;
-use webnet::state::{AppState, WebConfig};
 
-use crate::helpers::{PASSWORD, TestApp};
-
-async fn signed_in(pool: PgPool, role: Role) -> TestApp {
-    webnet::db::migrate(&pool).await.unwrap();
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", role, &["acme"]).await;
-    app.login("alice", PASSWORD).await;
-    app
-}
+use crate::helpers::{ApiUser, TestApp, another_server, open_stream, scalar_for};
 
 /// Opens a job's live stream (`/jobs/{id}/events?after=…`) as `app`'s browser would.
-async fn job_events(pool: &PgPool, app: &TestApp, id: i64, after: i64) -> Body {
-    let server = router(
-        AppState::new(pool.clone(), SecretBox::random()),
-        &WebConfig::default(),
-    );
-    let response = server
-        .oneshot(
-            Request::get(format!("/jobs/{id}/events?after={after}"))
-                .header(
-                    header::COOKIE,
-                    format!(
-                        "{}={}",
-                        webnet::state::SESSION_COOKIE,
-                        app.session_cookie().unwrap()
-                    ),
-                )
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.into_body()
+async fn job_events(app: &TestApp, id: i64, after: i64) -> Body {
+    let path = format!("/jobs/{id}/events?after={after}");
+    open_stream(&another_server(&app.pool), app, &path).await
+}
+
+/// An operator's browser, an admin's API token, and one device ("a", on 127.0.0.1).
+async fn operator_with_a_device(pool: PgPool) -> (TestApp, ApiUser, i64) {
+    let mut app = TestApp::signed_in(pool, Role::Operator).await;
+    let admin = app.api_user("api", Role::Admin, "acme").await;
+    let device = app.new_device(&admin, "a", "127.0.0.1", None).await;
+    (app, admin, device)
 }
 
 #[sqlx::test]
 async fn an_operator_starts_a_job_from_checked_devices(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Operator).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
-    let a = app
-        .device(
-            &admin,
-            json!({"hostname": "a", "mgmt_ip": "127.0.0.1", "region": east}),
-        )
-        .await;
-    let b = app
-        .device(&admin, json!({"hostname": "b", "mgmt_ip": "127.0.0.2"}))
-        .await;
+    let (mut app, admin, east) = TestApp::signed_in_with_region(pool.clone(), Role::Operator).await;
+    let a = app.new_device(&admin, "a", "127.0.0.1", Some(east)).await;
+    let b = app.new_device(&admin, "b", "127.0.0.2", None).await;
     app.get("/devices").await;
     let (a_s, b_s) = (a.to_string(), b.to_string());
     let form = app
@@ -93,11 +60,8 @@ async fn an_operator_starts_a_job_from_checked_devices(pool: PgPool) {
     let queues = page.texts("[data-testid=dispatches] tbody td code");
     assert_eq!(queues, ["region_us-east-1", "default"]);
     let id: i64 = location.trim_start_matches("/jobs/").parse().unwrap();
-    let payload: serde_json::Value = sqlx::query_scalar("SELECT payload FROM jobs WHERE id = $1")
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let payload: serde_json::Value =
+        scalar_for(&pool, "SELECT payload FROM jobs WHERE id = $1", id).await;
     assert_eq!(payload["commands"], json!(["show version", "show clock"]));
 
     let list = app.get("/jobs").await;
@@ -129,7 +93,7 @@ async fn an_operator_starts_a_job_from_checked_devices(pool: PgPool) {
 
 #[sqlx::test]
 async fn viewers_cannot_start_jobs(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Viewer).await;
+    let mut app = TestApp::signed_in(pool, Role::Viewer).await;
     assert_eq!(
         app.get("/jobs/new?device_ids=1").await.status,
         StatusCode::FORBIDDEN
@@ -146,20 +110,13 @@ async fn viewers_cannot_start_jobs(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_live_stream_catches_up_at_once_when_the_job_already_finished(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Operator).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    app.device(&admin, json!({"hostname": "a", "mgmt_ip": "127.0.0.1"}))
-        .await;
-    let id = app
-        .post_json(&admin, "/api/v1/reachability/run", json!({"targets": {}}))
-        .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap();
+    let (mut app, admin, _) = operator_with_a_device(pool).await;
+    let all = json!({"targets": {}});
+    let id = app.start_job(&admin, "/api/v1/reachability/run", all).await;
     // The job finishes (here: is cancelled) before the browser's stream connects.
     app.post_json(&admin, &format!("/api/v1/jobs/{id}/cancel/"), json!({}))
         .await;
-    let mut body = job_events(&pool, &app, id, 1).await;
+    let mut body = job_events(&app, id, 1).await;
     let mut seen = String::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(Ok(frame)) = body.frame().await {
@@ -184,21 +141,8 @@ async fn the_live_stream_catches_up_at_once_when_the_job_already_finished(pool: 
 
 #[sqlx::test]
 async fn retrying_from_the_page_makes_the_same_job_as_the_api(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Operator).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let device = app
-        .device(&admin, json!({"hostname": "a", "mgmt_ip": "127.0.0.1"}))
-        .await;
-    let first = app
-        .post_json(
-            &admin,
-            "/api/v1/commands/run",
-            json!({"targets": {"device_ids": [device]}, "commands": ["show version"]}),
-        )
-        .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap();
+    let (mut app, admin, device) = operator_with_a_device(pool).await;
+    let first = app.run_commands(&admin, device, &["show version"]).await;
 
     let by_api = app
         .post_json(&admin, &format!("/api/v1/jobs/{first}/retry/"), json!({}))
@@ -213,10 +157,7 @@ async fn retrying_from_the_page_makes_the_same_job_as_the_api(pool: PgPool) {
         .trim_start_matches("/jobs/")
         .parse()
         .unwrap();
-    let by_page = app
-        .get_json(&admin, &format!("/api/v1/jobs/{page_id}/"))
-        .await
-        .json();
+    let by_page = app.job(&admin, page_id).await;
 
     assert_eq!(by_page["retry_of"], first, "{by_page}");
     for field in ["retry_of", "type", "target_summary", "payload", "customer"] {
@@ -227,22 +168,11 @@ async fn retrying_from_the_page_makes_the_same_job_as_the_api(pool: PgPool) {
 #[sqlx::test]
 async fn a_log_line_committed_after_a_later_one_still_reaches_the_live_log(pool: PgPool) {
     use webnet::lifecycle::{LogLevel, log};
-    let mut app = signed_in(pool.clone(), Role::Operator).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    app.device(&admin, json!({"hostname": "a", "mgmt_ip": "127.0.0.1"}))
-        .await;
-    let id = app
-        .post_json(&admin, "/api/v1/reachability/run", json!({"targets": {}}))
-        .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap();
-    let shown: i64 = sqlx::query_scalar("SELECT max(id) FROM job_logs WHERE job_id = $1")
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let mut body = job_events(&pool, &app, id, shown).await;
+    let (mut app, admin, _) = operator_with_a_device(pool.clone()).await;
+    let all = json!({"targets": {}});
+    let id = app.start_job(&admin, "/api/v1/reachability/run", all).await;
+    let shown: i64 = scalar_for(&pool, "SELECT max(id) FROM job_logs WHERE job_id = $1", id).await;
+    let mut body = job_events(&app, id, shown).await;
     let mut seen = String::new();
     let mut read_until = async |needle: &str, seen: &mut String| {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {

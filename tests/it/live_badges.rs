@@ -3,17 +3,13 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::json;
 use sqlx::PgPool;
-use tower::ServiceExt;
-use webnet::app::router;
 use webnet::auth::Role;
-use webnet::crypto::SecretBox;
-use webnet::state::{AppState, WebConfig};
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{ApiUser, PASSWORD, TestApp, another_server, open_stream};
 
 /// Reads SSE frames from `body` until one contains `needle`, or gives up after `wait`.
 async fn read_until(body: &mut Body, needle: &str, wait: Duration) -> Option<String> {
@@ -33,46 +29,26 @@ async fn read_until(body: &mut Body, needle: &str, wait: Duration) -> Option<Str
     .map(|()| seen)
 }
 
+/// An admin's API token and a region "US East" of customer "acme", whose viewer "alice"
+/// is signed in on a browser of her own.
+async fn region_and_alice(pool: &PgPool) -> (TestApp, ApiUser, i64, TestApp) {
+    let (app, admin, id) = TestApp::with_region(pool.clone()).await;
+    let alice = TestApp::signed_in(pool.clone(), Role::Viewer).await;
+    (app, admin, id, alice)
+}
+
 #[sqlx::test]
 async fn a_health_change_is_pushed_to_that_customers_browsers_only(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
+    let (mut app, admin, id, alice) = region_and_alice(&pool).await;
     app.create_user("mallory", Role::Admin, &["globex"]).await;
 
     // Two browsers on a separate server process (another router, same database).
-    let server = router(
-        AppState::new(pool.clone(), SecretBox::random()),
-        &WebConfig::default(),
-    );
-    let mut alice = TestApp::new(pool.clone()).await;
-    alice.login("alice", PASSWORD).await;
+    let server = another_server(&pool);
     let mut mallory = TestApp::new(pool.clone()).await;
     let r = mallory.login("mallory", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let open = |cookie: String| {
-        let server = server.clone();
-        async move {
-            let response = server
-                .oneshot(
-                    Request::get("/events")
-                        .header(
-                            header::COOKIE,
-                            format!("{}={cookie}", webnet::state::SESSION_COOKIE),
-                        )
-                        .body(Body::empty())
-                        .unwrap(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            assert_eq!(response.headers()["content-type"], "text/event-stream");
-            response.into_body()
-        }
-    };
-    let mut alice_stream = open(alice.session_cookie().unwrap().clone()).await;
-    let mut mallory_stream = open(mallory.session_cookie().unwrap().clone()).await;
+    let mut alice_stream = open_stream(&server, &alice, "/events").await;
+    let mut mallory_stream = open_stream(&server, &mallory, "/events").await;
     // Let the listener subscribe before the change.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -109,33 +85,8 @@ async fn a_health_change_is_pushed_to_that_customers_browsers_only(pool: PgPool)
 
 #[sqlx::test]
 async fn a_change_made_with_plain_sql_reaches_the_badges_too(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
-    app.create_user("alice", Role::Viewer, &["acme"]).await;
-    let mut alice = TestApp::new(pool.clone()).await;
-    alice.login("alice", PASSWORD).await;
-    let server = router(
-        AppState::new(pool.clone(), SecretBox::random()),
-        &WebConfig::default(),
-    );
-    let mut stream = server
-        .oneshot(
-            Request::get("/events")
-                .header(
-                    header::COOKIE,
-                    format!(
-                        "{}={}",
-                        webnet::state::SESSION_COOKIE,
-                        alice.session_cookie().unwrap()
-                    ),
-                )
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap()
-        .into_body();
+    let (_, _, id, alice) = region_and_alice(&pool).await;
+    let mut stream = open_stream(&another_server(&pool), &alice, "/events").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     sqlx::query("UPDATE regions SET health_status = 'offline' WHERE id = $1")
         .bind(id)

@@ -184,8 +184,7 @@ async fn every_endpoint_of_the_contract_is_described(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_router_serves_exactly_the_described_methods_of_each_path(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool).await;
     let doc = document(&mut app).await;
     let described = operations(&doc);
     for path in doc["paths"].as_object().unwrap().keys() {

@@ -55,17 +55,9 @@ async fn site(serve_args: &[&str]) -> Site {
     let mut regions = Vec::new();
     for (name, identifier) in [("US East", "us-east-1"), ("US West", "us-west-1")] {
         // Evaluated every 2 s, so that health follows the recovery closely.
-        let region = app
-            .post_json(
-                &admin,
-                "/api/v1/regions/",
-                json!({"name": name, "identifier": identifier, "health_check_interval_seconds": 2}),
-            )
-            .await
-            .json()["id"]
-            .as_i64()
-            .unwrap();
-        regions.push(region);
+        let body =
+            json!({"name": name, "identifier": identifier, "health_check_interval_seconds": 2});
+        regions.push(app.region_with(&admin, body).await);
     }
     let cred = app.credential(&admin, "netops", "s3cret").await;
     let mut config = FakeDeviceConfig::new("netops", "s3cret").respond("show version", "IOS 15.2");
@@ -77,10 +69,8 @@ async fn site(serve_args: &[&str]) -> Site {
         ("edge-west", Some(regions[1])),
         ("edge-lab", None),
     ] {
-        devices.push(
-            app.device(&admin, json!({"hostname": hostname, "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region}))
-                .await,
-        );
+        let body = json!({"hostname": hostname, "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region});
+        devices.push(app.device(&admin, body).await);
     }
     Site {
         pg,
@@ -93,6 +83,38 @@ async fn site(serve_args: &[&str]) -> Site {
         regions,
         _router: router,
     }
+}
+
+/// Requests that run until told to stop, and what each of them got.
+struct Load {
+    stop: watch::Sender<bool>,
+    attempts: tokio::task::JoinHandle<Vec<Attempt>>,
+}
+
+/// Starts a [`load`] and lets it run for 3 s before anything happens to the database.
+async fn start_load(site: &Site) -> Load {
+    let (stop, stopped) = watch::channel(false);
+    let attempts = load(site, stopped);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Load { stop, attempts }
+}
+
+/// Lets the load run 3 s more with the database back, stops it, and asserts that nothing
+/// it got accepted was lost.
+async fn finish_load(site: &mut Site, load: Load) {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = load.stop.send(true);
+    let attempts = load.attempts.await.unwrap();
+    assert_nothing_lost(site, &attempts, Duration::from_secs(60)).await;
+}
+
+/// Stops the database for `down`, asserting the prompt 503s `check_after` into it.
+async fn stopped_for(site: &Site, check_after: Duration, down: Duration) {
+    site.pg.stop();
+    tokio::time::sleep(check_after).await;
+    assert_prompt_503(site).await;
+    tokio::time::sleep(down - check_after).await;
+    site.pg.start_again();
 }
 
 /// Creates a job on every device every 100 ms through the real socket until `stop`.
@@ -160,11 +182,7 @@ async fn assert_nothing_lost(site: &mut Site, attempts: &[Attempt], limit: Durat
     let started = Instant::now();
     for id in accepted {
         let job = loop {
-            let job = site
-                .app
-                .get_json(&site.admin, &format!("/api/v1/jobs/{id}/"))
-                .await
-                .json();
+            let job = site.app.job(&site.admin, id).await;
             if !["queued", "running", "scheduled"].contains(&job["status"].as_str().unwrap()) {
                 break job;
             }
@@ -177,11 +195,7 @@ async fn assert_nothing_lost(site: &mut Site, attempts: &[Attempt], limit: Durat
                 .fetch_all(&site.app.pool)
                 .await
                 .unwrap();
-                let log = site
-                    .app
-                    .get_json(&site.admin, &format!("/api/v1/jobs/{id}/logs/"))
-                    .await
-                    .body;
+                let log = site.app.job_log(&site.admin, id).await;
                 panic!(
                     "job {id} still {} {limit:?} after the database returned: {job}\ntasks: {tasks:?}\nlog: {log}",
                     job["status"]
@@ -238,22 +252,12 @@ async fn regional_workers_survive_database_restarts_of_5_and_60_seconds_under_lo
     }
     wait_healthy(&mut site, Duration::from_secs(15)).await;
 
-    let (stop, stopped) = watch::channel(false);
-    let load = load(&site, stopped);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let load = start_load(&site).await;
     site.pg.outage(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
+    stopped_for(&site, Duration::from_secs(3), Duration::from_secs(60)).await;
+    finish_load(&mut site, load).await;
 
-    site.pg.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_prompt_503(&site).await;
-    tokio::time::sleep(Duration::from_secs(57)).await;
-    site.pg.start_again();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = stop.send(true);
-    let attempts = load.await.unwrap();
-
-    assert_nothing_lost(&mut site, &attempts, Duration::from_secs(60)).await;
     wait_healthy(&mut site, Duration::from_secs(15)).await;
     let [one, two] = &mut workers[..] else {
         unreachable!()
@@ -268,18 +272,8 @@ async fn the_worker_embedded_in_serve_survives_a_database_restart_under_load() {
     let mut site = site(&[]).await;
     wait_healthy(&mut site, Duration::from_secs(15)).await;
 
-    let (stop, stopped) = watch::channel(false);
-    let load = load(&site, stopped);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    site.pg.stop();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_prompt_503(&site).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    site.pg.start_again();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = stop.send(true);
-    let attempts = load.await.unwrap();
-
-    assert_nothing_lost(&mut site, &attempts, Duration::from_secs(60)).await;
+    let load = start_load(&site).await;
+    stopped_for(&site, Duration::from_secs(2), Duration::from_secs(5)).await;
+    finish_load(&mut site, load).await;
     assert_running(&mut [&mut site.server]);
 }

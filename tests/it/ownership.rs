@@ -11,184 +11,152 @@ use sqlx::PgPool;
 use tokio::process::Child;
 
 use crate::failover::{Lab, lab, run_show_version};
-use crate::helpers::{send_sigterm, start_server, start_worker, wait_health, wait_job};
+use crate::helpers::{
+    beating_worker, execute, row_for, scalar, send_sigterm, start_server, start_worker, wait_job,
+    wait_until,
+};
 
 /// Waits until the job's only dispatch is running and returns its worker.
 async fn running_on(lab: &mut Lab, job: i64) -> String {
-    let started = Instant::now();
-    loop {
-        let j = lab
-            .app
-            .get_json(&lab.admin, &format!("/api/v1/jobs/{job}/"))
-            .await
-            .json();
-        let d = &j["dispatches"][0];
-        if d["status"] == "running" && d["worker"].is_string() {
-            return d["worker"].as_str().unwrap().to_string();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "dispatch not running: {j}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        async || {
+            let j = lab.app.job(&lab.admin, job).await;
+            let d = &j["dispatches"][0];
+            match d["worker"].as_str() {
+                Some(worker) if d["status"] == "running" => Ok(worker.to_string()),
+                _ => Err(format!("dispatch not running: {j}")),
+            }
+        },
+    )
+    .await
 }
 
-async fn log_text(lab: &mut Lab, job: i64) -> Vec<String> {
-    let logs = lab
-        .app
-        .get_json(&lab.admin, &format!("/api/v1/jobs/{job}/logs/"))
-        .await
-        .json();
-    logs["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap().to_string())
-        .collect()
-}
-
+/// `show version` on the lab's device, with time for a slow device.
 async fn show_run(lab: &mut Lab) -> i64 {
+    let slow = json!({"targets": {"device_ids": [lab.device]}, "commands": ["show version"], "timeout": 120});
     lab.app
-        .post_json(
-            &lab.admin,
-            "/api/v1/commands/run",
-            json!({"targets": {"device_ids": [lab.device]}, "commands": ["show version"], "timeout": 120}),
-        )
+        .start_job(&lab.admin, "/api/v1/commands/run", slow)
         .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap()
 }
 
-/// A server (for the monitor), a worker "first" with `grace` running a job's dispatch, and a
-/// second worker on the same queue, started once the first is on the job.
+/// A server (for the monitor), a worker "first" with `grace` that ran a job's dispatch until
+/// it got SIGTERM and stopped, and a second worker on the same queue, started once the first
+/// was on the job.
 struct Handover {
     server: Child,
-    first: Child,
     first_name: String,
     second: Child,
     second_name: String,
     job: i64,
-    /// When the first worker got SIGTERM.
-    stopping: Instant,
+    /// How long the first worker took to stop after SIGTERM.
+    stopped_after: Duration,
 }
 
-async fn dispatch_running_on_first(lab: &mut Lab, grace: &str) -> Handover {
+impl Handover {
+    /// Kills the server and the second worker (the first has stopped by then).
+    fn stop_the_others(&mut self) {
+        for child in [&mut self.second, &mut self.server] {
+            child.start_kill().unwrap();
+        }
+    }
+}
+
+/// A lab whose device takes `command` to answer, and in it a [`Handover`]: the first worker,
+/// given `grace`, must stop with exit code 0 within `stops_within` of its SIGTERM.
+async fn handover(
+    pool: PgPool,
+    command: Duration,
+    grace: &str,
+    stops_within: Duration,
+) -> (Lab, Handover) {
+    let mut lab = lab(pool, command).await;
     let (server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (first, first_name) = start_worker(
-        &lab.url,
-        &[
-            "--region",
-            "us-east-1",
-            "--name",
-            "first",
-            "--grace-seconds",
-            grace,
-        ],
-    )
-    .await;
-    let job = show_run(lab).await;
-    assert_eq!(running_on(lab, job).await, first_name);
+    let first_args = [
+        "--region",
+        "us-east-1",
+        "--name",
+        "first",
+        "--grace-seconds",
+        grace,
+    ];
+    let (mut first, first_name) = start_worker(&lab.url, &first_args).await;
+    let job = show_run(&mut lab).await;
+    assert_eq!(running_on(&mut lab, job).await, first_name);
     let (second, second_name) =
         start_worker(&lab.url, &["--region", "us-east-1", "--name", "second"]).await;
     let stopping = Instant::now();
     send_sigterm(&first).await;
-    Handover {
+    let exit = tokio::time::timeout(stops_within, first.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the first worker did not stop within {stops_within:?}"))
+        .unwrap();
+    assert!(exit.success(), "the first worker exits 0: {exit:?}");
+    let h = Handover {
         server,
-        first,
         first_name,
         second,
         second_name,
         job,
-        stopping,
-    }
+        stopped_after: stopping.elapsed(),
+    };
+    (lab, h)
 }
 
 #[sqlx::test]
 async fn a_graceful_stop_within_the_grace_period_runs_the_dispatch_exactly_once(pool: PgPool) {
     // A 20 s command, a 30 s grace period, another worker on the queue, the monitor running:
     // apalis's own orphan recovery used to hand the dispatch to the other worker after 15 s.
-    let mut lab = lab(pool, Duration::from_secs(20)).await;
-    let Handover {
-        mut server,
-        mut first,
-        first_name,
-        mut second,
-        job,
-        ..
-    } = dispatch_running_on_first(&mut lab, "30").await;
-    let exit = tokio::time::timeout(Duration::from_secs(45), first.wait())
-        .await
-        .expect("the worker stops once its dispatch is done")
-        .unwrap();
-    assert!(exit.success(), "graceful exit 0: {exit:?}");
-
+    // The worker stops once its dispatch is done, well within 45 s.
+    let (mut lab, mut h) =
+        handover(pool, Duration::from_secs(20), "30", Duration::from_secs(45)).await;
+    let job = h.job;
     let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "success", "{done}");
-    assert_eq!(done["dispatches"][0]["worker"], first_name.as_str());
+    assert_eq!(done["dispatches"][0]["worker"], h.first_name.as_str());
     assert_eq!(lab.router.sessions_total(), 1, "the device saw one session");
     assert_eq!(lab.router.commands_seen(), ["show version"]);
-    let log = log_text(&mut lab, job).await;
+    let log = lab.app.log_messages(&lab.admin, job).await;
     assert!(
         !log.iter().any(|l| l.contains("re-queued")),
         "nobody took the dispatch over: {log:?}"
     );
-    for child in [&mut second, &mut server] {
-        child.start_kill().unwrap();
-    }
+    h.stop_the_others();
 }
 
 #[sqlx::test]
 async fn a_grace_period_that_runs_out_hands_the_dispatch_over_once_and_says_so(pool: PgPool) {
     // A 10 s command: a worker that waited for it instead of handing it over would stop
     // well after its 2 s grace period.
-    let mut lab = lab(pool, Duration::from_secs(10)).await;
-    let Handover {
-        mut server,
-        mut first,
-        first_name,
-        mut second,
-        second_name,
-        job,
-        stopping,
-    } = dispatch_running_on_first(&mut lab, "2").await;
-    let exit = tokio::time::timeout(Duration::from_secs(15), first.wait())
-        .await
-        .expect("the worker stops after its grace period")
-        .unwrap();
+    let (mut lab, mut h) =
+        handover(pool, Duration::from_secs(10), "2", Duration::from_secs(15)).await;
     assert!(
-        exit.success(),
-        "exit 0 after handing the dispatch back: {exit:?}"
-    );
-    assert!(
-        stopping.elapsed() < Duration::from_secs(8),
+        h.stopped_after < Duration::from_secs(8),
         "stopped at the end of its grace period, not after the command"
     );
 
-    let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(40)).await;
+    let done = wait_job(&mut lab.app, &lab.admin, h.job, Duration::from_secs(40)).await;
     assert_eq!(done["status"], "success", "{done}");
-    assert_eq!(done["dispatches"][0]["worker"], second_name.as_str());
+    assert_eq!(done["dispatches"][0]["worker"], h.second_name.as_str());
     assert_eq!(lab.router.sessions_total(), 2, "one session per owner");
     assert_eq!(
         lab.router.sessions_at_once(),
         1,
         "the device never saw two sessions at the same time"
     );
-    let log = log_text(&mut lab, job).await;
+    let log = lab.app.log_messages(&lab.admin, h.job).await;
     let handed: Vec<&String> = log
         .iter()
         .filter(|l| l.contains("stopped before the dispatch finished"))
         .collect();
     assert_eq!(handed.len(), 1, "{log:?}");
     assert!(
-        handed[0].contains(&format!("worker {first_name}"))
+        handed[0].contains(&format!("worker {}", h.first_name))
             && handed[0].contains("re-queued on region_us-east-1"),
         "{handed:?}"
     );
-    for child in [&mut second, &mut server] {
-        child.start_kill().unwrap();
-    }
+    h.stop_the_others();
 }
 
 #[sqlx::test]
@@ -201,13 +169,12 @@ async fn a_worker_whose_connections_are_killed_finishes_its_dispatch_and_takes_n
     let job = show_run(&mut lab).await;
     assert_eq!(running_on(&mut lab, job).await, name);
 
-    let killed: i64 = sqlx::query_scalar(
+    let killed: i64 = scalar(
+        &pool,
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
          WHERE datname = current_database() AND application_name = 'webnet worker'",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert!(killed > 0, "the worker had connections to kill");
 
     // The dispatch runs on, although the consumer that handed it over is gone.
@@ -221,62 +188,31 @@ async fn a_worker_whose_connections_are_killed_finishes_its_dispatch_and_takes_n
     assert_eq!(done["dispatches"][0]["worker"], name.as_str());
     assert!(worker.try_wait().unwrap().is_none(), "still running");
     // Nothing is left claimed on the queue.
-    let stuck: i64 = sqlx::query_scalar(
+    let stuck: i64 = scalar(
+        &pool,
         "SELECT count(*) FROM apalis.jobs WHERE status IN ('Queued', 'Running')",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(stuck, 0);
     worker.start_kill().unwrap();
 }
 
 /// Renames apalis's fetch function, which makes every consumer's poll fail (or work again).
 async fn rename_get_jobs(pool: &PgPool, from: &str, to: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "ALTER FUNCTION apalis.{from}(text, text, integer) RENAME TO {to}"
-    )))
-    .execute(pool)
-    .await
-    .unwrap();
+    let sql = format!("ALTER FUNCTION apalis.{from}(text, text, integer) RENAME TO {to}");
+    execute(pool, sql).await;
 }
 
 #[sqlx::test]
 async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPool) {
     let mut lab = lab(pool.clone(), Duration::ZERO).await;
     let (mut server, _, _) = start_server(&lab.url, &["--no-worker"]).await;
-    let (mut worker, name) = start_worker(
-        &lab.url,
-        &[
-            "--region",
-            "us-east-1",
-            "--name",
-            "blind",
-            "--heartbeat-seconds",
-            "1",
-        ],
-    )
-    .await;
-    let region = lab.region;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        region,
-        "healthy",
-        Duration::from_secs(15),
-    )
-    .await;
+    let (mut worker, name) = beating_worker(&lab.url, "blind", &["--region", "us-east-1"]).await;
+    lab.wait_health("healthy", Duration::from_secs(15)).await;
 
     // Polling fails while the heartbeat still works.
     rename_get_jobs(&pool, "get_jobs", "get_jobs_off").await;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        region,
-        "offline",
-        Duration::from_secs(10),
-    )
-    .await;
+    lab.wait_health("offline", Duration::from_secs(10)).await;
     let (fresh, queues): (bool, Vec<String>) = sqlx::query_as(
         "SELECT last_seen > now() - interval '3 seconds', queues FROM worker_heartbeats WHERE name = $1",
     )
@@ -288,14 +224,7 @@ async fn a_queue_whose_consumer_cannot_poll_is_not_reported_as_served(pool: PgPo
     assert!(queues.is_empty(), "but serves no queue: {queues:?}");
 
     rename_get_jobs(&pool, "get_jobs_off", "get_jobs").await;
-    wait_health(
-        &mut lab.app,
-        &lab.admin,
-        region,
-        "healthy",
-        Duration::from_secs(30),
-    )
-    .await;
+    lab.wait_health("healthy", Duration::from_secs(30)).await;
     let job = run_show_version(&mut lab).await;
     let done = wait_job(&mut lab.app, &lab.admin, job, Duration::from_secs(30)).await;
     assert_eq!(done["status"], "success", "{done}");
@@ -343,12 +272,12 @@ async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPo
 
     // It claims a job's task, then dies for real.
     let job = run_show_version(&mut lab).await;
-    let (dispatch, task): (i64, String) =
-        sqlx::query_as("SELECT id, task_id FROM job_dispatches WHERE job_id = $1")
-            .bind(job)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (dispatch, task): (i64, String) = row_for(
+        &pool,
+        "SELECT id, task_id FROM job_dispatches WHERE job_id = $1",
+        job,
+    )
+    .await;
     sqlx::query(
         "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen)
          VALUES ('w-1-abc:region_us-east-1:1', 'region_us-east-1', 'PgStorage', '', now())",
@@ -371,14 +300,13 @@ async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPo
 
     // The dispatch goes out again under a new task, on the default queue (no live worker
     // serves its region's), and the old task is over for good.
-    let (queue, new_task, status): (String, String, String) = sqlx::query_as(
+    let (queue, new_task, status): (String, String, String) = row_for(
+        &pool,
         "SELECT d.queue, d.task_id, t.status FROM job_dispatches d
          JOIN apalis.jobs t ON t.id = d.task_id WHERE d.id = $1",
+        dispatch,
     )
-    .bind(dispatch)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!((queue.as_str(), status.as_str()), ("default", "Pending"));
     assert_ne!(new_task, task);
     let old: String = sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE id = $1")
@@ -387,7 +315,7 @@ async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPo
         .await
         .unwrap();
     assert_eq!(old, "Killed");
-    let log = log_text(&mut lab, job).await;
+    let log = lab.app.log_messages(&lab.admin, job).await;
     assert!(
         log.iter()
             .any(|l| l

@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 use webnet::crypto::SecretBox;
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
 use crate::helpers::{
-    SECRET_KEY, TestApp, database_url, http_get, sigterm, start_server, start_worker, webnet,
+    SECRET_KEY, TestApp, database_url, dispatches, http_get, sigterm, start_server, start_worker,
+    wait_job, webnet,
 };
 
 #[sqlx::test]
@@ -35,16 +36,7 @@ async fn regional_workers_in_separate_processes_run_their_regions_dispatches(poo
     let admin = app.api_user("ops", Role::Admin, "acme").await;
     let us = app.region(&admin, "US East", "us-east-1").await;
     let eu = app.region(&admin, "EU West", "eu-west-1").await;
-    let cred = app
-        .post_json(
-            &admin,
-            "/api/v1/credentials/",
-            json!({"name": "lab", "username": "netops", "password": "s3cret"}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
+    let cred = app.credential(&admin, "netops", "s3cret").await;
     let mut routers = Vec::new();
     let mut ids = Vec::new();
     for (name, region) in [
@@ -57,60 +49,26 @@ async fn regional_workers_in_separate_processes_run_their_regions_dispatches(poo
                 .respond("show version", format!("IOS ({name})")),
         )
         .await;
-        ids.push(
-            app.device(
-                &admin,
-                json!({"hostname": name, "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region}),
-            )
-            .await,
-        );
+        let body = json!({"hostname": name, "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": cred, "region": region});
+        ids.push(app.device(&admin, body).await);
         routers.push(router);
     }
 
-    let r = app
-        .post_json(
-            &admin,
-            "/api/v1/commands/run",
-            json!({"targets": {"device_ids": ids}, "commands": ["show version"]}),
-        )
+    let everywhere = json!({"targets": {"device_ids": ids}, "commands": ["show version"]});
+    let id = app
+        .start_job(&admin, "/api/v1/commands/run", everywhere)
         .await;
-    let id = r.json()["job_id"].as_i64().unwrap();
-    let mut job = Value::Null;
-    for _ in 0..200 {
-        job = app
-            .get_json(&admin, &format!("/api/v1/jobs/{id}/"))
-            .await
-            .json();
-        if job["status"] != "queued" && job["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let job = wait_job(&mut app, &admin, id, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "success", "{job}");
-    let ran: Vec<(String, String)> = job["dispatches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["queue"].as_str().unwrap().to_string(),
-                d["worker"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     assert_eq!(
-        ran,
+        dispatches(&job),
         [
             ("region_eu-west-1".to_string(), west_name.clone()),
             ("region_us-east-1".to_string(), east_name.clone()),
             ("default".to_string(), fallback_name.clone()),
         ]
     );
-    let logs = app
-        .get_json(&admin, &format!("/api/v1/jobs/{id}/logs/"))
-        .await
-        .json();
-    let text = logs["results"].to_string();
+    let text = app.job_log(&admin, id).await;
     for name in ["edge-us", "edge-eu", "edge-lab"] {
         assert!(text.contains(&format!("IOS ({name})")), "{text}");
     }
@@ -123,7 +81,8 @@ async fn regional_workers_in_separate_processes_run_their_regions_dispatches(poo
     assert!(health.starts_with("HTTP/1.1 200"));
 
     for child in [&mut east, &mut west, &mut fallback, &mut server] {
-        assert!(sigterm(child).await.success(), "graceful exit 0");
+        let exit = sigterm(child, Duration::from_secs(15)).await;
+        assert!(exit.success(), "graceful exit 0");
     }
 }
 

@@ -1,47 +1,40 @@
 //! `/api/v1/regions/`: fields, validation, pagination, tenancy, roles, health.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, assert_has_fields};
 
 #[sqlx::test]
 async fn an_admin_creates_a_region_with_every_contract_field(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin1", Role::Admin, "acme").await;
-    let r = app
-        .post_json(
-            &admin,
-            "/api/v1/regions/",
-            json!({"name": "US East", "identifier": "us-east-1", "priority": 200,
-                   "worker_pool_config": {"min_workers": 2}, "description": "Virginia"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let region = r.json();
-    for field in [
-        "id",
-        "customer",
-        "name",
-        "identifier",
-        "api_endpoint",
-        "worker_pool_config",
-        "health_status",
-        "health_message",
-        "last_health_check",
-        "health_check_interval_seconds",
-        "priority",
-        "enabled",
-        "description",
-        "created_at",
-        "updated_at",
-        "queue_name",
-        "is_available",
-    ] {
-        assert!(region.get(field).is_some(), "missing {field}: {region}");
-    }
+    let (mut app, admin) = TestApp::with_admin(pool).await;
+    let body = json!({"name": "US East", "identifier": "us-east-1", "priority": 200,
+                      "worker_pool_config": {"min_workers": 2}, "description": "Virginia"});
+    let region = app.create(&admin, "/api/v1/regions/", body).await;
+    assert_has_fields(
+        &region,
+        &[
+            "id",
+            "customer",
+            "name",
+            "identifier",
+            "api_endpoint",
+            "worker_pool_config",
+            "health_status",
+            "health_message",
+            "last_health_check",
+            "health_check_interval_seconds",
+            "priority",
+            "enabled",
+            "description",
+            "created_at",
+            "updated_at",
+            "queue_name",
+            "is_available",
+        ],
+    );
     assert_eq!(region["queue_name"], "region_us-east-1");
     assert_eq!(region["is_available"], true);
     assert_eq!(region["health_status"], "healthy");
@@ -52,8 +45,7 @@ async fn an_admin_creates_a_region_with_every_contract_field(pool: PgPool) {
 
 #[sqlx::test]
 async fn bad_region_input_gets_field_errors_never_a_500(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin1", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool).await;
     let cases = [
         (json!({"identifier": "us-east-1"}), "name"),
         (json!({"name": "X", "identifier": "US East"}), "identifier"),
@@ -81,22 +73,19 @@ async fn bad_region_input_gets_field_errors_never_a_500(pool: PgPool) {
             "worker_pool_config.tags.0",
         ),
     ];
-    for (body, field) in cases {
-        let r = app
-            .post_json(&admin, "/api/v1/regions/", body.clone())
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body} -> {}", r.body);
-        assert!(r.json()["errors"][field].is_array(), "{body} -> {}", r.body);
-    }
+    app.assert_field_errors(&admin, "/api/v1/regions/", &cases)
+        .await;
+    let bearer = format!("Bearer {}", admin.token);
+    let raw_post = |content_type| {
+        [
+            ("authorization", bearer.as_str()),
+            ("content-type", content_type),
+        ]
+    };
     for raw in ["{not json", "[]", "", "null"] {
+        let headers = raw_post("application/json");
         let r = app
-            .send(
-                axum::http::Request::post("/api/v1/regions/")
-                    .header("authorization", format!("Bearer {}", admin.token))
-                    .header("content-type", "application/json")
-                    .body(axum::body::Body::from(raw))
-                    .unwrap(),
-            )
+            .request(Method::POST, "/api/v1/regions/", &headers, raw)
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{raw:?} -> {}", r.body);
         let body = r.json();
@@ -105,34 +94,22 @@ async fn bad_region_input_gets_field_errors_never_a_500(pool: PgPool) {
             "{body}"
         );
     }
+    let headers = raw_post("text/plain");
     let r = app
-        .send(
-            axum::http::Request::post("/api/v1/regions/")
-                .header("authorization", format!("Bearer {}", admin.token))
-                .header("content-type", "text/plain")
-                .body(axum::body::Body::from("name=x"))
-                .unwrap(),
-        )
+        .request(Method::POST, "/api/v1/regions/", &headers, "name=x")
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
 #[sqlx::test]
 async fn identifiers_are_unique_per_customer_only(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let acme = app.api_user("a", Role::Admin, "acme").await;
-    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let (mut app, acme, globex) = TestApp::two_customers(pool).await;
     app.region(&acme, "US East", "us-east-1").await;
-    let dup = app
-        .post_json(
-            &acme,
-            "/api/v1/regions/",
-            json!({"name": "Again", "identifier": "us-east-1"}),
-        )
-        .await;
+    let again = json!({"name": "Again", "identifier": "us-east-1"});
+    let dup = app.post_json(&acme, "/api/v1/regions/", again).await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        dup.json()["errors"]["identifier"][0],
+        dup.field_error("identifier"),
         "A region with this identifier already exists for this customer."
     );
     // Another customer may use the same identifier.
@@ -141,41 +118,22 @@ async fn identifiers_are_unique_per_customer_only(pool: PgPool) {
 
 #[sqlx::test]
 async fn another_customers_region_is_404_for_every_method(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let acme = app.api_user("a", Role::Admin, "acme").await;
-    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let (mut app, acme, globex) = TestApp::two_customers(pool).await;
     let id = app.region(&acme, "US East", "us-east-1").await;
     let path = format!("/api/v1/regions/{id}/");
-    assert_eq!(
-        app.get_json(&globex, &path).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.patch_json(&globex, &path, json!({"name": "mine"}))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.delete(&globex, &path).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.post_json(
-            &globex,
-            &format!("{path}update_health/"),
-            json!({"health_status": "offline"})
-        )
-        .await
-        .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get_json(&globex, &format!("{path}devices/"))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    let every_method = vec![
+        (Method::GET, path.clone(), None),
+        (Method::PATCH, path.clone(), Some(json!({"name": "mine"}))),
+        (Method::DELETE, path.clone(), None),
+        (
+            Method::POST,
+            format!("{path}update_health/"),
+            Some(json!({"health_status": "offline"})),
+        ),
+        (Method::GET, format!("{path}devices/"), None),
+    ];
+    app.assert_each(&globex, every_method, StatusCode::NOT_FOUND)
+        .await;
     let list = app.get_json(&globex, "/api/v1/regions/").await.json();
     assert_eq!(list["count"], 0);
     // Unchanged for its owner.
@@ -189,49 +147,33 @@ async fn another_customers_region_is_404_for_every_method(pool: PgPool) {
 
 #[sqlx::test]
 async fn viewers_and_operators_read_but_only_admins_manage_regions(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, _, id) = TestApp::with_region(pool).await;
     let operator = app.api_user("op", Role::Operator, "acme").await;
     let viewer = app.api_user("viewer", Role::Viewer, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
     let path = format!("/api/v1/regions/{id}/");
     for user in [&operator, &viewer] {
         assert_eq!(app.get_json(user, &path).await.status, StatusCode::OK);
-        assert_eq!(
-            app.post_json(
-                user,
-                "/api/v1/regions/",
-                json!({"name": "X", "identifier": "x"})
-            )
-            .await
-            .status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            app.patch_json(user, &path, json!({"priority": 1}))
-                .await
-                .status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(app.delete(user, &path).await.status, StatusCode::FORBIDDEN);
-        assert_eq!(
-            app.post_json(
-                user,
-                &format!("{path}update_health/"),
-                json!({"health_status": "offline"})
-            )
-            .await
-            .status,
-            StatusCode::FORBIDDEN
-        );
+        let managing = vec![
+            (
+                Method::POST,
+                "/api/v1/regions/".to_string(),
+                Some(json!({"name": "X", "identifier": "x"})),
+            ),
+            (Method::PATCH, path.clone(), Some(json!({"priority": 1}))),
+            (Method::DELETE, path.clone(), None),
+            (
+                Method::POST,
+                format!("{path}update_health/"),
+                Some(json!({"health_status": "offline"})),
+            ),
+        ];
+        app.assert_each(user, managing, StatusCode::FORBIDDEN).await;
     }
 }
 
 #[sqlx::test]
 async fn patch_changes_only_the_given_fields_and_put_needs_them_all(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, id) = TestApp::with_region(pool).await;
     let path = format!("/api/v1/regions/{id}/");
     let r = app
         .patch_json(&admin, &path, json!({"enabled": false, "priority": 5}))
@@ -246,39 +188,21 @@ async fn patch_changes_only_the_given_fields_and_put_needs_them_all(pool: PgPool
     assert_eq!(region["is_available"], false);
 
     let put = app
-        .api(
-            axum::http::Method::PUT,
-            &path,
-            Some(&admin.token),
-            Some(json!({"name": "Only name"})),
-        )
+        .put_json(&admin, &path, json!({"name": "Only name"}))
         .await;
     assert_eq!(put.status, StatusCode::BAD_REQUEST);
     assert!(put.json()["errors"]["identifier"].is_array());
-    let put = app
-        .api(
-            axum::http::Method::PUT,
-            &path,
-            Some(&admin.token),
-            Some(json!({"name": "Renamed", "identifier": "us-east-2"})),
-        )
-        .await;
+    let renamed = json!({"name": "Renamed", "identifier": "us-east-2"});
+    let put = app.put_json(&admin, &path, renamed).await;
     assert_eq!(put.json()["queue_name"], "region_us-east-2");
 }
 
 #[sqlx::test]
 async fn update_health_sets_status_message_and_check_time(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, admin, id) = TestApp::with_region(pool).await;
     let path = format!("/api/v1/regions/{id}/update_health/");
-    let r = app
-        .post_json(
-            &admin,
-            &path,
-            json!({"health_status": "offline", "message": "fire drill"}),
-        )
-        .await;
+    let drill = json!({"health_status": "offline", "message": "fire drill"});
+    let r = app.post_json(&admin, &path, drill).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let region = r.json();
     assert_eq!(region["health_status"], "offline");
@@ -286,26 +210,21 @@ async fn update_health_sets_status_message_and_check_time(pool: PgPool) {
     assert!(region["last_health_check"].is_string());
     assert_eq!(region["is_available"], false);
 
-    let bad = app
-        .post_json(&admin, &path, json!({"health_status": "sick"}))
+    let sick_or_missing = [
+        (json!({"health_status": "sick"}), "health_status"),
+        (json!({}), "health_status"),
+    ];
+    app.assert_field_errors(&admin, &path, &sick_or_missing)
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.json()["errors"]["health_status"].is_array());
-    let missing = app.post_json(&admin, &path, json!({})).await;
-    assert!(missing.json()["errors"]["health_status"].is_array());
 }
 
 #[sqlx::test]
 async fn region_lists_are_paginated_by_priority(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool).await;
     for i in 0..5 {
-        app.post_json(
-            &admin,
-            "/api/v1/regions/",
-            json!({"name": format!("R{i}"), "identifier": format!("r{i}"), "priority": i * 10}),
-        )
-        .await;
+        let body =
+            json!({"name": format!("R{i}"), "identifier": format!("r{i}"), "priority": i * 10});
+        app.region_with(&admin, body).await;
     }
     let page1 = app
         .get_json(&admin, "/api/v1/regions/?page_size=2")
@@ -334,15 +253,8 @@ async fn region_lists_are_paginated_by_priority(pool: PgPool) {
 
 #[sqlx::test]
 async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
-    let device = app
-        .device(
-            &admin,
-            json!({"hostname": "r1", "mgmt_ip": "10.0.0.1", "region": id}),
-        )
-        .await;
+    let (mut app, admin, id) = TestApp::with_region(pool).await;
+    let device = app.new_device(&admin, "r1", "10.0.0.1", Some(id)).await;
     let listed = app
         .get_json(&admin, &format!("/api/v1/regions/{id}/devices/"))
         .await
@@ -350,7 +262,8 @@ async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
     assert_eq!(listed["count"], 1);
     assert_eq!(listed["results"][0]["hostname"], "r1");
 
-    let r = app.delete(&admin, &format!("/api/v1/regions/{id}/")).await;
+    let region = format!("/api/v1/regions/{id}/");
+    let r = app.delete(&admin, &region).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let d = app
         .get_json(&admin, &format!("/api/v1/devices/{device}/"))
@@ -358,9 +271,7 @@ async fn deleting_a_region_leaves_its_devices_without_one(pool: PgPool) {
         .json();
     assert_eq!(d["region"], serde_json::Value::Null);
     assert_eq!(
-        app.get_json(&admin, &format!("/api/v1/regions/{id}/"))
-            .await
-            .status,
+        app.get_json(&admin, &region).await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -374,41 +285,24 @@ async fn customer_is_required_when_the_user_has_several(pool: PgPool) {
     let user = crate::helpers::ApiUser {
         token: app.token_for(id).await,
     };
-    let r = app
-        .post_json(
-            &user,
-            "/api/v1/regions/",
-            json!({"name": "X", "identifier": "x"}),
-        )
-        .await;
+    let no_customer = json!({"name": "X", "identifier": "x"});
+    let r = app.post_json(&user, "/api/v1/regions/", no_customer).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["errors"]["customer"].is_array());
     let me = app.get_json(&user, "/api/v1/me/").await.json();
     let globex = me["customers"][1]["id"].as_i64().unwrap();
-    let r = app
-        .post_json(
-            &user,
-            "/api/v1/regions/",
-            json!({"name": "X", "identifier": "x", "customer": globex}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.json()["customer"], globex);
+    let named = json!({"name": "X", "identifier": "x", "customer": globex});
+    let region = app.create(&user, "/api/v1/regions/", named).await;
+    assert_eq!(region["customer"], globex);
     // A customer the user does not belong to does not exist, as far as they know.
-    let r = app
-        .post_json(
-            &user,
-            "/api/v1/regions/",
-            json!({"name": "Y", "identifier": "y", "customer": 999_999}),
-        )
-        .await;
+    let unknown = json!({"name": "Y", "identifier": "y", "customer": 999_999});
+    let r = app.post_json(&user, "/api/v1/regions/", unknown).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
 #[sqlx::test]
 async fn an_oversized_body_is_refused_without_a_500(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool).await;
     let huge = json!({"name": "x".repeat(5 * 1024 * 1024), "identifier": "x"});
     let r = app.post_json(&admin, "/api/v1/regions/", huge).await;
     assert!(r.status.is_client_error(), "{}", r.status);
@@ -417,8 +311,7 @@ async fn an_oversized_body_is_refused_without_a_500(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_nul_character_in_a_query_or_form_is_a_400_not_a_500(pool: PgPool) {
-    let mut app = TestApp::new(pool).await;
-    let admin = app.api_user("admin1", Role::Admin, "acme").await;
+    let (mut app, admin) = TestApp::with_admin(pool).await;
     let r = app.get_json(&admin, "/api/v1/devices/?site=par%00").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sqlx::PgPool;
@@ -16,43 +16,15 @@ use webnet::auth::Role;
 use webnet::crypto::SecretBox;
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{ApiUser, SECRET_KEY, TestApp, database_url, start_server};
+use crate::helpers::{SECRET_KEY, TestApp, database_url, install, start_server, wait_job};
 
 /// Installs Schemathesis into `tests/schemathesis/.venv` when it is missing (as CI does).
 async fn ensure_schemathesis(dir: &Path) -> std::path::PathBuf {
     let st = dir.join(".venv/bin/st");
     if !st.exists() {
-        let status = Command::new("bash")
-            .arg(dir.join("install.sh"))
-            .stdin(Stdio::null())
-            .status()
-            .await
-            .expect("bash runs");
-        assert!(
-            status.success(),
-            "tests/schemathesis/install.sh failed: the schema-driven test needs python3 and PyPI"
-        );
+        install(dir, "the schema-driven test needs python3 and PyPI").await;
     }
     st
-}
-
-async fn wait_finished(app: &mut TestApp, user: &ApiUser, id: i64) -> String {
-    let started = Instant::now();
-    loop {
-        let job = app
-            .get_json(user, &format!("/api/v1/jobs/{id}/"))
-            .await
-            .json();
-        let status = job["status"].as_str().unwrap().to_string();
-        if !["queued", "running"].contains(&status.as_str()) {
-            return status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "job {id} still {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[sqlx::test]
@@ -73,21 +45,9 @@ async fn generated_requests_to_every_endpoint_get_described_answers_and_never_a_
         FakeDeviceConfig::new("netops", "s3cret").respond("show running-config", "hostname r1"),
     )
     .await;
-    let credential = app
-        .post_json(
-            &admin,
-            "/api/v1/credentials/",
-            json!({"name": "lab", "username": "netops", "password": "s3cret"}),
-        )
-        .await
-        .json()["id"]
-        .clone();
-    let device = app
-        .device(
-            &admin,
-            json!({"hostname": "r1", "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": credential}),
-        )
-        .await;
+    let credential = app.credential(&admin, "netops", "s3cret").await;
+    let r1 = json!({"hostname": "r1", "mgmt_ip": "127.0.0.1", "port": router.addr.port(), "credential": credential});
+    let device = app.device(&admin, r1).await;
     let (mut server, _, port) = start_server(&database_url(&pool), &[]).await;
     // The server logs only warnings here, but a full pipe would stall it: keep reading.
     let mut stderr = server.stderr.take().unwrap();
@@ -97,13 +57,10 @@ async fn generated_requests_to_every_endpoint_get_described_answers_and_never_a_
         text
     });
     for path in ["/api/v1/config/backup", "/api/v1/reachability/run"] {
-        let job = app
-            .post_json(&admin, path, json!({"targets": {"device_ids": [device]}}))
-            .await
-            .json()["job_id"]
-            .as_i64()
-            .unwrap();
-        assert_eq!(wait_finished(&mut app, &admin, job).await, "success");
+        let targets = json!({"targets": {"device_ids": [device]}});
+        let job = app.start_job(&admin, path, targets).await;
+        let job = wait_job(&mut app, &admin, job, Duration::from_secs(30)).await;
+        assert_eq!(job["status"], "success", "{path}: {job}");
     }
 
     let max_examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or("25".into());

@@ -5,27 +5,16 @@ use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp};
-
-async fn signed_in(pool: PgPool, role: Role) -> TestApp {
-    let mut app = TestApp::new(pool).await;
-    app.create_user("alice", role, &["acme"]).await;
-    let r = app.login("alice", PASSWORD).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
-    app
-}
+use crate::helpers::{PASSWORD, TestApp, count_rows, scalar, scalar_for};
 
 #[sqlx::test]
 async fn an_admin_creates_a_region_in_the_browser(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let empty = app.get("/regions").await;
-    assert_eq!(
-        empty.texts("[data-testid=regions-empty] h2"),
-        ["No regions yet"]
-    );
-    app.get("/regions/new").await;
+    assert_eq!(empty.empty_state("regions"), ["No regions yet"]);
     let r = app
-        .post_form(
+        .submit(
+            "/regions/new",
             "/regions",
             &[
                 ("name", "US East"),
@@ -59,10 +48,10 @@ async fn an_admin_creates_a_region_in_the_browser(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_bad_region_form_is_shown_again_with_inline_errors(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
-    app.get("/regions/new").await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let r = app
-        .post_form(
+        .submit(
+            "/regions/new",
             "/regions",
             &[
                 ("name", "US East"),
@@ -77,12 +66,7 @@ async fn a_bad_region_form_is_shown_again_with_inline_errors(pool: PgPool) {
     assert_eq!(r.texts("#priority-error"), ["Enter a whole number."]);
     assert!(r.texts("#worker_pool_config-error")[0].starts_with("Not valid JSON"));
     // What was typed is kept.
-    let html = r.html();
-    let name = html
-        .select(&scraper::Selector::parse("#name").unwrap())
-        .next()
-        .unwrap();
-    assert_eq!(name.value().attr("value"), Some("US East"));
+    assert_eq!(r.attr("#name", "value").as_deref(), Some("US East"));
 
     // A duplicate identifier is an inline error too (from the database constraint).
     app.post_form("/regions", &[("name", "A"), ("identifier", "a")])
@@ -99,12 +83,10 @@ async fn a_bad_region_form_is_shown_again_with_inline_errors(pool: PgPool) {
 
 #[sqlx::test]
 async fn user_supplied_names_are_escaped(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
-    app.get("/regions/new").await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let evil = r#"<img src=x onerror="alert(1)">"#;
-    let r = app
-        .post_form("/regions", &[("name", evil), ("identifier", "evil")])
-        .await;
+    let fields = [("name", evil), ("identifier", "evil")];
+    let r = app.submit("/regions/new", "/regions", &fields).await;
     let page = app.get(r.location().unwrap()).await;
     assert!(!page.body.contains(evil));
     assert!(page.texts("h1")[0].starts_with(evil));
@@ -118,9 +100,7 @@ async fn user_supplied_names_are_escaped(pool: PgPool) {
 
 #[sqlx::test]
 async fn deleting_a_region_says_how_many_devices_lose_it(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Admin).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, _, id) = TestApp::signed_in_with_region(pool.clone(), Role::Admin).await;
     app.bulk_devices("acme", "r", "par", 3).await;
     sqlx::query("UPDATE device_assignments SET region_id = $1")
         .bind(id)
@@ -140,49 +120,32 @@ async fn deleting_a_region_says_how_many_devices_lose_it(pool: PgPool) {
         list.texts(".flash-success"),
         ["Region US East deleted; 3 devices no longer have a region."]
     );
-    let unassigned: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM device_assignments WHERE region_id IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let unassigned = count_rows(&pool, "device_assignments WHERE region_id IS NULL").await;
     assert_eq!(unassigned, 3);
 }
 
 #[sqlx::test]
 async fn the_manual_health_form_changes_the_badge(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
-    app.get(&format!("/regions/{id}")).await;
-    let r = app
-        .post_form(
-            &format!("/regions/{id}/health"),
-            &[("health_status", "offline"), ("message", "maintenance")],
-        )
-        .await;
+    let (mut app, _, id) = TestApp::signed_in_with_region(pool, Role::Admin).await;
+    let (page, health) = (format!("/regions/{id}"), format!("/regions/{id}/health"));
+    let fields = [("health_status", "offline"), ("message", "maintenance")];
+    let r = app.submit(&page, &health, &fields).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let page = app.get(&format!("/regions/{id}")).await;
+    let page = app.get(&page).await;
     assert!(
         page.texts(r#"[data-region-health="us-east-1"]"#)
             .iter()
             .all(|t| t == "offline")
     );
     assert_eq!(page.texts("[data-testid=health-message]"), ["maintenance"]);
-    let bad = app
-        .post_form(
-            &format!("/regions/{id}/health"),
-            &[("health_status", "sick")],
-        )
-        .await;
+    let bad = app.post_form(&health, &[("health_status", "sick")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.texts("#health_status-error").len(), 1);
 }
 
 #[sqlx::test]
 async fn viewers_see_regions_but_no_management_controls(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Viewer).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let id = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, _, id) = TestApp::signed_in_with_region(pool, Role::Viewer).await;
     let list = app.get("/regions").await;
     assert!(list.texts("a[href='/regions/new']").is_empty());
     let page = app.get(&format!("/regions/{id}")).await;
@@ -202,15 +165,10 @@ async fn viewers_see_regions_but_no_management_controls(pool: PgPool) {
 
 #[sqlx::test]
 async fn another_customers_pages_are_not_found(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
     let globex = app.api_user("g", Role::Admin, "globex").await;
     let region = app.region(&globex, "Theirs", "theirs").await;
-    let device = app
-        .device(
-            &globex,
-            json!({"hostname": "theirs", "mgmt_ip": "10.9.9.9"}),
-        )
-        .await;
+    let device = app.new_device(&globex, "theirs", "10.9.9.9", None).await;
     for path in [
         format!("/regions/{region}"),
         format!("/regions/{region}/edit"),
@@ -231,23 +189,17 @@ async fn another_customers_pages_are_not_found(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Operator).await;
+    let mut app = TestApp::signed_in(pool, Role::Operator).await;
     app.bulk_devices("acme", "par", "par", 60).await;
     app.bulk_devices("acme", "lon", "lon", 5).await;
     let page = app.get("/devices?site=par&page_size=25").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.texts("[data-testid=devices-table] tbody tr").len(), 25);
     assert_eq!(page.texts(".pager .muted")[0], "1–25 of 60");
-    let next = page.html();
-    let next = next
-        .select(&scraper::Selector::parse("a[rel=next]").unwrap())
-        .next()
-        .unwrap()
-        .value()
-        .attr("href")
-        .unwrap()
-        .to_string();
-    assert_eq!(next, "/devices?site=par&page_size=25&page=2");
+    assert_eq!(
+        page.attr("a[rel=next]", "href").as_deref(),
+        Some("/devices?site=par&page_size=25&page=2")
+    );
     let last = app.get("/devices?site=par&page_size=25&page=3").await;
     assert_eq!(last.texts("[data-testid=devices-table] tbody tr").len(), 10);
 
@@ -261,19 +213,14 @@ async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool:
     );
 
     let none = app.get("/devices?q=nomatch").await;
-    assert_eq!(
-        none.texts("[data-testid=devices-empty] h2"),
-        ["No device matches"]
-    );
+    assert_eq!(none.empty_state("devices"), ["No device matches"]);
     let bad = app.get("/devices?region=east").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
 #[sqlx::test]
 async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Operator).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, _, east) = TestApp::signed_in_with_region(pool.clone(), Role::Operator).await;
     app.bulk_devices("acme", "par", "par", 1234).await;
     app.bulk_devices("acme", "lon", "lon", 7).await;
     let list = app.get("/devices?site=par").await;
@@ -292,11 +239,7 @@ async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(p
         confirm.texts("[data-testid=bulk-summary]"),
         ["1,234 devices will be moved to US East."]
     );
-    let moved_yet: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM device_assignments WHERE region_id IS NOT NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let moved_yet = count_rows(&pool, "device_assignments WHERE region_id IS NOT NULL").await;
     assert_eq!(moved_yet, 0, "nothing moves before confirmation");
 
     let mut confirmed = fields.to_vec();
@@ -319,9 +262,7 @@ async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(p
 
 #[sqlx::test]
 async fn bulk_assigning_checked_rows_and_unassigning(pool: PgPool) {
-    let mut app = signed_in(pool.clone(), Role::Operator).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await;
+    let (mut app, _, east) = TestApp::signed_in_with_region(pool.clone(), Role::Operator).await;
     app.bulk_devices("acme", "par", "par", 5).await;
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM devices ORDER BY id LIMIT 2")
         .fetch_all(&pool)
@@ -329,33 +270,26 @@ async fn bulk_assigning_checked_rows_and_unassigning(pool: PgPool) {
         .unwrap();
     app.get("/devices").await;
     let (a, b, e) = (ids[0].to_string(), ids[1].to_string(), east.to_string());
-    let r = app
-        .post_form(
-            "/devices/bulk-assign",
-            &[
-                ("device_ids", &a),
-                ("device_ids", &b),
-                ("region", &e),
-                ("confirmed", "1"),
-            ],
-        )
-        .await;
-    assert_eq!(r.location(), Some("/devices"));
-    assert_eq!(
-        app.get("/devices").await.texts(".flash-success"),
-        ["2 devices moved to US East."]
-    );
-    let r = app
-        .post_form(
-            "/devices/bulk-assign",
-            &[("device_ids", &a), ("region", ""), ("confirmed", "1")],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        app.get("/devices").await.texts(".flash-success"),
-        ["1 device no longer has a region."]
-    );
+    let assign_two = vec![
+        ("device_ids", a.as_str()),
+        ("device_ids", &b),
+        ("region", &e),
+        ("confirmed", "1"),
+    ];
+    let unassign_one = vec![
+        ("device_ids", a.as_str()),
+        ("region", ""),
+        ("confirmed", "1"),
+    ];
+    for (fields, said) in [
+        (assign_two, "2 devices moved to US East."),
+        (unassign_one, "1 device no longer has a region."),
+    ] {
+        let r = app.post_form("/devices/bulk-assign", &fields).await;
+        assert_eq!(r.location(), Some("/devices"), "{said}: {}", r.body);
+        let list = app.get("/devices").await;
+        assert_eq!(list.texts(".flash-success"), [said]);
+    }
     // Nothing checked and not "all matching": a clear error.
     let r = app
         .post_form(
@@ -382,16 +316,10 @@ async fn bulk_assigning_checked_rows_and_unassigning(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_admin_creates_and_edits_a_device_with_inline_errors(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
-    let admin = app.api_user("api", Role::Admin, "acme").await;
-    let east = app.region(&admin, "US East", "us-east-1").await.to_string();
-    app.get("/devices/new").await;
-    let bad = app
-        .post_form(
-            "/devices",
-            &[("hostname", "r 1"), ("mgmt_ip", "nope"), ("port", "99999")],
-        )
-        .await;
+    let (mut app, admin, east) = TestApp::signed_in_with_region(pool, Role::Admin).await;
+    let east = east.to_string();
+    let fields = [("hostname", "r 1"), ("mgmt_ip", "nope"), ("port", "99999")];
+    let bad = app.submit("/devices/new", "/devices", &fields).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     for id in ["#hostname-error", "#mgmt_ip-error", "#port-error"] {
         assert_eq!(bad.texts(id).len(), 1, "{id}");
@@ -420,76 +348,50 @@ async fn an_admin_creates_and_edits_a_device_with_inline_errors(pool: PgPool) {
         .unwrap()
         .trim_start_matches("/devices/")
         .to_string();
-    app.get(&format!("/devices/{id}/edit")).await;
-    let r = app
-        .post_form(
-            &format!("/devices/{id}"),
-            &[
-                ("hostname", "par-rtr-1"),
-                ("mgmt_ip", "192.0.2.1"),
-                ("region", ""),
-            ],
-        )
-        .await;
+    let (edit, device) = (format!("/devices/{id}/edit"), format!("/devices/{id}"));
+    let no_region = [
+        ("hostname", "par-rtr-1"),
+        ("mgmt_ip", "192.0.2.1"),
+        ("region", ""),
+    ];
+    let r = app.submit(&edit, &device, &no_region).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let d = app
-        .get_json(&admin, &format!("/api/v1/devices/{id}/"))
-        .await
-        .json();
+    let in_api = format!("/api/v1/devices/{id}/");
+    let d = app.get_json(&admin, &in_api).await.json();
     assert_eq!(d["region"], serde_json::Value::Null);
     assert_eq!(d["enabled"], false, "an unchecked box disables the device");
 }
 
 #[sqlx::test]
 async fn credential_pages_never_show_secrets(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Admin).await;
-    app.get("/credentials/new").await;
+    let mut app = TestApp::signed_in(pool, Role::Admin).await;
+    let secret = "hunter2-secret";
+    let fields = [
+        ("name", "lab"),
+        ("username", "netops"),
+        ("password", secret),
+    ];
     let r = app
-        .post_form(
-            "/credentials",
-            &[
-                ("name", "lab"),
-                ("username", "netops"),
-                ("password", "hunter2-secret"),
-            ],
-        )
+        .submit("/credentials/new", "/credentials", &fields)
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let list = app.get("/credentials").await;
-    assert!(list.body.contains("netops") && !list.body.contains("hunter2-secret"));
+    assert!(list.body.contains("netops") && !list.body.contains(secret));
     let cells = list.texts("tbody td");
     assert_eq!(cells[2], "set");
 }
 
 #[sqlx::test]
 async fn the_dashboard_shows_each_region_with_a_live_badge(pool: PgPool) {
-    let mut app = signed_in(pool, Role::Viewer).await;
+    let mut app = TestApp::signed_in(pool, Role::Viewer).await;
     let empty = app.get("/").await;
-    assert_eq!(
-        empty.texts("[data-testid=dashboard-empty] h2"),
-        ["Nothing to watch yet"]
-    );
+    assert_eq!(empty.empty_state("dashboard"), ["Nothing to watch yet"]);
     let admin = app.api_user("api", Role::Admin, "acme").await;
     app.region(&admin, "US East", "us-east-1").await;
     let page = app.get("/").await;
-    let badge = page.html();
-    let badge = badge
-        .select(&scraper::Selector::parse(r#"[data-region-health="us-east-1"]"#).unwrap())
-        .next()
-        .unwrap();
-    assert!(
-        badge
-            .value()
-            .attr("sse-swap")
-            .unwrap()
-            .starts_with("region-health-")
-    );
-    let main = page.html();
-    let main = main
-        .select(&scraper::Selector::parse("main").unwrap())
-        .next()
-        .unwrap();
-    assert_eq!(main.value().attr("sse-connect"), Some("/events"));
+    let swap = page.attr(r#"[data-region-health="us-east-1"]"#, "sse-swap");
+    assert!(swap.unwrap().starts_with("region-health-"));
+    assert_eq!(page.attr("main", "sse-connect").as_deref(), Some("/events"));
 }
 
 #[sqlx::test]
@@ -500,26 +402,20 @@ async fn moving_a_region_to_another_customer_is_refused_by_the_page_as_by_the_ap
     app.login("multi", PASSWORD).await;
     let admin = app.api_user("api", Role::Admin, "acme").await;
     let region = app.region(&admin, "US East", "us-east-1").await;
-    let globex: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE name = 'globex'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let globex: i64 = scalar(&pool, "SELECT id FROM customers WHERE name = 'globex'").await;
     let globex_s = globex.to_string();
     let message = "A region cannot move to another customer.";
 
+    let path = format!("/api/v1/regions/{region}/");
     let api = app
-        .patch_json(
-            &admin,
-            &format!("/api/v1/regions/{region}/"),
-            json!({"customer": globex}),
-        )
+        .patch_json(&admin, &path, json!({"customer": globex}))
         .await;
     assert_eq!(api.status, StatusCode::BAD_REQUEST, "{}", api.body);
-    assert_eq!(api.json()["errors"]["customer"][0], message);
+    assert_eq!(api.field_error("customer"), message);
 
-    app.get(&format!("/regions/{region}/edit")).await;
     let page = app
-        .post_form(
+        .submit(
+            &format!("/regions/{region}/edit"),
             &format!("/regions/{region}"),
             &[
                 ("name", "US East"),
@@ -530,12 +426,11 @@ async fn moving_a_region_to_another_customer_is_refused_by_the_page_as_by_the_ap
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
     assert!(page.body.contains(message), "the page says why");
-    let owner: String = sqlx::query_scalar(
+    let owner: String = scalar_for(
+        &pool,
         "SELECT c.name FROM regions r JOIN customers c ON c.id = r.customer_id WHERE r.id = $1",
+        region,
     )
-    .bind(region)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(owner, "acme", "the region stayed where it was");
 }

@@ -13,7 +13,7 @@ use webnet::crypto::SecretBox;
 use webnet::worker::{Queues, WorkerState};
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{ApiUser, TestApp, wait_job};
+use crate::helpers::{ApiUser, TestApp, dispatches, scalar_for, wait_job};
 
 /// An in-process worker on `queues`, stopped when the returned sender is dropped or set.
 fn start_worker(
@@ -52,11 +52,9 @@ struct Setup {
 }
 
 async fn setup(pool: PgPool) -> Setup {
-    webnet::db::migrate(&pool).await.unwrap();
     let secrets = SecretBox::random();
-    let mut app = TestApp::with_state(pool, secrets.clone()).await;
+    let app = TestApp::with_state(pool, secrets.clone()).await;
     let admin = app.api_user("admin", Role::Admin, "acme").await;
-    let _ = &mut app;
     Setup {
         app,
         admin,
@@ -65,20 +63,13 @@ async fn setup(pool: PgPool) -> Setup {
 }
 
 async fn results(app: &mut TestApp, user: &ApiUser, id: i64) -> Vec<Value> {
-    app.get_json(user, &format!("/api/v1/jobs/{id}/results/"))
-        .await
-        .json()["results"]
-        .as_array()
-        .unwrap()
-        .clone()
+    app.list(user, &format!("/api/v1/jobs/{id}/results/")).await
 }
 
+/// The job's log, a line `[host] message` per entry.
 async fn log_text(app: &mut TestApp, user: &ApiUser, id: i64) -> String {
-    app.get_json(user, &format!("/api/v1/jobs/{id}/logs/"))
-        .await
-        .json()["results"]
-        .as_array()
-        .unwrap()
+    let lines = app.list(user, &format!("/api/v1/jobs/{id}/logs/")).await;
+    lines
         .iter()
         .map(|l| {
             format!(
@@ -102,49 +93,29 @@ async fn a_job_across_two_regions_runs_on_each_regions_worker(pool: PgPool) {
     };
     let east = s.app.region(&s.admin, "US East", "us-east-1").await;
     let west = s.app.region(&s.admin, "US West", "us-west-2").await;
-    let e1 = s
-        .app
-        .device(
-            &s.admin,
-            json!({"hostname": "e1", "mgmt_ip": "127.0.0.1", "port": open_port, "region": east}),
-        )
-        .await;
-    let w1 = s
-        .app
-        .device(
-            &s.admin,
-            json!({"hostname": "w1", "mgmt_ip": "127.0.0.1", "port": closed_port, "region": west}),
-        )
-        .await;
+    let mut device = async |hostname, port, region| {
+        let body =
+            json!({"hostname": hostname, "mgmt_ip": "127.0.0.1", "port": port, "region": region});
+        s.app.device(&s.admin, body).await
+    };
+    let e1 = device("e1", open_port, east).await;
+    let w1 = device("w1", closed_port, west).await;
     let (stop_east, h1) = start_worker(&pool, &s.secrets, "east-worker", &["region_us-east-1"]);
     let (stop_west, h2) = start_worker(&pool, &s.secrets, "west-worker", &["region_us-west-2"]);
 
-    let job = s
-        .app
-        .post_json(&s.admin, "/api/v1/jobs/", json!({"type": "check_reachability", "target_summary": {"device_ids": [e1, w1]}, "payload": {"timeout": 2}}))
-        .await
-        .json();
-    let id = job["id"].as_i64().unwrap();
+    let check = json!({"type": "check_reachability", "target_summary": {"device_ids": [e1, w1]}, "payload": {"timeout": 2}});
+    let id = s.app.create_id(&s.admin, "/api/v1/jobs/", check).await;
     let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "partial", "{job}");
-    let workers: Vec<(String, String)> = job["dispatches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["queue"].as_str().unwrap().to_string(),
-                d["worker"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert!(
-        workers.contains(&("region_us-east-1".into(), "east-worker".into())),
-        "{workers:?}"
-    );
-    assert!(
-        workers.contains(&("region_us-west-2".into(), "west-worker".into())),
-        "{workers:?}"
+    let mut workers = dispatches(&job);
+    workers.sort();
+    let ran_on = |queue: &str, worker: &str| (queue.to_string(), worker.to_string());
+    assert_eq!(
+        workers,
+        [
+            ran_on("region_us-east-1", "east-worker"),
+            ran_on("region_us-west-2", "west-worker")
+        ]
     );
     assert_eq!(
         job["result_summary"],
@@ -170,23 +141,9 @@ async fn a_job_across_two_regions_runs_on_each_regions_worker(pool: PgPool) {
 }
 
 async fn ssh_device(s: &mut Setup, device: &FakeDevice, hostname: &str) -> i64 {
-    let cred = s
-        .app
-        .post_json(
-            &s.admin,
-            "/api/v1/credentials/",
-            json!({"name": format!("{hostname}-cred"), "username": "netops", "password": "s3cret"}),
-        )
-        .await
-        .json()["id"]
-        .as_i64()
-        .unwrap();
-    s.app
-        .device(
-            &s.admin,
-            json!({"hostname": hostname, "mgmt_ip": "127.0.0.1", "port": device.addr.port(), "credential": cred, "vendor": "cisco", "platform": "ios"}),
-        )
-        .await
+    let cred = s.app.credential(&s.admin, "netops", "s3cret").await;
+    let body = json!({"hostname": hostname, "mgmt_ip": "127.0.0.1", "port": device.addr.port(), "credential": cred, "vendor": "cisco", "platform": "ios"});
+    s.app.device(&s.admin, body).await
 }
 
 #[sqlx::test]
@@ -200,15 +157,12 @@ async fn commands_run_over_ssh_and_the_host_key_is_trusted_on_first_use(pool: Pg
     let device = ssh_device(&mut s, &fake, "r1").await;
     let (stop, handle) = start_worker(&pool, &s.secrets, "default-worker", &["default"]);
 
-    let r = s
+    let by_name =
+        json!({"targets": {"hostname": "R1"}, "commands": ["show version", "show nonsense"]});
+    let id = s
         .app
-        .post_json(
-            &s.admin,
-            "/api/v1/commands/run",
-            json!({"targets": {"hostname": "R1"}, "commands": ["show version", "show nonsense"]}),
-        )
+        .start_job(&s.admin, "/api/v1/commands/run", by_name)
         .await;
-    let id = r.json()["job_id"].as_i64().unwrap();
     let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
     // The second command is unknown to the device (exit status 1): the device failed.
     assert_eq!(job["status"], "failed", "{job}");
@@ -219,24 +173,15 @@ async fn commands_run_over_ssh_and_the_host_key_is_trusted_on_first_use(pool: Pg
     );
     assert!(log.contains("trusting host key SHA256:"), "{log}");
     assert_eq!(fake.commands_seen(), ["show version", "show nonsense"]);
-    let key: Option<String> = sqlx::query_scalar("SELECT ssh_host_key FROM devices WHERE id = $1")
-        .bind(device)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(key.as_deref(), Some(fake.host_key_fingerprint.as_str()));
+    assert_eq!(
+        host_key(&pool, device).await,
+        Some(fake.host_key_fingerprint.clone())
+    );
 
     let ok = s
         .app
-        .post_json(
-            &s.admin,
-            "/api/v1/commands/run",
-            json!({"targets": {"device_ids": [device]}, "commands": ["show version"]}),
-        )
-        .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap();
+        .run_commands(&s.admin, device, &["show version"])
+        .await;
     let job = wait_job(&mut s.app, &s.admin, ok, Duration::from_secs(20)).await;
     assert_eq!(
         job["status"],
@@ -278,7 +223,9 @@ async fn a_changed_host_key_fails_the_device_until_an_admin_accepts_it(pool: PgP
     .await;
     assert_ne!(
         second.host_key_fingerprint,
-        first_fingerprint(&pool, device).await
+        host_key(&pool, device)
+            .await
+            .expect("the first key was trusted")
     );
     let id = run_show_clock(&mut s, device).await;
     let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
@@ -313,22 +260,17 @@ async fn a_changed_host_key_fails_the_device_until_an_admin_accepts_it(pool: PgP
 }
 
 async fn run_show_clock(s: &mut Setup, device: i64) -> i64 {
-    let body = json!({"targets": {"device_ids": [device]}, "commands": ["show clock"]});
-    s.app
-        .post_json(&s.admin, "/api/v1/commands/run", body)
-        .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap()
+    s.app.run_commands(&s.admin, device, &["show clock"]).await
 }
 
-async fn first_fingerprint(pool: &PgPool, device: i64) -> String {
-    sqlx::query_scalar::<_, Option<String>>("SELECT ssh_host_key FROM devices WHERE id = $1")
-        .bind(device)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .unwrap()
+/// The host key webnet trusts for the device, if any yet.
+async fn host_key(pool: &PgPool, device: i64) -> Option<String> {
+    scalar_for(
+        pool,
+        "SELECT ssh_host_key FROM devices WHERE id = $1",
+        device,
+    )
+    .await
 }
 
 #[sqlx::test]
@@ -342,17 +284,11 @@ async fn backups_store_a_snapshot_only_when_the_configuration_changed(pool: PgPo
     let device = ssh_device(&mut s, &fake, "r1").await;
     let (stop, handle) = start_worker(&pool, &s.secrets, "w", &["default"]);
     for _ in 0..2 {
+        let targets = json!({"targets": {"device_ids": [device]}});
         let id = s
             .app
-            .post_json(
-                &s.admin,
-                "/api/v1/config/backup",
-                json!({"targets": {"device_ids": [device]}}),
-            )
-            .await
-            .json()["job_id"]
-            .as_i64()
-            .unwrap();
+            .start_job(&s.admin, "/api/v1/config/backup", targets)
+            .await;
         assert_eq!(
             wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await["status"],
             "success"
@@ -401,15 +337,8 @@ async fn cancelling_a_running_job_stops_it_at_the_next_command(pool: PgPool) {
     let (stop, handle) = start_worker(&pool, &s.secrets, "w", &["default"]);
     let id = s
         .app
-        .post_json(
-            &s.admin,
-            "/api/v1/commands/run",
-            json!({"targets": {"device_ids": [device]}, "commands": ["one", "two", "three"]}),
-        )
-        .await
-        .json()["job_id"]
-        .as_i64()
-        .unwrap();
+        .run_commands(&s.admin, device, &["one", "two", "three"])
+        .await;
     // Wait until the first command is running, then cancel.
     for _ in 0..100 {
         if !fake.commands_seen().is_empty() {
@@ -423,11 +352,7 @@ async fn cancelling_a_running_job_stops_it_at_the_next_command(pool: PgPool) {
         .await;
     assert_eq!(r.json()["status"], "cancelled");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let job = s
-        .app
-        .get_json(&s.admin, &format!("/api/v1/jobs/{id}/"))
-        .await
-        .json();
+    let job = s.app.job(&s.admin, id).await;
     assert_eq!(job["status"], "cancelled");
     assert!(fake.commands_seen().len() < 3, "{:?}", fake.commands_seen());
     let log = log_text(&mut s.app, &s.admin, id).await;
