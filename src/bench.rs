@@ -105,6 +105,14 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
     result
 }
 
+/// The whole application router, as `serve` builds it, for in-process requests.
+fn bench_router(pool: &sqlx::PgPool) -> axum::Router {
+    router(
+        AppState::new(pool.clone(), SecretBox::random()),
+        &WebConfig::default(),
+    )
+}
+
 /// A user named `name` (and a customer of that name) with `role`, and an API token for them.
 async fn bench_token(pool: &sqlx::PgPool, name: &str, role: Role) -> anyhow::Result<String> {
     let customers = [name.to_string()];
@@ -134,10 +142,7 @@ async fn measure(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
             .await?;
     drop(conn);
 
-    let router = router(
-        AppState::new(pool.clone(), SecretBox::random()),
-        &WebConfig::default(),
-    );
+    let router = bench_router(pool);
     let cookie = login(&router).await?;
     let client = Client {
         router,
@@ -379,10 +384,7 @@ async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<(
             .await?;
     drop(conn);
 
-    let router = router(
-        AppState::new(pool.clone(), SecretBox::random()),
-        &WebConfig::default(),
-    );
+    let router = bench_router(pool);
     let client = Arc::new(Client {
         router,
         token,

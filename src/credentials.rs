@@ -6,7 +6,7 @@ use sqlx::{FromRow, PgConnection};
 use time::OffsetDateTime;
 
 use crate::auth::Scope;
-use crate::crypto::SecretBox;
+use crate::crypto::{Secret, SecretBox};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::pagination::PageRequest;
 use crate::types;
@@ -215,22 +215,14 @@ pub async fn delete(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResul
 }
 
 /// Decrypted secrets of a credential, for the workers that sign in to devices.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Secrets {
     /// Sign-in name.
     pub username: String,
     /// Password, if set.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Enable password, if set.
-    pub enable_password: Option<String>,
-}
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secrets")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
+    pub enable_password: Option<Secret>,
 }
 
 /// Loads and decrypts a credential's secrets.
@@ -243,8 +235,8 @@ pub async fn secrets(conn: &mut PgConnection, sb: &SecretBox, id: i64) -> AppRes
         .fetch_optional(conn)
         .await?
         .ok_or(AppError::NotFound)?;
-    let open = |field: &str, v: Option<Vec<u8>>| -> AppResult<Option<String>> {
-        v.map(|c| sb.open(&context(customer_id, field), &c))
+    let open = |field: &str, v: Option<Vec<u8>>| -> AppResult<Option<Secret>> {
+        v.map(|c| sb.open(&context(customer_id, field), &c).map(Secret::new))
             .transpose()
             .map_err(AppError::Internal)
     };

@@ -1,9 +1,6 @@
 //! Validated values shared by forms and the API: one rule, one message, everywhere.
 
-use std::fmt;
 use std::net::IpAddr;
-
-use serde::{Deserialize, Serialize};
 
 /// A region identifier: a lowercase slug (`us-east-1`), 1–63 characters, starting and
 /// ending with a letter or digit. It names the queue `region_<identifier>`.
@@ -73,96 +70,96 @@ pub fn required_text(raw: &str, max: usize) -> Result<String, String> {
     }
 }
 
-/// A region's health.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum HealthStatus {
-    /// Workers are live and keeping up.
-    Healthy,
-    /// Working, but slow or short of workers.
-    Degraded,
-    /// No live worker: jobs go elsewhere.
-    Offline,
-}
-
-impl HealthStatus {
-    /// Every status, for selects.
-    pub const ALL: [HealthStatus; 3] = [Self::Healthy, Self::Degraded, Self::Offline];
-
-    /// The word used in the API and on badges.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Healthy => "healthy",
-            Self::Degraded => "degraded",
-            Self::Offline => "offline",
+/// Declares an enum of words: each variant is spelled one way in the API, the database and
+/// the pages. Generates the derives (serde, sqlx as `text`, OpenAPI), `ALL`, `as_str`,
+/// `parse` (whose error lists the words) and `Display`, so no status is ever a bare string.
+macro_rules! words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $word:tt,)+
         }
-    }
-
-    /// Parses the API word.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim() {
-            "healthy" => Ok(Self::Healthy),
-            "degraded" => Ok(Self::Degraded),
-            "offline" => Ok(Self::Offline),
-            _ => Err("Choose one of: healthy, degraded, offline.".into()),
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            serde::Serialize,
+            serde::Deserialize,
+            sqlx::Type,
+            utoipa::ToSchema,
+        )]
+        #[sqlx(type_name = "text")]
+        pub enum $name {
+            // `tt`, not `literal`: derive macros such as utoipa's do not see through the
+            // invisible group a `literal` fragment is passed in.
+            $($(#[$vmeta])* #[serde(rename = $word)] #[sqlx(rename = $word)] $variant,)+
         }
-    }
-}
 
-impl fmt::Display for HealthStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+        impl $name {
+            /// Every value, in order.
+            pub const ALL: [$name; [$($word),+].len()] = [$($name::$variant),+];
 
-/// Who changed a region's health.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum HealthSource {
-    /// The health monitor, from heartbeats and queue age.
-    Monitor,
-    /// An administrator, by hand.
-    Manual,
-}
+            /// The word used in the API, the database and the pages.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
 
-impl fmt::Display for HealthSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HealthSource::Monitor => "monitor",
-            HealthSource::Manual => "manual",
-        })
-    }
-}
-
-/// Whether a device answered its last reachability check.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum Reachability {
-    /// Never checked.
-    Unknown,
-    /// The management port accepted a connection.
-    Reachable,
-    /// It did not.
-    Unreachable,
-}
-
-impl Reachability {
-    /// The API word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Reachable => "reachable",
-            Self::Unreachable => "unreachable",
+            /// Parses the word (surrounding spaces ignored); the error lists the words.
+            pub fn parse(raw: &str) -> Result<Self, String> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == raw.trim())
+                    .ok_or_else(|| format!("Choose one of: {}.", [$($word),+].join(", ")))
+            }
         }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use words;
+
+words! {
+    /// A region's health.
+    pub enum HealthStatus {
+        /// Workers are live and keeping up.
+        Healthy = "healthy",
+        /// Working, but slow or short of workers.
+        Degraded = "degraded",
+        /// No live worker: jobs go elsewhere.
+        Offline = "offline",
+    }
+}
+
+words! {
+    /// Who changed a region's health.
+    pub enum HealthSource {
+        /// The health monitor, from heartbeats and queue age.
+        Monitor = "monitor",
+        /// An administrator, by hand.
+        Manual = "manual",
+    }
+}
+
+words! {
+    /// Whether a device answered its last reachability check.
+    pub enum Reachability {
+        /// Never checked.
+        Unknown = "unknown",
+        /// The management port accepted a connection.
+        Reachable = "reachable",
+        /// It did not.
+        Unreachable = "unreachable",
     }
 }
 
@@ -181,13 +178,23 @@ mod tests {
 
     #[test]
     fn hostnames_and_addresses_are_checked() {
-        assert!(hostname("core-rtr01.par.example.net").is_ok());
-        assert!(hostname("bad host").is_err());
-        assert!(hostname("").is_err());
-        assert!(address("10.0.0.1").is_ok());
-        assert!(address("2001:db8::1").is_ok());
-        assert!(address("10.0.0.256").is_err());
-        assert!(address("10.0.0.0/24").is_err());
+        let hostnames = [
+            ("core-rtr01.par.example.net", true),
+            ("bad host", false),
+            ("", false),
+        ];
+        for (raw, ok) in hostnames {
+            assert_eq!(hostname(raw).is_ok(), ok, "{raw:?}");
+        }
+        let addresses = [
+            ("10.0.0.1", true),
+            ("2001:db8::1", true),
+            ("10.0.0.256", false),
+            ("10.0.0.0/24", false),
+        ];
+        for (raw, ok) in addresses {
+            assert_eq!(address(raw).is_ok(), ok, "{raw:?}");
+        }
     }
 
     #[test]

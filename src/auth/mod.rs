@@ -12,47 +12,24 @@ pub mod users;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::{AppError, AppResult};
+use crate::types::words;
 
 /// Session key holding the signed-in user's id.
 pub const SESSION_USER_KEY: &str = "user_id";
 
-/// What a user may do. Ordered: each role can do everything the one before it can.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-    sqlx::Type,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything of their customers.
-    Viewer,
-    /// Also runs jobs and assigns devices to regions.
-    Operator,
-    /// Also manages regions, devices and credentials.
-    Admin,
-}
-
-impl Role {
-    /// The lowercase word used in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
+words! {
+    /// What a user may do. Ordered: each role can do everything the one before it can.
+    #[derive(PartialOrd, Ord, clap::ValueEnum)]
+    pub enum Role {
+        /// Reads everything of their customers.
+        Viewer = "viewer",
+        /// Also runs jobs and assigns devices to regions.
+        Operator = "operator",
+        /// Also manages regions, devices and credentials.
+        Admin = "admin",
     }
 }
 

@@ -158,9 +158,8 @@ mod tests {
     #[test]
     fn usernames_follow_djangos_rule() {
         assert!(validate_username("alice.o+ops@example_1-x").is_ok());
-        assert!(validate_username("").is_err());
-        assert!(validate_username("has space").is_err());
-        assert!(validate_username("<script>").is_err());
-        assert!(validate_username(&"a".repeat(151)).is_err());
+        for bad in ["", "has space", "<script>", &"a".repeat(151)] {
+            assert!(validate_username(bad).is_err(), "{bad:?}");
+        }
     }
 }

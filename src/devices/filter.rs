@@ -2,7 +2,6 @@
 
 use sqlx::{Postgres, QueryBuilder};
 
-use super::push_scope;
 use crate::auth::Scope;
 use crate::error::FieldErrors;
 
@@ -188,6 +187,23 @@ pub(super) fn order_by(sort: &str) -> String {
             format!(" ORDER BY r.name{dir}{nulls}, d.hostname, d.customer_id")
         }
         _ => format!(" ORDER BY d.hostname{dir}, d.customer_id{dir}"),
+    }
+}
+
+/// Appends the tenancy condition on `{alias}.customer_id`. One customer (the common case)
+/// is bound as a scalar, so the planner can walk the `(customer_id, …)` indexes in order.
+pub(super) fn push_scope(qb: &mut QueryBuilder<Postgres>, scope: &Scope, alias: &str) {
+    match scope.ids() {
+        Some([one]) => {
+            qb.push(format!(" AND {alias}.customer_id = "))
+                .push_bind(*one);
+        }
+        Some(ids) => {
+            qb.push(format!(" AND {alias}.customer_id = ANY("))
+                .push_bind(ids.to_vec())
+                .push(")");
+        }
+        None => {}
     }
 }
 

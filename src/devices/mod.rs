@@ -14,8 +14,8 @@ use crate::types::{HealthStatus, Reachability};
 mod filter;
 mod input;
 
-use filter::order_by;
 pub use filter::{DeviceFilter, RegionFilter, SORTS};
+use filter::{order_by, push_scope};
 pub use input::{DeviceChanges, DeviceInput};
 
 /// A device row, with its region's name and health for display.
@@ -71,23 +71,6 @@ pub struct Device {
     /// The region's health (UI).
     #[serde(skip)]
     pub region_health: Option<HealthStatus>,
-}
-
-/// Appends the tenancy condition on `{alias}.customer_id`. One customer (the common case)
-/// is bound as a scalar, so the planner can walk the `(customer_id, …)` indexes in order.
-pub(super) fn push_scope(qb: &mut QueryBuilder<Postgres>, scope: &Scope, alias: &str) {
-    match scope.ids() {
-        Some([one]) => {
-            qb.push(format!(" AND {alias}.customer_id = "))
-                .push_bind(*one);
-        }
-        Some(ids) => {
-            qb.push(format!(" AND {alias}.customer_id = ANY("))
-                .push_bind(ids.to_vec())
-                .push(")");
-        }
-        None => {}
-    }
 }
 
 const SELECT: &str = "SELECT d.id, d.customer_id, d.hostname, d.mgmt_ip, d.port, d.vendor,

@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 
-use super::JobType;
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::lifecycle::JobType;
 use crate::routing::{DeviceRoute, RegionInfo};
 use crate::types::HealthStatus;
 

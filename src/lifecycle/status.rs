@@ -1,42 +1,21 @@
 //! The typed words of a job's life: its type, the status of a job or a dispatch, and the
 //! level of a log line. SQL binds these; it never spells them.
 
-use std::fmt;
+use crate::types::words;
 
-use serde::{Deserialize, Serialize};
-
-/// What a job does.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum JobType {
-    /// Run commands over SSH.
-    RunCommands,
-    /// Save the running configuration.
-    ConfigBackup,
-    /// TCP connect to the management port.
-    CheckReachability,
+words! {
+    /// What a job does.
+    pub enum JobType {
+        /// Run commands over SSH.
+        RunCommands = "run_commands",
+        /// Save the running configuration.
+        ConfigBackup = "config_backup",
+        /// TCP connect to the management port.
+        CheckReachability = "check_reachability",
+    }
 }
 
 impl JobType {
-    /// Every type, for selects.
-    pub const ALL: [JobType; 3] = [
-        JobType::RunCommands,
-        JobType::ConfigBackup,
-        JobType::CheckReachability,
-    ];
-
-    /// The API word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobType::RunCommands => "run_commands",
-            JobType::ConfigBackup => "config_backup",
-            JobType::CheckReachability => "check_reachability",
-        }
-    }
-
     /// Human label.
     pub fn label(self) -> &'static str {
         match self {
@@ -45,72 +24,29 @@ impl JobType {
             JobType::CheckReachability => "Check reachability",
         }
     }
-
-    /// Parses the API word.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == raw.trim())
-            .ok_or_else(|| {
-                "Choose one of: run_commands, config_backup, check_reachability.".to_string()
-            })
-    }
 }
 
-impl fmt::Display for JobType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+words! {
+    /// Where a job (or one dispatch) stands.
+    pub enum JobStatus {
+        /// Waiting in a queue.
+        Queued = "queued",
+        /// Waiting for a later time.
+        Scheduled = "scheduled",
+        /// A worker is on it.
+        Running = "running",
+        /// Every device succeeded.
+        Success = "success",
+        /// Some devices succeeded.
+        Partial = "partial",
+        /// No device succeeded.
+        Failed = "failed",
+        /// Withdrawn by a user.
+        Cancelled = "cancelled",
     }
-}
-
-/// Where a job (or one dispatch) stands.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Waiting in a queue.
-    Queued,
-    /// Waiting for a later time.
-    Scheduled,
-    /// A worker is on it.
-    Running,
-    /// Every device succeeded.
-    Success,
-    /// Some devices succeeded.
-    Partial,
-    /// No device succeeded.
-    Failed,
-    /// Withdrawn by a user.
-    Cancelled,
 }
 
 impl JobStatus {
-    /// Every status, for filters.
-    pub const ALL: [JobStatus; 7] = [
-        JobStatus::Queued,
-        JobStatus::Scheduled,
-        JobStatus::Running,
-        JobStatus::Success,
-        JobStatus::Partial,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ];
-
-    /// The API word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Scheduled => "scheduled",
-            JobStatus::Running => "running",
-            JobStatus::Success => "success",
-            JobStatus::Partial => "partial",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
     /// The words of the statuses in which something is still to happen, to bind as a
     /// `text[]`.
     pub fn open_words() -> Vec<&'static str> {
@@ -129,14 +65,6 @@ impl JobStatus {
         )
     }
 
-    /// Parses the API word.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw.trim())
-            .ok_or_else(|| format!("Unknown status {raw:?}."))
-    }
-
     /// The status of a set of device outcomes: success when all succeeded, partial when
     /// some did, failed when none did.
     pub fn from_outcomes(succeeded: usize, total: usize) -> Self {
@@ -149,21 +77,16 @@ impl JobStatus {
     }
 }
 
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+words! {
+    /// How a job log line reads.
+    pub enum LogLevel {
+        /// What happened as planned.
+        Info = "info",
+        /// Something the operator should know (a failover, a rescue, skipped commands).
+        Warning = "warning",
+        /// A device or a dispatch failed.
+        Error = "error",
     }
-}
-/// How a job log line reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum LogLevel {
-    /// What happened as planned.
-    Info,
-    /// Something the operator should know (a failover, a rescue, skipped commands).
-    Warning,
-    /// A device or a dispatch failed.
-    Error,
 }
 
 impl LogLevel {

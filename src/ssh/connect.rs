@@ -119,7 +119,7 @@ impl SshSession {
     /// Signs in with the target's password, falling back to keyboard-interactive.
     pub(super) async fn authenticate(&mut self, target: &SshTarget) -> Result<(), SshError> {
         let user = target.username.as_str();
-        let Some(password) = target.password.as_deref() else {
+        let Some(password) = target.password.as_ref().map(Secret::expose) else {
             return match self.handle.authenticate_none(user).await {
                 Ok(AuthResult::Success) => Ok(()),
                 Ok(AuthResult::Failure {

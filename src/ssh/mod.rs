@@ -24,11 +24,13 @@ use russh::client;
 use russh::keys::{HashAlg, PublicKeyOrCertificate};
 use tokio::time::{Instant, timeout};
 
+pub use crate::crypto::Secret;
+
 /// Upper bound for the polite goodbye, so closing never hangs on a dead connection.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Where and how to sign in.
-#[derive(Clone)]
+/// Where and how to sign in. Its `Debug` shows no password (see [`Secret`]).
+#[derive(Clone, Debug)]
 pub struct SshTarget {
     /// The device's management address.
     pub host: IpAddr,
@@ -38,28 +40,13 @@ pub struct SshTarget {
     pub username: String,
     /// The password, also used to answer keyboard-interactive password prompts; `None` tries
     /// the "none" method, which only lab devices accept.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Fingerprint ("SHA256:…") accepted earlier (trust on first use); None = first contact.
     pub known_host_key: Option<String>,
     /// Limit for reaching the device, the SSH handshake and authentication together.
     pub connect_timeout: Duration,
     /// Also offer diffie-hellman-group14-sha1 / aes128-cbc / hmac-sha1 for old devices.
     pub legacy_algorithms: bool,
-}
-
-// Hand-written so that logging a target never prints its password.
-impl fmt::Debug for SshTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SshTarget")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("known_host_key", &self.known_host_key)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("legacy_algorithms", &self.legacy_algorithms)
-            .finish()
-    }
 }
 
 /// Why an SSH operation failed; each message says what happened and what to do next.
@@ -414,7 +401,7 @@ mod tests {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 22,
             username: "admin".into(),
-            password: Some("hunter2".into()),
+            password: Some(Secret::new("hunter2")),
             known_host_key: None,
             connect_timeout: Duration::from_secs(5),
             legacy_algorithms: false,
