@@ -1,0 +1,216 @@
+//! `webnet bench`: seeds a throwaway database and measures the inventory paths in-process
+//! (server time: routing, auth, SQL, rendering; no network), then under concurrency.
+//! Results are printed as a Markdown table for the README.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use webnet::auth::Role;
+use webnet::config::{BenchArgs, Suite};
+use webnet::db;
+
+mod failover;
+mod jobs;
+mod support;
+
+use support::{Client, bench_router, bench_token, login, ms, percentile, rss_mib};
+
+/// Runs the benchmark against a new database next to `database_url`'s.
+pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
+    let base: PgConnectOptions = database_url.parse().context("DATABASE_URL")?;
+    let name = format!("webnet_bench_{}", std::process::id());
+    let url = base.clone().database(&name).to_url_lossy().to_string();
+    println!(
+        "# webnet bench: {} devices, {} regions, database {name}",
+        args.devices, args.regions
+    );
+    let pool = db::connect(&url, "webnet bench", 16, std::time::Duration::from_secs(5)).await?;
+    db::migrate(&pool).await?;
+    let mut result = Ok(());
+    if matches!(args.suite, Suite::Inventory | Suite::All) {
+        result = measure(&pool, &args).await;
+    }
+    if result.is_ok() && matches!(args.suite, Suite::Jobs | Suite::All) {
+        result = jobs::measure_jobs(&pool, &args).await;
+    }
+    if result.is_ok() && args.suite == Suite::Failover {
+        result = failover::measure_failover(&pool, &url).await;
+    }
+    pool.close().await;
+    if !args.keep {
+        let mut admin = PgConnection::connect_with(&base.clone().database("postgres")).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
+    }
+    result
+}
+
+async fn measure(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut conn = pool.acquire().await?;
+    let seeded = webnet::demo::seed(&mut conn, "bench", args.regions, args.devices).await?;
+    println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    let token = bench_token(pool, "bench", Role::Admin).await?;
+    let site: String =
+        sqlx::query_scalar("SELECT site FROM devices WHERE customer_id = $1 LIMIT 1")
+            .bind(seeded.customer_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let region_ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM regions WHERE customer_id = $1 ORDER BY id LIMIT 2")
+            .bind(seeded.customer_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    drop(conn);
+
+    let router = bench_router(pool);
+    let cookie = login(&router).await?;
+    let client = Client {
+        router,
+        token,
+        cookie,
+    };
+
+    let paths: Vec<(&str, String, bool)> = vec![
+        (
+            "API region list (50 regions)",
+            "/api/v1/regions/".into(),
+            true,
+        ),
+        (
+            "API device list, first page of 50",
+            "/api/v1/devices/".into(),
+            true,
+        ),
+        (
+            "API device list, filtered by site",
+            format!("/api/v1/devices/?site={site}"),
+            true,
+        ),
+        (
+            "API device list, search q + region",
+            format!("/api/v1/devices/?q=edge-00&region={}", region_ids[0]),
+            true,
+        ),
+        ("UI region list page", "/regions".into(), false),
+        (
+            "UI device list page, filtered by site",
+            format!("/devices?site={site}"),
+            false,
+        ),
+        (
+            "UI device list page 20, sorted by region",
+            "/devices?sort=region&page=20".into(),
+            false,
+        ),
+    ];
+
+    println!();
+    println!(
+        "| request ({} sequential) | p50 | p99 | bytes |",
+        args.requests
+    );
+    println!("| --- | --- | --- | --- |");
+    for (label, path, api) in &paths {
+        let mut times = Vec::with_capacity(args.requests);
+        let mut bytes = 0;
+        for i in 0..args.requests + 10 {
+            let request = if *api {
+                client.api(path)
+            } else {
+                client.page(path)
+            };
+            let t = Instant::now();
+            let (status, len) = client.call(request).await?;
+            let elapsed = t.elapsed();
+            if status != StatusCode::OK {
+                bail!("{path} answered {status}");
+            }
+            // The first few warm the statement cache and the pool.
+            if i >= 10 {
+                times.push(elapsed);
+            }
+            bytes = len;
+        }
+        times.sort();
+        println!(
+            "| {label} | {} | {} | {bytes} |",
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.99))
+        );
+    }
+
+    println!();
+    println!("| bulk assignment | time |");
+    println!("| --- | --- |");
+    for (i, region) in region_ids.iter().cycle().take(4).enumerate() {
+        let body = serde_json::json!({"filters": {}, "region": region}).to_string();
+        let request = Request::post("/api/v1/devices/bulk_assign_region/")
+            .header(header::AUTHORIZATION, format!("Bearer {}", client.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))?;
+        let t = Instant::now();
+        let (status, _) = client.call(request).await?;
+        if status != StatusCode::OK {
+            bail!("bulk assignment answered {status}");
+        }
+        println!(
+            "| all {} devices → one region (run {}) | {} |",
+            seeded.devices,
+            i + 1,
+            ms(t.elapsed())
+        );
+    }
+
+    println!();
+    println!(
+        "| throughput ({} concurrent clients, {} s each) | req/s |",
+        args.concurrency, args.seconds
+    );
+    println!("| --- | --- |");
+    let client = std::sync::Arc::new(client);
+    for (label, path, api) in paths.iter().filter(|(l, ..)| !l.contains("page 20")) {
+        let deadline = Instant::now() + Duration::from_secs(args.seconds);
+        let mut tasks = Vec::new();
+        for _ in 0..args.concurrency {
+            let client = client.clone();
+            let path = path.clone();
+            let api = *api;
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let request = if api {
+                        client.api(&path)
+                    } else {
+                        client.page(&path)
+                    };
+                    if client
+                        .call(request)
+                        .await
+                        .is_ok_and(|(s, _)| s == StatusCode::OK)
+                    {
+                        n += 1;
+                    }
+                }
+                n
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await?;
+        }
+        println!("| {label} | {:.0} |", total as f64 / args.seconds as f64);
+    }
+    let (rss, peak) = rss_mib();
+    println!();
+    println!("process memory: {rss:.0} MiB resident now, {peak:.0} MiB peak (includes seeding)");
+    Ok(())
+}
