@@ -61,6 +61,19 @@ pub struct CredentialChanges {
 }
 
 impl CredentialInput {
+    /// The secret fields this input sets, by name (for the audit trail, which never holds
+    /// their values).
+    pub fn secrets_given(&self) -> Vec<&'static str> {
+        [
+            ("password", &self.password),
+            ("enable_password", &self.enable_password),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+        .map(|(k, _)| k)
+        .collect()
+    }
+
     /// Validates; with `complete`, name and username are required.
     pub fn validate(&self, complete: bool) -> Result<CredentialChanges, FieldErrors> {
         let mut e = FieldErrors::new();

@@ -122,6 +122,16 @@ pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 /// violation means.
 const CONSTRAINT_ERRORS: &[(&str, &str, &str)] = &[
     (
+        "user_customers_customer_id_fkey",
+        "customers",
+        "No such customer.",
+    ),
+    (
+        "customers_name_key",
+        "name",
+        "A customer with this name already exists.",
+    ),
+    (
         "users_username_key",
         "username",
         "A user with this username already exists.",
@@ -150,6 +160,11 @@ const CONSTRAINT_ERRORS: &[(&str, &str, &str)] = &[
         "devices_region_fkey",
         "region",
         "No such region for this device's customer.",
+    ),
+    (
+        "user_customers_customer_id_fkey",
+        "customers",
+        "No such customer.",
     ),
     (
         "customers_name_key",

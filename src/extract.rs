@@ -289,3 +289,62 @@ mod tests {
         ));
     }
 }
+
+/// The client's address, when the server knows it (not in in-process tests). Behind a
+/// trusted reverse proxy (`--trusted-proxy`) it is the nearest address in
+/// `X-Forwarded-For` that is not itself a trusted proxy; otherwise the peer's.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_of(&parts.extensions, &parts.headers)))
+    }
+}
+
+/// The client of a request (see [`ClientAddr`]), from its extensions and headers.
+pub fn client_of(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+) -> Option<std::net::IpAddr> {
+    let trusted = extensions
+        .get::<crate::state::TrustedProxies>()
+        .map(|t| t.0.as_slice())
+        .unwrap_or_default();
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| client_address(c.0.ip(), headers, trusted))
+}
+
+/// The client behind `peer`: the peer itself unless it is a trusted proxy, else the
+/// right-most `X-Forwarded-For` hop that is not one (each proxy appends the address it saw,
+/// so hops further left were written by whoever the untrusted hop was, and may be forged).
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer.to_canonical();
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip.to_canonical()) => continue,
+            Ok(ip) => return ip.to_canonical(),
+            // A hop we cannot read: stop believing the header here.
+            Err(_) => break,
+        }
+    }
+    peer
+}

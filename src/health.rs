@@ -64,9 +64,10 @@ struct RegionRow {
     due: bool,
 }
 
-/// Deletes health events and job logs older than `age`. Returns the rows deleted.
+/// Deletes audit rows, health events and job logs older than `age`. Returns the rows deleted.
 pub async fn prune_history(conn: &mut PgConnection, age: Duration) -> sqlx::Result<u64> {
-    const PRUNES: [&str; 3] = [
+    const PRUNES: [&str; 4] = [
+        "DELETE FROM audit_log WHERE at < now() - make_interval(secs => $1)",
         "DELETE FROM region_health_events WHERE created_at < now() - make_interval(secs => $1)",
         "DELETE FROM job_logs WHERE job_id IN \
          (SELECT id FROM jobs WHERE finished_at < now() - make_interval(secs => $1))",

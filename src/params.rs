@@ -9,8 +9,10 @@
 //! an empty value for "any".
 
 use serde::Deserialize;
+use time::OffsetDateTime;
 use utoipa::IntoParams;
 
+use crate::audit::{self, ObjectType};
 use crate::devices::{self, DeviceFilter};
 use crate::error::{AppResult, FieldErrors};
 use crate::jobs::{JobFilter, JobStatus, JobType};
@@ -193,4 +195,108 @@ impl LogParams {
         };
         errors.into_result().map(|()| after)
     }
+}
+
+/// The user list's search.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserParams {
+    /// Part of the username, case-insensitive.
+    pub q: Option<String>,
+}
+
+impl UserParams {
+    /// The search, if any.
+    pub fn search(&self) -> Option<&str> {
+        self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
+    }
+}
+
+/// Whose tokens to list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenParams {
+    /// A user the caller manages (admins); the caller by default.
+    #[param(value_type = Option<i64>)]
+    pub user: Option<String>,
+}
+
+impl TokenParams {
+    /// The user asked for, if any.
+    pub fn user(&self, reading: Reading) -> AppResult<Option<i64>> {
+        let mut errors = FieldErrors::new();
+        let user = reading.take("user", &self.user, &mut errors).and_then(|u| {
+            u.parse()
+                .map_err(|_| errors.add("user", "Enter a user id."))
+                .ok()
+        });
+        errors.into_result().map(|()| user)
+    }
+}
+
+/// The audit trail's filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Username of whoever made the change.
+    pub actor: Option<String>,
+    /// `customer`, `user`, `token`, `region`, `device`, `credential` or `job`.
+    #[param(value_type = Option<ObjectType>)]
+    pub object_type: Option<String>,
+    /// One object's id (with `object_type`).
+    #[param(value_type = Option<i64>)]
+    pub object_id: Option<String>,
+    /// From this time on (RFC 3339, or a date `2026-11-29`).
+    pub since: Option<String>,
+    /// Before this time (RFC 3339, or a date: the start of that day).
+    pub until: Option<String>,
+}
+
+impl AuditParams {
+    /// The filter.
+    pub fn filter(&self, reading: Reading) -> AppResult<audit::Filter> {
+        let mut errors = FieldErrors::new();
+        let mut filter = audit::Filter {
+            actor: reading
+                .take("actor", &self.actor, &mut errors)
+                .map(str::to_string),
+            ..Default::default()
+        };
+        if let Some(t) = reading.take("object_type", &self.object_type, &mut errors) {
+            filter.object_type = ObjectType::parse(t)
+                .map_err(|m| errors.add("object_type", m))
+                .ok();
+        }
+        if let Some(id) = reading.take("object_id", &self.object_id, &mut errors) {
+            filter.object_id = id
+                .parse()
+                .map_err(|_| errors.add("object_id", "Enter an object id."))
+                .ok();
+        }
+        for (field, value, slot) in [
+            ("since", &self.since, &mut filter.since),
+            ("until", &self.until, &mut filter.until),
+        ] {
+            if let Some(raw) = reading.take(field, value, &mut errors) {
+                *slot = parse_time(raw)
+                    .map_err(|()| {
+                        errors.add(field, "Enter a date (2026-11-29) or an RFC 3339 time.")
+                    })
+                    .ok();
+            }
+        }
+        errors.into_result().map(|()| filter)
+    }
+}
+
+/// An RFC 3339 time, or a date (its midnight, UTC).
+fn parse_time(raw: &str) -> Result<OffsetDateTime, ()> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, &format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| ())
 }

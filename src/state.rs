@@ -45,7 +45,7 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// Idle time after which a browser session ends.
     pub session_idle: Duration,
-    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`web::ClientAddr`]).
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`crate::extract::ClientAddr`]).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -59,7 +59,7 @@ impl Default for WebConfig {
     }
 }
 
-/// The trusted proxies, as a request extension for [`web::ClientAddr`].
+/// The trusted proxies, as a request extension for [`crate::extract::ClientAddr`].
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Arc<Vec<ipnet::IpNet>>);
 

@@ -249,12 +249,7 @@ async fn cancel_job(
     user: AuthUser,
     Id(id): Id,
 ) -> AppResult<Json<Job>> {
-    let mut tx = state.pool.begin().await?;
-    jobs::get(&mut tx, &user.scope(), id).await?;
-    user.require(Role::Operator)?;
-    let job = jobs::cancel(&mut tx, &user.scope(), id).await?;
-    tx.commit().await?;
-    Ok(Json(job))
+    Ok(Json(usecases::jobs::cancel(&state.pool, &user, id).await?))
 }
 
 /// Runs a job again (operator).

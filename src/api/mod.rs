@@ -3,6 +3,7 @@
 //! Every route is registered through [`route`] from a handler's `#[utoipa::path]`, so the
 //! OpenAPI description served at `/api/v1/openapi.json` lists exactly what the router serves.
 
+pub mod admin;
 pub mod common;
 pub mod credentials;
 pub mod devices;
@@ -12,7 +13,6 @@ pub mod regions;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::Json;
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -20,8 +20,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
+use crate::error::AppError;
 use crate::state::AppState;
 use common::route;
 
@@ -52,23 +51,12 @@ fn document(paths: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 
 fn build() -> OpenApiRouter<AppState> {
     let router = OpenApiRouter::new();
-    let router = route(router, routes!(get_me));
     let router = route(router, routes!(get_openapi));
+    let router = admin::routes(router);
     let router = regions::routes(router);
     let router = devices::routes(router);
     let router = credentials::routes(router);
     jobs::routes(router)
-}
-
-/// Who the caller is: their role and the customers they belong to.
-#[utoipa::path(
-    get,
-    path = "/me/",
-    tag = "auth",
-    responses((status = 200, description = "The signed-in user.", body = AuthUser)),
-)]
-async fn get_me(user: AuthUser) -> AppResult<Json<AuthUser>> {
-    Ok(Json(user))
 }
 
 /// This document: the OpenAPI 3.1 description of every `/api/v1` endpoint.

@@ -28,6 +28,7 @@ use utoipa::{Modify, ToSchema};
         (name = "devices", description = "Devices, their region, configuration backups and SSH host keys."),
         (name = "credentials", description = "Sign-in credentials for devices; secrets are write-only."),
         (name = "jobs", description = "Jobs, routed to the queues of their devices' regions."),
+        (name = "administration", description = "Customers, users, API tokens and the audit trail."),
         (name = "meta", description = "This description of the API."),
     ),
     components(schemas(ErrorDetail, ValidationErrors)),

@@ -42,12 +42,13 @@ pub async fn authenticate(
         Some(Err(())) => return Err(AppError::Unauthenticated),
         Some(Ok(token)) => {
             let mut conn = state.pool.acquire().await?;
-            let user_id = tokens::user_for_token(&mut conn, token)
+            let (user_id, name) = tokens::user_for_token(&mut conn, token)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
-            let user = users::load_auth_user(&mut conn, user_id, AuthMethod::Token)
+            let mut user = users::load_auth_user(&mut conn, user_id, AuthMethod::Token)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
+            user.token = Some(name);
             Some(user)
         }
         None => match session
@@ -70,7 +71,8 @@ pub async fn authenticate(
             None => None,
         },
     };
-    if let Some(user) = user {
+    if let Some(mut user) = user {
+        user.client_addr = crate::extract::client_of(request.extensions(), request.headers());
         request.extensions_mut().insert(user);
     }
     Ok(next.run(request).await)

@@ -58,6 +58,12 @@ pub struct AuthUser {
     /// How the request authenticated.
     #[serde(skip)]
     pub method: AuthMethod,
+    /// The API token's name, when the request came with one (for the audit trail).
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// The client's address, when known (for the audit trail).
+    #[serde(skip)]
+    pub client_addr: Option<std::net::IpAddr>,
 }
 
 /// The customers a query may touch: `None` for all (superusers). Bind it as a
@@ -157,6 +163,8 @@ mod tests {
                 name: "acme".into(),
             }],
             method: AuthMethod::Session,
+            token: None,
+            client_addr: None,
         }
     }
 

@@ -52,24 +52,118 @@ pub async fn create_token(
     Ok(token)
 }
 
-/// The user a token belongs to, if it is a known token. Records the use at most once a
-/// minute, so a busy script does not turn every read into a write.
-pub async fn user_for_token(conn: &mut PgConnection, token: &str) -> sqlx::Result<Option<i64>> {
+/// The user a token belongs to and the token's name, if it is a known token that has not
+/// expired. Records the use at most once a minute, so a busy script does not turn every read
+/// into a write. Every request looks its token up: a revoked token is refused at once, by
+/// every server.
+pub async fn user_for_token(
+    conn: &mut PgConnection,
+    token: &str,
+) -> sqlx::Result<Option<(i64, String)>> {
     if !looks_like_token(token) {
         return Ok(None);
     }
-    sqlx::query_scalar(
-        "WITH token AS (SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = $1),
+    sqlx::query_as(
+        "WITH token AS (SELECT id, user_id, name, last_used_at FROM api_tokens
+                       WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())),
               touched AS (
                 UPDATE api_tokens SET last_used_at = now() FROM token
                 WHERE api_tokens.id = token.id
                   AND (token.last_used_at IS NULL
                        OR token.last_used_at < now() - interval '1 minute'))
-         SELECT user_id FROM token",
+         SELECT user_id, name FROM token",
     )
     .bind(hash_token(token))
     .fetch_optional(conn)
     .await
+}
+
+/// An API token as its owner and administrators see it; the secret itself is gone.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Token {
+    /// Id.
+    pub id: i64,
+    /// The user it acts as.
+    #[serde(rename = "user")]
+    pub user_id: i64,
+    /// That user's name (pages).
+    #[serde(skip)]
+    pub username: String,
+    /// What it is for.
+    pub name: String,
+    /// Its first characters, to tell tokens apart.
+    pub prefix: String,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// Last used (to the minute).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<time::OffsetDateTime>,
+    /// When it stops working, if ever.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+const SELECT_TOKENS: &str = "SELECT t.id, t.user_id, u.username, t.name, t.prefix, t.created_at,
+        t.last_used_at, t.expires_at
+    FROM api_tokens t JOIN users u ON u.id = t.user_id";
+
+/// The tokens of these users, newest first.
+pub async fn list(conn: &mut PgConnection, user_ids: &[i64]) -> sqlx::Result<Vec<Token>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_TOKENS} WHERE t.user_id = ANY($1) ORDER BY t.created_at DESC, t.id DESC"
+    )))
+    .bind(user_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// One token.
+pub async fn get(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<Token>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_TOKENS} WHERE t.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Creates a token that stops working at `expires_at`, if given; returns it with its secret,
+/// which exists only in this answer.
+pub async fn create_expiring(
+    conn: &mut PgConnection,
+    user_id: i64,
+    name: &str,
+    expires_at: Option<time::OffsetDateTime>,
+) -> sqlx::Result<(Token, String)> {
+    let secret = create_token(conn, user_id, name).await?;
+    let id: i64 = sqlx::query_scalar(
+        "UPDATE api_tokens SET expires_at = $2 WHERE token_hash = $1 RETURNING id",
+    )
+    .bind(hash_token(&secret))
+    .bind(expires_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    let token = get(conn, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    Ok((token, secret))
+}
+
+/// Revokes one token.
+pub async fn revoke(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Revokes every token of a user; returns how many.
+pub async fn revoke_all(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<u64> {
+    Ok(sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 
 use sqlx::PgConnection;
 
-use super::{AuthMethod, AuthUser, CustomerRef, Role};
-use crate::error::{AppResult, FieldErrors};
+use super::{AuthMethod, AuthUser, CustomerRef, Role, Scope};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::pagination::PageRequest;
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ pub async fn credentials_for(
     conn: &mut PgConnection,
     username: &str,
 ) -> sqlx::Result<Option<(i64, String)>> {
-    sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
+    sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1 AND is_active")
         .bind(username)
         .fetch_optional(conn)
         .await
@@ -128,7 +129,7 @@ pub async fn load_auth_user(
                 COALESCE((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.name)
                           FROM user_customers uc JOIN customers c ON c.id = uc.customer_id
                           WHERE uc.user_id = u.id), '[]'::json) AS customers
-         FROM users u WHERE u.id = $1",
+         FROM users u WHERE u.id = $1 AND u.is_active",
     )
     .bind(user_id)
     .fetch_optional(conn)
@@ -148,7 +149,189 @@ pub async fn load_auth_user(
             })
             .collect(),
         method,
+        token: None,
+        client_addr: None,
     }))
+}
+
+/// A user as the administration pages and the API show it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Sign-in name.
+    pub username: String,
+    /// Role within their customers.
+    pub role: Role,
+    /// Sees and manages every customer.
+    pub is_superuser: bool,
+    /// May sign in; a deactivated user's sessions and tokens are ended.
+    pub is_active: bool,
+    /// Customer ids.
+    pub customers: Vec<i64>,
+    /// Last sign-in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login: Option<time::OffsetDateTime>,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// Customer names, in the order of `customers` (pages).
+    #[serde(skip)]
+    pub customer_names: Vec<String>,
+}
+
+const SELECT_USERS: &str = "SELECT u.id, u.username, u.role, u.is_superuser, u.is_active,
+        u.last_login_at AS last_login, u.created_at,
+        COALESCE(array_agg(c.id ORDER BY c.name) FILTER (WHERE c.id IS NOT NULL), '{}') AS customers,
+        COALESCE(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.id IS NOT NULL), '{}') AS customer_names
+    FROM users u
+    LEFT JOIN user_customers uc ON uc.user_id = u.id
+    LEFT JOIN customers c ON c.id = uc.customer_id
+    WHERE ($1::bigint[] IS NULL
+           OR EXISTS (SELECT 1 FROM user_customers x WHERE x.user_id = u.id AND x.customer_id = ANY($1)))";
+
+/// A page of the users that share a customer with `scope` (every user for superusers),
+/// whose username contains `search`, by username; and how many match.
+pub async fn list(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    search: Option<&str>,
+    page: PageRequest,
+) -> AppResult<(Vec<User>, i64)> {
+    let pattern = search.map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
+    let rows: Vec<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_USERS} AND ($2::text IS NULL OR u.username ILIKE $2)
+         GROUP BY u.id ORDER BY u.username LIMIT $3 OFFSET $4"
+    )))
+    .bind(scope.ids())
+    .bind(&pattern)
+    .bind(page.page_size)
+    .bind(page.offset())
+    .fetch_all(&mut *conn)
+    .await?;
+    let count = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM ({SELECT_USERS} AND ($2::text IS NULL OR u.username ILIKE $2)
+         GROUP BY u.id) AS matching"
+    )))
+    .bind(scope.ids())
+    .bind(&pattern)
+    .fetch_one(conn)
+    .await?;
+    Ok((rows, count))
+}
+
+/// One user that shares a customer with `scope`.
+pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<User> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_USERS} AND u.id = $2 GROUP BY u.id"
+    )))
+    .bind(scope.ids())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(AppError::NotFound)
+}
+
+/// What an administrator may change of a user; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// Role.
+    pub role: Option<Role>,
+    /// Superuser.
+    pub is_superuser: Option<bool>,
+    /// May sign in.
+    pub is_active: Option<bool>,
+}
+
+/// Applies `changes` to user `id`.
+pub async fn update(conn: &mut PgConnection, id: i64, changes: &UserChanges) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE users SET role = COALESCE($2, role), is_superuser = COALESCE($3, is_superuser),
+                          is_active = COALESCE($4, is_active)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(changes.role)
+    .bind(changes.is_superuser)
+    .bind(changes.is_active)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes the user's memberships among the customers of `within` exactly `customers`;
+/// memberships outside `within` (which the caller does not see) are kept.
+pub async fn set_customers(
+    conn: &mut PgConnection,
+    id: i64,
+    customers: &[i64],
+    within: &Scope,
+) -> AppResult<()> {
+    sqlx::query(
+        "DELETE FROM user_customers WHERE user_id = $1 AND NOT (customer_id = ANY($2))
+           AND ($3::bigint[] IS NULL OR customer_id = ANY($3))",
+    )
+    .bind(id)
+    .bind(customers)
+    .bind(within.ids())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO user_customers (user_id, customer_id)
+         SELECT $1, c FROM unnest($2::bigint[]) AS c ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(customers)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores a new password hash.
+pub async fn set_password_hash(conn: &mut PgConnection, id: i64, hash: &str) -> AppResult<()> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The stored password hash of a user, to check a current password.
+pub async fn password_hash(conn: &mut PgConnection, id: i64) -> AppResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// How many active superusers there are, counted under a lock so that two administrators
+/// cannot each remove "one of two" at once.
+pub async fn active_superusers(conn: &mut PgConnection) -> AppResult<i64> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE is_superuser AND is_active ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.len() as i64)
+}
+
+/// Ends the browser sessions of a user, but `except` (the caller's own); returns how many.
+pub async fn end_sessions(
+    conn: &mut PgConnection,
+    id: i64,
+    except: Option<&str>,
+) -> AppResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM sessions WHERE data ->> 'user_id' = $1::text AND id IS DISTINCT FROM $2",
+    )
+    .bind(id.to_string())
+    .bind(except)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 #[cfg(test)]

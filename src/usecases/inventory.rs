@@ -6,9 +6,11 @@
 //! and runs its statements in one transaction. Moving an object to another customer is
 //! refused on the `customer` field, whichever adapter sent it.
 
+use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
 use super::{checked, in_transaction};
+use crate::audit::{self, Action, Change, ObjectType};
 use crate::auth::{AuthUser, Role, Scope};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::crypto::SecretBox;
@@ -22,6 +24,17 @@ use crate::snapshots::{self, HostKey};
 pub trait Owned: Sized {
     /// What it is called in messages ("region").
     const WHAT: &'static str;
+    /// What the audit trail calls it.
+    const OBJECT: ObjectType;
+
+    /// Its id.
+    fn id(&self) -> i64;
+
+    /// Its name, as the audit trail keeps it.
+    fn repr(&self) -> String;
+
+    /// Its fields as the API shows them, to diff for the audit trail.
+    fn fields(&self) -> Value;
 
     /// The object with this id in `scope`, else [`AppError::NotFound`].
     fn find(
@@ -36,6 +49,19 @@ pub trait Owned: Sized {
 
 impl Owned for Region {
     const WHAT: &'static str = "region";
+    const OBJECT: ObjectType = ObjectType::Region;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn repr(&self) -> String {
+        self.name.clone()
+    }
+
+    fn fields(&self) -> Value {
+        serde_json::to_value(self.to_json()).unwrap_or_default()
+    }
 
     async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
         regions::get(conn, scope, id).await
@@ -48,6 +74,19 @@ impl Owned for Region {
 
 impl Owned for Device {
     const WHAT: &'static str = "device";
+    const OBJECT: ObjectType = ObjectType::Device;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn repr(&self) -> String {
+        self.hostname.clone()
+    }
+
+    fn fields(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 
     async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
         devices::get(conn, scope, id).await
@@ -60,6 +99,19 @@ impl Owned for Device {
 
 impl Owned for Credential {
     const WHAT: &'static str = "credential";
+    const OBJECT: ObjectType = ObjectType::Credential;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn repr(&self) -> String {
+        self.name.clone()
+    }
+
+    fn fields(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 
     async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
         credentials::get(conn, scope, id).await
@@ -94,6 +146,35 @@ fn same_customer<T: Owned>(asked: Option<i64>, current: &T) -> AppResult<()> {
     }
 }
 
+/// Records in the audit trail that `user` did `action` to an object, from `before` to
+/// `after` (`None` on the side where it did not exist), in the change's transaction.
+/// `secrets` names the secret fields that were set: the row says only "changed".
+async fn record<T: Owned>(
+    tx: &mut PgConnection,
+    user: &AuthUser,
+    action: Action,
+    (before, after): (Option<&T>, Option<&T>),
+    secrets: &[&str],
+) -> AppResult<()> {
+    let Some(object) = after.or(before) else {
+        return Ok(());
+    };
+    let fields = |o: Option<&T>| o.map_or(Value::Null, Owned::fields);
+    let change = Change {
+        object_type: T::OBJECT,
+        object_id: Some(object.id()),
+        object_repr: object.repr(),
+        action,
+        customer_ids: vec![object.customer_id()],
+        changes: audit::diff(&fields(before), &fields(after)),
+    };
+    let mut change = change;
+    for secret in secrets {
+        change.changes[*secret] = json!("changed");
+    }
+    audit::record(tx, user, &change).await
+}
+
 /// An object the user may change (admin), for an edit or delete page.
 pub async fn to_change<T: Owned>(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<T> {
     find_for(&mut *pool.acquire().await?, user, Role::Admin, id).await
@@ -110,7 +191,9 @@ pub async fn create_region(
     let changes = checked(input.validate(true), read)?;
     in_transaction(pool, async |tx| {
         let customer = customers::for_new_object(tx, user, input.customer).await?;
-        regions::create(tx, customer, &changes).await
+        let region = regions::create(tx, customer, &changes).await?;
+        record(tx, user, Action::Create, (None, Some(&region)), &[]).await?;
+        Ok(region)
     })
     .await
 }
@@ -128,7 +211,16 @@ pub async fn update_region(
         let current: Region = find_for(tx, user, Role::Admin, id).await?;
         same_customer(input.customer, &current)?;
         let changes = checked(input.validate(complete), read)?;
-        regions::update(tx, &user.scope(), id, &changes).await
+        let region = regions::update(tx, &user.scope(), id, &changes).await?;
+        record(
+            tx,
+            user,
+            Action::Update,
+            (Some(&current), Some(&region)),
+            &[],
+        )
+        .await?;
+        Ok(region)
     })
     .await
 }
@@ -138,7 +230,9 @@ pub async fn update_region(
 pub async fn delete_region(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Region> {
     in_transaction(pool, async |tx| {
         find_for::<Region>(tx, user, Role::Admin, id).await?;
-        regions::delete(tx, &user.scope(), id).await
+        let region = regions::delete(tx, &user.scope(), id).await?;
+        record(tx, user, Action::Delete, (Some(&region), None), &[]).await?;
+        Ok(region)
     })
     .await
 }
@@ -152,10 +246,19 @@ pub async fn set_region_health(
     message: Option<&str>,
 ) -> AppResult<Region> {
     in_transaction(pool, async |tx| {
-        find_for::<Region>(tx, user, Role::Admin, id).await?;
+        let before: Region = find_for(tx, user, Role::Admin, id).await?;
         let (status, message) =
             regions::validate_health(status, message).map_err(AppError::Validation)?;
-        regions::set_health(tx, &user.scope(), id, status, &message).await
+        let region = regions::set_health(tx, &user.scope(), id, status, &message).await?;
+        record(
+            tx,
+            user,
+            Action::Health,
+            (Some(&before), Some(&region)),
+            &[],
+        )
+        .await?;
+        Ok(region)
     })
     .await
 }
@@ -171,7 +274,9 @@ pub async fn create_device(
     let changes = checked(input.validate(true), read)?;
     in_transaction(pool, async |tx| {
         let customer = customers::for_new_object(tx, user, input.customer).await?;
-        devices::create(tx, customer, &changes).await
+        let device = devices::create(tx, customer, &changes).await?;
+        record(tx, user, Action::Create, (None, Some(&device)), &[]).await?;
+        Ok(device)
     })
     .await
 }
@@ -196,7 +301,16 @@ pub async fn update_device(
             Role::Admin
         })?;
         same_customer(input.customer, &current)?;
-        devices::update(tx, &user.scope(), id, &changes).await
+        let device = devices::update(tx, &user.scope(), id, &changes).await?;
+        record(
+            tx,
+            user,
+            Action::Update,
+            (Some(&current), Some(&device)),
+            &[],
+        )
+        .await?;
+        Ok(device)
     })
     .await
 }
@@ -205,7 +319,9 @@ pub async fn update_device(
 pub async fn delete_device(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Device> {
     in_transaction(pool, async |tx| {
         find_for::<Device>(tx, user, Role::Admin, id).await?;
-        devices::delete(tx, &user.scope(), id).await
+        let device = devices::delete(tx, &user.scope(), id).await?;
+        record(tx, user, Action::Delete, (Some(&device), None), &[]).await?;
+        Ok(device)
     })
     .await
 }
@@ -213,8 +329,19 @@ pub async fn delete_device(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult
 /// Trusts the host key a device presented last (admin).
 pub async fn accept_host_key(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<HostKey> {
     in_transaction(pool, async |tx| {
-        find_for::<Device>(tx, user, Role::Admin, id).await?;
-        snapshots::accept_host_key(tx, &user.scope(), id).await
+        let device: Device = find_for(tx, user, Role::Admin, id).await?;
+        let before = snapshots::host_key(tx, &user.scope(), id).await?;
+        let key = snapshots::accept_host_key(tx, &user.scope(), id).await?;
+        let change = Change {
+            object_type: ObjectType::Device,
+            object_id: Some(id),
+            object_repr: device.hostname,
+            action: Action::Update,
+            customer_ids: vec![device.customer_id],
+            changes: json!({"ssh_host_key": [before.ssh_host_key, key.ssh_host_key]}),
+        };
+        audit::record(tx, user, &change).await?;
+        Ok(key)
     })
     .await
 }
@@ -268,6 +395,33 @@ pub async fn bulk_assign(
         let region = bulk_region(tx, user, region).await?;
         let to = region.as_ref().map(|r| (r.id, r.customer_id));
         let updated = devices::bulk_assign_region(tx, &user.scope(), target, to).await?;
+        let which = match target {
+            BulkTarget::Ids(ids) => json!({"device_ids": ids}),
+            BulkTarget::Matching(filter) => {
+                let pairs = filter
+                    .to_pairs()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)));
+                json!({"filters": Value::Object(pairs.collect())})
+            }
+        };
+        let customer_ids = match &region {
+            Some(r) => vec![r.customer_id],
+            None => user.customers.iter().map(|c| c.id).collect(),
+        };
+        let change = Change {
+            object_type: ObjectType::Device,
+            object_id: None,
+            object_repr: format!("{updated} device(s)"),
+            action: Action::BulkAssign,
+            customer_ids,
+            changes: json!({
+                "region": [null, region.as_ref().map(|r| r.name.clone())],
+                "count": updated,
+                "target": which,
+            }),
+        };
+        audit::record(tx, user, &change).await?;
         Ok((updated, region))
     })
     .await
@@ -285,7 +439,10 @@ pub async fn create_credential(
     let changes = checked(input.validate(true), read)?;
     in_transaction(pool, async |tx| {
         let customer = customers::for_new_object(tx, user, input.customer).await?;
-        credentials::create(tx, secrets, customer, &changes).await
+        let credential = credentials::create(tx, secrets, customer, &changes).await?;
+        let set = input.secrets_given();
+        record(tx, user, Action::Create, (None, Some(&credential)), &set).await?;
+        Ok(credential)
     })
     .await
 }
@@ -304,7 +461,17 @@ pub async fn update_credential(
         let current: Credential = find_for(tx, user, Role::Admin, id).await?;
         same_customer(input.customer, &current)?;
         let changes = checked(input.validate(complete), read)?;
-        credentials::update(tx, secrets, &user.scope(), id, &changes).await
+        let credential = credentials::update(tx, secrets, &user.scope(), id, &changes).await?;
+        let set = input.secrets_given();
+        record(
+            tx,
+            user,
+            Action::Update,
+            (Some(&current), Some(&credential)),
+            &set,
+        )
+        .await?;
+        Ok(credential)
     })
     .await
 }
@@ -314,6 +481,7 @@ pub async fn delete_credential(pool: &PgPool, user: &AuthUser, id: i64) -> AppRe
     in_transaction(pool, async |tx| {
         let credential: Credential = find_for(tx, user, Role::Admin, id).await?;
         credentials::delete(tx, &user.scope(), id).await?;
+        record(tx, user, Action::Delete, (Some(&credential), None), &[]).await?;
         Ok(credential)
     })
     .await

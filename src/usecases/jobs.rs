@@ -1,13 +1,35 @@
 //! Job use cases, the one way in for the API and the pages alike: the role check,
 //! visibility (another customer's job is "not found"), validation and the transaction.
 
-use serde_json::Value;
-use sqlx::PgPool;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
 
+use super::in_transaction;
+use crate::audit::{self, Action, Change, ObjectType};
 use crate::auth::{AuthUser, Role};
 use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::jobs::{self, JobType, NewJob, Targets};
+use crate::jobs::{self, Job, JobType, NewJob, Targets};
+
+/// Records `action` on job `id` in the audit trail, in the job's transaction.
+async fn record(
+    tx: &mut PgConnection,
+    user: &AuthUser,
+    action: Action,
+    id: i64,
+    changes: Value,
+) -> AppResult<()> {
+    let job = jobs::get(tx, &user.scope(), id).await?;
+    let change = Change {
+        object_type: ObjectType::Job,
+        object_id: Some(id),
+        object_repr: format!("job {id} ({})", job.job_type.label()),
+        action,
+        customer_ids: vec![job.customer_id],
+        changes,
+    };
+    audit::record(tx, user, &change).await
+}
 
 /// Validates and creates a job for `user` (an operator) in `customer` (the caller's only
 /// one when `None`), in one transaction. `targets_field` names the targets in field errors
@@ -48,7 +70,24 @@ pub async fn submit(
         },
     )
     .await
-    .map_err(|e| match e {
+    .map_err(|e| rename_targets(e, targets_field))?;
+    let changes = json!({"type": job_type, "targets": target_summary_of(&mut tx, id).await?});
+    record(&mut tx, user, Action::Submit, id, changes).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// What a job targets, as stored, for its audit row.
+async fn target_summary_of(tx: &mut PgConnection, id: i64) -> AppResult<Value> {
+    Ok(jobs::get(tx, &crate::auth::Scope::all(), id)
+        .await?
+        .target_summary
+        .0)
+}
+
+/// Field errors of the job's targets under the name the caller used for them.
+fn rename_targets(e: AppError, targets_field: &str) -> AppError {
+    match e {
         // The shortcuts call the field `targets`.
         AppError::Validation(f) if targets_field != "target_summary" => {
             let mut renamed = FieldErrors::new();
@@ -65,9 +104,7 @@ pub async fn submit(
             AppError::Validation(renamed)
         }
         other => other,
-    })?;
-    tx.commit().await?;
-    Ok(id)
+    }
 }
 
 /// Runs job `id` again as a new job that records `retry_of`: same customer, type, targets
@@ -92,6 +129,28 @@ pub async fn retry(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<i64> {
         },
     )
     .await?;
+    record(
+        &mut tx,
+        user,
+        Action::Retry,
+        new_id,
+        json!({"retry_of": old.id}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(new_id)
+}
+
+/// Cancels a job that has not finished (operator): queued dispatches never run, running
+/// ones stop at their next command.
+pub async fn cancel(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Job> {
+    in_transaction(pool, async |tx| {
+        let before = jobs::get(tx, &user.scope(), id).await?;
+        user.require(Role::Operator)?;
+        let job = jobs::cancel(tx, &user.scope(), id).await?;
+        let changes = json!({"status": [before.status, job.status]});
+        record(tx, user, Action::Cancel, id, changes).await?;
+        Ok(job)
+    })
+    .await
 }

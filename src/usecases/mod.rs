@@ -9,6 +9,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::error::{AppError, AppResult, FieldErrors};
 
+pub mod admin;
 pub mod inventory;
 pub mod jobs;
 

@@ -10,9 +10,10 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::flash::{self, Level};
-use super::page::{ClientAddr, Layout, Nav, SignedIn, safe_next};
+use super::page::{Layout, Nav, SignedIn, safe_next};
 use crate::auth::{AuthUser, SESSION_USER_KEY, password, throttle, users};
 use crate::error::{AppError, AppResult};
+use crate::extract::ClientAddr;
 use crate::state::AppState;
 
 /// The sign-in form.

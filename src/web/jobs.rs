@@ -483,13 +483,8 @@ pub async fn post_cancel_job(
     signed_in: SignedIn,
     Id(id): Id,
 ) -> AppResult<Redirect> {
-    let scope = signed_in.user.scope();
-    let mut tx = state.pool.begin().await?;
-    jobs::get(&mut tx, &scope, id).await?;
-    signed_in.user.require(Role::Operator)?;
-    match jobs::cancel(&mut tx, &scope, id).await {
+    match crate::usecases::jobs::cancel(&state.pool, &signed_in.user, id).await {
         Ok(_) => {
-            tx.commit().await?;
             flash::push(
                 &signed_in.session,
                 Level::Success,
