@@ -41,3 +41,22 @@ document.addEventListener("DOMContentLoaded", () => {
     flash.focus({ preventScroll: true });
   }
 });
+
+// Copy buttons next to a secret shown once (a new API token, a generated password).
+document.addEventListener("click", async (event) => {
+  const button = event.target;
+  if (!(button instanceof HTMLButtonElement) || button.dataset.copy === undefined) {
+    return;
+  }
+  try {
+    await navigator.clipboard.writeText(button.dataset.copy);
+    button.textContent = "Copied";
+  } catch {
+    // No clipboard (plain http, old browser): select the text so Ctrl+C works.
+    const code = button.previousElementSibling;
+    if (code) {
+      window.getSelection()?.selectAllChildren(code);
+    }
+    button.textContent = "Press Ctrl+C";
+  }
+});

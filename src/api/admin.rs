@@ -49,7 +49,10 @@ struct CustomerInput {
     path = "/customers/",
     tag = "administration",
     params(PageParams),
-    responses((status = 200, description = "A page of customers.", body = Paginated<Customer>)),
+    responses(
+        (status = 200, description = "A page of customers.", body = Paginated<Customer>),
+        (status = 403, description = "Only superusers manage customers.", body = super::openapi::ErrorDetail),
+    ),
 )]
 async fn list_customers(
     State(state): State<AppState>,
@@ -85,7 +88,10 @@ async fn create_customer(
     path = "/customers/{id}/",
     tag = "administration",
     params(("id" = i64, Path, description = "Customer id.")),
-    responses((status = 200, description = "The customer.", body = Customer)),
+    responses(
+        (status = 200, description = "The customer.", body = Customer),
+        (status = 403, description = "Only superusers manage customers.", body = super::openapi::ErrorDetail),
+    ),
 )]
 async fn get_customer(
     State(state): State<AppState>,
@@ -140,7 +146,10 @@ async fn delete_customer(
     path = "/users/",
     tag = "administration",
     params(PageParams, UserParams),
-    responses((status = 200, description = "A page of users.", body = Paginated<User>)),
+    responses(
+        (status = 200, description = "A page of users.", body = Paginated<User>),
+        (status = 403, description = "Only admins and superusers manage users.", body = super::openapi::ErrorDetail),
+    ),
 )]
 async fn list_users(
     State(state): State<AppState>,
@@ -177,7 +186,10 @@ async fn create_user(
     path = "/users/{id}/",
     tag = "administration",
     params(("id" = i64, Path, description = "User id.")),
-    responses((status = 200, description = "The user.", body = User)),
+    responses(
+        (status = 200, description = "The user.", body = User),
+        (status = 403, description = "Only admins and superusers manage users; admins do not manage superusers.", body = super::openapi::ErrorDetail),
+    ),
 )]
 async fn get_user(
     State(state): State<AppState>,
@@ -273,7 +285,11 @@ struct NewToken {
     path = "/tokens/",
     tag = "administration",
     params(TokenParams),
-    responses((status = 200, description = "The tokens, newest first, on one page.", body = Paginated<Token>)),
+    responses(
+        (status = 200, description = "The tokens, newest first, on one page.", body = Paginated<Token>),
+        (status = 403, description = "`user` is a superuser the caller may not manage.", body = super::openapi::ErrorDetail),
+        (status = 404, description = "`user` is not a user the caller manages.", body = super::openapi::ErrorDetail),
+    ),
 )]
 async fn list_tokens(
     State(state): State<AppState>,

@@ -177,7 +177,6 @@ pub struct UserInput {
     /// Sign-in name (create only).
     pub username: Option<String>,
     /// `viewer`, `operator` or `admin`.
-    #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
     /// Customer ids the user belongs to.
     pub customers: Option<Vec<i64>>,

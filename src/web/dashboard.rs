@@ -25,6 +25,8 @@ pub struct DashboardPage {
     pub unassigned: i64,
     /// The region cards (refreshed every few seconds).
     pub cards: RegionCardsPartial,
+    /// No customer exists yet: a fresh installation, whose first step is to create one.
+    pub first_run: bool,
 }
 
 /// One card per region with its badge, queue depth and live workers.
@@ -74,12 +76,15 @@ pub async fn get_dashboard(
         },
     )
     .await?;
+    let first_run =
+        signed_in.user.is_superuser && crate::customers::all(&mut conn).await?.is_empty();
     Ok(DashboardPage {
         layout: signed_in.layout(Nav::Dashboard).await?,
         regions,
         devices,
         unassigned,
         cards,
+        first_run,
     }
     .into_response())
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::forms;
 use super::page::{self, HealthBadgePartial};
+use crate::error::FieldErrors;
 use crate::jobs::{DeviceResult, Job, JobStatus};
 use crate::regions::Region;
 
@@ -36,6 +37,11 @@ macro_rules! by_ref {
     };
 }
 
+by_ref!(
+    /// A form's errors.
+    AErrors,
+    FieldErrors
+);
 by_ref!(
     /// A timestamp.
     Timestamp,
@@ -101,6 +107,27 @@ filters! {
     result_summary(result: AResult) -> String = one_line_result;
     /// A region's live health badge (render with `|safe`: it is a template).
     badge(region: ARegion) -> HealthBadgePartial = page::badge;
+    /// Every error of a form as `(field, label, message)`, for the summary at its top, so
+    /// that no error is hidden, even one on a field the form does not show.
+    summary(errors: AErrors) -> Vec<(String, String, String)> = error_summary;
+}
+
+/// `(field, label, message)` for each error; the label is the field's name in words.
+fn error_summary(errors: &FieldErrors) -> Vec<(String, String, String)> {
+    errors
+        .0
+        .iter()
+        .flat_map(|(field, messages)| {
+            let words = field.replace(['_', '.'], " ");
+            let mut label = words.trim().to_string();
+            if let Some(first) = label.get(..1) {
+                label = first.to_uppercase() + &label[1..];
+            }
+            messages
+                .iter()
+                .map(move |m| (field.clone(), label.clone(), m.clone()))
+        })
+        .collect()
 }
 
 /// A job status badge's CSS class.

@@ -1,6 +1,7 @@
 //! The browser UI: server-rendered askama pages and htmx fragments. Handlers call the same
 //! domain functions as the JSON API.
 
+pub mod admin;
 pub mod api_docs;
 pub mod assets;
 pub mod auth;
@@ -85,6 +86,26 @@ pub fn routes() -> Router<AppState> {
         .route("/credentials/{id}/edit", get(get_edit::<Credential>))
         .route("/credentials/{id}/delete", post(post_delete::<Credential>))
         .route("/api/docs", get(api_docs::get_api_docs))
+        .route(
+            "/customers",
+            get(admin::get_customers).post(admin::post_customers),
+        )
+        .route("/customers/new", get(admin::get_customers))
+        .route(
+            "/customers/{id}",
+            get(admin::get_customer).post(admin::post_customer),
+        )
+        .route("/customers/{id}/delete", post(admin::post_delete_customer))
+        .route("/users", get(admin::get_users).post(admin::post_users))
+        .route("/users/new", get(admin::get_new_user))
+        .route("/users/{id}", get(admin::get_user).post(admin::post_user))
+        .route("/users/{id}/password", post(admin::post_user_password))
+        .route("/tokens", get(admin::get_tokens).post(admin::post_tokens))
+        .route("/tokens/{id}/revoke", post(admin::post_revoke_token))
+        .route("/audit", get(admin::get_audit))
+        .route("/account", get(admin::get_account))
+        .route("/account/password", post(admin::post_account_password))
+        .route("/account/sessions", post(admin::post_account_sessions))
         .route("/jobs", get(jobs::get_jobs).post(jobs::post_jobs))
         .route("/jobs/new", get(jobs::get_new_job).post(jobs::post_new_job))
         .route("/jobs/{id}", get(jobs::get_job))

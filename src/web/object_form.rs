@@ -153,6 +153,39 @@ pub async fn post_edit<T: ObjectForm>(
     submit::<T>(state, signed_in, Some(id), form).await
 }
 
+/// A superuser may name a new customer in the form (`new_customer`): it is created first and
+/// the form goes on as if it had been chosen. Its errors are reported on `new_customer`.
+async fn with_new_customer(
+    state: &AppState,
+    user: &AuthUser,
+    mut form: FormPairs,
+    read: &mut FieldErrors,
+) -> AppResult<FormPairs> {
+    let Some(name) = form
+        .get("new_customer")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(form);
+    };
+    match crate::usecases::admin::create_customer(&state.pool, user, Some(name)).await {
+        Ok(customer) => {
+            form.0
+                .retain(|(k, _)| k != "customer" && k != "new_customer");
+            form.0.push(("customer".into(), customer.id.to_string()));
+        }
+        Err(AppError::Validation(errors)) => {
+            errors
+                .0
+                .into_values()
+                .flatten()
+                .for_each(|m| read.add("new_customer", m));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(form)
+}
+
 async fn submit<T: ObjectForm>(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -160,6 +193,7 @@ async fn submit<T: ObjectForm>(
     form: FormPairs,
 ) -> AppResult<Response> {
     let mut read = FieldErrors::new();
+    let form = with_new_customer(&state, &signed_in.user, form, &mut read).await?;
     let input = T::read(&form, &mut read);
     let result = T::save(&state, &signed_in.user, id, &input, read).await;
     let done = |saved: &T| saved.saved(id.is_none());

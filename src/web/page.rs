@@ -31,6 +31,16 @@ pub enum Nav {
     Credentials,
     /// `/api/docs`
     Api,
+    /// `/customers`
+    Customers,
+    /// `/users`
+    Users,
+    /// `/tokens`
+    Tokens,
+    /// `/audit`
+    Audit,
+    /// `/account`
+    Account,
 }
 
 /// What the base layout needs on every page.
@@ -74,6 +84,18 @@ impl Layout {
                 .join(", "),
             None => String::new(),
         }
+    }
+
+    /// Whether the user manages users (admins and superusers), for the navigation.
+    pub fn manages_users(&self) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|u| u.require(crate::auth::Role::Admin).is_ok())
+    }
+
+    /// Whether the user is a superuser, for the navigation.
+    pub fn is_superuser(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.is_superuser)
     }
 
     /// Whether `nav` is the current section.

@@ -290,7 +290,7 @@ async fn customer_is_required_when_the_user_has_several(pool: PgPool) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["errors"]["customer"].is_array());
     let me = app.get_json(&user, "/api/v1/me/").await.json();
-    let globex = me["customers"][1]["id"].as_i64().unwrap();
+    let globex = me["customers"][1].as_i64().unwrap();
     let named = json!({"name": "X", "identifier": "x", "customer": globex});
     let region = app.create(&user, "/api/v1/regions/", named).await;
     assert_eq!(region["customer"], globex);
