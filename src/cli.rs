@@ -303,7 +303,10 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         println!("First run: sign in at {url}/login");
         println!("  username: admin");
         println!("  password: {password}");
-        println!("This password is shown only once. Create more users with `webnet user create`.");
+        println!(
+            "This password is shown only once. Change it, and add colleagues, in the browser \
+             (your account page, and Users)."
+        );
     }
     // One signal stops both the HTTP server and the embedded worker.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

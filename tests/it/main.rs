@@ -9,6 +9,7 @@ mod cli;
 mod devices_api;
 mod failover;
 mod fake_device;
+mod forms;
 mod helpers;
 mod jobs_api;
 mod jobs_ui;
