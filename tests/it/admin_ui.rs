@@ -1,0 +1,184 @@
+//! The administration pages: users, tokens, the audit trail, the account page.
+
+use axum::http::{Method, StatusCode};
+use sqlx::PgPool;
+use webnet::auth::Role;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+/// A browser signed in as "alice", an admin of "acme", and the id of "acme".
+async fn admin_of_acme(pool: PgPool) -> (TestApp, i64) {
+    let app = TestApp::signed_in(pool, Role::Admin).await;
+    let acme: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE name = 'acme'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    (app, acme)
+}
+
+#[sqlx::test]
+async fn an_admin_adds_a_colleague_who_can_then_sign_in(pool: PgPool) {
+    let (mut app, acme) = admin_of_acme(pool.clone()).await;
+    app.get("/users/new").await;
+    let acme = acme.to_string();
+    let r = app
+        .post_form(
+            "/users",
+            &[
+                ("username", "bob"),
+                ("role", "operator"),
+                ("customers", &acme),
+                ("password", "a long enough password"),
+                ("password_confirm", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = app.get("/users?q=bo").await;
+    assert_eq!(list.texts("tbody td:first-child"), ["bob"]);
+
+    let mut bob = TestApp::new(pool).await;
+    let signed_in = bob.login("bob", "a long enough password").await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let jobs = bob.get("/jobs").await;
+    assert_eq!(jobs.status, StatusCode::OK);
+    // An operator manages nobody: the page is refused and the navigation hides it.
+    assert_eq!(bob.get("/users").await.status, StatusCode::FORBIDDEN);
+    assert!(!jobs.body.contains("href=\"/users\""));
+}
+
+#[sqlx::test]
+async fn a_new_token_is_shown_once_works_and_is_refused_once_revoked(pool: PgPool) {
+    let (mut app, _) = admin_of_acme(pool).await;
+    app.get("/tokens").await;
+    let made = app.post_form("/tokens", &[("name", "ci")]).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let token = made.attr("[data-new-token]", "data-new-token").unwrap();
+    assert!(token.starts_with("wn_"));
+    let me = app
+        .api(Method::GET, "/api/v1/me/", Some(&token), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+
+    let again = app.get("/tokens").await;
+    assert!(again.texts("[data-new-token]").is_empty());
+    assert!(
+        !again.body.contains(&token),
+        "the secret is shown only once"
+    );
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = 'ci'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let r = app.post_form(&format!("/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let me = app
+        .api(Method::GET, "/api/v1/me/", Some(&token), None)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test]
+async fn the_audit_page_lists_changes_with_their_actor_and_filters_them(pool: PgPool) {
+    let (mut app, _) = admin_of_acme(pool).await;
+    app.get("/regions/new").await;
+    let r = app
+        .post_form("/regions", &[("name", "Lab"), ("identifier", "lab")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    app.get("/tokens").await;
+    app.post_form("/tokens", &[("name", "ci")]).await;
+
+    let audit = app.get("/audit").await;
+    let actions: Vec<String> = audit
+        .html()
+        .select(&scraper::Selector::parse("tr[data-action]").unwrap())
+        .map(|row| {
+            let v = row.value();
+            format!(
+                "{} {}",
+                v.attr("data-action").unwrap(),
+                v.attr("data-object-type").unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(actions, ["create token", "create region"]);
+    assert_eq!(audit.texts("[data-testid=actor]")[1], "alice");
+
+    let regions = app.get("/audit?object_type=region").await;
+    assert_eq!(regions.texts("tr[data-action]").len(), 1);
+    let nobody = app.get("/audit?actor=nobody").await;
+    assert!(!nobody.empty_state("audit").is_empty());
+}
+
+#[sqlx::test]
+async fn changing_ones_password_needs_the_current_one(pool: PgPool) {
+    let (mut app, _) = admin_of_acme(pool).await;
+    app.get("/account").await;
+    let wrong = app
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", "not it"),
+                ("password", "a brand new password"),
+                ("password_confirm", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let right = app
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("password", "a brand new password"),
+                ("password_confirm", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::SEE_OTHER, "{}", right.body);
+    let mut later = TestApp::new(app.pool.clone()).await;
+    let old = later.login("alice", PASSWORD).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let fresh = later.login("alice", "a brand new password").await;
+    assert_eq!(fresh.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test]
+async fn signing_out_elsewhere_ends_the_other_sessions_only(pool: PgPool) {
+    let (mut here, _) = admin_of_acme(pool.clone()).await;
+    let mut there = TestApp::new(pool).await;
+    there.login("alice", PASSWORD).await;
+    assert_eq!(there.get("/").await.status, StatusCode::OK);
+    here.get("/account").await;
+    let r = here.post_form("/account/sessions", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(here.get("/").await.status, StatusCode::OK);
+    let gone = there.get("/").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert!(gone.location().unwrap().starts_with("/login"));
+}
+
+#[sqlx::test]
+async fn deactivating_a_user_in_the_browser_signs_them_out(pool: PgPool) {
+    let (mut admin, acme) = admin_of_acme(pool.clone()).await;
+    let bob = admin.create_user("bob", Role::Viewer, &["acme"]).await;
+    let mut browser = TestApp::new(pool).await;
+    browser.login("bob", PASSWORD).await;
+    assert_eq!(browser.get("/").await.status, StatusCode::OK);
+
+    admin.get(&format!("/users/{bob}")).await;
+    let acme = acme.to_string();
+    // The "active" box unchecked.
+    let r = admin
+        .post_form(
+            &format!("/users/{bob}"),
+            &[("role", "viewer"), ("customers", &acme)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let gone = browser.get("/").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    let again = browser.login("bob", PASSWORD).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
