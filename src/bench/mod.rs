@@ -169,6 +169,7 @@ async fn measure(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
             ms(t.elapsed())
         );
     }
+    audit_overhead(pool, &region_ids).await?;
 
     println!();
     println!(
@@ -212,5 +213,58 @@ async fn measure(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
     let (rss, peak) = rss_mib();
     println!();
     println!("process memory: {rss:.0} MiB resident now, {peak:.0} MiB peak (includes seeding)");
+    Ok(())
+}
+
+/// The cost of auditing a bulk assignment: the same assignment of every device, through the
+/// use case (with its audit row) and as the bare statement in a transaction (without),
+/// alternated so that a noisy machine weighs on both alike; medians of 5 each.
+async fn audit_overhead(pool: &sqlx::PgPool, region_ids: &[i64]) -> anyhow::Result<()> {
+    use webnet::auth::{AuthMethod, users};
+    use webnet::devices::{BulkTarget, DeviceFilter};
+    let mut conn = pool.acquire().await?;
+    let id = users::id_for_username(&mut conn, "bench")
+        .await?
+        .context("the bench user")?;
+    let user = users::load_auth_user(&mut conn, id, AuthMethod::Token)
+        .await?
+        .context("the bench user")?;
+    drop(conn);
+    let target = BulkTarget::Matching(DeviceFilter::default());
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for region in region_ids.iter().cycle().take(10) {
+        let t = Instant::now();
+        if with.len() <= without.len() {
+            webnet::usecases::inventory::bulk_assign(pool, &user, &target, Some(*region))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            with.push(t.elapsed());
+        } else {
+            let customer: i64 = sqlx::query_scalar("SELECT customer_id FROM regions WHERE id = $1")
+                .bind(region)
+                .fetch_one(pool)
+                .await?;
+            let mut tx = pool.begin().await?;
+            webnet::devices::bulk_assign_region(
+                &mut tx,
+                &user.scope(),
+                &target,
+                Some((*region, customer)),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tx.commit().await?;
+            without.push(t.elapsed());
+        }
+    }
+    with.sort();
+    without.sort();
+    let (a, b) = (percentile(&with, 0.5), percentile(&without, 0.5));
+    println!(
+        "| every device → one region, with its audit row / the bare statement (medians of 5, alternated) | {} / {} ({:+.1} %) |",
+        ms(a),
+        ms(b),
+        (a.as_secs_f64() / b.as_secs_f64() - 1.0) * 100.0
+    );
     Ok(())
 }
