@@ -52,13 +52,12 @@ async fn a_valid_token_identifies_its_user_and_customers(pool: PgPool) {
     assert_eq!(me["username"], "ops-bot");
     assert_eq!(me["role"], "operator");
     assert_eq!(me["is_superuser"], false);
-    let names: Vec<&str> = me["customers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["acme", "globex"]);
+    assert_eq!(me["id"], id);
+    assert_eq!(me["is_active"], true);
+    // Customers are ids, in the order of their names.
+    let acme = app.customer_id("acme").await;
+    let globex = app.customer_id("globex").await;
+    assert_eq!(me["customers"], serde_json::json!([acme, globex]));
 
     let last_used: Option<time::OffsetDateTime> = scalar_for(
         &pool,
