@@ -52,13 +52,12 @@ async fn a_valid_token_identifies_its_user_and_customers(pool: PgPool) {
     assert_eq!(me["username"], "ops-bot");
     assert_eq!(me["role"], "operator");
     assert_eq!(me["is_superuser"], false);
-    // Customers are ids, as in the user API; in the order of their names.
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM customers ORDER BY name")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(me["customers"], serde_json::json!(ids));
-    assert_eq!(ids.len(), 2);
+    assert_eq!(me["id"], id);
+    assert_eq!(me["is_active"], true);
+    // Customers are ids, in the order of their names.
+    let acme = app.customer_id("acme").await;
+    let globex = app.customer_id("globex").await;
+    assert_eq!(me["customers"], serde_json::json!([acme, globex]));
 
     let last_used: Option<time::OffsetDateTime> = scalar_for(
         &pool,

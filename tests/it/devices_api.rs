@@ -412,16 +412,10 @@ async fn a_credential_in_use_cannot_be_deleted(pool: PgPool) {
 
 #[sqlx::test]
 async fn superusers_see_every_customer(pool: PgPool) {
-    let (mut app, acme, globex) = TestApp::two_customers(pool.clone()).await;
+    let (mut app, acme, globex) = TestApp::two_customers(pool).await;
     app.region(&acme, "A", "a").await;
     app.region(&globex, "G", "g").await;
-    let id =
-        webnet::auth::accounts::create_user(&pool, "root", Role::Viewer, true, &[], "pw".into())
-            .await
-            .unwrap();
-    let root = crate::helpers::ApiUser {
-        token: app.token_for(id).await,
-    };
+    let root = app.superuser("root").await;
     assert_eq!(
         app.get_json(&root, "/api/v1/regions/").await.json()["count"],
         2

@@ -346,8 +346,22 @@ impl TestApp {
 
     /// Creates an API token for a user.
     pub async fn token_for(&self, user_id: i64) -> String {
+        self.token_named(user_id, "test").await
+    }
+
+    /// Creates an API token called `name` for a user, without the API (so no audit row).
+    pub async fn token_named(&self, user_id: i64, name: &str) -> String {
         let mut conn = self.pool.acquire().await.unwrap();
-        webnet::auth::tokens::create_token(&mut conn, user_id, "test")
+        webnet::auth::tokens::create_token(&mut conn, user_id, name)
+            .await
+            .unwrap()
+    }
+
+    /// The id of the customer called `name`.
+    pub async fn customer_id(&self, name: &str) -> i64 {
+        sqlx::query_scalar("SELECT id FROM customers WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
             .await
             .unwrap()
     }
@@ -528,6 +542,8 @@ pub type Call = (Method, String, Option<Value>);
 
 /// A signed-in API client: a user of one role in one customer, with a token.
 pub struct ApiUser {
+    /// The user's id.
+    pub id: i64,
     pub token: String,
 }
 
@@ -535,9 +551,31 @@ impl TestApp {
     /// Creates a user of `role` in `customer` and returns it with a token.
     pub async fn api_user(&self, username: &str, role: Role, customer: &str) -> ApiUser {
         let id = self.create_user(username, role, &[customer]).await;
+        self.api_user_of(id).await
+    }
+
+    /// An API client for the existing user `id`, with a new token.
+    pub async fn api_user_of(&self, id: i64) -> ApiUser {
         ApiUser {
+            id,
             token: self.token_for(id).await,
         }
+    }
+
+    /// Creates a superuser who belongs to no customer and returns it with a token.
+    pub async fn superuser(&self, username: &str) -> ApiUser {
+        let password = PASSWORD.to_string();
+        let id = webnet::auth::accounts::create_user(
+            &self.pool,
+            username,
+            Role::Admin,
+            true,
+            &[],
+            password,
+        )
+        .await
+        .unwrap();
+        self.api_user_of(id).await
     }
 
     /// Creates a credential (username and password) and returns its id.
@@ -576,6 +614,14 @@ impl TestApp {
             .await
     }
 
+    /// Deletes `path` as `user`, asserting 204 No Content, then a 404 when reading it.
+    pub async fn assert_deleted(&mut self, user: &ApiUser, path: &str) {
+        let r = self.delete(user, path).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{path}: {}", r.body);
+        let r = self.get_json(user, path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
+    }
+
     /// Makes each call as `user` and asserts that it answers `status`.
     pub async fn assert_each(&mut self, user: &ApiUser, calls: Vec<Call>, status: StatusCode) {
         for (method, path, body) in calls {
@@ -599,6 +645,24 @@ impl TestApp {
             assert!(
                 r.json()["errors"][field].is_array(),
                 "{field}: {body} -> {}",
+                r.body
+            );
+        }
+    }
+
+    /// GETs `path?query` for each case and asserts a 400 whose errors name the case's field.
+    pub async fn assert_query_errors(
+        &mut self,
+        user: &ApiUser,
+        path: &str,
+        cases: &[(&str, &str)],
+    ) {
+        for (query, field) in cases {
+            let r = self.get_json(user, &format!("{path}?{query}")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query} -> {}", r.body);
+            assert!(
+                r.json()["errors"][field].is_array(),
+                "{field}: {query} -> {}",
                 r.body
             );
         }

@@ -1,6 +1,7 @@
 //! Integration tests: each `#[sqlx::test]` gets a fresh, migrated PostgreSQL database and
 //! drives the real router in-process (or the real binary, in `cli`).
 
+mod admin_api;
 mod admin_ui;
 mod api_auth;
 mod architecture;

@@ -282,15 +282,14 @@ async fn customer_is_required_when_the_user_has_several(pool: PgPool) {
     let id = app
         .create_user("multi", Role::Admin, &["acme", "globex"])
         .await;
-    let user = crate::helpers::ApiUser {
-        token: app.token_for(id).await,
-    };
+    let user = app.api_user_of(id).await;
     let no_customer = json!({"name": "X", "identifier": "x"});
     let r = app.post_json(&user, "/api/v1/regions/", no_customer).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["errors"]["customer"].is_array());
+    let globex = app.customer_id("globex").await;
     let me = app.get_json(&user, "/api/v1/me/").await.json();
-    let globex = me["customers"][1].as_i64().unwrap();
+    assert_eq!(me["customers"][1], globex);
     let named = json!({"name": "X", "identifier": "x", "customer": globex});
     let region = app.create(&user, "/api/v1/regions/", named).await;
     assert_eq!(region["customer"], globex);
