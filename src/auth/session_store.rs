@@ -76,17 +76,18 @@ impl SessionStore for PgSessionStore {
         }
     }
 
+    /// Updates a session that exists. tower-sessions creates new sessions (and those whose
+    /// id was cycled) through `create`, so a missing row here was deleted meanwhile: its user
+    /// was deactivated or signed out elsewhere while this request ran. Saving must not bring
+    /// it back.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
-        )
-        .bind(record.id.to_string())
-        .bind(encode(record)?)
-        .bind(record.expiry_date)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        sqlx::query("UPDATE sessions SET data = $2, expiry_date = $3 WHERE id = $1")
+            .bind(record.id.to_string())
+            .bind(encode(record)?)
+            .bind(record.expiry_date)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

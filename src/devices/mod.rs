@@ -304,14 +304,15 @@ pub enum BulkTarget {
 }
 
 /// Assigns devices in scope to `region` (or to none) in one statement; returns how many
-/// devices now have that region. With a region, only devices of the region's customer are
-/// touched; listed ids that are not such devices are a 400 naming them.
+/// devices now have that region, and the customers they belong to (for the audit trail).
+/// With a region, only devices of the region's customer are touched; listed ids that are
+/// not such devices are a 400 naming them.
 pub async fn bulk_assign_region(
     conn: &mut PgConnection,
     scope: &Scope,
     target: &BulkTarget,
     region: Option<(i64, i64)>,
-) -> AppResult<u64> {
+) -> AppResult<(u64, Vec<i64>)> {
     if let BulkTarget::Ids(ids) = target {
         if ids.is_empty() {
             return Err(AppError::Validation(FieldErrors::single(
@@ -342,7 +343,7 @@ pub async fn bulk_assign_region(
     }
     // One statement on the narrow assignments table; the devices table is only read, and
     // only when the filter needs its columns.
-    let mut qb = QueryBuilder::new("UPDATE device_assignments a SET region_id = ");
+    let mut qb = QueryBuilder::new("WITH moved AS (UPDATE device_assignments a SET region_id = ");
     qb.push_bind(region.map(|(id, _)| id))
         .push(", assigned_at = now() WHERE true");
     push_scope(&mut qb, scope, "a");
@@ -365,5 +366,10 @@ pub async fn bulk_assign_region(
             }
         }
     }
-    Ok(qb.build().execute(conn).await?.rows_affected())
+    qb.push(
+        " RETURNING a.customer_id)
+         SELECT count(*), COALESCE(array_agg(DISTINCT customer_id), '{}') FROM moved",
+    );
+    let (count, customers): (i64, Vec<i64>) = qb.build_query_as().fetch_one(conn).await?;
+    Ok((count as u64, customers))
 }

@@ -341,7 +341,14 @@ pub async fn update_user(
             diff["ended"] = json!({"sessions": sessions, "tokens": tokens});
         }
         let after = users::get(tx, &Scope::all(), id).await?;
-        audit(tx, actor, user_change(&after, Action::Update, diff)).await?;
+        let mut change = user_change(&after, Action::Update, diff);
+        // The customers it left see the change too: their admins made it, or must know.
+        for c in &before.customers {
+            if !change.customer_ids.contains(c) {
+                change.customer_ids.push(*c);
+            }
+        }
+        audit(tx, actor, change).await?;
         Ok(after)
     })
     .await
@@ -484,8 +491,13 @@ pub async fn create_token(
     in_transaction(pool, async |tx| {
         let (token, secret) = tokens::create_expiring(tx, user.id, &name, expires_at).await?;
         let customers: Vec<i64> = user.customers.iter().map(|c| c.id).collect();
-        let changes = json!({"name": [null, token.name], "expires_at": [null, token.expires_at.map(|t| t.to_string())]});
-        audit(tx, user, token_change(&token, &customers, Action::Create, changes)).await?;
+        let changes = audit::diff_of(None, Some(&token));
+        audit(
+            tx,
+            user,
+            token_change(&token, &customers, Action::Create, changes),
+        )
+        .await?;
         Ok((token, secret))
     })
     .await

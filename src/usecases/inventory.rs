@@ -394,7 +394,8 @@ pub async fn bulk_assign(
     in_transaction(pool, async |tx| {
         let region = bulk_region(tx, user, region).await?;
         let to = region.as_ref().map(|r| (r.id, r.customer_id));
-        let updated = devices::bulk_assign_region(tx, &user.scope(), target, to).await?;
+        let (updated, customer_ids) =
+            devices::bulk_assign_region(tx, &user.scope(), target, to).await?;
         let which = match target {
             BulkTarget::Ids(ids) => json!({"device_ids": ids}),
             BulkTarget::Matching(filter) => {
@@ -404,10 +405,6 @@ pub async fn bulk_assign(
                     .map(|(k, v)| (k.to_string(), json!(v)));
                 json!({"filters": Value::Object(pairs.collect())})
             }
-        };
-        let customer_ids = match &region {
-            Some(r) => vec![r.customer_id],
-            None => user.customers.iter().map(|c| c.id).collect(),
         };
         let change = Change {
             object_type: ObjectType::Device,

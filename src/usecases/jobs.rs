@@ -23,7 +23,7 @@ async fn record(
     let change = Change {
         object_type: ObjectType::Job,
         object_id: Some(id),
-        object_repr: format!("job {id} ({})", job.job_type.label()),
+        object_repr: format!("#{id} ({})", job.job_type.label()),
         action,
         customer_ids: vec![job.customer_id],
         changes,
@@ -56,6 +56,10 @@ pub async fn submit(
         return Err(AppError::BadRequest("Invalid job.".into()));
     };
     let mut tx = pool.begin().await?;
+    let customer = match customer {
+        None if user.customers.len() != 1 => customer_of_devices(&mut tx, user, &targets).await?,
+        given => given,
+    };
     let customer_id = customers::for_new_object(&mut tx, user, customer).await?;
     let id = jobs::create(
         &mut tx,
@@ -75,6 +79,30 @@ pub async fn submit(
     record(&mut tx, user, Action::Submit, id, changes).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// The customer of the devices a job names by id, when they all have the same one: a
+/// superuser (or a member of several customers) who picked devices need not name it.
+async fn customer_of_devices(
+    tx: &mut PgConnection,
+    user: &AuthUser,
+    targets: &Targets,
+) -> AppResult<Option<i64>> {
+    let Some(ids) = &targets.device_ids else {
+        return Ok(None);
+    };
+    let customers: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT customer_id FROM devices
+         WHERE id = ANY($1) AND ($2::bigint[] IS NULL OR customer_id = ANY($2))",
+    )
+    .bind(ids)
+    .bind(user.scope().ids())
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(match customers.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
 }
 
 /// What a job targets, as stored, for its audit row.

@@ -182,3 +182,38 @@ async fn deactivating_a_user_in_the_browser_signs_them_out(pool: PgPool) {
     let again = browser.login("bob", PASSWORD).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 }
+
+#[sqlx::test]
+async fn a_superuser_of_no_customer_runs_a_job_on_the_devices_they_checked(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone()).await;
+    webnet::auth::accounts::create_user(&pool, "root", Role::Admin, true, &[], PASSWORD.into())
+        .await
+        .unwrap();
+    let acme = app.api_user("a", Role::Admin, "acme").await;
+    let device = app
+        .device(
+            &acme,
+            serde_json::json!({"hostname": "edge-1", "mgmt_ip": "10.0.0.1"}),
+        )
+        .await;
+    app.login("root", PASSWORD).await;
+    app.get(&format!("/jobs/new?device_ids={device}")).await;
+    let device = device.to_string();
+    let r = app
+        .post_form(
+            "/jobs",
+            &[
+                ("device_ids", &device),
+                ("type", "check_reachability"),
+                ("timeout", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let owner: String =
+        sqlx::query_scalar("SELECT c.name FROM jobs j JOIN customers c ON c.id = j.customer_id")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(owner, "acme");
+}
