@@ -1,32 +1,63 @@
 //! The UI in a real headless Chromium (Playwright), against the real `webnet serve`:
-//! sign in, bulk-assign every device of a filter across pages, watch a badge change live.
-//! The scenario itself is `tests/browser/ui.test.mjs`.
+//! sign in, bulk-assign every device of a filter across pages, watch a badge change live
+//! (`tests/browser/ui.test.mjs`); and a newcomer's path on a fresh installation, from the
+//! first-run password to a finished job, users, tokens and the audit trail
+//! (`tests/browser/newcomer.test.mjs`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use sqlx::PgPool;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use webnet::auth::Role;
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
-use crate::helpers::{database_url, install, start_server};
+use crate::helpers::{database_url, first_run_password, install, start_server};
 
 const PASSWORD: &str = "browser-test-password";
 
-/// Installs Chromium and playwright-core when they are missing (as CI does).
-async fn ensure_browser(dir: &Path) {
-    if dir.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists()
+/// `tests/browser`, with Chromium and playwright-core installed when they are missing (as
+/// CI does).
+async fn browser_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !dir.join("node_modules/playwright-core").exists()
+        || !Path::new("/usr/bin/chromium").exists()
     {
-        return;
+        install(&dir, "the browser test needs Chromium (apt) and node").await;
     }
-    install(dir, "the browser test needs Chromium (apt) and node").await;
+    dir
+}
+
+/// Runs `node --test <script>` in `dir` with `env`, then stops `server`; asserts that the
+/// scenario passed and returns what it printed.
+async fn run_scenario(
+    dir: &Path,
+    script: &str,
+    env: &[(&str, String)],
+    mut server: Child,
+) -> String {
+    let output = Command::new("node")
+        .args(["--test", "--test-reporter=spec", script])
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("node runs");
+    server.kill().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    println!("{stdout}");
+    stdout
 }
 
 #[sqlx::test]
 async fn the_ui_works_in_a_real_browser(pool: PgPool) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    ensure_browser(&dir).await;
+    let dir = browser_dir().await;
 
     let user = webnet::auth::accounts::create_user(
         &pool,
@@ -61,26 +92,43 @@ async fn the_ui_works_in_a_real_browser(pool: PgPool) {
         .collect::<Vec<_>>()
         .join(",");
 
-    let (mut server, _, port) = start_server(&database_url(&pool), &[]).await;
-    let output = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "ui.test.mjs"])
-        .current_dir(&dir)
-        .env("WEBNET_URL", format!("http://127.0.0.1:{port}"))
-        .env("WEBNET_USERNAME", "browser-admin")
-        .env("WEBNET_PASSWORD", PASSWORD)
-        .env("WEBNET_TOKEN", &token)
-        .env("WEBNET_SSH_PORTS", &ssh_ports)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("node runs");
-    server.kill().await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
-    );
+    let (server, _, port) = start_server(&database_url(&pool), &[]).await;
+    let env = [
+        ("WEBNET_URL", format!("http://127.0.0.1:{port}")),
+        ("WEBNET_USERNAME", "browser-admin".to_string()),
+        ("WEBNET_PASSWORD", PASSWORD.to_string()),
+        ("WEBNET_TOKEN", token),
+        ("WEBNET_SSH_PORTS", ssh_ports),
+    ];
+    let stdout = run_scenario(&dir, "ui.test.mjs", &env, server).await;
     assert!(stdout.contains("SSE badge latency"), "{stdout}");
-    println!("{stdout}");
+}
+
+/// On a fresh database and with nobody created beforehand, a stranger signs in with the
+/// password the server printed, sets up a customer, a credential, a region and a device
+/// through the forms, runs a job and sees it succeed, then creates an operator whose token
+/// they revoke, and finds all of it in the audit trail. Also refreshes the README's
+/// screenshots of the users, tokens and audit pages.
+#[sqlx::test]
+async fn a_newcomer_reaches_a_finished_job_and_administers_users_in_the_browser(pool: PgPool) {
+    let dir = browser_dir().await;
+    let device = FakeDevice::start(FakeDeviceConfig::new("netops", "s3cret").respond(
+        "show version",
+        "Cisco IOS Software, Version 15.2 (newcomer)",
+    ))
+    .await;
+
+    // The default `webnet serve`: it runs the jobs itself (embedded worker).
+    let (server, printed, port) = start_server(&database_url(&pool), &[]).await;
+    let password = first_run_password(&printed, port);
+    let env = [
+        ("WEBNET_URL", format!("http://127.0.0.1:{port}")),
+        ("WEBNET_FIRST_PASSWORD", password),
+        ("WEBNET_SSH_PORT", device.addr.port().to_string()),
+    ];
+    let stdout = run_scenario(&dir, "newcomer.test.mjs", &env, server).await;
+    assert!(
+        stdout.contains("newcomer path: job succeeded in"),
+        "{stdout}"
+    );
 }

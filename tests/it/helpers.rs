@@ -959,3 +959,17 @@ pub fn dispatches(job: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The `admin` password a first `webnet serve` printed (among `printed`, from
+/// [`start_server`] on `port`), after checking the lines around it.
+pub fn first_run_password(printed: &[String], port: u16) -> String {
+    let said = |wanted: &str| printed.iter().any(|l| l.trim() == wanted);
+    let sign_in = format!("First run: sign in at http://127.0.0.1:{port}/login");
+    assert!(said(&sign_in) && said("username: admin"), "{printed:?}");
+    let password = printed
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("password: "));
+    password
+        .unwrap_or_else(|| panic!("no first-run password among {printed:?}"))
+        .to_string()
+}
