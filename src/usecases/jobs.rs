@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
-use super::in_transaction;
+use super::{commit, in_transaction};
 use crate::audit::{self, Action, Change, ObjectType};
 use crate::auth::{AuthUser, Role};
 use crate::customers;
@@ -77,7 +77,7 @@ pub async fn submit(
     .map_err(|e| rename_targets(e, targets_field))?;
     let changes = json!({"type": job_type, "targets": target_summary_of(&mut tx, id).await?});
     record(&mut tx, user, Action::Submit, id, changes).await?;
-    tx.commit().await?;
+    commit(tx).await?;
     Ok(id)
 }
 
@@ -165,7 +165,7 @@ pub async fn retry(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<i64> {
         json!({"retry_of": old.id}),
     )
     .await?;
-    tx.commit().await?;
+    commit(tx).await?;
     Ok(new_id)
 }
 

@@ -5,7 +5,7 @@
 //! Reads that need no role (lists, details) go straight to the domain modules with the
 //! caller's [`crate::auth::Scope`]; every change goes through a function here.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error::{AppError, AppResult, FieldErrors};
 
@@ -21,8 +21,20 @@ pub(crate) async fn in_transaction<T>(
 ) -> AppResult<T> {
     let mut tx = pool.begin().await?;
     let value = work(&mut tx).await?;
-    tx.commit().await?;
+    commit(tx).await?;
     Ok(value)
+}
+
+/// Commits on a task of its own, so that a request dropped while its COMMIT is on the wire
+/// (the client went away) does not leave sqlx believing the transaction open: it would then
+/// send a ROLLBACK after the COMMIT, and PostgreSQL warns "there is no transaction in
+/// progress". The transaction's outcome is the same either way; the client just no longer
+/// waits for it.
+pub(crate) async fn commit(tx: Transaction<'static, Postgres>) -> AppResult<()> {
+    match tokio::spawn(tx.commit()).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(AppError::Internal(anyhow::anyhow!("committing: {e}"))),
+    }
 }
 
 /// Joins the errors an adapter met while reading its input (`read`, e.g. a form's port that
