@@ -42,13 +42,12 @@ pub async fn authenticate(
         Some(Err(())) => return Err(AppError::Unauthenticated),
         Some(Ok(token)) => {
             let mut conn = state.pool.acquire().await?;
-            let (user_id, name) = tokens::user_for_token(&mut conn, token)
+            if !tokens::looks_like_token(token) {
+                return Err(AppError::Unauthenticated);
+            }
+            let user = users::load_token_user(&mut conn, &tokens::hash_token(token))
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
-            let mut user = users::load_auth_user(&mut conn, user_id, AuthMethod::Token)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
-            user.token = Some(name);
             Some(user)
         }
         None => match session

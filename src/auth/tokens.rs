@@ -52,32 +52,6 @@ pub async fn create_token(
     Ok(token)
 }
 
-/// The user a token belongs to and the token's name, if it is a known token that has not
-/// expired. Records the use at most once a minute, so a busy script does not turn every read
-/// into a write. Every request looks its token up: a revoked token is refused at once, by
-/// every server.
-pub async fn user_for_token(
-    conn: &mut PgConnection,
-    token: &str,
-) -> sqlx::Result<Option<(i64, String)>> {
-    if !looks_like_token(token) {
-        return Ok(None);
-    }
-    sqlx::query_as(
-        "WITH token AS (SELECT id, user_id, name, last_used_at FROM api_tokens
-                       WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())),
-              touched AS (
-                UPDATE api_tokens SET last_used_at = now() FROM token
-                WHERE api_tokens.id = token.id
-                  AND (token.last_used_at IS NULL
-                       OR token.last_used_at < now() - interval '1 minute'))
-         SELECT user_id, name FROM token",
-    )
-    .bind(hash_token(token))
-    .fetch_optional(conn)
-    .await
-}
-
 /// An API token as its owner and administrators see it; the secret itself is gone.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Token {

@@ -118,40 +118,78 @@ struct CustomerJson {
     name: String,
 }
 
-/// Loads a user with their customers (one query), as the request's [`AuthUser`].
+/// The columns of an [`AuthUser`] from `users u`, with the user's customers as JSON.
+const AUTH_USER: &str = "SELECT u.id, u.username, u.role, u.is_superuser,
+        COALESCE((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.name)
+                  FROM user_customers uc JOIN customers c ON c.id = uc.customer_id
+                  WHERE uc.user_id = u.id), '[]'::json) AS customers";
+
+/// Loads an active user with their customers (one query), as the request's [`AuthUser`].
 pub async fn load_auth_user(
     conn: &mut PgConnection,
     user_id: i64,
     method: AuthMethod,
 ) -> sqlx::Result<Option<AuthUser>> {
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT u.id, u.username, u.role, u.is_superuser,
-                COALESCE((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.name)
-                          FROM user_customers uc JOIN customers c ON c.id = uc.customer_id
-                          WHERE uc.user_id = u.id), '[]'::json) AS customers
-         FROM users u WHERE u.id = $1 AND u.is_active",
-    )
+    let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{AUTH_USER} FROM users u WHERE u.id = $1 AND u.is_active"
+    )))
     .bind(user_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| AuthUser {
-        id: r.id,
-        username: r.username,
-        role: r.role,
-        is_superuser: r.is_superuser,
-        customers: r
-            .customers
-            .0
-            .into_iter()
-            .map(|c| CustomerRef {
-                id: c.id,
-                name: c.name,
-            })
-            .collect(),
-        method,
-        token: None,
-        client_addr: None,
-    }))
+    Ok(row.map(|r| r.into_auth_user(method, None)))
+}
+
+/// The active user of an API token that has not expired, with the token's name, in one
+/// round trip (a request's only query before its own work). Records the token's use at
+/// most once a minute, so a busy script does not turn every read into a write.
+pub async fn load_token_user(
+    conn: &mut PgConnection,
+    token_hash: &str,
+) -> sqlx::Result<Option<AuthUser>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: UserRow,
+        token_name: String,
+    }
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH token AS (SELECT id, user_id, name, last_used_at FROM api_tokens
+                       WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())),
+              touched AS (
+                UPDATE api_tokens SET last_used_at = now() FROM token
+                WHERE api_tokens.id = token.id
+                  AND (token.last_used_at IS NULL
+                       OR token.last_used_at < now() - interval '1 minute'))
+         {AUTH_USER}, token.name AS token_name
+         FROM token JOIN users u ON u.id = token.user_id AND u.is_active"
+    )))
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| r.user.into_auth_user(AuthMethod::Token, Some(r.token_name))))
+}
+
+impl UserRow {
+    fn into_auth_user(self, method: AuthMethod, token: Option<String>) -> AuthUser {
+        AuthUser {
+            id: self.id,
+            username: self.username,
+            role: self.role,
+            is_superuser: self.is_superuser,
+            customers: self
+                .customers
+                .0
+                .into_iter()
+                .map(|c| CustomerRef {
+                    id: c.id,
+                    name: c.name,
+                })
+                .collect(),
+            method,
+            token,
+            client_addr: None,
+        }
+    }
 }
 
 /// A user as the administration pages and the API show it.

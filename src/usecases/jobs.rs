@@ -11,21 +11,21 @@ use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::jobs::{self, Job, JobType, NewJob, Targets};
 
-/// Records `action` on job `id` in the audit trail, in the job's transaction.
+/// Records `action` on job `id` (of `job_type`, of `customer_id`) in the audit trail, in
+/// the job's transaction.
 async fn record(
     tx: &mut PgConnection,
     user: &AuthUser,
     action: Action,
-    id: i64,
+    (id, job_type, customer_id): (i64, JobType, i64),
     changes: Value,
 ) -> AppResult<()> {
-    let job = jobs::get(tx, &user.scope(), id).await?;
     let change = Change {
         object_type: ObjectType::Job,
         object_id: Some(id),
-        object_repr: format!("#{id} ({})", job.job_type.label()),
+        object_repr: format!("#{id} ({})", job_type.label()),
         action,
-        customer_ids: vec![job.customer_id],
+        customer_ids: vec![customer_id],
         changes,
     };
     audit::record(tx, user, &change).await
@@ -61,22 +61,21 @@ pub async fn submit(
         given => given,
     };
     let customer_id = customers::for_new_object(&mut tx, user, customer).await?;
-    let id = jobs::create(
-        &mut tx,
-        &NewJob {
-            customer_id,
-            user_id: Some(user.id),
-            job_type,
-            target_summary,
-            targets,
-            payload,
-            retry_of: None,
-        },
-    )
-    .await
-    .map_err(|e| rename_targets(e, targets_field))?;
-    let changes = json!({"type": job_type, "targets": target_summary_of(&mut tx, id).await?});
-    record(&mut tx, user, Action::Submit, id, changes).await?;
+    let new = NewJob {
+        customer_id,
+        user_id: Some(user.id),
+        job_type,
+        target_summary,
+        targets,
+        payload,
+        retry_of: None,
+    };
+    let id = jobs::create(&mut tx, &new)
+        .await
+        .map_err(|e| rename_targets(e, targets_field))?;
+    let changes = json!({"type": job_type, "targets": new.target_summary});
+    let job = (id, job_type, customer_id);
+    record(&mut tx, user, Action::Submit, job, changes).await?;
     commit(tx).await?;
     Ok(id)
 }
@@ -103,14 +102,6 @@ async fn customer_of_devices(
         [one] => Some(*one),
         _ => None,
     })
-}
-
-/// What a job targets, as stored, for its audit row.
-async fn target_summary_of(tx: &mut PgConnection, id: i64) -> AppResult<Value> {
-    Ok(jobs::get(tx, &crate::auth::Scope::all(), id)
-        .await?
-        .target_summary
-        .0)
 }
 
 /// Field errors of the job's targets under the name the caller used for them.
@@ -157,11 +148,12 @@ pub async fn retry(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<i64> {
         },
     )
     .await?;
+    let job = (new_id, old.job_type, old.customer_id);
     record(
         &mut tx,
         user,
         Action::Retry,
-        new_id,
+        job,
         json!({"retry_of": old.id}),
     )
     .await?;
@@ -177,7 +169,14 @@ pub async fn cancel(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Job> {
         user.require(Role::Operator)?;
         let job = jobs::cancel(tx, &user.scope(), id).await?;
         let changes = json!({"status": [before.status, job.status]});
-        record(tx, user, Action::Cancel, id, changes).await?;
+        record(
+            tx,
+            user,
+            Action::Cancel,
+            (id, job.job_type, job.customer_id),
+            changes,
+        )
+        .await?;
         Ok(job)
     })
     .await
