@@ -181,21 +181,42 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         plan.dispatches.len(),
         if plan.dispatches.len() == 1 { "" } else { "s" }
     )];
-    for dispatch in &plan.dispatches {
-        let task_id = new_task_id();
-        let dispatch_id: i64 = sqlx::query_scalar(
-            "INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id, routing_reason)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(job_id)
-        .bind(dispatch.region_id)
-        .bind(&dispatch.queue)
-        .bind(&dispatch.device_ids)
-        .bind(&task_id)
-        .bind(&dispatch.reason)
-        .fetch_one(&mut *conn)
-        .await?;
-        push_dispatch_task(&mut *conn, dispatch_id, &dispatch.queue, &task_id).await?;
+    // Every dispatch in one statement (the device lists travel as one JSON array of arrays);
+    // then each its queue task.
+    let task_ids: Vec<String> = plan.dispatches.iter().map(|_| new_task_id()).collect();
+    let region_ids: Vec<Option<i64>> = plan.dispatches.iter().map(|d| d.region_id).collect();
+    let queues: Vec<&str> = plan.dispatches.iter().map(|d| d.queue.as_str()).collect();
+    let reasons: Vec<&str> = plan.dispatches.iter().map(|d| d.reason.as_str()).collect();
+    let devices: Vec<&[i64]> = plan
+        .dispatches
+        .iter()
+        .map(|d| d.device_ids.as_slice())
+        .collect();
+    let inserted: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id, routing_reason)
+         SELECT $1, d.region_id, d.queue,
+                ARRAY(SELECT jsonb_array_elements_text($6::jsonb -> (d.n::int - 1))::bigint),
+                d.task_id, d.reason
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[])
+              WITH ORDINALITY AS d(region_id, queue, task_id, reason, n)
+         ORDER BY d.n
+         RETURNING id, task_id",
+    )
+    .bind(job_id)
+    .bind(&region_ids)
+    .bind(&queues)
+    .bind(&task_ids)
+    .bind(&reasons)
+    .bind(Json(&devices))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (dispatch, task_id) in plan.dispatches.iter().zip(&task_ids) {
+        let dispatch_id = inserted
+            .iter()
+            .find(|(_, t)| t == task_id)
+            .map(|(id, _)| *id)
+            .ok_or(sqlx::Error::RowNotFound)?;
+        push_dispatch_task(&mut *conn, dispatch_id, &dispatch.queue, task_id).await?;
         lines.push(format!(
             "dispatch {dispatch_id} → {}: {}",
             dispatch.queue, dispatch.reason
