@@ -115,28 +115,19 @@ async fn the_audit_page_lists_changes_with_their_actor_and_filters_them(pool: Pg
 async fn changing_ones_password_needs_the_current_one(pool: PgPool) {
     let (mut app, _) = admin_of_acme(pool).await;
     app.get("/account").await;
-    let wrong = app
-        .post_form(
-            "/account/password",
-            &[
-                ("current_password", "not it"),
-                ("password", "a brand new password"),
-                ("password_confirm", "a brand new password"),
-            ],
-        )
-        .await;
-    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
-    let right = app
-        .post_form(
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("password", "a brand new password"),
-                ("password_confirm", "a brand new password"),
-            ],
-        )
-        .await;
-    assert_eq!(right.status, StatusCode::SEE_OTHER, "{}", right.body);
+    let new = "a brand new password";
+    for (current, status) in [
+        ("not it", StatusCode::BAD_REQUEST),
+        (PASSWORD, StatusCode::SEE_OTHER),
+    ] {
+        let fields = [
+            ("current_password", current),
+            ("password", new),
+            ("password_confirm", new),
+        ];
+        let r = app.post_form("/account/password", &fields).await;
+        assert_eq!(r.status, status, "{}", r.body);
+    }
     let mut later = TestApp::new(app.pool.clone()).await;
     let old = later.login("alice", PASSWORD).await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
@@ -186,9 +177,7 @@ async fn deactivating_a_user_in_the_browser_signs_them_out(pool: PgPool) {
 #[sqlx::test]
 async fn a_superuser_of_no_customer_runs_a_job_on_the_devices_they_checked(pool: PgPool) {
     let mut app = TestApp::new(pool.clone()).await;
-    webnet::auth::accounts::create_user(&pool, "root", Role::Admin, true, &[], PASSWORD.into())
-        .await
-        .unwrap();
+    app.superuser("root").await;
     let acme = app.api_user("a", Role::Admin, "acme").await;
     let device = app
         .device(

@@ -195,11 +195,9 @@ async fn an_error_on_a_field_the_form_does_not_show_is_listed_in_words(pool: PgP
     // A superuser of no customer: with several customers to choose from and none chosen,
     // the region form's error is on `customer`.
     let mut app = TestApp::new(pool.clone()).await;
-    webnet::auth::accounts::create_user(&pool, "root", Role::Admin, true, &[], PASSWORD.into())
-        .await
-        .unwrap();
     app.api_user("a", Role::Admin, "acme").await;
     app.api_user("g", Role::Admin, "globex").await;
+    app.superuser("root").await;
     app.login("root", PASSWORD).await;
     let cases = [case(
         "/regions/new",
@@ -211,16 +209,12 @@ async fn an_error_on_a_field_the_form_does_not_show_is_listed_in_words(pool: PgP
 
     // Naming a new customer in place makes the region in it.
     app.get("/regions/new").await;
-    let r = app
-        .post_form(
-            "/regions",
-            &[
-                ("name", "Lab"),
-                ("identifier", "lab"),
-                ("new_customer", "Initech"),
-            ],
-        )
-        .await;
+    let fields = [
+        ("name", "Lab"),
+        ("identifier", "lab"),
+        ("new_customer", "Initech"),
+    ];
+    let r = app.post_form("/regions", &fields).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let owner: String = sqlx::query_scalar(
         "SELECT c.name FROM regions r JOIN customers c ON c.id = r.customer_id WHERE r.identifier = 'lab'",
@@ -233,10 +227,8 @@ async fn an_error_on_a_field_the_form_does_not_show_is_listed_in_words(pool: PgP
 
 #[sqlx::test]
 async fn a_fresh_installation_offers_to_create_the_first_customer(pool: PgPool) {
-    let mut app = TestApp::new(pool.clone()).await;
-    webnet::auth::accounts::create_user(&pool, "admin", Role::Admin, true, &[], PASSWORD.into())
-        .await
-        .unwrap();
+    let mut app = TestApp::new(pool).await;
+    app.superuser("admin").await;
     app.login("admin", PASSWORD).await;
     let dashboard = app.get("/").await;
     assert_eq!(
