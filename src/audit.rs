@@ -82,6 +82,8 @@ const NOT_CHANGES: &[&str] = &[
     "last_login",
     "last_used_at",
     "device_count",
+    // The first characters of a token's secret.
+    "prefix",
 ];
 
 /// `{field: [before, after]}` for every top-level field that differs between two

@@ -104,16 +104,28 @@ pub async fn rename(conn: &mut PgConnection, id: i64, name: &str) -> AppResult<C
     get(conn, &Scope::all(), id).await
 }
 
-/// Deletes a customer that holds nothing; one that still has regions, devices or jobs is
-/// refused, with the counts (memberships go with it).
+/// Deletes a customer that holds nothing; one that still has regions, devices, credentials
+/// or jobs is refused, with the counts (memberships go with it).
 pub async fn delete(conn: &mut PgConnection, id: i64) -> AppResult<Customer> {
+    // Locked first: a region, device or credential being added meanwhile waits (its foreign
+    // key check needs the row), so the counts below stay true until the delete.
+    sqlx::query("SELECT id FROM customers WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     let c = get(conn, &Scope::all(), id).await?;
-    if c.regions + c.devices + c.jobs > 0 {
+    let credentials: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM credentials WHERE customer_id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    if c.regions + c.devices + c.jobs + credentials > 0 {
         return Err(AppError::Validation(FieldErrors::single(
             "customer",
             format!(
-                "{} still has {} region(s), {} device(s) and {} job(s); delete them first.",
-                c.name, c.regions, c.devices, c.jobs
+                "{} still has {} region(s), {} device(s), {} credential(s) and {} job(s); \
+                 delete them first.",
+                c.name, c.regions, c.devices, credentials, c.jobs
             ),
         )));
     }

@@ -220,14 +220,17 @@ pub struct User {
 
 const SELECT_USERS: &str = "SELECT u.id, u.username, u.role, u.is_superuser, u.is_active,
         u.last_login_at AS last_login, u.created_at,
-        COALESCE(array_agg(c.id ORDER BY c.name) FILTER (WHERE c.id IS NOT NULL), '{}') AS customers,
-        COALESCE(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.id IS NOT NULL), '{}') AS customer_names
+        COALESCE(array_agg(c.id ORDER BY c.name) FILTER (WHERE c.id = ANY(COALESCE($1, ARRAY[c.id]))), '{}') AS customers,
+        COALESCE(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.id = ANY(COALESCE($1, ARRAY[c.id]))), '{}') AS customer_names
     FROM users u
     LEFT JOIN user_customers uc ON uc.user_id = u.id
     LEFT JOIN customers c ON c.id = uc.customer_id
     WHERE ($1::bigint[] IS NULL
            OR EXISTS (SELECT 1 FROM user_customers x WHERE x.user_id = u.id AND x.customer_id = ANY($1)))";
 
+/// A user's memberships are listed only within `scope`: another customer's membership of a
+/// shared user is that customer's business.
+///
 /// A page of the users that share a customer with `scope` (every user for superusers),
 /// whose username contains `search`, by username; and how many match.
 pub async fn list(
@@ -295,6 +298,29 @@ pub async fn update(conn: &mut PgConnection, id: i64, changes: &UserChanges) -> 
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Locks a user's row until the transaction ends, so that checks made on it (superuser or
+/// not, the customers it belongs to) still hold when the change is written.
+pub async fn lock(conn: &mut PgConnection, id: i64) -> AppResult<()> {
+    sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether every customer of the user is in `scope`: then the user is wholly the business
+/// of whoever holds that scope.
+pub async fn within(conn: &mut PgConnection, id: i64, scope: &Scope) -> AppResult<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM user_customers
+                            WHERE user_id = $1 AND NOT (customer_id = ANY(COALESCE($2, ARRAY[customer_id]))))",
+    )
+    .bind(id)
+    .bind(scope.ids())
+    .fetch_one(conn)
+    .await?)
 }
 
 /// Makes the user's memberships among the customers of `within` exactly `customers`;

@@ -142,13 +142,24 @@ fn user_change(u: &User, action: Action, changes: Value) -> Change {
 }
 
 /// A user `actor` may manage: visible to them (404 otherwise), and not a superuser unless
-/// the actor is one.
+/// the actor is one. Their memberships are those within the actor's customers.
 async fn managed(conn: &mut PgConnection, actor: &AuthUser, id: i64) -> AppResult<User> {
     let target = users::get(conn, &user_scope(actor)?, id).await?;
     if target.is_superuser && !actor.is_superuser {
         return Err(AppError::Forbidden);
     }
     Ok(target)
+}
+
+/// What holds in every customer of a user (their role, password, whether they may sign
+/// in) is changed only by whom the whole user belongs to: a superuser, or an admin of every
+/// customer of theirs. An admin of one customer of a shared user changes only memberships.
+async fn wholly_managed(conn: &mut PgConnection, actor: &AuthUser, id: i64) -> AppResult<()> {
+    if actor.is_superuser || users::within(conn, id, &actor.scope()).await? {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
 }
 
 /// The users `user` manages whose name contains `search`.
@@ -292,7 +303,16 @@ pub async fn update_user(
     read: FieldErrors,
 ) -> AppResult<User> {
     in_transaction(pool, async |tx| {
+        users::lock(tx, id).await?;
         let before = managed(tx, actor, id).await?;
+        let role_changes = input
+            .role
+            .as_deref()
+            .is_some_and(|r| r != before.role.as_str());
+        let activity_changes = input.is_active.is_some_and(|a| a != before.is_active);
+        if role_changes || activity_changes {
+            wholly_managed(tx, actor, id).await?;
+        }
         let mut errors = read;
         let role = parse_role(input.role.as_deref(), &mut errors);
         if let Some(customers) = &input.customers {
@@ -331,17 +351,24 @@ pub async fn update_user(
         if let Some(customers) = &input.customers {
             users::set_customers(tx, id, customers, &actor.scope()).await?;
         }
-        let mut diff = audit::diff_of(
-            Some(&before),
-            Some(&users::get(tx, &Scope::all(), id).await?),
-        );
+        // As the actor sees the user: another customer's memberships are not theirs to show.
+        let scope = user_scope(actor)?;
+        let seen = match users::get(tx, &scope, id).await {
+            Ok(after) => after,
+            Err(AppError::NotFound) => User {
+                customers: Vec::new(),
+                customer_names: Vec::new(),
+                ..before.clone()
+            },
+            Err(e) => return Err(e),
+        };
+        let mut diff = audit::diff_of(Some(&before), Some(&seen));
         if input.is_active == Some(false) && before.is_active {
             let sessions = users::end_sessions(tx, id, None).await?;
             let tokens = tokens::revoke_all(tx, id).await?;
             diff["ended"] = json!({"sessions": sessions, "tokens": tokens});
         }
-        let after = users::get(tx, &Scope::all(), id).await?;
-        let mut change = user_change(&after, Action::Update, diff);
+        let mut change = user_change(&seen, Action::Update, diff);
         // The customers it left see the change too: their admins made it, or must know.
         for c in &before.customers {
             if !change.customer_ids.contains(c) {
@@ -349,7 +376,7 @@ pub async fn update_user(
             }
         }
         audit(tx, actor, change).await?;
-        Ok(after)
+        Ok(seen)
     })
     .await
 }
@@ -363,7 +390,6 @@ pub async fn set_password(
     password: Option<&str>,
     confirm: Option<&str>,
 ) -> AppResult<(User, Option<String>)> {
-    let target = managed(&mut *pool.acquire().await?, actor, id).await?;
     let (password, generated) = match password {
         Some(p) => {
             let mut errors = FieldErrors::new();
@@ -374,7 +400,10 @@ pub async fn set_password(
         None => (random_password(), true),
     };
     let hash = hash_password(password.clone()).await?;
-    in_transaction(pool, async |tx| {
+    let target = in_transaction(pool, async |tx| {
+        users::lock(tx, id).await?;
+        let target = managed(tx, actor, id).await?;
+        wholly_managed(tx, actor, id).await?;
         users::set_password_hash(tx, id, &hash).await?;
         let changes = json!({"password": "changed"});
         audit(
@@ -382,7 +411,8 @@ pub async fn set_password(
             actor,
             user_change(&target, Action::SetPassword, changes),
         )
-        .await
+        .await?;
+        Ok(target)
     })
     .await?;
     Ok((target, generated.then_some(password)))

@@ -24,6 +24,11 @@ use crate::params::{AuditParams, PageParams, Reading, UserParams};
 use crate::state::AppState;
 use crate::usecases::admin::{self, UserInput};
 
+/// A page that shows a secret once (a new token, a generated password) is kept by no cache,
+/// so the back button cannot show it again.
+const NO_STORE: [(axum::http::HeaderName, &str); 1] =
+    [(axum::http::header::CACHE_CONTROL, "no-store")];
+
 // --- customers -------------------------------------------------------------------------
 
 /// `/customers`, with the form for a new one.
@@ -444,7 +449,7 @@ pub async fn post_user_password(
         Ok((user, generated)) => {
             let shown = UserShown::Stored(Some(user));
             let page = user_form(&state, &signed_in, shown, generated, FieldErrors::new());
-            Ok(page.await?.into_response())
+            Ok((NO_STORE, page.await?).into_response())
         }
         Err(AppError::Validation(errors)) => {
             let user = admin::user(&state.pool, me, id).await?;
@@ -552,7 +557,7 @@ pub async fn post_tokens(
     match admin::create_token(&state.pool, &signed_in.user, name, expires_at, read).await {
         Ok(made) => {
             let page = tokens_page(&state, &signed_in, Some(made), None, FieldErrors::new());
-            Ok(page.await?.into_response())
+            Ok((NO_STORE, page.await?).into_response())
         }
         Err(AppError::Validation(errors)) => {
             let page = tokens_page(&state, &signed_in, None, Some(&form), errors);

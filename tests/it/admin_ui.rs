@@ -206,3 +206,43 @@ async fn a_superuser_of_no_customer_runs_a_job_on_the_devices_they_checked(pool:
             .unwrap();
     assert_eq!(owner, "acme");
 }
+
+#[sqlx::test]
+async fn an_admin_of_one_customer_of_a_shared_user_changes_only_memberships(pool: PgPool) {
+    let (mut app, acme, _globex) = TestApp::two_customers(pool).await;
+    let shared = app
+        .create_user("shared", Role::Viewer, &["acme", "globex"])
+        .await;
+    let path = format!("/api/v1/users/{shared}/");
+
+    // Globex is not acme's admin's business: not even its id shows.
+    let seen = app.get_json(&acme, &path).await.json();
+    assert_eq!(seen["customers"].as_array().unwrap().len(), 1);
+    let audit = app.get_json(&acme, "/api/v1/audit/").await.body;
+    let globex = app.customer_id("globex").await;
+    assert!(!audit.contains(&format!("[{globex}]")), "{audit}");
+
+    // What holds in globex too is refused: role, activity, password.
+    for body in [
+        serde_json::json!({"role": "admin"}),
+        serde_json::json!({"is_active": false}),
+    ] {
+        let r = app.patch_json(&acme, &path, body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    }
+    let reset = format!("{path}set_password/");
+    let r = app.post_json(&acme, &reset, serde_json::json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+
+    // Leaving acme is acme's admin's to decide; globex's membership stays.
+    let r = app
+        .patch_json(&acme, &path, serde_json::json!({"customers": []}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM user_customers WHERE user_id = $1")
+        .bind(shared)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+}
