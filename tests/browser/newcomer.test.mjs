@@ -38,9 +38,7 @@ const SSH_PORT = Number(env.WEBNET_SSH_PORT);
 assert.ok(Number.isInteger(SSH_PORT) && SSH_PORT > 0 && SSH_PORT < 65536, `WEBNET_SSH_PORT is not a port: ${env.WEBNET_SSH_PORT}`);
 
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
-const README_IMAGES = fileURLToPath(new URL('../../docs/img/', import.meta.url));
 mkdirSync(ARTIFACTS, { recursive: true });
-mkdirSync(README_IMAGES, { recursive: true });
 readdirSync(ARTIFACTS)
   .filter((f) => f.startsWith('newcomer-failure-'))
   .forEach((f) => rmSync(ARTIFACTS + f));
@@ -154,10 +152,11 @@ async function runShowVersion(page, onSubmit = () => {}) {
   return { job };
 }
 
-/** Saves the same picture to docs/img/ (for the README) and to the artifacts. */
+/** Saves a picture for the README's tour to the artifacts (scripts/update-screenshots.sh
+ * copies them to docs/img/, so that a test run never changes the checkout). */
 async function readmeShot(page, name) {
   await page.evaluate(() => window.scrollTo(0, 0));
-  for (const dir of [README_IMAGES, ARTIFACTS]) await page.screenshot({ path: `${dir}${name}.png` });
+  await page.screenshot({ path: `${ARTIFACTS}${name}.png` });
 }
 
 /** GET /api/v1/me/ with a bearer token: the status and the parsed body (if JSON). */
