@@ -181,24 +181,28 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         plan.dispatches.len(),
         if plan.dispatches.len() == 1 { "" } else { "s" }
     )];
-    // Every dispatch in one statement (the device lists travel as one JSON array of arrays);
-    // then each its queue task.
+    // Every dispatch in one statement (the device lists travel as one array, each dispatch
+    // taking its slice); then each its queue task.
     let task_ids: Vec<String> = plan.dispatches.iter().map(|_| new_task_id()).collect();
     let region_ids: Vec<Option<i64>> = plan.dispatches.iter().map(|d| d.region_id).collect();
     let queues: Vec<&str> = plan.dispatches.iter().map(|d| d.queue.as_str()).collect();
     let reasons: Vec<&str> = plan.dispatches.iter().map(|d| d.reason.as_str()).collect();
-    let devices: Vec<&[i64]> = plan
+    let devices: Vec<i64> = plan
         .dispatches
         .iter()
-        .map(|d| d.device_ids.as_slice())
+        .flat_map(|d| d.device_ids.iter().copied())
         .collect();
+    let (mut firsts, mut lasts, mut next) = (Vec::new(), Vec::new(), 1_i32);
+    for d in &plan.dispatches {
+        firsts.push(next);
+        next += d.device_ids.len() as i32;
+        lasts.push(next - 1);
+    }
     let inserted: Vec<(i64, String)> = sqlx::query_as(
         "INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id, routing_reason)
-         SELECT $1, d.region_id, d.queue,
-                ARRAY(SELECT jsonb_array_elements_text($6::jsonb -> (d.n::int - 1))::bigint),
-                d.task_id, d.reason
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[])
-              WITH ORDINALITY AS d(region_id, queue, task_id, reason, n)
+         SELECT $1, d.region_id, d.queue, ($6::bigint[])[d.first:d.last], d.task_id, d.reason
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $7::int[], $8::int[])
+              WITH ORDINALITY AS d(region_id, queue, task_id, reason, first, last, n)
          ORDER BY d.n
          RETURNING id, task_id",
     )
@@ -207,7 +211,9 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
     .bind(&queues)
     .bind(&task_ids)
     .bind(&reasons)
-    .bind(Json(&devices))
+    .bind(&devices)
+    .bind(&firsts)
+    .bind(&lasts)
     .fetch_all(&mut *conn)
     .await?;
     for (dispatch, task_id) in plan.dispatches.iter().zip(&task_ids) {

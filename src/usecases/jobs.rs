@@ -73,7 +73,7 @@ pub async fn submit(
     let id = jobs::create(&mut tx, &new)
         .await
         .map_err(|e| rename_targets(e, targets_field))?;
-    let changes = json!({"type": job_type, "targets": new.target_summary});
+    let changes = json!({"type": job_type, "targets": audited_targets(&new.target_summary)});
     let job = (id, job_type, customer_id);
     record(&mut tx, user, Action::Submit, job, changes).await?;
     commit(tx).await?;
@@ -102,6 +102,20 @@ async fn customer_of_devices(
         [one] => Some(*one),
         _ => None,
     })
+}
+
+/// A job's targets for its audit row: as given, but a long list of device ids as its
+/// length (the job itself keeps the list).
+fn audited_targets(targets: &Value) -> Value {
+    let mut targets = targets.clone();
+    for pointer in ["/device_ids", "/filters/device_ids"] {
+        if let Some(ids) = targets.pointer_mut(pointer)
+            && let Some(n) = ids.as_array().map(Vec::len).filter(|n| *n > 20)
+        {
+            *ids = json!(format!("{n} devices"));
+        }
+    }
+    targets
 }
 
 /// Field errors of the job's targets under the name the caller used for them.
