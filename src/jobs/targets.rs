@@ -1,6 +1,8 @@
 //! What a job targets and runs: the seed's device filters, the payload of each job type,
 //! and the devices (with their regions) that a target matches.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
@@ -179,11 +181,16 @@ struct RouteRow {
     id: i64,
     hostname: String,
     region_id: Option<i64>,
-    identifier: Option<String>,
-    name: Option<String>,
-    priority: Option<i32>,
-    enabled: Option<bool>,
-    health_status: Option<HealthStatus>,
+}
+
+#[derive(FromRow)]
+struct RegionRow {
+    id: i64,
+    identifier: String,
+    name: String,
+    priority: i32,
+    enabled: bool,
+    health_status: HealthStatus,
 }
 
 /// The customer's enabled devices matching `targets`, with their regions.
@@ -193,10 +200,8 @@ pub async fn match_devices(
     targets: &Targets,
 ) -> AppResult<Vec<DeviceRoute>> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-        "SELECT d.id, d.hostname, r.id AS region_id, r.identifier, r.name, r.priority, r.enabled,
-                r.health_status
+        "SELECT d.id, d.hostname, a.region_id
          FROM devices d JOIN device_assignments a ON a.device_id = d.id
-         LEFT JOIN regions r ON r.id = a.region_id
          WHERE d.enabled AND d.customer_id = ",
     );
     qb.push_bind(customer_id);
@@ -217,29 +222,40 @@ pub async fn match_devices(
     }
     qb.push(" ORDER BY d.id LIMIT ")
         .push_bind(MAX_TARGET_DEVICES + 1);
-    let rows: Vec<RouteRow> = qb.build_query_as().fetch_all(conn).await?;
+    let rows: Vec<RouteRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
     if rows.len() as i64 > MAX_TARGET_DEVICES {
         return Err(AppError::Validation(FieldErrors::single(
             "target_summary",
             format!("These targets match more than {MAX_TARGET_DEVICES} devices; narrow them."),
         )));
     }
+    // The customer's few regions once, rather than joined to each of up to 100,000 rows.
+    let regions: HashMap<i64, RegionInfo> = sqlx::query_as::<_, RegionRow>(
+        "SELECT id, identifier, name, priority, enabled, health_status
+         FROM regions WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let info = RegionInfo {
+            id: r.id,
+            identifier: r.identifier,
+            name: r.name,
+            priority: r.priority,
+            enabled: r.enabled,
+            health_status: r.health_status,
+        };
+        (r.id, info)
+    })
+    .collect();
     Ok(rows
         .into_iter()
         .map(|r| DeviceRoute {
             device_id: r.id,
             hostname: r.hostname,
-            region: match (r.region_id, r.identifier, r.name) {
-                (Some(id), Some(identifier), Some(name)) => Some(RegionInfo {
-                    id,
-                    identifier,
-                    name,
-                    priority: r.priority.unwrap_or_default(),
-                    enabled: r.enabled.unwrap_or(false),
-                    health_status: r.health_status.unwrap_or(HealthStatus::Offline),
-                }),
-                _ => None,
-            },
+            region: r.region_id.and_then(|id| regions.get(&id).cloned()),
         })
         .collect())
 }
