@@ -84,6 +84,11 @@ impl<S: Send + Sync> FromRequest<S> for FormPairs {
     }
 }
 
+/// Headers of a page that shows a secret once (a new token, a generated password): no cache
+/// keeps it, so the back button cannot show it again.
+pub const NO_STORE: [(axum::http::HeaderName, &str); 1] =
+    [(axum::http::header::CACHE_CONTROL, "no-store")];
+
 /// Answers a form submission from what its use case returned: on success a flash message
 /// and a redirect (`done` gives both), so that reloading the next page does not post again;
 /// on validation errors the form again (`again`), with its errors, as a 400. Other errors

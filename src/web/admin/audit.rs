@@ -1,0 +1,93 @@
+//! `/audit`: the audit trail, filtered.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+
+use crate::audit::{Entry, ObjectType};
+use crate::error::AppResult;
+use crate::extract::Params;
+use crate::params::{AuditParams, PageParams, Reading};
+use crate::state::AppState;
+use crate::usecases::admin;
+use crate::web::filters;
+use crate::web::page::{Layout, Nav, SignedIn};
+use crate::web::pager::Pager;
+
+/// `/audit`
+#[derive(Template, WebTemplate)]
+#[template(path = "audit/index.html")]
+pub struct AuditPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// This page's rows.
+    pub entries: Vec<Entry>,
+    /// Pagination.
+    pub pager: Pager,
+    /// The filters, as given.
+    pub params: AuditParams,
+}
+
+impl AuditPage {
+    /// The object types, for the filter.
+    pub fn object_types(&self) -> [ObjectType; 7] {
+        ObjectType::ALL
+    }
+
+    /// A filter's value, or "".
+    pub fn value<'a>(&self, v: &'a Option<String>) -> &'a str {
+        v.as_deref().unwrap_or("")
+    }
+
+    /// Where an object's page is, if it has one.
+    pub fn link(&self, e: &Entry) -> Option<String> {
+        let id = e.object_id?;
+        let base = match e.object_type {
+            ObjectType::Region => "/regions",
+            ObjectType::Device => "/devices",
+            ObjectType::Job => "/jobs",
+            ObjectType::Customer => "/customers",
+            ObjectType::User => "/users",
+            ObjectType::Credential | ObjectType::Token => return None,
+        };
+        Some(format!("{base}/{id}"))
+    }
+}
+
+/// `GET /audit`
+pub async fn get_audit(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Params(page): Params<PageParams>,
+    Params(params): Params<AuditParams>,
+) -> AppResult<AuditPage> {
+    let page = page.request(Reading::Forgiving)?;
+    let filter = params.filter(Reading::Forgiving)?;
+    let (entries, count) = admin::audit_log(&state.pool, &signed_in.user, &filter, page).await?;
+    let query = {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("actor", &params.actor),
+            ("object_type", &params.object_type),
+            ("object_id", &params.object_id),
+            ("since", &params.since),
+            ("until", &params.until),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                ser.append_pair(k, v);
+            }
+        }
+        ser.finish()
+    };
+    let base = if query.is_empty() {
+        "/audit".to_string()
+    } else {
+        format!("/audit?{query}")
+    };
+    Ok(AuditPage {
+        layout: signed_in.layout(Nav::Audit).await?,
+        pager: Pager::new(page, count, &base, entries.len()),
+        entries,
+        params,
+    })
+}
