@@ -4,7 +4,7 @@ use axum::http::{Method, StatusCode};
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, scalar};
 
 /// A browser signed in as "alice", an admin of "acme", and the id of "acme".
 async fn admin_of_acme(pool: PgPool) -> (TestApp, i64) {
@@ -199,11 +199,11 @@ async fn a_superuser_of_no_customer_runs_a_job_on_the_devices_they_checked(pool:
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let owner: String =
-        sqlx::query_scalar("SELECT c.name FROM jobs j JOIN customers c ON c.id = j.customer_id")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let owner: String = scalar(
+        &pool,
+        "SELECT c.name FROM jobs j JOIN customers c ON c.id = j.customer_id",
+    )
+    .await;
     assert_eq!(owner, "acme");
 }
 

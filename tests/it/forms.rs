@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, scalar};
 
 /// One form: the page that shows it, where it posts, what it sends, and the fields
 /// (as the summary labels them) whose errors must be listed.
@@ -216,12 +216,7 @@ async fn an_error_on_a_field_the_form_does_not_show_is_listed_in_words(pool: PgP
     ];
     let r = app.post_form("/regions", &fields).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let owner: String = sqlx::query_scalar(
-        "SELECT c.name FROM regions r JOIN customers c ON c.id = r.customer_id WHERE r.identifier = 'lab'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let owner: String = scalar(&pool, "SELECT c.name FROM regions r JOIN customers c ON c.id = r.customer_id WHERE r.identifier = 'lab'").await;
     assert_eq!(owner, "Initech");
 }
 
