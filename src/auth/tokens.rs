@@ -34,22 +34,34 @@ pub async fn create_token(
     user_id: i64,
     name: &str,
 ) -> sqlx::Result<String> {
+    Ok(insert(conn, user_id, name, None).await?.1)
+}
+
+/// Inserts a new token; returns its id and the token in clear.
+async fn insert(
+    conn: &mut PgConnection,
+    user_id: i64,
+    name: &str,
+    expires_at: Option<time::OffsetDateTime>,
+) -> sqlx::Result<(i64, String)> {
     let secret: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(SECRET_LEN)
         .map(char::from)
         .collect();
     let token = format!("{PREFIX}{secret}");
-    sqlx::query(
-        "INSERT INTO api_tokens (user_id, name, prefix, token_hash) VALUES ($1, $2, $3, $4)",
+    let id = sqlx::query_scalar(
+        "INSERT INTO api_tokens (user_id, name, prefix, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(user_id)
     .bind(name)
     .bind(&token[..DISPLAY_PREFIX_LEN])
     .bind(hash_token(&token))
-    .execute(conn)
+    .bind(expires_at)
+    .fetch_one(conn)
     .await?;
-    Ok(token)
+    Ok((id, token))
 }
 
 /// An API token as its owner and administrators see it; the secret itself is gone.
@@ -110,14 +122,7 @@ pub async fn create_expiring(
     name: &str,
     expires_at: Option<time::OffsetDateTime>,
 ) -> sqlx::Result<(Token, String)> {
-    let secret = create_token(conn, user_id, name).await?;
-    let id: i64 = sqlx::query_scalar(
-        "UPDATE api_tokens SET expires_at = $2 WHERE token_hash = $1 RETURNING id",
-    )
-    .bind(hash_token(&secret))
-    .bind(expires_at)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (id, secret) = insert(conn, user_id, name, expires_at).await?;
     let token = get(conn, id).await?.ok_or(sqlx::Error::RowNotFound)?;
     Ok((token, secret))
 }
