@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use crate::auth::{AuthUser, Scope};
+use crate::db::push_condition;
 use crate::error::AppResult;
 use crate::pagination::PageRequest;
 use crate::types::words;
@@ -209,21 +210,11 @@ fn push_conditions(qb: &mut QueryBuilder<Postgres>, scope: &Scope, filter: &Filt
     if let Some(ids) = scope.ids() {
         qb.push(" AND customer_ids && ").push_bind(ids.to_vec());
     }
-    if let Some(actor) = &filter.actor {
-        qb.push(" AND actor = ").push_bind(actor.clone());
-    }
-    if let Some(t) = filter.object_type {
-        qb.push(" AND object_type = ").push_bind(t);
-    }
-    if let Some(id) = filter.object_id {
-        qb.push(" AND object_id = ").push_bind(id);
-    }
-    if let Some(since) = filter.since {
-        qb.push(" AND at >= ").push_bind(since);
-    }
-    if let Some(until) = filter.until {
-        qb.push(" AND at < ").push_bind(until);
-    }
+    push_condition(qb, "actor = ", filter.actor.clone());
+    push_condition(qb, "object_type = ", filter.object_type);
+    push_condition(qb, "object_id = ", filter.object_id);
+    push_condition(qb, "at >= ", filter.since);
+    push_condition(qb, "at < ", filter.until);
 }
 
 /// A page of audit rows in scope, newest first, and how many match.
@@ -242,10 +233,8 @@ pub async fn list(
          FROM audit_log",
     );
     push_conditions(&mut qb, scope, filter);
-    qb.push(" ORDER BY at DESC, id DESC LIMIT ")
-        .push_bind(page.page_size)
-        .push(" OFFSET ")
-        .push_bind(page.offset());
+    qb.push(" ORDER BY at DESC, id DESC");
+    page.push_limit(&mut qb);
     let rows = qb.build_query_as::<Entry>().fetch_all(conn).await?;
     Ok((rows, count))
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::auth::Scope;
 use crate::crypto::{Secret, SecretBox};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::pagination::PageRequest;
+use crate::pagination::{PageRequest, scoped_page};
 use crate::types;
 
 /// A credential as shown: no secrets.
@@ -78,11 +78,8 @@ impl CredentialInput {
     pub fn validate(&self, complete: bool) -> Result<CredentialChanges, FieldErrors> {
         let mut e = FieldErrors::new();
         let mut field = |name: &str, v: &Option<String>, max: usize| {
-            v.as_deref().and_then(|v| {
-                types::required_text(v, max)
-                    .map_err(|m| e.add(name, m))
-                    .ok()
-            })
+            v.as_deref()
+                .and_then(|v| e.check(name, types::required_text(v, max)))
         };
         let name = field("name", &self.name, 200);
         let username = field("username", &self.username, 200);
@@ -137,22 +134,13 @@ pub async fn list(
     scope: &Scope,
     page: PageRequest,
 ) -> AppResult<(Vec<Credential>, i64)> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM credentials WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))",
-    )
-    .bind(scope.ids())
-    .fetch_one(&mut *conn)
-    .await?;
-    let rows = sqlx::query_as::<_, Credential>(sqlx::AssertSqlSafe(format!(
+    let rows = format!(
         "{SELECT} WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))
          ORDER BY name, id LIMIT $2 OFFSET $3"
-    )))
-    .bind(scope.ids())
-    .bind(page.page_size)
-    .bind(page.offset())
-    .fetch_all(conn)
-    .await?;
-    Ok((rows, count))
+    );
+    let count =
+        "SELECT count(*) FROM credentials WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))";
+    scoped_page(conn, count, sqlx::AssertSqlSafe(rows), scope.ids(), page).await
 }
 
 /// One credential in scope.

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::auth::{Role, Scope};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::pagination::PageRequest;
+use crate::pagination::{PageRequest, scoped_page};
 
 /// A customer, with what it holds (for the list and for refusing a delete).
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
@@ -45,21 +45,9 @@ pub async fn list(
     scope: &Scope,
     page: PageRequest,
 ) -> AppResult<(Vec<Customer>, i64)> {
-    let count = sqlx::query_scalar(
-        "SELECT count(*) FROM customers WHERE ($1::bigint[] IS NULL OR id = ANY($1))",
-    )
-    .bind(scope.ids())
-    .fetch_one(&mut *conn)
-    .await?;
-    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} ORDER BY c.name LIMIT $2 OFFSET $3"
-    )))
-    .bind(scope.ids())
-    .bind(page.page_size)
-    .bind(page.offset())
-    .fetch_all(conn)
-    .await?;
-    Ok((rows, count))
+    let rows = format!("{SELECT} ORDER BY c.name LIMIT $2 OFFSET $3");
+    let count = "SELECT count(*) FROM customers WHERE ($1::bigint[] IS NULL OR id = ANY($1))";
+    scoped_page(conn, count, sqlx::AssertSqlSafe(rows), scope.ids(), page).await
 }
 
 /// One customer in scope.

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::{
+    ConnectOptions, Connection, Encode, PgConnection, PgPool, Postgres, QueryBuilder, Type,
+};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -221,5 +223,16 @@ impl Availability {
             }
         });
         availability
+    }
+}
+
+/// Appends ` AND <condition><value>` to a query being built when a filter's value is given:
+/// `push_condition(qb, "j.status = ", filter.status)`.
+pub fn push_condition<'t, T>(qb: &mut QueryBuilder<Postgres>, condition: &str, value: Option<T>)
+where
+    T: Encode<'t, Postgres> + Type<Postgres>,
+{
+    if let Some(value) = value {
+        qb.push(" AND ").push(condition).push_bind(value);
     }
 }

@@ -44,6 +44,11 @@ impl FieldErrors {
         }
     }
 
+    /// The value of a field's check, or `None` with its message recorded against `field`.
+    pub fn check<T>(&mut self, field: &str, checked: Result<T, String>) -> Option<T> {
+        checked.map_err(|m| self.add(field, m)).ok()
+    }
+
     /// The first message of a field, for a form's inline error.
     pub fn first(&self, field: &str) -> Option<&str> {
         self.get(field).first().map(String::as_str)
@@ -160,16 +165,6 @@ const CONSTRAINT_ERRORS: &[(&str, &str, &str)] = &[
         "devices_region_fkey",
         "region",
         "No such region for this device's customer.",
-    ),
-    (
-        "user_customers_customer_id_fkey",
-        "customers",
-        "No such customer.",
-    ),
-    (
-        "customers_name_key",
-        "name",
-        "A customer with this name already exists.",
     ),
 ];
 

@@ -1,8 +1,10 @@
 //! `?page=&page_size=` and the `{count, next, previous, results}` envelope.
 
 use serde::Serialize;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, SqlSafeStr};
 
-use crate::error::FieldErrors;
+use crate::error::{AppResult, FieldErrors};
 
 /// Default rows per page.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -43,6 +45,14 @@ impl PageRequest {
     /// SQL `OFFSET`.
     pub fn offset(&self) -> i64 {
         (self.page - 1).saturating_mul(self.page_size)
+    }
+
+    /// Appends ` LIMIT … OFFSET …` for this page to a query being built.
+    pub fn push_limit(&self, qb: &mut QueryBuilder<Postgres>) {
+        qb.push(" LIMIT ")
+            .push_bind(self.page_size)
+            .push(" OFFSET ")
+            .push_bind(self.offset());
     }
 
     /// Number of pages for `count` rows (at least 1).
@@ -94,6 +104,32 @@ impl<T> Paginated<T> {
             results,
         }
     }
+}
+
+/// A page of rows in a customer scope and how many rows there are in all, for the simple lists
+/// whose only condition is the scope: both statements take the customer ids (`NULL` for
+/// every customer) as `$1`, and `rows` takes the page as `LIMIT $2 OFFSET $3`.
+pub async fn scoped_page<T>(
+    conn: &mut PgConnection,
+    count: impl SqlSafeStr,
+    rows: impl SqlSafeStr,
+    customer_ids: Option<&[i64]>,
+    page: PageRequest,
+) -> AppResult<(Vec<T>, i64)>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let total: i64 = sqlx::query_scalar(count)
+        .bind(customer_ids)
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows = sqlx::query_as(rows)
+        .bind(customer_ids)
+        .bind(page.page_size)
+        .bind(page.offset())
+        .fetch_all(conn)
+        .await?;
+    Ok((rows, total))
 }
 
 /// `url` with its `page` query parameter set to `page`.

@@ -144,12 +144,10 @@ impl JobParams {
         let mut errors = FieldErrors::new();
         let mut filter = JobFilter::default();
         if let Some(s) = reading.take("status", &self.status, &mut errors) {
-            filter.status = JobStatus::parse(s)
-                .map_err(|m| errors.add("status", m))
-                .ok();
+            filter.status = errors.check("status", JobStatus::parse(s));
         }
         if let Some(t) = reading.take("type", &self.job_type, &mut errors) {
-            filter.job_type = JobType::parse(t).map_err(|m| errors.add("type", m)).ok();
+            filter.job_type = errors.check("type", JobType::parse(t));
         }
         if let Some(r) = reading.take("region", &self.region, &mut errors) {
             filter.region = r
@@ -263,9 +261,7 @@ impl AuditParams {
             ..Default::default()
         };
         if let Some(t) = reading.take("object_type", &self.object_type, &mut errors) {
-            filter.object_type = ObjectType::parse(t)
-                .map_err(|m| errors.add("object_type", m))
-                .ok();
+            filter.object_type = errors.check("object_type", ObjectType::parse(t));
         }
         if let Some(id) = reading.take("object_id", &self.object_id, &mut errors) {
             filter.object_id = id

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::auth::Scope;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::lifecycle::queue_name;
-use crate::pagination::PageRequest;
+use crate::pagination::{PageRequest, scoped_page};
 use crate::types::{self, HealthSource, HealthStatus};
 
 /// A region row.
@@ -141,10 +141,6 @@ pub struct RegionChanges {
     description: Option<String>,
 }
 
-fn check<T>(errors: &mut FieldErrors, field: &str, r: Result<T, String>) -> Option<T> {
-    r.map_err(|m| errors.add(field, m)).ok()
-}
-
 impl RegionInput {
     /// Validates every field, collecting all errors. With `complete`, `name` and
     /// `identifier` are required (create and replace).
@@ -153,11 +149,11 @@ impl RegionInput {
         let name = self
             .name
             .as_deref()
-            .and_then(|v| check(&mut e, "name", types::required_text(v, 200)));
+            .and_then(|v| e.check("name", types::required_text(v, 200)));
         let identifier = self
             .identifier
             .as_deref()
-            .and_then(|v| check(&mut e, "identifier", types::identifier(v)));
+            .and_then(|v| e.check("identifier", types::identifier(v)));
         if complete {
             if self.name.is_none() {
                 e.add("name", "This field is required.");
@@ -167,8 +163,7 @@ impl RegionInput {
             }
         }
         let api_endpoint = self.api_endpoint.as_deref().and_then(|v| {
-            check(
-                &mut e,
+            e.check(
                 "api_endpoint",
                 types::text(v, 500).and_then(|v| {
                     if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
@@ -191,8 +186,7 @@ impl RegionInput {
             None => None,
         };
         let health_check_interval_seconds = self.health_check_interval_seconds.and_then(|v| {
-            check(
-                &mut e,
+            e.check(
                 "health_check_interval_seconds",
                 if (1..=86_400).contains(&v) {
                     Ok(v as i32)
@@ -202,8 +196,7 @@ impl RegionInput {
             )
         });
         let priority = self.priority.and_then(|v| {
-            check(
-                &mut e,
+            e.check(
                 "priority",
                 i32::try_from(v)
                     .ok()
@@ -214,7 +207,7 @@ impl RegionInput {
         let description = self
             .description
             .as_deref()
-            .and_then(|v| check(&mut e, "description", types::text(v, 2000)));
+            .and_then(|v| e.check("description", types::text(v, 2000)));
         if e.is_empty() {
             Ok(RegionChanges {
                 name,
@@ -273,23 +266,14 @@ pub async fn list(
     page: PageRequest,
     counts: Counts,
 ) -> AppResult<(Vec<Region>, i64)> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM regions WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))",
-    )
-    .bind(scope.ids())
-    .fetch_one(&mut *conn)
-    .await?;
-    let rows = sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
+    let rows = format!(
         "{} WHERE ($1::bigint[] IS NULL OR r.customer_id = ANY($1))
          ORDER BY r.priority DESC, r.name, r.id LIMIT $2 OFFSET $3",
         counts.select()
-    )))
-    .bind(scope.ids())
-    .bind(page.page_size)
-    .bind(page.offset())
-    .fetch_all(conn)
-    .await?;
-    Ok((rows, count))
+    );
+    let count =
+        "SELECT count(*) FROM regions WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))";
+    scoped_page(conn, count, sqlx::AssertSqlSafe(rows), scope.ids(), page).await
 }
 
 /// Every region in scope (for selects), by name.
@@ -425,13 +409,13 @@ pub fn validate_health(
 ) -> Result<(HealthStatus, String), FieldErrors> {
     let mut e = FieldErrors::new();
     let status = match status {
-        Some(s) => check(&mut e, "health_status", HealthStatus::parse(s)),
+        Some(s) => e.check("health_status", HealthStatus::parse(s)),
         None => {
             e.add("health_status", "This field is required.");
             None
         }
     };
-    let message = check(&mut e, "message", types::text(message.unwrap_or(""), 500));
+    let message = e.check("message", types::text(message.unwrap_or(""), 500));
     match (status, message) {
         (Some(s), Some(m)) if e.is_empty() => Ok((s, m)),
         _ => Err(e),

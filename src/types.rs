@@ -105,7 +105,7 @@ macro_rules! words {
             pub const ALL: [$name; [$($word),+].len()] = [$($name::$variant),+];
 
             /// The word used in the API, the database and the pages.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $word,)+
                 }

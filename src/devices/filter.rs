@@ -30,6 +30,21 @@ pub struct DeviceFilter {
     pub q: Option<String>,
 }
 
+/// Appends ` AND lower(d.<column>) = lower(<value>)` for each value given: the exact,
+/// case-insensitive text matches that the device list and a job's targets share.
+pub fn push_exact_matches<const N: usize>(
+    qb: &mut QueryBuilder<Postgres>,
+    matches: [(&'static str, &Option<String>); N],
+) {
+    for (column, value) in matches {
+        if let Some(v) = value {
+            qb.push(format_args!(" AND lower(d.{column}) = lower("))
+                .push_bind(v.clone())
+                .push(")");
+        }
+    }
+}
+
 /// Sort orders of the device list.
 pub const SORTS: &[&str] = &[
     "hostname",
@@ -133,17 +148,14 @@ impl DeviceFilter {
 
     /// Appends ` AND …` for the filters on the device itself (columns of `devices d`).
     pub(super) fn push_device_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
-        for (column, value) in [
-            ("site", &self.site),
-            ("role", &self.role),
-            ("vendor", &self.vendor),
-        ] {
-            if let Some(v) = value {
-                qb.push(format_args!(" AND lower(d.{column}) = lower("))
-                    .push_bind(v.clone())
-                    .push(")");
-            }
-        }
+        push_exact_matches(
+            qb,
+            [
+                ("site", &self.site),
+                ("role", &self.role),
+                ("vendor", &self.vendor),
+            ],
+        );
         if let Some(q) = &self.q {
             let pattern = format!("%{}%", escape_like(q));
             // Only something shaped like an address can match one; leaving the address

@@ -99,11 +99,11 @@ impl DeviceInput {
         let hostname = self
             .hostname
             .as_deref()
-            .and_then(|v| types::hostname(v).map_err(|m| e.add("hostname", m)).ok());
+            .and_then(|v| e.check("hostname", types::hostname(v)));
         let mgmt_ip = self
             .mgmt_ip
             .as_deref()
-            .and_then(|v| types::address(v).map_err(|m| e.add("mgmt_ip", m)).ok());
+            .and_then(|v| e.check("mgmt_ip", types::address(v)));
         if complete {
             if self.hostname.is_none() {
                 e.add("hostname", "This field is required.");
@@ -112,12 +112,10 @@ impl DeviceInput {
                 e.add("mgmt_ip", "This field is required.");
             }
         }
-        let port = self
-            .port
-            .and_then(|v| types::port(v).map_err(|m| e.add("port", m)).ok());
+        let port = self.port.and_then(|v| e.check("port", types::port(v)));
         let mut text = |name: &str, v: &Option<String>| {
             v.as_deref()
-                .and_then(|v| types::text(v, 100).map_err(|m| e.add(name, m)).ok())
+                .and_then(|v| e.check(name, types::text(v, 100)))
         };
         let vendor = text("vendor", &self.vendor).map(|v| v.to_lowercase());
         let platform = text("platform", &self.platform).map(|v| v.to_lowercase());

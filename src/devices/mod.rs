@@ -14,7 +14,7 @@ use crate::types::{HealthStatus, Reachability};
 mod filter;
 mod input;
 
-pub use filter::{DeviceFilter, RegionFilter, SORTS};
+pub use filter::{DeviceFilter, RegionFilter, SORTS, push_exact_matches};
 use filter::{order_by, push_scope};
 pub use input::{DeviceChanges, DeviceInput};
 
@@ -117,10 +117,7 @@ pub async fn list(
     push_scope(&mut qb, scope, "d");
     filter.push_conditions(&mut qb, scope);
     qb.push(order_by(sort));
-    qb.push(" LIMIT ")
-        .push_bind(page.page_size)
-        .push(" OFFSET ")
-        .push_bind(page.offset());
+    page.push_limit(&mut qb);
     let rows = qb.build_query_as::<Device>().fetch_all(conn).await?;
     Ok((rows, total))
 }

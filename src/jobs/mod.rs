@@ -13,6 +13,7 @@ use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use crate::auth::Scope;
+use crate::db::push_condition;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::lifecycle::{LogLevel, new_task_id, push_dispatch_task};
 use crate::pagination::PageRequest;
@@ -361,25 +362,17 @@ pub async fn list(
                 .push_bind(ids.to_vec())
                 .push(")");
         }
-        if let Some(s) = filter.status {
-            qb.push(" AND j.status = ").push_bind(s);
-        }
-        if let Some(t) = filter.job_type {
-            qb.push(" AND j.type = ").push_bind(t);
-        }
-        if let Some(r) = filter.region {
-            qb.push(" AND j.region_id = ").push_bind(r);
-        }
+        push_condition(qb, "j.status = ", filter.status);
+        push_condition(qb, "j.type = ", filter.job_type);
+        push_condition(qb, "j.region_id = ", filter.region);
     };
     let mut count_qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT count(*) FROM jobs j");
     push_where(&mut count_qb);
     let count: i64 = count_qb.build_query_scalar().fetch_one(&mut *conn).await?;
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(JOB_SELECT);
     push_where(&mut qb);
-    qb.push(" ORDER BY j.requested_at DESC, j.id DESC LIMIT ")
-        .push_bind(page.page_size)
-        .push(" OFFSET ")
-        .push_bind(page.offset());
+    qb.push(" ORDER BY j.requested_at DESC, j.id DESC");
+    page.push_limit(&mut qb);
     let rows: Vec<JobRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
     let mut jobs: Vec<Job> = rows.into_iter().map(|r| r.job).collect();
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();

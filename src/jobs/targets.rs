@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 
+use crate::devices::push_exact_matches;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::lifecycle::JobType;
 use crate::routing::{DeviceRoute, RegionInfo};
@@ -205,18 +206,15 @@ pub async fn match_devices(
          WHERE d.enabled AND d.customer_id = ",
     );
     qb.push_bind(customer_id);
-    for (column, value) in [
-        ("site", &targets.site),
-        ("role", &targets.role),
-        ("vendor", &targets.vendor),
-        ("hostname", &targets.hostname),
-    ] {
-        if let Some(v) = value {
-            qb.push(format!(" AND lower(d.{column}) = lower("))
-                .push_bind(v.clone())
-                .push(")");
-        }
-    }
+    push_exact_matches(
+        &mut qb,
+        [
+            ("site", &targets.site),
+            ("role", &targets.role),
+            ("vendor", &targets.vendor),
+            ("hostname", &targets.hostname),
+        ],
+    );
     if let Some(ids) = &targets.device_ids {
         qb.push(" AND d.id = ANY(").push_bind(ids.clone()).push(")");
     }

@@ -231,7 +231,7 @@ fn check_customers(actor: &AuthUser, customers: &[i64], errors: &mut FieldErrors
 }
 
 fn parse_role(raw: Option<&str>, errors: &mut FieldErrors) -> Option<Role> {
-    raw.and_then(|r| Role::parse(r).map_err(|m| errors.add("role", m)).ok())
+    raw.and_then(|r| errors.check("role", Role::parse(r)))
 }
 
 /// Creates a user (admins, for their customers; superusers, for any).

@@ -45,82 +45,53 @@ pub trait Owned: Sized {
 
     /// Its customer.
     fn customer_id(&self) -> i64;
+
+    /// Deletes the object with this id in `scope`.
+    fn remove(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        id: i64,
+    ) -> impl Future<Output = AppResult<()>> + Send;
 }
 
-impl Owned for Region {
-    const WHAT: &'static str = "region";
-    const OBJECT: ObjectType = ObjectType::Region;
+/// Implements [`Owned`] for a domain type from its audit kind, the field that names it, how
+/// its API fields are read, and its scoped lookup.
+macro_rules! owned {
+    ($ty:ty, $object:expr, name: $name:ident, fields: $fields:expr, find: $find:path, delete: $delete:path) => {
+        impl Owned for $ty {
+            const WHAT: &'static str = $object.as_str();
+            const OBJECT: ObjectType = $object;
 
-    fn id(&self) -> i64 {
-        self.id
-    }
+            fn id(&self) -> i64 {
+                self.id
+            }
 
-    fn repr(&self) -> String {
-        self.name.clone()
-    }
+            fn repr(&self) -> String {
+                self.$name.clone()
+            }
 
-    fn fields(&self) -> Value {
-        serde_json::to_value(self.to_json()).unwrap_or_default()
-    }
+            fn fields(&self) -> Value {
+                serde_json::to_value($fields(self)).unwrap_or_default()
+            }
 
-    async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
-        regions::get(conn, scope, id).await
-    }
+            async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
+                $find(conn, scope, id).await
+            }
 
-    fn customer_id(&self) -> i64 {
-        self.customer_id
-    }
+            fn customer_id(&self) -> i64 {
+                self.customer_id
+            }
+
+            async fn remove(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<()> {
+                $delete(conn, scope, id).await.map(drop)
+            }
+        }
+    };
 }
 
-impl Owned for Device {
-    const WHAT: &'static str = "device";
-    const OBJECT: ObjectType = ObjectType::Device;
-
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn repr(&self) -> String {
-        self.hostname.clone()
-    }
-
-    fn fields(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-
-    async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
-        devices::get(conn, scope, id).await
-    }
-
-    fn customer_id(&self) -> i64 {
-        self.customer_id
-    }
-}
-
-impl Owned for Credential {
-    const WHAT: &'static str = "credential";
-    const OBJECT: ObjectType = ObjectType::Credential;
-
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn repr(&self) -> String {
-        self.name.clone()
-    }
-
-    fn fields(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-
-    async fn find(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Self> {
-        credentials::get(conn, scope, id).await
-    }
-
-    fn customer_id(&self) -> i64 {
-        self.customer_id
-    }
-}
+owned!(Region, ObjectType::Region, name: name, fields: Region::to_json, find: regions::get, delete: regions::delete);
+owned!(Device, ObjectType::Device, name: hostname, fields: std::convert::identity, find: devices::get, delete: devices::delete);
+owned!(Credential, ObjectType::Credential, name: name, fields: std::convert::identity, find: credentials::get, delete: credentials::delete);
 
 /// The object `id` if the user sees it and has `role`. Visibility comes first, so that
 /// another customer's object is a 404 for everyone and only a visible one can be a 403.
@@ -173,6 +144,17 @@ async fn record<T: Owned>(
         change.changes[*secret] = json!("changed");
     }
     audit::record(tx, user, &change).await
+}
+
+/// Deletes an object (admin), recording it as it was.
+async fn delete<T: Owned + Send>(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<T> {
+    in_transaction(pool, async |tx| {
+        let object: T = find_for(tx, user, Role::Admin, id).await?;
+        T::remove(tx, &user.scope(), id).await?;
+        record(tx, user, Action::Delete, (Some(&object), None), &[]).await?;
+        Ok(object)
+    })
+    .await
 }
 
 /// An object the user may change (admin), for an edit or delete page.
@@ -228,13 +210,7 @@ pub async fn update_region(
 /// Deletes a region (admin). Its devices stay, without a region; tasks still queued for it
 /// move to the default queue.
 pub async fn delete_region(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Region> {
-    in_transaction(pool, async |tx| {
-        find_for::<Region>(tx, user, Role::Admin, id).await?;
-        let region = regions::delete(tx, &user.scope(), id).await?;
-        record(tx, user, Action::Delete, (Some(&region), None), &[]).await?;
-        Ok(region)
-    })
-    .await
+    delete(pool, user, id).await
 }
 
 /// Sets a region's health by hand (admin), as the seed's operators did.
@@ -317,13 +293,7 @@ pub async fn update_device(
 
 /// Deletes a device (admin).
 pub async fn delete_device(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Device> {
-    in_transaction(pool, async |tx| {
-        find_for::<Device>(tx, user, Role::Admin, id).await?;
-        let device = devices::delete(tx, &user.scope(), id).await?;
-        record(tx, user, Action::Delete, (Some(&device), None), &[]).await?;
-        Ok(device)
-    })
-    .await
+    delete(pool, user, id).await
 }
 
 /// Trusts the host key a device presented last (admin).
@@ -475,11 +445,5 @@ pub async fn update_credential(
 
 /// Deletes a credential (admin); refused while devices use it.
 pub async fn delete_credential(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Credential> {
-    in_transaction(pool, async |tx| {
-        let credential: Credential = find_for(tx, user, Role::Admin, id).await?;
-        credentials::delete(tx, &user.scope(), id).await?;
-        record(tx, user, Action::Delete, (Some(&credential), None), &[]).await?;
-        Ok(credential)
-    })
-    .await
+    delete(pool, user, id).await
 }
