@@ -2,60 +2,58 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, no_errors, route};
+use super::common::{Deleted, ListQuery, area, created, no_errors, one_page};
 use crate::auth::AuthUser;
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{ApiJson, Id, Params, RequestUrl};
+use crate::extract::{ApiJson, Id};
 use crate::pagination::Paginated;
-use crate::params::{DeviceParams, PageParams, Reading};
+use crate::params::{DeviceParams, PageParams};
 use crate::snapshots::{HostKey, Snapshot};
 use crate::state::AppState;
 use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let router = route(router, routes!(list_devices, create_device));
-    let router = route(router, routes!(bulk_assign_region));
-    let router = route(router, routes!(list_snapshots));
-    let router = route(router, routes!(get_snapshot));
-    let router = route(router, routes!(accept_host_key));
-    route(router, routes!(get_device, save_device, delete_device))
+    let handlers = [
+        routes!(list_devices, create_device),
+        routes!(bulk_assign_region),
+        routes!(list_snapshots),
+        routes!(get_snapshot),
+        routes!(accept_host_key),
+        routes!(get_device, save_device, delete_device),
+    ];
+    area(router, "devices", handlers)
 }
 
 /// Lists devices, filtered and sorted.
 #[utoipa::path(
     get,
     path = "/devices/",
-    tag = "devices",
     params(PageParams, DeviceParams),
     responses((status = 200, description = "A page of devices.", body = Paginated<Device>)),
 )]
 async fn list_devices(
     State(state): State<AppState>,
     user: AuthUser,
-    Params(page): Params<PageParams>,
-    Params(params): Params<DeviceParams>,
-    RequestUrl(url): RequestUrl,
+    list: ListQuery<DeviceParams>,
 ) -> AppResult<Json<Paginated<Device>>> {
-    let page = page.request(Reading::Strict)?;
-    let (filter, sort) = params.filter(Reading::Strict)?;
+    let (filter, sort) = &list.filter;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) = devices::list(&mut conn, &user.scope(), &filter, &sort, page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let (rows, count) = devices::list(&mut conn, &user.scope(), filter, sort, list.page).await?;
+    Ok(list.answer(rows, count))
 }
 
 /// Creates a device (admin).
 #[utoipa::path(
     post,
     path = "/devices/",
-    tag = "devices",
     request_body = DeviceInput,
     responses((status = 201, description = "The new device.", body = Device)),
 )]
@@ -72,7 +70,6 @@ async fn create_device(
 #[utoipa::path(
     get,
     path = "/devices/{id}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "The device.", body = Device)),
 )]
@@ -93,7 +90,6 @@ async fn get_device(
 #[utoipa::path(
     method(put, patch),
     path = "/devices/{id}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     request_body = DeviceInput,
     responses((status = 200, description = "The device as saved.", body = Device)),
@@ -115,17 +111,16 @@ async fn save_device(
 #[utoipa::path(
     delete,
     path = "/devices/{id}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
-    responses((status = 204, description = "Deleted.")),
+    responses(Deleted),
 )]
 async fn delete_device(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
-) -> AppResult<StatusCode> {
+) -> AppResult<Deleted> {
     inventory::delete_device(&state.pool, &user, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
 /// Body of `bulk_assign_region`: `device_ids` or `filters`, and `region`.
@@ -202,7 +197,6 @@ pub(crate) fn bulk_target(
 #[utoipa::path(
     post,
     path = "/devices/bulk_assign_region/",
-    tag = "devices",
     request_body = BulkAssign,
     responses((status = 200, description = "How many devices changed.", body = BulkAssigned)),
 )]
@@ -226,7 +220,6 @@ async fn bulk_assign_region(
 #[utoipa::path(
     get,
     path = "/devices/{id}/snapshots/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "Every snapshot of the device, on one page.", body = Paginated<Snapshot>)),
 )]
@@ -237,19 +230,13 @@ async fn list_snapshots(
 ) -> AppResult<Json<Paginated<Snapshot>>> {
     let mut conn = state.pool.acquire().await?;
     let rows = crate::snapshots::list(&mut conn, &user.scope(), id).await?;
-    Ok(Json(Paginated {
-        count: rows.len() as i64,
-        next: None,
-        previous: None,
-        results: rows,
-    }))
+    Ok(one_page(rows))
 }
 
 /// Shows one configuration backup with its text.
 #[utoipa::path(
     get,
     path = "/devices/{id}/snapshots/{sid}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id."), ("sid" = i64, Path, description = "Snapshot id.")),
     responses((status = 200, description = "The snapshot.", body = Snapshot)),
 )]
@@ -273,7 +260,6 @@ async fn get_snapshot(
 #[utoipa::path(
     post,
     path = "/devices/{id}/accept_host_key/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "The device's host keys after the change.", body = HostKey)),
 )]
