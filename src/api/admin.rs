@@ -1,16 +1,14 @@
 //! `/api/v1/customers/`, `/users/`, `/tokens/`, `/me/` and `/audit/`: administration.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{Deleted, ListQuery, area, created, no_errors, one_page};
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors, one_page};
 use crate::audit::Entry;
-use crate::auth::AuthUser;
 use crate::auth::tokens::Token;
 use crate::auth::users::User;
 use crate::customers::Customer;
@@ -54,8 +52,7 @@ struct CustomerInput {
     ),
 )]
 async fn list_customers(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     list: ListQuery,
 ) -> AppResult<Json<Paginated<Customer>>> {
     let (rows, count) = admin::list_customers(&state.pool, &user, list.page).await?;
@@ -70,8 +67,7 @@ async fn list_customers(
     responses((status = 201, description = "The new customer.", body = Customer)),
 )]
 async fn create_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<CustomerInput>,
 ) -> AppResult<Response> {
     let c = admin::create_customer(&state.pool, &user, input.name.as_deref()).await?;
@@ -88,11 +84,7 @@ async fn create_customer(
         (status = 403, description = "Only superusers manage customers.", body = super::openapi::ErrorDetail),
     ),
 )]
-async fn get_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Customer>> {
+async fn get_customer(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Customer>> {
     Ok(Json(admin::customer(&state.pool, &user, id).await?.0))
 }
 
@@ -105,8 +97,7 @@ async fn get_customer(
     responses((status = 200, description = "The customer as saved.", body = Customer)),
 )]
 async fn rename_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(input): ApiJson<CustomerInput>,
 ) -> AppResult<Json<Customer>> {
@@ -124,11 +115,7 @@ async fn rename_customer(
         (status = 400, description = "It still holds regions, devices or jobs (see `errors.customer`).", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn delete_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Deleted> {
+async fn delete_customer(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     admin::delete_customer(&state.pool, &user, id).await?;
     Ok(Deleted)
 }
@@ -144,8 +131,7 @@ async fn delete_customer(
     ),
 )]
 async fn list_users(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     list: ListQuery<UserParams>,
 ) -> AppResult<Json<Paginated<User>>> {
     let search = list.filter.as_deref();
@@ -161,8 +147,7 @@ async fn list_users(
     responses((status = 201, description = "The new user.", body = User)),
 )]
 async fn create_user(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<UserInput>,
 ) -> AppResult<Response> {
     let u = admin::create_user(&state.pool, &user, &input, None, no_errors()).await?;
@@ -179,11 +164,7 @@ async fn create_user(
         (status = 403, description = "Only admins and superusers manage users; admins do not manage superusers.", body = super::openapi::ErrorDetail),
     ),
 )]
-async fn get_user(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<User>> {
+async fn get_user(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<User>> {
     Ok(Json(admin::user(&state.pool, &user, id).await?))
 }
 
@@ -199,8 +180,7 @@ async fn get_user(
     responses((status = 200, description = "The user as saved.", body = User)),
 )]
 async fn update_user(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(input): ApiJson<UserInput>,
 ) -> AppResult<Json<User>> {
@@ -232,8 +212,7 @@ struct PasswordSet {
     responses((status = 200, description = "Set; a generated password is returned once.", body = PasswordSet)),
 )]
 async fn set_password(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(input): ApiJson<PasswordInput>,
 ) -> AppResult<Json<PasswordSet>> {
@@ -277,8 +256,7 @@ struct NewToken {
     ),
 )]
 async fn list_tokens(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Params(params): Params<TokenParams>,
 ) -> AppResult<Json<Paginated<Token>>> {
     let owner = params.user(Reading::Strict)?;
@@ -295,8 +273,7 @@ async fn list_tokens(
     responses((status = 201, description = "The token, with its secret in `token`.", body = NewToken)),
 )]
 async fn create_token(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<TokenInput>,
 ) -> AppResult<Response> {
     let name = input.name.as_deref();
@@ -315,11 +292,7 @@ async fn create_token(
     params(("id" = i64, Path, description = "Token id.")),
     responses((status = 204, description = "Revoked.")),
 )]
-async fn revoke_token(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<StatusCode> {
+async fn revoke_token(Call { state, user }: Call, Id(id): Id) -> AppResult<StatusCode> {
     admin::revoke_token(&state.pool, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -331,7 +304,7 @@ async fn revoke_token(
     tag = "auth",
     responses((status = 200, description = "The signed-in user.", body = User)),
 )]
-async fn get_me(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<User>> {
+async fn get_me(Call { state, user }: Call) -> AppResult<Json<User>> {
     Ok(Json(admin::user(&state.pool, &user, user.id).await?))
 }
 
@@ -344,8 +317,7 @@ async fn get_me(State(state): State<AppState>, user: AuthUser) -> AppResult<Json
     responses((status = 200, description = "A page of audit rows.", body = Paginated<Entry>)),
 )]
 async fn list_audit(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     list: ListQuery<AuditParams>,
 ) -> AppResult<Json<Paginated<Entry>>> {
     let (rows, count) = admin::audit_log(&state.pool, &user, &list.filter, list.page).await?;

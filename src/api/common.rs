@@ -10,11 +10,35 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
+use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Params, RequestUrl};
 use crate::pagination::{PageRequest, Paginated};
 use crate::params::{AuditParams, DeviceParams, JobParams, PageParams, Reading, UserParams};
 use crate::state::AppState;
+
+/// What every API handler works with: the application's state and the signed-in caller
+/// (refused with 401 when there is none).
+pub(crate) struct Call {
+    /// The application's state.
+    pub state: AppState,
+    /// Who is calling.
+    pub user: AuthUser,
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            state: state.clone(),
+            user: AuthUser::from_request_parts(parts, state).await?,
+        })
+    }
+}
 
 /// Where the API is mounted.
 pub const PREFIX: &str = "/api/v1";

@@ -1,14 +1,12 @@
 //! `/api/v1/credentials/`: secrets are write-only.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::Method;
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{Deleted, ListQuery, area, created, no_errors};
-use crate::auth::AuthUser;
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::error::AppResult;
 use crate::extract::{ApiJson, Id};
@@ -33,8 +31,7 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     responses((status = 200, description = "A page of credentials.", body = Paginated<Credential>)),
 )]
 async fn list_credentials(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     list: ListQuery,
 ) -> AppResult<Json<Paginated<Credential>>> {
     let mut conn = state.pool.acquire().await?;
@@ -50,8 +47,7 @@ async fn list_credentials(
     responses((status = 201, description = "The new credential.", body = Credential)),
 )]
 async fn create_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<CredentialInput>,
 ) -> AppResult<Response> {
     let credential =
@@ -70,11 +66,7 @@ async fn create_credential(
     params(("id" = i64, Path, description = "Credential id.")),
     responses((status = 200, description = "The credential.", body = Credential)),
 )]
-async fn get_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Credential>> {
+async fn get_credential(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Credential>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(credentials::get(&mut conn, &user.scope(), id).await?))
 }
@@ -90,8 +82,7 @@ async fn get_credential(
     responses((status = 200, description = "The credential as saved.", body = Credential)),
 )]
 async fn save_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     method: Method,
     ApiJson(input): ApiJson<CredentialInput>,
@@ -116,11 +107,7 @@ async fn save_credential(
         (status = 400, description = "Devices still use it (see `errors.credential`).", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn delete_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Deleted> {
+async fn delete_credential(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     inventory::delete_credential(&state.pool, &user, id).await?;
     Ok(Deleted)
 }

@@ -1,7 +1,6 @@
 //! `/api/v1/devices/`
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::Method;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -9,8 +8,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{Deleted, ListQuery, area, created, no_errors, one_page};
-use crate::auth::AuthUser;
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors, one_page};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{ApiJson, Id};
@@ -40,8 +38,7 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     responses((status = 200, description = "A page of devices.", body = Paginated<Device>)),
 )]
 async fn list_devices(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     list: ListQuery<DeviceParams>,
 ) -> AppResult<Json<Paginated<Device>>> {
     let (filter, sort) = &list.filter;
@@ -58,8 +55,7 @@ async fn list_devices(
     responses((status = 201, description = "The new device.", body = Device)),
 )]
 async fn create_device(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> AppResult<Response> {
     let device = inventory::create_device(&state.pool, &user, &input, no_errors()).await?;
@@ -73,11 +69,7 @@ async fn create_device(
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "The device.", body = Device)),
 )]
-async fn get_device(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Device>> {
+async fn get_device(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Device>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(devices::get(&mut conn, &user.scope(), id).await?))
 }
@@ -95,8 +87,7 @@ async fn get_device(
     responses((status = 200, description = "The device as saved.", body = Device)),
 )]
 async fn save_device(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     method: Method,
     ApiJson(input): ApiJson<DeviceInput>,
@@ -114,11 +105,7 @@ async fn save_device(
     params(("id" = i64, Path, description = "Device id.")),
     responses(Deleted),
 )]
-async fn delete_device(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Deleted> {
+async fn delete_device(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     inventory::delete_device(&state.pool, &user, id).await?;
     Ok(Deleted)
 }
@@ -201,8 +188,7 @@ pub(crate) fn bulk_target(
     responses((status = 200, description = "How many devices changed.", body = BulkAssigned)),
 )]
 async fn bulk_assign_region(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(body): ApiJson<BulkAssign>,
 ) -> AppResult<Json<BulkAssigned>> {
     let target = bulk_target(body.device_ids, body.filters.as_ref())?;
@@ -224,8 +210,7 @@ async fn bulk_assign_region(
     responses((status = 200, description = "Every snapshot of the device, on one page.", body = Paginated<Snapshot>)),
 )]
 async fn list_snapshots(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
 ) -> AppResult<Json<Paginated<Snapshot>>> {
     let mut conn = state.pool.acquire().await?;
@@ -241,8 +226,7 @@ async fn list_snapshots(
     responses((status = 200, description = "The snapshot.", body = Snapshot)),
 )]
 async fn get_snapshot(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     axum::extract::Path((id, sid)): axum::extract::Path<(String, String)>,
 ) -> AppResult<Json<Snapshot>> {
     let (Ok(id), Ok(sid)) = (id.parse(), sid.parse()) else {
@@ -263,11 +247,7 @@ async fn get_snapshot(
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "The device's host keys after the change.", body = HostKey)),
 )]
-async fn accept_host_key(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<HostKey>> {
+async fn accept_host_key(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<HostKey>> {
     Ok(Json(
         inventory::accept_host_key(&state.pool, &user, id).await?,
     ))

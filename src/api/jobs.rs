@@ -2,7 +2,6 @@
 //! `/config/backup`) and `/regions/{id}/jobs/`.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{ListQuery, area, created};
+use super::common::{Call, ListQuery, area, created};
 use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{ApiJson, Id, Params};
@@ -103,8 +102,7 @@ async fn created_job(state: &AppState, user: &AuthUser, id: i64) -> AppResult<Re
     responses((status = 201, description = "The job, queued, with its dispatches.", body = Job)),
 )]
 async fn create_job(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(body): ApiJson<CreateJob>,
 ) -> AppResult<Response> {
     user.require(Role::Operator)?;
@@ -140,8 +138,7 @@ async fn create_job(
     responses((status = 200, description = "A page of jobs.", body = Paginated<Job>)),
 )]
 async fn list_jobs(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     list: ListQuery<JobParams>,
 ) -> AppResult<Json<Paginated<Job>>> {
     let mut conn = state.pool.acquire().await?;
@@ -158,8 +155,7 @@ async fn list_jobs(
     responses((status = 200, description = "A page of the region's jobs.", body = Paginated<Job>)),
 )]
 async fn list_region_jobs(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     mut list: ListQuery<JobParams>,
 ) -> AppResult<Json<Paginated<Job>>> {
@@ -177,11 +173,7 @@ async fn list_region_jobs(
     params(("id" = i64, Path, description = "Job id.")),
     responses((status = 200, description = "The job.", body = Job)),
 )]
-async fn get_job(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Job>> {
+async fn get_job(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Job>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(jobs::get(&mut conn, &user.scope(), id).await?))
 }
@@ -196,8 +188,7 @@ async fn get_job(
     responses((status = 200, description = "Log entries.", body = Listing<LogEntry>)),
 )]
 async fn list_job_logs(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     Params(params): Params<LogParams>,
 ) -> AppResult<Json<Listing<LogEntry>>> {
@@ -217,8 +208,7 @@ async fn list_job_logs(
     responses((status = 200, description = "Per-device results.", body = Listing<DeviceResult>)),
 )]
 async fn list_job_results(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
 ) -> AppResult<Json<Listing<DeviceResult>>> {
     let mut conn = state.pool.acquire().await?;
@@ -239,11 +229,7 @@ async fn list_job_results(
         (status = 400, description = "The job has already finished (see `errors.status`).", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn cancel_job(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Job>> {
+async fn cancel_job(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Job>> {
     Ok(Json(usecases::jobs::cancel(&state.pool, &user, id).await?))
 }
 
@@ -259,11 +245,7 @@ async fn cancel_job(
         (status = 400, description = "The job's targets no longer match an enabled device.", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn retry_job(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Response> {
+async fn retry_job(Call { state, user }: Call, Id(id): Id) -> AppResult<Response> {
     let new_id = usecases::jobs::retry(&state.pool, &user, id).await?;
     created_job(&state, &user, new_id).await
 }
@@ -352,8 +334,7 @@ macro_rules! shortcut_handler {
             responses((status = 202, description = "The job was queued.", body = Accepted)),
         )]
         async fn $name(
-            State(state): State<AppState>,
-            user: AuthUser,
+            Call { state, user }: Call,
             ApiJson(body): ApiJson<Shortcut>,
         ) -> AppResult<Response> {
             shortcut(state, user, $job_type, body).await

@@ -1,15 +1,13 @@
 //! `/api/v1/regions/`
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{Deleted, ListQuery, area, created, no_errors};
-use crate::auth::AuthUser;
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors};
 use crate::devices::{self, RegionFilter};
 use crate::error::AppResult;
 use crate::extract::{ApiJson, Id};
@@ -37,8 +35,7 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     responses((status = 200, description = "A page of regions.", body = Paginated<RegionJson>)),
 )]
 async fn list_regions(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     list: ListQuery,
 ) -> AppResult<Json<Paginated<RegionJson>>> {
     let mut conn = state.pool.acquire().await?;
@@ -63,8 +60,7 @@ async fn list_regions(
     responses((status = 201, description = "The new region.", body = RegionJson)),
 )]
 async fn create_region(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<regions::RegionInput>,
 ) -> AppResult<Response> {
     let region = inventory::create_region(&state.pool, &user, &input, no_errors()).await?;
@@ -81,11 +77,7 @@ async fn create_region(
     params(("id" = i64, Path, description = "Region id.")),
     responses((status = 200, description = "The region.", body = RegionJson)),
 )]
-async fn get_region(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Response> {
+async fn get_region(Call { state, user }: Call, Id(id): Id) -> AppResult<Response> {
     let mut conn = state.pool.acquire().await?;
     let region = regions::get(&mut conn, &user.scope(), id).await?;
     Ok(Json(region.to_json()).into_response())
@@ -102,8 +94,7 @@ async fn get_region(
     responses((status = 200, description = "The region as saved.", body = RegionJson)),
 )]
 async fn save_region(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     method: Method,
     ApiJson(input): ApiJson<regions::RegionInput>,
@@ -124,11 +115,7 @@ async fn save_region(
     params(("id" = i64, Path, description = "Region id.")),
     responses(Deleted),
 )]
-async fn delete_region(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Deleted> {
+async fn delete_region(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     inventory::delete_region(&state.pool, &user, id).await?;
     Ok(Deleted)
 }
@@ -156,8 +143,7 @@ struct HealthUpdate {
     responses((status = 200, description = "The region with its new health.", body = RegionJson)),
 )]
 async fn update_region_health(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(body): ApiJson<HealthUpdate>,
 ) -> AppResult<Response> {
@@ -180,8 +166,7 @@ async fn update_region_health(
     responses((status = 200, description = "A page of the region's devices.", body = Paginated<devices::Device>)),
 )]
 async fn list_region_devices(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     mut list: ListQuery<DeviceParams>,
 ) -> AppResult<Json<Paginated<devices::Device>>> {
