@@ -1,5 +1,5 @@
-//! What every API handler module shares: route registration from a handler's OpenAPI
-//! description, `201 Created`, `204 No Content`, paging and strict query strings.
+//! What every API handler module shares: the caller, route registration from a handler's
+//! OpenAPI description, `201 Created`, `204 No Content`, paging and strict query strings.
 
 use axum::Json;
 use axum::extract::FromRequestParts;
