@@ -1,39 +1,37 @@
 //! `/api/v1/customers/`, `/users/`, `/tokens/`, `/me/` and `/audit/`: administration.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, no_errors, route};
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors, one_page};
 use crate::audit::Entry;
-use crate::auth::AuthUser;
 use crate::auth::tokens::Token;
 use crate::auth::users::User;
 use crate::customers::Customer;
 use crate::error::AppResult;
-use crate::extract::{ApiJson, Id, Params, RequestUrl};
+use crate::extract::{ApiJson, Id, Params};
 use crate::pagination::Paginated;
 use crate::params::{AuditParams, PageParams, Reading, TokenParams, UserParams};
 use crate::state::AppState;
 use crate::usecases::admin::{self, UserInput};
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let router = route(router, routes!(list_customers, create_customer));
-    let router = route(
-        router,
+    let handlers = [
+        routes!(list_customers, create_customer),
         routes!(get_customer, rename_customer, delete_customer),
-    );
-    let router = route(router, routes!(list_users, create_user));
-    let router = route(router, routes!(get_user, update_user));
-    let router = route(router, routes!(set_password));
-    let router = route(router, routes!(list_tokens, create_token));
-    let router = route(router, routes!(revoke_token));
-    let router = route(router, routes!(get_me));
-    route(router, routes!(list_audit))
+        routes!(list_users, create_user),
+        routes!(get_user, update_user),
+        routes!(set_password),
+        routes!(list_tokens, create_token),
+        routes!(revoke_token),
+        routes!(get_me),
+        routes!(list_audit),
+    ];
+    area(router, "administration", handlers)
 }
 
 /// Body of the customer endpoints.
@@ -47,7 +45,6 @@ struct CustomerInput {
 #[utoipa::path(
     get,
     path = "/customers/",
-    tag = "administration",
     params(PageParams),
     responses(
         (status = 200, description = "A page of customers.", body = Paginated<Customer>),
@@ -55,27 +52,22 @@ struct CustomerInput {
     ),
 )]
 async fn list_customers(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Params(page): Params<PageParams>,
-    RequestUrl(url): RequestUrl,
+    Call { state, user }: Call,
+    list: ListQuery,
 ) -> AppResult<Json<Paginated<Customer>>> {
-    let page = page.request(Reading::Strict)?;
-    let (rows, count) = admin::list_customers(&state.pool, &user, page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let (rows, count) = admin::list_customers(&state.pool, &user, list.page).await?;
+    Ok(list.answer(rows, count))
 }
 
 /// Creates a customer (superusers).
 #[utoipa::path(
     post,
     path = "/customers/",
-    tag = "administration",
     request_body = CustomerInput,
     responses((status = 201, description = "The new customer.", body = Customer)),
 )]
 async fn create_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<CustomerInput>,
 ) -> AppResult<Response> {
     let c = admin::create_customer(&state.pool, &user, input.name.as_deref()).await?;
@@ -86,18 +78,13 @@ async fn create_customer(
 #[utoipa::path(
     get,
     path = "/customers/{id}/",
-    tag = "administration",
     params(("id" = i64, Path, description = "Customer id.")),
     responses(
         (status = 200, description = "The customer.", body = Customer),
         (status = 403, description = "Only superusers manage customers.", body = super::openapi::ErrorDetail),
     ),
 )]
-async fn get_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Customer>> {
+async fn get_customer(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Customer>> {
     Ok(Json(admin::customer(&state.pool, &user, id).await?.0))
 }
 
@@ -105,14 +92,12 @@ async fn get_customer(
 #[utoipa::path(
     patch,
     path = "/customers/{id}/",
-    tag = "administration",
     params(("id" = i64, Path, description = "Customer id.")),
     request_body = CustomerInput,
     responses((status = 200, description = "The customer as saved.", body = Customer)),
 )]
 async fn rename_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(input): ApiJson<CustomerInput>,
 ) -> AppResult<Json<Customer>> {
@@ -124,27 +109,21 @@ async fn rename_customer(
 #[utoipa::path(
     delete,
     path = "/customers/{id}/",
-    tag = "administration",
     params(("id" = i64, Path, description = "Customer id.")),
     responses(
-        (status = 204, description = "Deleted."),
+        Deleted,
         (status = 400, description = "It still holds regions, devices or jobs (see `errors.customer`).", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn delete_customer(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<StatusCode> {
+async fn delete_customer(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     admin::delete_customer(&state.pool, &user, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
 /// Lists the users the caller manages (admins: those of their customers; superusers: all).
 #[utoipa::path(
     get,
     path = "/users/",
-    tag = "administration",
     params(PageParams, UserParams),
     responses(
         (status = 200, description = "A page of users.", body = Paginated<User>),
@@ -152,28 +131,23 @@ async fn delete_customer(
     ),
 )]
 async fn list_users(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Params(page): Params<PageParams>,
-    Params(params): Params<UserParams>,
-    RequestUrl(url): RequestUrl,
+    Call { state, user }: Call,
+    list: ListQuery<UserParams>,
 ) -> AppResult<Json<Paginated<User>>> {
-    let page = page.request(Reading::Strict)?;
-    let (rows, count) = admin::list_users(&state.pool, &user, params.search(), page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let search = list.filter.as_deref();
+    let (rows, count) = admin::list_users(&state.pool, &user, search, list.page).await?;
+    Ok(list.answer(rows, count))
 }
 
 /// Creates a user (admins, in their customers; superusers).
 #[utoipa::path(
     post,
     path = "/users/",
-    tag = "administration",
     request_body = UserInput,
     responses((status = 201, description = "The new user.", body = User)),
 )]
 async fn create_user(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<UserInput>,
 ) -> AppResult<Response> {
     let u = admin::create_user(&state.pool, &user, &input, None, no_errors()).await?;
@@ -184,18 +158,13 @@ async fn create_user(
 #[utoipa::path(
     get,
     path = "/users/{id}/",
-    tag = "administration",
     params(("id" = i64, Path, description = "User id.")),
     responses(
         (status = 200, description = "The user.", body = User),
         (status = 403, description = "Only admins and superusers manage users; admins do not manage superusers.", body = super::openapi::ErrorDetail),
     ),
 )]
-async fn get_user(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<User>> {
+async fn get_user(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<User>> {
     Ok(Json(admin::user(&state.pool, &user, id).await?))
 }
 
@@ -206,14 +175,12 @@ async fn get_user(
 #[utoipa::path(
     patch,
     path = "/users/{id}/",
-    tag = "administration",
     params(("id" = i64, Path, description = "User id.")),
     request_body = UserInput,
     responses((status = 200, description = "The user as saved.", body = User)),
 )]
 async fn update_user(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(input): ApiJson<UserInput>,
 ) -> AppResult<Json<User>> {
@@ -240,14 +207,12 @@ struct PasswordSet {
 #[utoipa::path(
     post,
     path = "/users/{id}/set_password/",
-    tag = "administration",
     params(("id" = i64, Path, description = "User id.")),
     request_body = PasswordInput,
     responses((status = 200, description = "Set; a generated password is returned once.", body = PasswordSet)),
 )]
 async fn set_password(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(input): ApiJson<PasswordInput>,
 ) -> AppResult<Json<PasswordSet>> {
@@ -283,7 +248,6 @@ struct NewToken {
 #[utoipa::path(
     get,
     path = "/tokens/",
-    tag = "administration",
     params(TokenParams),
     responses(
         (status = 200, description = "The tokens, newest first, on one page.", body = Paginated<Token>),
@@ -292,31 +256,24 @@ struct NewToken {
     ),
 )]
 async fn list_tokens(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Params(params): Params<TokenParams>,
 ) -> AppResult<Json<Paginated<Token>>> {
     let owner = params.user(Reading::Strict)?;
-    let rows = admin::list_tokens(&state.pool, &user, owner).await?;
-    Ok(Json(Paginated {
-        count: rows.len() as i64,
-        next: None,
-        previous: None,
-        results: rows,
-    }))
+    Ok(one_page(
+        admin::list_tokens(&state.pool, &user, owner).await?,
+    ))
 }
 
 /// Creates a token for the caller; the answer holds its secret, shown once.
 #[utoipa::path(
     post,
     path = "/tokens/",
-    tag = "administration",
     request_body = TokenInput,
     responses((status = 201, description = "The token, with its secret in `token`.", body = NewToken)),
 )]
 async fn create_token(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<TokenInput>,
 ) -> AppResult<Response> {
     let name = input.name.as_deref();
@@ -332,15 +289,10 @@ async fn create_token(
 #[utoipa::path(
     delete,
     path = "/tokens/{id}/",
-    tag = "administration",
     params(("id" = i64, Path, description = "Token id.")),
     responses((status = 204, description = "Revoked.")),
 )]
-async fn revoke_token(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<StatusCode> {
+async fn revoke_token(Call { state, user }: Call, Id(id): Id) -> AppResult<StatusCode> {
     admin::revoke_token(&state.pool, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -352,7 +304,7 @@ async fn revoke_token(
     tag = "auth",
     responses((status = 200, description = "The signed-in user.", body = User)),
 )]
-async fn get_me(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<User>> {
+async fn get_me(Call { state, user }: Call) -> AppResult<Json<User>> {
     Ok(Json(admin::user(&state.pool, &user, user.id).await?))
 }
 
@@ -361,19 +313,13 @@ async fn get_me(State(state): State<AppState>, user: AuthUser) -> AppResult<Json
 #[utoipa::path(
     get,
     path = "/audit/",
-    tag = "administration",
     params(PageParams, AuditParams),
     responses((status = 200, description = "A page of audit rows.", body = Paginated<Entry>)),
 )]
 async fn list_audit(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Params(page): Params<PageParams>,
-    Params(params): Params<AuditParams>,
-    RequestUrl(url): RequestUrl,
+    Call { state, user }: Call,
+    list: ListQuery<AuditParams>,
 ) -> AppResult<Json<Paginated<Entry>>> {
-    let page = page.request(Reading::Strict)?;
-    let filter = params.filter(Reading::Strict)?;
-    let (rows, count) = admin::audit_log(&state.pool, &user, &filter, page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let (rows, count) = admin::audit_log(&state.pool, &user, &list.filter, list.page).await?;
+    Ok(list.answer(rows, count))
 }

@@ -1,61 +1,53 @@
 //! `/api/v1/credentials/`: secrets are write-only.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, no_errors, route};
-use crate::auth::AuthUser;
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::error::AppResult;
-use crate::extract::{ApiJson, Id, Params, RequestUrl};
+use crate::extract::{ApiJson, Id};
 use crate::pagination::Paginated;
-use crate::params::{PageParams, Reading};
+use crate::params::PageParams;
 use crate::state::AppState;
 use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let router = route(router, routes!(list_credentials, create_credential));
-    route(
-        router,
+    let handlers = [
+        routes!(list_credentials, create_credential),
         routes!(get_credential, save_credential, delete_credential),
-    )
+    ];
+    area(router, "credentials", handlers)
 }
 
 /// Lists credentials, without their secrets.
 #[utoipa::path(
     get,
     path = "/credentials/",
-    tag = "credentials",
     params(PageParams),
     responses((status = 200, description = "A page of credentials.", body = Paginated<Credential>)),
 )]
 async fn list_credentials(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Params(page): Params<PageParams>,
-    RequestUrl(url): RequestUrl,
+    Call { state, user }: Call,
+    list: ListQuery,
 ) -> AppResult<Json<Paginated<Credential>>> {
-    let page = page.request(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) = credentials::list(&mut conn, &user.scope(), page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let (rows, count) = credentials::list(&mut conn, &user.scope(), list.page).await?;
+    Ok(list.answer(rows, count))
 }
 
 /// Creates a credential (admin); its passwords are encrypted at rest.
 #[utoipa::path(
     post,
     path = "/credentials/",
-    tag = "credentials",
     request_body = CredentialInput,
     responses((status = 201, description = "The new credential.", body = Credential)),
 )]
 async fn create_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<CredentialInput>,
 ) -> AppResult<Response> {
     let credential =
@@ -71,15 +63,10 @@ async fn create_credential(
 #[utoipa::path(
     get,
     path = "/credentials/{id}/",
-    tag = "credentials",
     params(("id" = i64, Path, description = "Credential id.")),
     responses((status = 200, description = "The credential.", body = Credential)),
 )]
-async fn get_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Credential>> {
+async fn get_credential(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Credential>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(credentials::get(&mut conn, &user.scope(), id).await?))
 }
@@ -90,14 +77,12 @@ async fn get_credential(
 #[utoipa::path(
     method(put, patch),
     path = "/credentials/{id}/",
-    tag = "credentials",
     params(("id" = i64, Path, description = "Credential id.")),
     request_body = CredentialInput,
     responses((status = 200, description = "The credential as saved.", body = Credential)),
 )]
 async fn save_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     method: Method,
     ApiJson(input): ApiJson<CredentialInput>,
@@ -116,18 +101,13 @@ async fn save_credential(
 #[utoipa::path(
     delete,
     path = "/credentials/{id}/",
-    tag = "credentials",
     params(("id" = i64, Path, description = "Credential id.")),
     responses(
-        (status = 204, description = "Deleted."),
+        Deleted,
         (status = 400, description = "Devices still use it (see `errors.credential`).", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn delete_credential(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<StatusCode> {
+async fn delete_credential(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     inventory::delete_credential(&state.pool, &user, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }

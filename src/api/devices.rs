@@ -1,67 +1,61 @@
 //! `/api/v1/devices/`
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, no_errors, route};
-use crate::auth::AuthUser;
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors, one_page};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{ApiJson, Id, Params, RequestUrl};
+use crate::extract::{ApiJson, Id};
 use crate::pagination::Paginated;
-use crate::params::{DeviceParams, PageParams, Reading};
+use crate::params::{DeviceParams, PageParams};
 use crate::snapshots::{HostKey, Snapshot};
 use crate::state::AppState;
 use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let router = route(router, routes!(list_devices, create_device));
-    let router = route(router, routes!(bulk_assign_region));
-    let router = route(router, routes!(list_snapshots));
-    let router = route(router, routes!(get_snapshot));
-    let router = route(router, routes!(accept_host_key));
-    route(router, routes!(get_device, save_device, delete_device))
+    let handlers = [
+        routes!(list_devices, create_device),
+        routes!(bulk_assign_region),
+        routes!(list_snapshots),
+        routes!(get_snapshot),
+        routes!(accept_host_key),
+        routes!(get_device, save_device, delete_device),
+    ];
+    area(router, "devices", handlers)
 }
 
 /// Lists devices, filtered and sorted.
 #[utoipa::path(
     get,
     path = "/devices/",
-    tag = "devices",
     params(PageParams, DeviceParams),
     responses((status = 200, description = "A page of devices.", body = Paginated<Device>)),
 )]
 async fn list_devices(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Params(page): Params<PageParams>,
-    Params(params): Params<DeviceParams>,
-    RequestUrl(url): RequestUrl,
+    Call { state, user }: Call,
+    list: ListQuery<DeviceParams>,
 ) -> AppResult<Json<Paginated<Device>>> {
-    let page = page.request(Reading::Strict)?;
-    let (filter, sort) = params.filter(Reading::Strict)?;
+    let (filter, sort) = &list.filter;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) = devices::list(&mut conn, &user.scope(), &filter, &sort, page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let (rows, count) = devices::list(&mut conn, &user.scope(), filter, sort, list.page).await?;
+    Ok(list.answer(rows, count))
 }
 
 /// Creates a device (admin).
 #[utoipa::path(
     post,
     path = "/devices/",
-    tag = "devices",
     request_body = DeviceInput,
     responses((status = 201, description = "The new device.", body = Device)),
 )]
 async fn create_device(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> AppResult<Response> {
     let device = inventory::create_device(&state.pool, &user, &input, no_errors()).await?;
@@ -72,15 +66,10 @@ async fn create_device(
 #[utoipa::path(
     get,
     path = "/devices/{id}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "The device.", body = Device)),
 )]
-async fn get_device(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Device>> {
+async fn get_device(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Device>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(devices::get(&mut conn, &user.scope(), id).await?))
 }
@@ -93,14 +82,12 @@ async fn get_device(
 #[utoipa::path(
     method(put, patch),
     path = "/devices/{id}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     request_body = DeviceInput,
     responses((status = 200, description = "The device as saved.", body = Device)),
 )]
 async fn save_device(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     method: Method,
     ApiJson(input): ApiJson<DeviceInput>,
@@ -115,17 +102,12 @@ async fn save_device(
 #[utoipa::path(
     delete,
     path = "/devices/{id}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
-    responses((status = 204, description = "Deleted.")),
+    responses(Deleted),
 )]
-async fn delete_device(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<StatusCode> {
+async fn delete_device(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     inventory::delete_device(&state.pool, &user, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
 /// Body of `bulk_assign_region`: `device_ids` or `filters`, and `region`.
@@ -202,13 +184,11 @@ pub(crate) fn bulk_target(
 #[utoipa::path(
     post,
     path = "/devices/bulk_assign_region/",
-    tag = "devices",
     request_body = BulkAssign,
     responses((status = 200, description = "How many devices changed.", body = BulkAssigned)),
 )]
 async fn bulk_assign_region(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(body): ApiJson<BulkAssign>,
 ) -> AppResult<Json<BulkAssigned>> {
     let target = bulk_target(body.device_ids, body.filters.as_ref())?;
@@ -226,36 +206,27 @@ async fn bulk_assign_region(
 #[utoipa::path(
     get,
     path = "/devices/{id}/snapshots/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "Every snapshot of the device, on one page.", body = Paginated<Snapshot>)),
 )]
 async fn list_snapshots(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
 ) -> AppResult<Json<Paginated<Snapshot>>> {
     let mut conn = state.pool.acquire().await?;
     let rows = crate::snapshots::list(&mut conn, &user.scope(), id).await?;
-    Ok(Json(Paginated {
-        count: rows.len() as i64,
-        next: None,
-        previous: None,
-        results: rows,
-    }))
+    Ok(one_page(rows))
 }
 
 /// Shows one configuration backup with its text.
 #[utoipa::path(
     get,
     path = "/devices/{id}/snapshots/{sid}/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id."), ("sid" = i64, Path, description = "Snapshot id.")),
     responses((status = 200, description = "The snapshot.", body = Snapshot)),
 )]
 async fn get_snapshot(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     axum::extract::Path((id, sid)): axum::extract::Path<(String, String)>,
 ) -> AppResult<Json<Snapshot>> {
     let (Ok(id), Ok(sid)) = (id.parse(), sid.parse()) else {
@@ -273,15 +244,10 @@ async fn get_snapshot(
 #[utoipa::path(
     post,
     path = "/devices/{id}/accept_host_key/",
-    tag = "devices",
     params(("id" = i64, Path, description = "Device id.")),
     responses((status = 200, description = "The device's host keys after the change.", body = HostKey)),
 )]
-async fn accept_host_key(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<HostKey>> {
+async fn accept_host_key(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<HostKey>> {
     Ok(Json(
         inventory::accept_host_key(&state.pool, &user, id).await?,
     ))

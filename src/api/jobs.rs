@@ -2,7 +2,6 @@
 //! `/config/backup`) and `/regions/{id}/jobs/`.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -10,10 +9,10 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, route};
+use super::common::{Call, ListQuery, area, created};
 use crate::auth::{AuthUser, Role};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{ApiJson, Id, Params, RequestUrl};
+use crate::extract::{ApiJson, Id, Params};
 use crate::jobs::{self, DeviceResult, Job, JobStatus, JobType, LogEntry};
 use crate::pagination::Paginated;
 use crate::params::{JobParams, LogParams, PageParams, Reading};
@@ -22,16 +21,19 @@ use crate::state::AppState;
 use crate::usecases;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let router = route(router, routes!(list_jobs, create_job));
-    let router = route(router, routes!(get_job));
-    let router = route(router, routes!(list_job_logs));
-    let router = route(router, routes!(list_job_results));
-    let router = route(router, routes!(cancel_job));
-    let router = route(router, routes!(retry_job));
-    let router = route(router, routes!(list_region_jobs));
-    let router = route(router, routes!(run_commands));
-    let router = route(router, routes!(run_reachability));
-    route(router, routes!(run_config_backup))
+    let handlers = [
+        routes!(list_jobs, create_job),
+        routes!(get_job),
+        routes!(list_job_logs),
+        routes!(list_job_results),
+        routes!(cancel_job),
+        routes!(retry_job),
+        routes!(list_region_jobs),
+        routes!(run_commands),
+        routes!(run_reachability),
+        routes!(run_config_backup),
+    ];
+    area(router, "jobs", handlers)
 }
 
 /// Body of `POST /jobs/`.
@@ -64,6 +66,15 @@ struct Listing<T> {
     results: Vec<T>,
 }
 
+impl<T> From<Vec<T>> for Listing<T> {
+    fn from(results: Vec<T>) -> Self {
+        Self {
+            count: results.len(),
+            results,
+        }
+    }
+}
+
 /// What the seed's shortcuts answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Accepted {
@@ -73,6 +84,13 @@ struct Accepted {
     status: JobStatus,
 }
 
+/// The `201 Created` answer of a new job, read back with its dispatches.
+async fn created_job(state: &AppState, user: &AuthUser, id: i64) -> AppResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let job = jobs::get(&mut conn, &user.scope(), id).await?;
+    Ok(created(format!("/jobs/{}/", job.id), job))
+}
+
 /// Creates a job and routes it to its devices' regions (operator).
 ///
 /// One dispatch goes to each available region of the target devices, plus one to the default
@@ -80,13 +98,11 @@ struct Accepted {
 #[utoipa::path(
     post,
     path = "/jobs/",
-    tag = "jobs",
     request_body = CreateJob,
     responses((status = 201, description = "The job, queued, with its dispatches.", body = Job)),
 )]
 async fn create_job(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(body): ApiJson<CreateJob>,
 ) -> AppResult<Response> {
     user.require(Role::Operator)?;
@@ -111,31 +127,23 @@ async fn create_job(
         "target_summary",
     )
     .await?;
-    let mut conn = state.pool.acquire().await?;
-    let job = jobs::get(&mut conn, &user.scope(), id).await?;
-    Ok(created(format!("/jobs/{}/", job.id), job))
+    created_job(&state, &user, id).await
 }
 
 /// Lists jobs, newest first.
 #[utoipa::path(
     get,
     path = "/jobs/",
-    tag = "jobs",
     params(PageParams, JobParams),
     responses((status = 200, description = "A page of jobs.", body = Paginated<Job>)),
 )]
 async fn list_jobs(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Params(page): Params<PageParams>,
-    Params(params): Params<JobParams>,
-    RequestUrl(url): RequestUrl,
+    Call { state, user }: Call,
+    list: ListQuery<JobParams>,
 ) -> AppResult<Json<Paginated<Job>>> {
-    let page = page.request(Reading::Strict)?;
-    let filter = params.filter(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) = jobs::list(&mut conn, &user.scope(), &filter, page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let (rows, count) = jobs::list(&mut conn, &user.scope(), &list.filter, list.page).await?;
+    Ok(list.answer(rows, count))
 }
 
 /// Lists the jobs that had a dispatch to a region, newest first.
@@ -147,35 +155,25 @@ async fn list_jobs(
     responses((status = 200, description = "A page of the region's jobs.", body = Paginated<Job>)),
 )]
 async fn list_region_jobs(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
-    Params(page): Params<PageParams>,
-    Params(params): Params<JobParams>,
-    RequestUrl(url): RequestUrl,
+    mut list: ListQuery<JobParams>,
 ) -> AppResult<Json<Paginated<Job>>> {
-    let page = page.request(Reading::Strict)?;
-    let mut filter = params.filter(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     regions::get(&mut conn, &user.scope(), id).await?;
-    filter.region = Some(id);
-    let (rows, count) = jobs::list(&mut conn, &user.scope(), &filter, page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    list.filter.region = Some(id);
+    let (rows, count) = jobs::list(&mut conn, &user.scope(), &list.filter, list.page).await?;
+    Ok(list.answer(rows, count))
 }
 
 /// Shows one job with its dispatches: where it was sent, why, and which worker ran it.
 #[utoipa::path(
     get,
     path = "/jobs/{id}/",
-    tag = "jobs",
     params(("id" = i64, Path, description = "Job id.")),
     responses((status = 200, description = "The job.", body = Job)),
 )]
-async fn get_job(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Job>> {
+async fn get_job(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Job>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(jobs::get(&mut conn, &user.scope(), id).await?))
 }
@@ -186,24 +184,18 @@ async fn get_job(
 #[utoipa::path(
     get,
     path = "/jobs/{id}/logs/",
-    tag = "jobs",
     params(("id" = i64, Path, description = "Job id."), LogParams),
     responses((status = 200, description = "Log entries.", body = Listing<LogEntry>)),
 )]
 async fn list_job_logs(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     Params(params): Params<LogParams>,
 ) -> AppResult<Json<Listing<LogEntry>>> {
     let after = params.after(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     jobs::get(&mut conn, &user.scope(), id).await?;
-    let entries = jobs::logs(&mut conn, id, after, 1000).await?;
-    Ok(Json(Listing {
-        count: entries.len(),
-        results: entries,
-    }))
+    Ok(Json(jobs::logs(&mut conn, id, after, 1000).await?.into()))
 }
 
 /// Each device's outcome.
@@ -212,22 +204,16 @@ async fn list_job_logs(
 #[utoipa::path(
     get,
     path = "/jobs/{id}/results/",
-    tag = "jobs",
     params(("id" = i64, Path, description = "Job id.")),
     responses((status = 200, description = "Per-device results.", body = Listing<DeviceResult>)),
 )]
 async fn list_job_results(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
 ) -> AppResult<Json<Listing<DeviceResult>>> {
     let mut conn = state.pool.acquire().await?;
     jobs::get(&mut conn, &user.scope(), id).await?;
-    let results = jobs::results(&mut conn, id).await?;
-    Ok(Json(Listing {
-        count: results.len(),
-        results,
-    }))
+    Ok(Json(jobs::results(&mut conn, id).await?.into()))
 }
 
 /// Cancels a job (operator).
@@ -237,18 +223,13 @@ async fn list_job_results(
 #[utoipa::path(
     post,
     path = "/jobs/{id}/cancel/",
-    tag = "jobs",
     params(("id" = i64, Path, description = "Job id.")),
     responses(
         (status = 200, description = "The job after cancelling.", body = Job),
         (status = 400, description = "The job has already finished (see `errors.status`).", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn cancel_job(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Json<Job>> {
+async fn cancel_job(Call { state, user }: Call, Id(id): Id) -> AppResult<Json<Job>> {
     Ok(Json(usecases::jobs::cancel(&state.pool, &user, id).await?))
 }
 
@@ -258,22 +239,15 @@ async fn cancel_job(
 #[utoipa::path(
     post,
     path = "/jobs/{id}/retry/",
-    tag = "jobs",
     params(("id" = i64, Path, description = "Job id.")),
     responses(
         (status = 201, description = "The new job.", body = Job),
         (status = 400, description = "The job's targets no longer match an enabled device.", body = super::openapi::ValidationErrors),
     ),
 )]
-async fn retry_job(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Response> {
+async fn retry_job(Call { state, user }: Call, Id(id): Id) -> AppResult<Response> {
     let new_id = usecases::jobs::retry(&state.pool, &user, id).await?;
-    let mut conn = state.pool.acquire().await?;
-    let job = jobs::get(&mut conn, &user.scope(), new_id).await?;
-    Ok(created(format!("/jobs/{}/", job.id), job))
+    created_job(&state, &user, new_id).await
 }
 
 /// Body of the seed's shortcuts.
@@ -348,57 +322,44 @@ async fn shortcut(
         .into_response())
 }
 
-/// Runs commands over SSH on the target devices (operator).
-///
-/// The seed's shortcut for a `run_commands` job.
-#[utoipa::path(
-    post,
-    path = "/commands/run",
-    tag = "jobs",
-    request_body = Shortcut,
-    responses((status = 202, description = "The job was queued.", body = Accepted)),
-)]
-async fn run_commands(
-    State(state): State<AppState>,
-    user: AuthUser,
-    ApiJson(body): ApiJson<Shortcut>,
-) -> AppResult<Response> {
-    shortcut(state, user, JobType::RunCommands, body).await
+/// A seed shortcut: `POST $path` submits a job of `$job_type` with the [`Shortcut`] body (see
+/// [`shortcut`]). Its doc comment describes the operation.
+macro_rules! shortcut_handler {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $job_type:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            request_body = Shortcut,
+            responses((status = 202, description = "The job was queued.", body = Accepted)),
+        )]
+        async fn $name(
+            Call { state, user }: Call,
+            ApiJson(body): ApiJson<Shortcut>,
+        ) -> AppResult<Response> {
+            shortcut(state, user, $job_type, body).await
+        }
+    };
 }
 
-/// Checks that the target devices' management ports answer (operator).
-///
-/// The seed's shortcut for a `check_reachability` job.
-#[utoipa::path(
-    post,
-    path = "/reachability/run",
-    tag = "jobs",
-    request_body = Shortcut,
-    responses((status = 202, description = "The job was queued.", body = Accepted)),
-)]
-async fn run_reachability(
-    State(state): State<AppState>,
-    user: AuthUser,
-    ApiJson(body): ApiJson<Shortcut>,
-) -> AppResult<Response> {
-    shortcut(state, user, JobType::CheckReachability, body).await
+shortcut_handler! {
+    /// Runs commands over SSH on the target devices (operator).
+    ///
+    /// The seed's shortcut for a `run_commands` job.
+    run_commands, "/commands/run", JobType::RunCommands
 }
 
-/// Backs up the target devices' running configuration (operator).
-///
-/// The seed's shortcut for a `config_backup` job. A snapshot is kept only when the
-/// configuration changed.
-#[utoipa::path(
-    post,
-    path = "/config/backup",
-    tag = "jobs",
-    request_body = Shortcut,
-    responses((status = 202, description = "The job was queued.", body = Accepted)),
-)]
-async fn run_config_backup(
-    State(state): State<AppState>,
-    user: AuthUser,
-    ApiJson(body): ApiJson<Shortcut>,
-) -> AppResult<Response> {
-    shortcut(state, user, JobType::ConfigBackup, body).await
+shortcut_handler! {
+    /// Checks that the target devices' management ports answer (operator).
+    ///
+    /// The seed's shortcut for a `check_reachability` job.
+    run_reachability, "/reachability/run", JobType::CheckReachability
+}
+
+shortcut_handler! {
+    /// Backs up the target devices' running configuration (operator).
+    ///
+    /// The seed's shortcut for a `config_backup` job. A snapshot is kept only when the
+    /// configuration changed.
+    run_config_backup, "/config/backup", JobType::ConfigBackup
 }

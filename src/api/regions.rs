@@ -1,51 +1,53 @@
 //! `/api/v1/regions/`
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{created, no_errors, route};
-use crate::auth::AuthUser;
+use super::common::{Call, Deleted, ListQuery, area, created, no_errors};
 use crate::devices::{self, RegionFilter};
 use crate::error::AppResult;
-use crate::extract::{ApiJson, Id, Params, RequestUrl};
+use crate::extract::{ApiJson, Id};
 use crate::pagination::Paginated;
-use crate::params::{DeviceParams, PageParams, Reading};
+use crate::params::{DeviceParams, PageParams};
 use crate::regions::{self, RegionJson};
 use crate::state::AppState;
 use crate::usecases::inventory;
 
 pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let router = route(router, routes!(list_regions, create_region));
-    let router = route(router, routes!(get_region, save_region, delete_region));
-    let router = route(router, routes!(update_region_health));
-    route(router, routes!(list_region_devices))
+    let handlers = [
+        routes!(list_regions, create_region),
+        routes!(get_region, save_region, delete_region),
+        routes!(update_region_health),
+        routes!(list_region_devices),
+    ];
+    area(router, "regions", handlers)
 }
 
 /// Lists the caller's regions, highest priority first.
 #[utoipa::path(
     get,
     path = "/regions/",
-    tag = "regions",
     params(PageParams),
     responses((status = 200, description = "A page of regions.", body = Paginated<RegionJson>)),
 )]
 async fn list_regions(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Params(page): Params<PageParams>,
-    RequestUrl(url): RequestUrl,
+    Call { state, user }: Call,
+    list: ListQuery,
 ) -> AppResult<Json<Paginated<RegionJson>>> {
-    let page = page.request(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) =
-        regions::list(&mut conn, &user.scope(), page, regions::Counts::Without).await?;
+    let (rows, count) = regions::list(
+        &mut conn,
+        &user.scope(),
+        list.page,
+        regions::Counts::Without,
+    )
+    .await?;
     let results = rows.iter().map(|r| r.to_json()).collect();
-    Ok(Json(Paginated::new(results, count, page, &url)))
+    Ok(list.answer(results, count))
 }
 
 /// Creates a region (admin).
@@ -54,13 +56,11 @@ async fn list_regions(
 #[utoipa::path(
     post,
     path = "/regions/",
-    tag = "regions",
     request_body = regions::RegionInput,
     responses((status = 201, description = "The new region.", body = RegionJson)),
 )]
 async fn create_region(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     ApiJson(input): ApiJson<regions::RegionInput>,
 ) -> AppResult<Response> {
     let region = inventory::create_region(&state.pool, &user, &input, no_errors()).await?;
@@ -74,15 +74,10 @@ async fn create_region(
 #[utoipa::path(
     get,
     path = "/regions/{id}/",
-    tag = "regions",
     params(("id" = i64, Path, description = "Region id.")),
     responses((status = 200, description = "The region.", body = RegionJson)),
 )]
-async fn get_region(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<Response> {
+async fn get_region(Call { state, user }: Call, Id(id): Id) -> AppResult<Response> {
     let mut conn = state.pool.acquire().await?;
     let region = regions::get(&mut conn, &user.scope(), id).await?;
     Ok(Json(region.to_json()).into_response())
@@ -94,14 +89,12 @@ async fn get_region(
 #[utoipa::path(
     method(put, patch),
     path = "/regions/{id}/",
-    tag = "regions",
     params(("id" = i64, Path, description = "Region id.")),
     request_body = regions::RegionInput,
     responses((status = 200, description = "The region as saved.", body = RegionJson)),
 )]
 async fn save_region(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     method: Method,
     ApiJson(input): ApiJson<regions::RegionInput>,
@@ -119,17 +112,12 @@ async fn save_region(
 #[utoipa::path(
     delete,
     path = "/regions/{id}/",
-    tag = "regions",
     params(("id" = i64, Path, description = "Region id.")),
-    responses((status = 204, description = "Deleted.")),
+    responses(Deleted),
 )]
-async fn delete_region(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> AppResult<StatusCode> {
+async fn delete_region(Call { state, user }: Call, Id(id): Id) -> AppResult<Deleted> {
     inventory::delete_region(&state.pool, &user, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
 /// Body of `update_health`.
@@ -150,14 +138,12 @@ struct HealthUpdate {
 #[utoipa::path(
     post,
     path = "/regions/{id}/update_health/",
-    tag = "regions",
     params(("id" = i64, Path, description = "Region id.")),
     request_body = HealthUpdate,
     responses((status = 200, description = "The region with its new health.", body = RegionJson)),
 )]
 async fn update_region_health(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
     ApiJson(body): ApiJson<HealthUpdate>,
 ) -> AppResult<Response> {
@@ -176,23 +162,18 @@ async fn update_region_health(
 #[utoipa::path(
     get,
     path = "/regions/{id}/devices/",
-    tag = "regions",
     params(("id" = i64, Path, description = "Region id."), PageParams, DeviceParams),
     responses((status = 200, description = "A page of the region's devices.", body = Paginated<devices::Device>)),
 )]
 async fn list_region_devices(
-    State(state): State<AppState>,
-    user: AuthUser,
+    Call { state, user }: Call,
     Id(id): Id,
-    Params(page): Params<PageParams>,
-    Params(params): Params<DeviceParams>,
-    RequestUrl(url): RequestUrl,
+    mut list: ListQuery<DeviceParams>,
 ) -> AppResult<Json<Paginated<devices::Device>>> {
-    let page = page.request(Reading::Strict)?;
-    let (mut filter, sort) = params.filter(Reading::Strict)?;
     let mut conn = state.pool.acquire().await?;
     let region = regions::get(&mut conn, &user.scope(), id).await?;
+    let (filter, sort) = &mut list.filter;
     filter.region = Some(RegionFilter::Id(region.id));
-    let (rows, count) = devices::list(&mut conn, &user.scope(), &filter, &sort, page).await?;
-    Ok(Json(Paginated::new(rows, count, page, &url)))
+    let (rows, count) = devices::list(&mut conn, &user.scope(), filter, sort, list.page).await?;
+    Ok(list.answer(rows, count))
 }
