@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 
 use super::filters;
 use super::forms::FormPairs;
@@ -54,12 +53,11 @@ pub struct CredentialFormPage {
 
 /// `GET /credentials`
 pub async fn get_credentials(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Params(page): Params<PageParams>,
 ) -> AppResult<CredentialsPage> {
     let page = page.request(Reading::Forgiving)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let (rows, count) = credentials::list(&mut conn, &signed_in.user.scope(), page).await?;
     Ok(CredentialsPage {
         layout: signed_in.layout(Nav::Credentials).await?,
@@ -90,7 +88,6 @@ impl ObjectForm for Credential {
     /// The values shown are the submitted ones when there are some, else the stored ones;
     /// secrets are never shown.
     async fn page(
-        state: &AppState,
         signed_in: &SignedIn,
         shown: Shown<'_, Credential>,
         errors: FieldErrors,
@@ -106,7 +103,7 @@ impl ObjectForm for Credential {
         let customer = value("customer", |c| c.customer_id.to_string());
         let credential = shown.into_object();
         let customers = match credential {
-            None => customer_choices(state, signed_in).await?,
+            None => customer_choices(signed_in).await?,
             Some(_) => Vec::new(),
         };
         Ok(CredentialFormPage {

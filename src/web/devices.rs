@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::filters;
@@ -243,7 +242,6 @@ fn list_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String
 
 /// `GET /devices`
 pub async fn get_devices(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Params(page_params): Params<PageParams>,
     Params(params): Params<DeviceParams>,
@@ -252,7 +250,7 @@ pub async fn get_devices(
     let (filter, sort) = params.filter(Reading::Forgiving)?;
     let sort = sort.as_str();
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let (rows, count) = devices::list(&mut conn, &scope, &filter, sort, page).await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::Without).await?;
     let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
@@ -307,11 +305,7 @@ pub async fn get_devices(
 
 /// `POST /devices/bulk-assign`: the bulk form. Without `confirmed`, shows how many devices
 /// will change and asks; with it, assigns them in one statement.
-pub async fn post_bulk_assign(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_bulk_assign(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let back = form
         .get("back")
         .map(|b| super::page::safe_next(Some(b)).to_string())
@@ -337,7 +331,7 @@ pub async fn post_bulk_assign(
     if !form.checked("confirmed") {
         let user = &signed_in.user;
         let (count, region) =
-            inventory::preview_bulk_assign(&state.pool, user, &target, region_id).await?;
+            inventory::preview_bulk_assign(signed_in.pool(), user, &target, region_id).await?;
         let mut fields: Vec<(String, String)> = form
             .0
             .iter()
@@ -356,7 +350,7 @@ pub async fn post_bulk_assign(
     }
 
     let (updated, region) =
-        inventory::bulk_assign(&state.pool, &signed_in.user, &target, region_id).await?;
+        inventory::bulk_assign(signed_in.pool(), &signed_in.user, &target, region_id).await?;
     let n = thousands(&(updated as i64));
     let message = match (&region, updated) {
         (Some(r), 1) => format!("1 device moved to {}.", r.name),
@@ -410,12 +404,9 @@ fn bulk_request(form: &FormPairs) -> Result<(BulkTarget, Option<i64>), FieldErro
     }
 }
 
-async fn form_choices(
-    state: &AppState,
-    signed_in: &SignedIn,
-) -> AppResult<(Vec<Region>, Vec<Credential>)> {
+async fn form_choices(signed_in: &SignedIn) -> AppResult<(Vec<Region>, Vec<Credential>)> {
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::Without).await?;
     let all = PageRequest {
         page: 1,
@@ -454,7 +445,6 @@ impl ObjectForm for Device {
     }
 
     async fn page(
-        state: &AppState,
         signed_in: &SignedIn,
         shown: Shown<'_, Device>,
         errors: FieldErrors,
@@ -465,9 +455,9 @@ impl ObjectForm for Device {
             Shown::Submitted(_, form) => DeviceValues::from_form(form),
         };
         let device = shown.into_object();
-        let (regions, credentials) = form_choices(state, signed_in).await?;
+        let (regions, credentials) = form_choices(signed_in).await?;
         let customers = match device {
-            None => customer_choices(state, signed_in).await?,
+            None => customer_choices(signed_in).await?,
             Some(_) => Vec::new(),
         };
         Ok(DeviceFormPage {
@@ -517,13 +507,12 @@ impl ObjectForm for Device {
 
 /// `GET /devices/{id}`
 pub async fn get_device(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     query: QueryPairs,
 ) -> AppResult<DevicePage> {
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let device = devices::get(&mut conn, &scope, id).await?;
     let credential_name = match device.credential_id {
         Some(cid) => Some(credentials::get(&mut conn, &scope, cid).await?.name),
@@ -559,12 +548,8 @@ pub async fn get_device(
 }
 
 /// `POST /devices/{id}/accept-host-key`
-pub async fn post_accept_host_key(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let key = inventory::accept_host_key(&state.pool, &signed_in.user, id).await?;
+pub async fn post_accept_host_key(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    let key = inventory::accept_host_key(signed_in.pool(), &signed_in.user, id).await?;
     let message = match key.ssh_host_key {
         Some(k) => format!("Host key {k} is now trusted."),
         None => "The next connection will trust the key the device presents.".to_string(),

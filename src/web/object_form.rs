@@ -6,7 +6,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::flash::{self, Level};
@@ -80,7 +79,6 @@ pub trait ObjectForm: Owned + Send + Sync + 'static {
 
     /// The form page.
     fn page(
-        state: &AppState,
         signed_in: &SignedIn,
         shown: Shown<'_, Self>,
         errors: FieldErrors,
@@ -110,54 +108,35 @@ pub trait ObjectForm: Owned + Send + Sync + 'static {
 }
 
 /// `GET /<kind>/new`
-pub async fn get_new<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<T::Page> {
+pub async fn get_new<T: ObjectForm>(signed_in: SignedIn) -> AppResult<T::Page> {
     signed_in.user.require(Role::Admin)?;
-    T::page(&state, &signed_in, Shown::New, FieldErrors::new()).await
+    T::page(&signed_in, Shown::New, FieldErrors::new()).await
 }
 
 /// `GET /<kind>/{id}/edit`
-pub async fn get_edit<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<T::Page> {
-    let stored = inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?;
-    T::page(
-        &state,
-        &signed_in,
-        Shown::Stored(stored),
-        FieldErrors::new(),
-    )
-    .await
+pub async fn get_edit<T: ObjectForm>(signed_in: SignedIn, Id(id): Id) -> AppResult<T::Page> {
+    let stored = inventory::to_change::<T>(signed_in.pool(), &signed_in.user, id).await?;
+    T::page(&signed_in, Shown::Stored(stored), FieldErrors::new()).await
 }
 
 /// `POST /<kind>`: creates one.
-pub async fn post_new<T: ObjectForm>(
-    state: State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
-    submit::<T>(state, signed_in, None, form).await
+pub async fn post_new<T: ObjectForm>(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
+    submit::<T>(signed_in, None, form).await
 }
 
 /// `POST /<kind>/{id}`: saves one.
 pub async fn post_edit<T: ObjectForm>(
-    state: State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
-    submit::<T>(state, signed_in, Some(id), form).await
+    submit::<T>(signed_in, Some(id), form).await
 }
 
 /// A superuser may name a new customer in the form (`new_customer`): it is created first and
 /// the form goes on as if it had been chosen. Its errors are reported on `new_customer`.
 async fn with_new_customer(
-    state: &AppState,
-    user: &AuthUser,
+    signed_in: &SignedIn,
     mut form: FormPairs,
     read: &mut FieldErrors,
 ) -> AppResult<FormPairs> {
@@ -168,7 +147,9 @@ async fn with_new_customer(
     else {
         return Ok(form);
     };
-    match crate::usecases::admin::create_customer(&state.pool, user, Some(name)).await {
+    match crate::usecases::admin::create_customer(signed_in.pool(), &signed_in.user, Some(name))
+        .await
+    {
         Ok(customer) => {
             form.0
                 .retain(|(k, _)| k != "customer" && k != "new_customer");
@@ -187,33 +168,30 @@ async fn with_new_customer(
 }
 
 async fn submit<T: ObjectForm>(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     id: Option<i64>,
     form: FormPairs,
 ) -> AppResult<Response> {
     let mut read = FieldErrors::new();
-    let form = with_new_customer(&state, &signed_in.user, form, &mut read).await?;
+    let form = with_new_customer(&signed_in, form, &mut read).await?;
     let input = T::read(&form, &mut read);
-    let result = T::save(&state, &signed_in.user, id, &input, read).await;
+    let result = T::save(&signed_in.state, &signed_in.user, id, &input, read).await;
     let done = |saved: &T| saved.saved(id.is_none());
     answer(&signed_in.session, result, done, async |errors| {
         let current = match id {
-            Some(id) => Some(inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?),
+            Some(id) => {
+                Some(inventory::to_change::<T>(signed_in.pool(), &signed_in.user, id).await?)
+            }
             None => None,
         };
-        T::page(&state, &signed_in, Shown::Submitted(current, &form), errors).await
+        T::page(&signed_in, Shown::Submitted(current, &form), errors).await
     })
     .await
 }
 
 /// `GET /<kind>/{id}/delete`: asks, saying what else changes.
-pub async fn get_delete<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<DeletePage> {
-    let object = inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?;
+pub async fn get_delete<T: ObjectForm>(signed_in: SignedIn, Id(id): Id) -> AppResult<DeletePage> {
+    let object = inventory::to_change::<T>(signed_in.pool(), &signed_in.user, id).await?;
     let (name, back, impact) = object.deleting();
     Ok(DeletePage {
         layout: signed_in.layout(T::NAV).await?,
@@ -226,12 +204,8 @@ pub async fn get_delete<T: ObjectForm>(
 }
 
 /// `POST /<kind>/{id}/delete`: deletes, or says on the list why it cannot.
-pub async fn post_delete<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let (level, message) = match T::delete(&state, &signed_in.user, id).await {
+pub async fn post_delete<T: ObjectForm>(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    let (level, message) = match T::delete(&signed_in.state, &signed_in.user, id).await {
         Ok(message) => (Level::Success, message),
         Err(AppError::Validation(errors)) => {
             let why = errors.0.into_values().flatten().next();

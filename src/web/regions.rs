@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::Response;
 use serde_json::Value;
 
@@ -176,12 +175,9 @@ pub struct RegionPage {
 }
 
 /// Customers a user may create objects for, when there is a choice to make.
-pub(super) async fn customer_choices(
-    state: &AppState,
-    signed_in: &SignedIn,
-) -> AppResult<Vec<CustomerRef>> {
+pub(super) async fn customer_choices(signed_in: &SignedIn) -> AppResult<Vec<CustomerRef>> {
     if signed_in.user.is_superuser {
-        let mut conn = state.pool.acquire().await?;
+        let mut conn = signed_in.pool().acquire().await?;
         Ok(customers::all(&mut conn).await?)
     } else if signed_in.user.customers.len() > 1 {
         Ok(signed_in.user.customers.clone())
@@ -192,12 +188,11 @@ pub(super) async fn customer_choices(
 
 /// `GET /regions`
 pub async fn get_regions(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Params(page_params): Params<PageParams>,
 ) -> AppResult<RegionsPage> {
     let page = page_params.request(Reading::Forgiving)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let (regions, count) = regions::list(
         &mut conn,
         &signed_in.user.scope(),
@@ -252,7 +247,6 @@ impl ObjectForm for Region {
     }
 
     async fn page(
-        state: &AppState,
         signed_in: &SignedIn,
         shown: Shown<'_, Region>,
         errors: FieldErrors,
@@ -264,7 +258,7 @@ impl ObjectForm for Region {
         };
         let region = shown.into_object();
         let customers = match region {
-            None => customer_choices(state, signed_in).await?,
+            None => customer_choices(signed_in).await?,
             Some(_) => Vec::new(),
         };
         Ok(RegionFormPage {
@@ -326,23 +320,21 @@ impl ObjectForm for Region {
 
 /// `GET /regions/{id}`
 pub async fn get_region(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     query: QueryPairs,
 ) -> AppResult<RegionPage> {
-    region_page(&state, &signed_in, id, &query, FieldErrors::new()).await
+    region_page(&signed_in, id, &query, FieldErrors::new()).await
 }
 
 async fn region_page(
-    state: &AppState,
     signed_in: &SignedIn,
     id: i64,
     query: &QueryPairs,
     errors: FieldErrors,
 ) -> AppResult<RegionPage> {
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let region = regions::get(&mut conn, &scope, id).await?;
     let mut ignored = FieldErrors::new();
     let page = PageRequest::parse(query.get("page"), None, &mut ignored);
@@ -385,20 +377,19 @@ async fn region_page(
 
 /// `POST /regions/{id}/health`: the manual health form.
 pub async fn post_region_health(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
     let (status, message) = (form.get("health_status"), form.get("message"));
     let user = &signed_in.user;
-    let result = inventory::set_region_health(&state.pool, user, id, status, message).await;
+    let result = inventory::set_region_health(signed_in.pool(), user, id, status, message).await;
     let done = |r: &Region| {
         let message = format!("{} is now {}.", r.name, r.health_status);
         (message, format!("/regions/{id}"))
     };
     answer(&signed_in.session, result, done, async |errors| {
-        region_page(&state, &signed_in, id, &QueryPairs::default(), errors).await
+        region_page(&signed_in, id, &QueryPairs::default(), errors).await
     })
     .await
 }

@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -13,7 +12,6 @@ use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Id, Params};
 use crate::params::{PageParams, Reading, UserParams};
-use crate::state::AppState;
 use crate::usecases::admin::{self, UserInput};
 use crate::web::filters;
 use crate::web::forms::{FormPairs, NO_STORE, answer};
@@ -78,14 +76,13 @@ impl UserFormPage {
 
 /// `GET /users` (admins and superusers).
 pub async fn get_users(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Params(page): Params<PageParams>,
     Params(params): Params<UserParams>,
 ) -> AppResult<UsersPage> {
     let page = page.request(Reading::Forgiving)?;
     let search = params.search();
-    let (users, count) = admin::list_users(&state.pool, &signed_in.user, search, page).await?;
+    let (users, count) = admin::list_users(signed_in.pool(), &signed_in.user, search, page).await?;
     let q = search.unwrap_or_default().to_string();
     let base = match search {
         Some(q) => format!(
@@ -111,7 +108,6 @@ enum UserShown<'a> {
 }
 
 async fn user_form(
-    state: &AppState,
     signed_in: &SignedIn,
     shown: UserShown<'_>,
     generated: Option<String>,
@@ -119,7 +115,7 @@ async fn user_form(
 ) -> AppResult<UserFormPage> {
     let me = &signed_in.user;
     let customers = if me.is_superuser {
-        customers::all(&mut *state.pool.acquire().await?).await?
+        customers::all(&mut *signed_in.pool().acquire().await?).await?
     } else {
         me.customers.clone()
     };
@@ -155,7 +151,7 @@ async fn user_form(
         ),
     };
     let tokens = match &user {
-        Some(u) => admin::list_tokens(&state.pool, me, Some(u.id))
+        Some(u) => admin::list_tokens(signed_in.pool(), me, Some(u.id))
             .await
             .unwrap_or_default(),
         None => Vec::new(),
@@ -197,60 +193,44 @@ fn user_input(form: &FormPairs, editing: bool, errors: &mut FieldErrors) -> User
 }
 
 /// `GET /users/new`
-pub async fn get_new_user(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<UserFormPage> {
+pub async fn get_new_user(signed_in: SignedIn) -> AppResult<UserFormPage> {
     signed_in.user.require(Role::Admin)?;
     let shown = UserShown::Stored(None);
-    user_form(&state, &signed_in, shown, None, FieldErrors::new()).await
+    user_form(&signed_in, shown, None, FieldErrors::new()).await
 }
 
 /// `POST /users`
-pub async fn post_users(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_users(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let mut read = FieldErrors::new();
     let input = user_input(&form, false, &mut read);
     let confirm = form.get("password_confirm");
-    let result = admin::create_user(&state.pool, &signed_in.user, &input, confirm, read).await;
+    let result = admin::create_user(signed_in.pool(), &signed_in.user, &input, confirm, read).await;
     let done = |u: &User| {
         let message = format!("User {} created; they can sign in now.", u.username);
         (message, format!("/users/{}", u.id))
     };
     answer(&signed_in.session, result, done, async |errors| {
         let shown = UserShown::Submitted(None, &form);
-        user_form(&state, &signed_in, shown, None, errors).await
+        user_form(&signed_in, shown, None, errors).await
     })
     .await
 }
 
 /// `GET /users/{id}`
-pub async fn get_user(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<UserFormPage> {
+pub async fn get_user(signed_in: SignedIn, Id(id): Id) -> AppResult<UserFormPage> {
     signed_in.user.require(Role::Admin)?;
-    let user = admin::user(&state.pool, &signed_in.user, id).await?;
+    let user = admin::user(signed_in.pool(), &signed_in.user, id).await?;
     let shown = UserShown::Stored(Some(user));
-    user_form(&state, &signed_in, shown, None, FieldErrors::new()).await
+    user_form(&signed_in, shown, None, FieldErrors::new()).await
 }
 
 /// `POST /users/{id}`: role, customers, activity.
-pub async fn post_user(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_user(signed_in: SignedIn, Id(id): Id, form: FormPairs) -> AppResult<Response> {
     let mut read = FieldErrors::new();
     let mut input = user_input(&form, true, &mut read);
     input.username = None;
     input.password = None;
-    let result = admin::update_user(&state.pool, &signed_in.user, id, &input, read).await;
+    let result = admin::update_user(signed_in.pool(), &signed_in.user, id, &input, read).await;
     let done = |u: &User| {
         (
             format!("User {} saved.", u.username),
@@ -258,9 +238,9 @@ pub async fn post_user(
         )
     };
     answer(&signed_in.session, result, done, async |errors| {
-        let user = admin::user(&state.pool, &signed_in.user, id).await?;
+        let user = admin::user(signed_in.pool(), &signed_in.user, id).await?;
         let shown = UserShown::Submitted(Some(user), &form);
-        user_form(&state, &signed_in, shown, None, errors).await
+        user_form(&signed_in, shown, None, errors).await
     })
     .await
 }
@@ -268,7 +248,6 @@ pub async fn post_user(
 /// `POST /users/{id}/password`: sets the password typed twice, or (with `generate`) a new
 /// one shown once on the page that answers.
 pub async fn post_user_password(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     form: FormPairs,
@@ -282,21 +261,15 @@ pub async fn post_user_password(
         )
     };
     let me = &signed_in.user;
-    match admin::set_password(&state.pool, me, id, given, confirm).await {
+    match admin::set_password(signed_in.pool(), me, id, given, confirm).await {
         Ok((user, generated)) => {
             let shown = UserShown::Stored(Some(user));
-            let page = user_form(&state, &signed_in, shown, generated, FieldErrors::new());
+            let page = user_form(&signed_in, shown, generated, FieldErrors::new());
             Ok((NO_STORE, page.await?).into_response())
         }
         Err(AppError::Validation(errors)) => {
-            let user = admin::user(&state.pool, me, id).await?;
-            let page = user_form(
-                &state,
-                &signed_in,
-                UserShown::Stored(Some(user)),
-                None,
-                errors,
-            );
+            let user = admin::user(signed_in.pool(), me, id).await?;
+            let page = user_form(&signed_in, UserShown::Stored(Some(user)), None, errors);
             Ok((StatusCode::BAD_REQUEST, page.await?).into_response())
         }
         Err(e) => Err(e),
