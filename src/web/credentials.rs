@@ -7,13 +7,11 @@ use super::filters;
 use super::forms::FormPairs;
 use super::object_form::{ObjectForm, Shown};
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
+use super::pager::{Pager, Paging};
 use super::regions::customer_choices;
 use crate::auth::{AuthUser, CustomerRef, Role};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::error::{AppResult, FieldErrors};
-use crate::extract::Params;
-use crate::params::{PageParams, Reading};
 use crate::state::AppState;
 use crate::usecases::inventory;
 
@@ -54,9 +52,8 @@ pub struct CredentialFormPage {
 /// `GET /credentials`
 pub async fn get_credentials(
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
 ) -> AppResult<CredentialsPage> {
-    let page = page.request(Reading::Forgiving)?;
     let mut conn = signed_in.pool().acquire().await?;
     let (rows, count) = credentials::list(&mut conn, &signed_in.user.scope(), page).await?;
     Ok(CredentialsPage {

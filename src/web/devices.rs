@@ -9,7 +9,7 @@ use super::flash::{self, Level};
 use super::forms::{FormPairs, thousands};
 use super::object_form::{ObjectForm, Shown};
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
+use super::pager::{Pager, Paging};
 use super::regions::customer_choices;
 use crate::auth::{AuthUser, CustomerRef, Role};
 use crate::credentials::{self, Credential};
@@ -17,7 +17,7 @@ use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, Region
 use crate::error::{AppResult, FieldErrors};
 use crate::extract::{Id, Params, QueryPairs};
 use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
-use crate::params::{DeviceParams, PageParams, Reading};
+use crate::params::{DeviceParams, Reading};
 use crate::regions::{self, Region};
 use crate::state::AppState;
 use crate::usecases::inventory;
@@ -243,10 +243,12 @@ fn list_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String
 /// `GET /devices`
 pub async fn get_devices(
     signed_in: SignedIn,
-    Params(page_params): Params<PageParams>,
+    Paging {
+        page,
+        size: size_given,
+    }: Paging,
     Params(params): Params<DeviceParams>,
 ) -> AppResult<Response> {
-    let page = page_params.request(Reading::Forgiving)?;
     let (filter, sort) = params.filter(Reading::Forgiving)?;
     let sort = sort.as_str();
     let scope = signed_in.user.scope();
@@ -256,8 +258,7 @@ pub async fn get_devices(
     let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
     let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
     let vendors = devices::distinct_values(&mut conn, &scope, "vendor").await?;
-    let size =
-        (!page_params.page_size.as_deref().unwrap_or("").is_empty()).then_some(page.page_size);
+    let size = (!size_given.as_deref().unwrap_or("").is_empty()).then_some(page.page_size);
     let base = list_url(&filter, sort, size);
     let columns = COLUMNS
         .iter()

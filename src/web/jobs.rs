@@ -19,7 +19,7 @@ use super::filters;
 use super::flash::{self, Level};
 use super::forms::FormPairs;
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
+use super::pager::{Pager, Paging};
 use crate::auth::Role;
 use crate::devices::{self, DeviceFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
@@ -27,7 +27,7 @@ use crate::extract::{Id, Params, QueryPairs};
 use crate::jobs::{self, DeviceResult, Job, JobType, LogEntry};
 use crate::live::LiveMessage;
 use crate::pagination::PageRequest;
-use crate::params::{JobParams, PageParams, Reading};
+use crate::params::{JobParams, Reading};
 use crate::regions::{self, Region};
 
 /// `/jobs`
@@ -128,12 +128,11 @@ impl NewJobPage {
 pub async fn get_jobs(
     signed_in: SignedIn,
     headers: axum::http::HeaderMap,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
     Params(params): Params<JobParams>,
     query: QueryPairs,
 ) -> AppResult<Response> {
     let htmx = headers.contains_key(axum_htmx::HX_REQUEST);
-    let page = page.request(Reading::Forgiving)?;
     let filter = params.filter(Reading::Forgiving)?;
     let scope = signed_in.user.scope();
     let mut conn = signed_in.pool().acquire().await?;

@@ -9,14 +9,13 @@ use super::filters;
 use super::forms::{FormPairs, answer, thousands};
 use super::object_form::{ObjectForm, Shown};
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
+use super::pager::{Pager, Paging};
 use crate::auth::{AuthUser, CustomerRef, Role};
 use crate::customers;
 use crate::devices::{self, Device, DeviceFilter, RegionFilter};
 use crate::error::{AppResult, FieldErrors};
-use crate::extract::{Id, Params, QueryPairs};
+use crate::extract::{Id, QueryPairs};
 use crate::pagination::PageRequest;
-use crate::params::{PageParams, Reading};
 use crate::regions::{self, Region, RegionInput};
 use crate::state::AppState;
 use crate::types::HealthStatus;
@@ -189,9 +188,8 @@ pub(super) async fn customer_choices(signed_in: &SignedIn) -> AppResult<Vec<Cust
 /// `GET /regions`
 pub async fn get_regions(
     signed_in: SignedIn,
-    Params(page_params): Params<PageParams>,
+    Paging { page, size }: Paging,
 ) -> AppResult<RegionsPage> {
-    let page = page_params.request(Reading::Forgiving)?;
     let mut conn = signed_in.pool().acquire().await?;
     let (regions, count) = regions::list(
         &mut conn,
@@ -203,10 +201,7 @@ pub async fn get_regions(
     let customers = customers::all(&mut conn).await?;
     let url = format!(
         "/regions?{}",
-        page_params
-            .page_size
-            .map(|s| format!("page_size={s}"))
-            .unwrap_or_default()
+        size.map(|s| format!("page_size={s}")).unwrap_or_default()
     );
     Ok(RegionsPage {
         layout: signed_in.layout(Nav::Regions).await?,

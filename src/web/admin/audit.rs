@@ -6,11 +6,11 @@ use askama_web::WebTemplate;
 use crate::audit::{Entry, ObjectType};
 use crate::error::AppResult;
 use crate::extract::Params;
-use crate::params::{AuditParams, PageParams, Reading};
+use crate::params::{AuditParams, Reading};
 use crate::usecases::admin;
 use crate::web::filters;
 use crate::web::page::{Layout, Nav, SignedIn};
-use crate::web::pager::Pager;
+use crate::web::pager::{Pager, Paging};
 
 /// `/audit`
 #[derive(Template, WebTemplate)]
@@ -55,10 +55,9 @@ impl AuditPage {
 /// `GET /audit`
 pub async fn get_audit(
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
     Params(params): Params<AuditParams>,
 ) -> AppResult<AuditPage> {
-    let page = page.request(Reading::Forgiving)?;
     let filter = params.filter(Reading::Forgiving)?;
     let (entries, count) =
         admin::audit_log(signed_in.pool(), &signed_in.user, &filter, page).await?;

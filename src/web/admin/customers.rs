@@ -6,14 +6,14 @@ use axum::response::{Redirect, Response};
 
 use crate::customers::{Customer, Member};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{Id, Params};
-use crate::params::{PageParams, Reading};
+use crate::extract::Id;
+use crate::pagination::PageRequest;
 use crate::usecases::admin;
 use crate::web::filters;
 use crate::web::flash::{self, Level};
 use crate::web::forms::{FormPairs, answer};
 use crate::web::page::{Layout, Nav, SignedIn};
-use crate::web::pager::Pager;
+use crate::web::pager::{Pager, Paging};
 
 /// `/customers`, with the form for a new one.
 #[derive(Template, WebTemplate)]
@@ -49,11 +49,10 @@ pub struct CustomerPage {
 
 async fn customers_page(
     signed_in: &SignedIn,
-    page: &PageParams,
+    page: PageRequest,
     name: String,
     errors: FieldErrors,
 ) -> AppResult<CustomersPage> {
-    let page = page.request(Reading::Forgiving)?;
     let (customers, count) = admin::list_customers(signed_in.pool(), &signed_in.user, page).await?;
     Ok(CustomersPage {
         layout: signed_in.layout(Nav::Customers).await?,
@@ -67,9 +66,9 @@ async fn customers_page(
 /// `GET /customers` and `GET /customers/new` (superusers).
 pub async fn get_customers(
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
 ) -> AppResult<CustomersPage> {
-    customers_page(&signed_in, &page, String::new(), FieldErrors::new()).await
+    customers_page(&signed_in, page, String::new(), FieldErrors::new()).await
 }
 
 /// `POST /customers`
@@ -85,7 +84,7 @@ pub async fn post_customers(signed_in: SignedIn, form: FormPairs) -> AppResult<R
     };
     answer(&signed_in.session, result, done, async |errors| {
         let typed = form.string("name").unwrap_or_default();
-        customers_page(&signed_in, &PageParams::default(), typed, errors).await
+        customers_page(&signed_in, PageRequest::default(), typed, errors).await
     })
     .await
 }

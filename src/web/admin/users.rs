@@ -11,12 +11,12 @@ use crate::auth::{CustomerRef, Role};
 use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Id, Params};
-use crate::params::{PageParams, Reading, UserParams};
+use crate::params::UserParams;
 use crate::usecases::admin::{self, UserInput};
 use crate::web::filters;
 use crate::web::forms::{FormPairs, NO_STORE, answer};
 use crate::web::page::{Layout, Nav, SignedIn};
-use crate::web::pager::Pager;
+use crate::web::pager::{Pager, Paging};
 
 /// `/users`
 #[derive(Template, WebTemplate)]
@@ -77,10 +77,9 @@ impl UserFormPage {
 /// `GET /users` (admins and superusers).
 pub async fn get_users(
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
     Params(params): Params<UserParams>,
 ) -> AppResult<UsersPage> {
-    let page = page.request(Reading::Forgiving)?;
     let search = params.search();
     let (users, count) = admin::list_users(signed_in.pool(), &signed_in.user, search, page).await?;
     let q = search.unwrap_or_default().to_string();
