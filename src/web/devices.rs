@@ -7,11 +7,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::filters;
 use super::flash::{self, Level};
 use super::forms::{FormPairs, thousands};
-use super::object_form::{ObjectForm, Shown};
+use super::object_form::{FormFrame, FormValues, ObjectForm};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::{Pager, Paging};
-use super::regions::customer_choices;
-use crate::auth::{AuthUser, CustomerRef, Role};
+use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
 use crate::error::{AppResult, FieldErrors};
@@ -104,18 +103,12 @@ pub struct BulkConfirmPage {
 pub struct DeviceFormPage {
     /// Base layout.
     pub layout: Layout,
-    /// The device being edited, or `None`.
-    pub device: Option<Device>,
-    /// Submitted or current values.
-    pub values: DeviceValues,
-    /// Inline errors.
-    pub errors: FieldErrors,
+    /// The device edited, its fields and their errors.
+    pub form: FormFrame<Device, DeviceValues>,
     /// Regions to choose from.
     pub regions: Vec<Region>,
     /// Credentials to choose from.
     pub credentials: Vec<Credential>,
-    /// Customers to choose from when creating, if more than one.
-    pub customers: Vec<CustomerRef>,
 }
 
 /// Device form values as strings.
@@ -147,8 +140,8 @@ pub struct DeviceValues {
     pub enabled: bool,
 }
 
-impl DeviceValues {
-    fn new_device() -> Self {
+impl FormValues<Device> for DeviceValues {
+    fn blank() -> Self {
         Self {
             port: "22".into(),
             enabled: true,
@@ -156,7 +149,7 @@ impl DeviceValues {
         }
     }
 
-    fn from_device(d: &Device) -> Self {
+    fn stored(d: &Device) -> Self {
         Self {
             customer: d.customer_id.to_string(),
             hostname: d.hostname.clone(),
@@ -173,21 +166,20 @@ impl DeviceValues {
         }
     }
 
-    fn from_form(f: &FormPairs) -> Self {
-        let s = |k: &str| f.string(k).unwrap_or_default();
+    fn submitted(form: &FormPairs) -> Self {
         Self {
-            customer: s("customer"),
-            hostname: s("hostname"),
-            mgmt_ip: s("mgmt_ip"),
-            port: s("port"),
-            vendor: s("vendor"),
-            platform: s("platform"),
-            role: s("role"),
-            site: s("site"),
-            tags: s("tags"),
-            credential: s("credential"),
-            region: s("region"),
-            enabled: f.checked("enabled"),
+            customer: form.text("customer"),
+            hostname: form.text("hostname"),
+            mgmt_ip: form.text("mgmt_ip"),
+            port: form.text("port"),
+            vendor: form.text("vendor"),
+            platform: form.text("platform"),
+            role: form.text("role"),
+            site: form.text("site"),
+            tags: form.text("tags"),
+            credential: form.text("credential"),
+            region: form.text("region"),
+            enabled: form.checked("enabled"),
         }
     }
 }
@@ -421,6 +413,7 @@ impl ObjectForm for Device {
     const LIST: &'static str = "/devices";
     const NAV: Nav = Nav::Devices;
     type Input = DeviceInput;
+    type Values = DeviceValues;
     type Page = DeviceFormPage;
 
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> DeviceInput {
@@ -447,28 +440,14 @@ impl ObjectForm for Device {
 
     async fn page(
         signed_in: &SignedIn,
-        shown: Shown<'_, Device>,
-        errors: FieldErrors,
+        form: FormFrame<Device, DeviceValues>,
     ) -> AppResult<DeviceFormPage> {
-        let values = match &shown {
-            Shown::New => DeviceValues::new_device(),
-            Shown::Stored(device) => DeviceValues::from_device(device),
-            Shown::Submitted(_, form) => DeviceValues::from_form(form),
-        };
-        let device = shown.into_object();
         let (regions, credentials) = form_choices(signed_in).await?;
-        let customers = match device {
-            None => customer_choices(signed_in).await?,
-            Some(_) => Vec::new(),
-        };
         Ok(DeviceFormPage {
             layout: signed_in.layout(Nav::Devices).await?,
-            device,
-            values,
-            errors,
+            form,
             regions,
             credentials,
-            customers,
         })
     }
 

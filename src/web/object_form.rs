@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::flash::{self, Level};
 use super::forms::{FormPairs, answer};
 use super::page::{Layout, Nav, SignedIn};
-use crate::auth::{AuthUser, Role};
+use crate::auth::{AuthUser, CustomerRef, Role};
+use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::Id;
 use crate::state::AppState;
@@ -45,6 +46,67 @@ impl<T> Shown<'_, T> {
     }
 }
 
+/// A form's fields as text, as the form shows them.
+pub trait FormValues<T> {
+    /// The fields of a new object: its defaults.
+    fn blank() -> Self;
+    /// The fields of an object as stored.
+    fn stored(object: &T) -> Self;
+    /// The fields as submitted, shown again with their errors.
+    fn submitted(form: &FormPairs) -> Self;
+}
+
+/// What every inventory form shows besides the layout: the object edited (`None` when
+/// creating), the values of its fields, their errors, and the customers a new object may be
+/// created for (none when there is no choice to make).
+pub struct FormFrame<T, V> {
+    /// The object edited, or `None`.
+    pub object: Option<T>,
+    /// Submitted or current values.
+    pub values: V,
+    /// Inline errors.
+    pub errors: FieldErrors,
+    /// Customers to choose from when creating.
+    pub customers: Vec<CustomerRef>,
+}
+
+impl<T, V: FormValues<T>> FormFrame<T, V> {
+    async fn new(
+        signed_in: &SignedIn,
+        shown: Shown<'_, T>,
+        errors: FieldErrors,
+    ) -> AppResult<Self> {
+        let values = match &shown {
+            Shown::New => V::blank(),
+            Shown::Stored(object) => V::stored(object),
+            Shown::Submitted(_, form) => V::submitted(form),
+        };
+        let object = shown.into_object();
+        let customers = match object {
+            None => customer_choices(signed_in).await?,
+            Some(_) => Vec::new(),
+        };
+        Ok(Self {
+            object,
+            values,
+            errors,
+            customers,
+        })
+    }
+}
+
+/// Customers a user may create objects for, when there is a choice to make.
+async fn customer_choices(signed_in: &SignedIn) -> AppResult<Vec<CustomerRef>> {
+    if signed_in.user.is_superuser {
+        let mut conn = signed_in.pool().acquire().await?;
+        Ok(customers::all(&mut conn).await?)
+    } else if signed_in.user.customers.len() > 1 {
+        Ok(signed_in.user.customers.clone())
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// A delete confirmation: what goes, and what follows from it.
 #[derive(Template, WebTemplate)]
 #[template(path = "shared/delete.html")]
@@ -71,17 +133,18 @@ pub trait ObjectForm: Owned + Send + Sync + 'static {
     const NAV: Nav;
     /// What the form reads, for the use case.
     type Input: Send + Sync;
+    /// The fields the form shows.
+    type Values: FormValues<Self> + Send;
     /// The rendered form.
     type Page: IntoResponse;
 
     /// Reads the submitted form, recording fields it cannot read (a number that is not one).
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> Self::Input;
 
-    /// The form page.
+    /// The form page around `form`.
     fn page(
         signed_in: &SignedIn,
-        shown: Shown<'_, Self>,
-        errors: FieldErrors,
+        form: FormFrame<Self, Self::Values>,
     ) -> impl Future<Output = AppResult<Self::Page>> + Send;
 
     /// Creates the object (`id` is `None`) or replaces the fields of object `id`.
@@ -107,16 +170,25 @@ pub trait ObjectForm: Owned + Send + Sync + 'static {
     ) -> impl Future<Output = AppResult<String>> + Send;
 }
 
+/// The form page of `T`, showing `shown`.
+async fn form_page<T: ObjectForm>(
+    signed_in: &SignedIn,
+    shown: Shown<'_, T>,
+    errors: FieldErrors,
+) -> AppResult<T::Page> {
+    T::page(signed_in, FormFrame::new(signed_in, shown, errors).await?).await
+}
+
 /// `GET /<kind>/new`
 pub async fn get_new<T: ObjectForm>(signed_in: SignedIn) -> AppResult<T::Page> {
     signed_in.user.require(Role::Admin)?;
-    T::page(&signed_in, Shown::New, FieldErrors::new()).await
+    form_page::<T>(&signed_in, Shown::New, FieldErrors::new()).await
 }
 
 /// `GET /<kind>/{id}/edit`
 pub async fn get_edit<T: ObjectForm>(signed_in: SignedIn, Id(id): Id) -> AppResult<T::Page> {
     let stored = inventory::to_change::<T>(signed_in.pool(), &signed_in.user, id).await?;
-    T::page(&signed_in, Shown::Stored(stored), FieldErrors::new()).await
+    form_page::<T>(&signed_in, Shown::Stored(stored), FieldErrors::new()).await
 }
 
 /// `POST /<kind>`: creates one.
@@ -184,7 +256,7 @@ async fn submit<T: ObjectForm>(
             }
             None => None,
         };
-        T::page(&signed_in, Shown::Submitted(current, &form), errors).await
+        form_page::<T>(&signed_in, Shown::Submitted(current, &form), errors).await
     })
     .await
 }

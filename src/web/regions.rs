@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::filters;
 use super::forms::{FormPairs, answer, thousands};
-use super::object_form::{ObjectForm, Shown};
+use super::object_form::{FormFrame, FormValues, ObjectForm};
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::{Pager, Paging};
 use crate::auth::{AuthUser, CustomerRef, Role};
@@ -66,14 +66,8 @@ impl RegionsPage {
 pub struct RegionFormPage {
     /// Base layout.
     pub layout: Layout,
-    /// The region being edited, or `None` when creating.
-    pub region: Option<Region>,
-    /// Submitted or current values.
-    pub values: RegionValues,
-    /// Inline errors.
-    pub errors: FieldErrors,
-    /// Customers to choose from when creating (only when more than one).
-    pub customers: Vec<CustomerRef>,
+    /// The region edited, its fields and their errors.
+    pub form: FormFrame<Region, RegionValues>,
 }
 
 /// Form values as strings, to refill the form after an error.
@@ -99,8 +93,8 @@ pub struct RegionValues {
     pub description: String,
 }
 
-impl Default for RegionValues {
-    fn default() -> Self {
+impl FormValues<Region> for RegionValues {
+    fn blank() -> Self {
         Self {
             customer: String::new(),
             name: String::new(),
@@ -113,10 +107,8 @@ impl Default for RegionValues {
             description: String::new(),
         }
     }
-}
 
-impl RegionValues {
-    fn from_region(r: &Region) -> Self {
+    fn stored(r: &Region) -> Self {
         Self {
             customer: r.customer_id.to_string(),
             name: r.name.clone(),
@@ -131,18 +123,17 @@ impl RegionValues {
         }
     }
 
-    fn from_form(form: &FormPairs) -> Self {
-        let s = |k: &str| form.string(k).unwrap_or_default();
+    fn submitted(form: &FormPairs) -> Self {
         Self {
-            customer: s("customer"),
-            name: s("name"),
-            identifier: s("identifier"),
-            priority: s("priority"),
-            health_check_interval_seconds: s("health_check_interval_seconds"),
+            customer: form.text("customer"),
+            name: form.text("name"),
+            identifier: form.text("identifier"),
+            priority: form.text("priority"),
+            health_check_interval_seconds: form.text("health_check_interval_seconds"),
             enabled: form.checked("enabled"),
-            api_endpoint: s("api_endpoint"),
-            worker_pool_config: s("worker_pool_config"),
-            description: s("description"),
+            api_endpoint: form.text("api_endpoint"),
+            worker_pool_config: form.text("worker_pool_config"),
+            description: form.text("description"),
         }
     }
 }
@@ -171,18 +162,6 @@ pub struct RegionPage {
     pub stats: crate::fleet::QueueStats,
     /// Latest health changes.
     pub events: Vec<crate::regions::HealthEvent>,
-}
-
-/// Customers a user may create objects for, when there is a choice to make.
-pub(super) async fn customer_choices(signed_in: &SignedIn) -> AppResult<Vec<CustomerRef>> {
-    if signed_in.user.is_superuser {
-        let mut conn = signed_in.pool().acquire().await?;
-        Ok(customers::all(&mut conn).await?)
-    } else if signed_in.user.customers.len() > 1 {
-        Ok(signed_in.user.customers.clone())
-    } else {
-        Ok(Vec::new())
-    }
 }
 
 /// `GET /regions`
@@ -217,6 +196,7 @@ impl ObjectForm for Region {
     const LIST: &'static str = "/regions";
     const NAV: Nav = Nav::Regions;
     type Input = RegionInput;
+    type Values = RegionValues;
     type Page = RegionFormPage;
 
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> RegionInput {
@@ -243,26 +223,10 @@ impl ObjectForm for Region {
 
     async fn page(
         signed_in: &SignedIn,
-        shown: Shown<'_, Region>,
-        errors: FieldErrors,
+        form: FormFrame<Region, RegionValues>,
     ) -> AppResult<RegionFormPage> {
-        let values = match &shown {
-            Shown::New => RegionValues::default(),
-            Shown::Stored(region) => RegionValues::from_region(region),
-            Shown::Submitted(_, form) => RegionValues::from_form(form),
-        };
-        let region = shown.into_object();
-        let customers = match region {
-            None => customer_choices(signed_in).await?,
-            Some(_) => Vec::new(),
-        };
-        Ok(RegionFormPage {
-            customers,
-            layout: signed_in.layout(Nav::Regions).await?,
-            region,
-            values,
-            errors,
-        })
+        let layout = signed_in.layout(Nav::Regions).await?;
+        Ok(RegionFormPage { layout, form })
     }
 
     async fn save(
