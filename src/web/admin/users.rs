@@ -40,16 +40,8 @@ pub struct UserFormPage {
     pub layout: Layout,
     /// The user edited, or `None` for a new one.
     pub user: Option<User>,
-    /// Username, as typed.
-    pub username: String,
-    /// Role chosen.
-    pub role: String,
-    /// Customers chosen.
-    pub chosen: Vec<i64>,
-    /// Superuser box.
-    pub is_superuser: bool,
-    /// Active box.
-    pub is_active: bool,
+    /// Submitted or current values.
+    pub values: UserValues,
     /// Customers that may be handed out.
     pub customers: Vec<CustomerRef>,
     /// Whether the signed-in user is a superuser (may grant it).
@@ -62,6 +54,61 @@ pub struct UserFormPage {
     pub tokens: Vec<Token>,
 }
 
+/// User form values, as the form shows them.
+#[derive(Debug, Clone)]
+pub struct UserValues {
+    /// Username, as typed.
+    pub username: String,
+    /// Role chosen.
+    pub role: String,
+    /// Customers chosen.
+    pub chosen: Vec<i64>,
+    /// Superuser box.
+    pub is_superuser: bool,
+    /// Active box.
+    pub is_active: bool,
+}
+
+impl UserValues {
+    fn blank() -> Self {
+        Self {
+            username: String::new(),
+            role: "viewer".into(),
+            chosen: Vec::new(),
+            is_superuser: false,
+            is_active: true,
+        }
+    }
+
+    fn stored(u: &User) -> Self {
+        Self {
+            username: u.username.clone(),
+            role: u.role.as_str().to_string(),
+            chosen: u.customers.clone(),
+            is_superuser: u.is_superuser,
+            is_active: u.is_active,
+        }
+    }
+
+    /// The edit form does not submit the username: the stored one stays.
+    fn submitted(user: Option<&User>, form: &FormPairs) -> Self {
+        Self {
+            username: form
+                .string("username")
+                .or_else(|| user.map(|u| u.username.clone()))
+                .unwrap_or_default(),
+            role: form.text("role"),
+            chosen: form
+                .all("customers")
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            is_superuser: form.checked("is_superuser"),
+            is_active: form.checked("is_active"),
+        }
+    }
+}
+
 impl UserFormPage {
     /// The roles, for the select.
     pub fn roles(&self) -> [Role; 3] {
@@ -70,7 +117,7 @@ impl UserFormPage {
 
     /// Whether customer `id` is chosen.
     pub fn is_chosen(&self, id: &i64) -> bool {
-        self.chosen.contains(id)
+        self.values.chosen.contains(id)
     }
 }
 
@@ -118,36 +165,10 @@ async fn user_form(
     } else {
         me.customers.clone()
     };
-    let (username, role, chosen, is_superuser, is_active, user) = match shown {
-        UserShown::Stored(Some(u)) => (
-            u.username.clone(),
-            u.role.as_str().to_string(),
-            u.customers.clone(),
-            u.is_superuser,
-            u.is_active,
-            Some(u),
-        ),
-        UserShown::Stored(None) => (
-            String::new(),
-            "viewer".into(),
-            Vec::new(),
-            false,
-            true,
-            None,
-        ),
-        UserShown::Submitted(u, form) => (
-            form.string("username")
-                .or_else(|| u.as_ref().map(|u| u.username.clone()))
-                .unwrap_or_default(),
-            form.string("role").unwrap_or_default(),
-            form.all("customers")
-                .iter()
-                .filter_map(|c| c.parse().ok())
-                .collect(),
-            form.checked("is_superuser"),
-            form.checked("is_active"),
-            u,
-        ),
+    let (values, user) = match shown {
+        UserShown::Stored(Some(u)) => (UserValues::stored(&u), Some(u)),
+        UserShown::Stored(None) => (UserValues::blank(), None),
+        UserShown::Submitted(u, form) => (UserValues::submitted(u.as_ref(), form), u),
     };
     let tokens = match &user {
         Some(u) => admin::list_tokens(signed_in.pool(), me, Some(u.id))
@@ -158,11 +179,7 @@ async fn user_form(
     Ok(UserFormPage {
         layout: signed_in.layout(Nav::Users).await?,
         user,
-        username,
-        role,
-        chosen,
-        is_superuser,
-        is_active,
+        values,
         customers,
         may_grant_superuser: me.is_superuser,
         generated,
