@@ -104,9 +104,7 @@ pub struct NewJobPage {
     /// Base layout.
     pub layout: Layout,
     /// Devices the job will run on.
-    pub device_ids: Vec<i64>,
-    /// Their hostnames (first few), for the summary.
-    pub hostnames: Vec<String>,
+    pub targets: JobTargets,
     /// Chosen type.
     pub job_type: String,
     /// Commands, one per line.
@@ -276,18 +274,37 @@ fn ids_from(values: Vec<&str>) -> Vec<i64> {
         .collect()
 }
 
+/// The devices a new job will run on, with their hostnames for the summary.
+#[derive(Debug, Default)]
+pub struct JobTargets {
+    /// Their ids.
+    pub device_ids: Vec<i64>,
+    /// Their hostnames.
+    pub hostnames: Vec<String>,
+}
+
+impl FromIterator<(i64, String)> for JobTargets {
+    fn from_iter<I: IntoIterator<Item = (i64, String)>>(devices: I) -> Self {
+        let (device_ids, hostnames) = devices.into_iter().unzip();
+        Self {
+            device_ids,
+            hostnames,
+        }
+    }
+}
+
 /// Resolves which devices a new job targets: explicit ids, a region's devices, or every
 /// device of a device-list filter.
 async fn resolve_devices(
     signed_in: &SignedIn,
     ids: Vec<i64>,
     filter: Option<DeviceFilter>,
-) -> AppResult<(Vec<i64>, Vec<String>)> {
+) -> AppResult<JobTargets> {
     let scope = signed_in.user.scope();
     let mut conn = signed_in.pool().acquire().await?;
     let filter = match filter {
         Some(f) => f,
-        None if ids.is_empty() => return Ok((Vec::new(), Vec::new())),
+        None if ids.is_empty() => return Ok(JobTargets::default()),
         None => {
             let rows: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT id, hostname FROM devices
@@ -298,7 +315,7 @@ async fn resolve_devices(
             .bind(scope.ids())
             .fetch_all(&mut *conn)
             .await?;
-            return Ok(rows.into_iter().unzip());
+            return Ok(rows.into_iter().collect());
         }
     };
     let page = PageRequest {
@@ -314,7 +331,7 @@ async fn resolve_devices(
             ),
         )));
     }
-    Ok(devices.into_iter().map(|d| (d.id, d.hostname)).unzip())
+    Ok(devices.into_iter().map(|d| (d.id, d.hostname)).collect())
 }
 
 async fn new_job_page(
@@ -323,11 +340,10 @@ async fn new_job_page(
     filter: Option<DeviceFilter>,
 ) -> AppResult<Response> {
     signed_in.user.require(Role::Operator)?;
-    let (device_ids, hostnames) = resolve_devices(signed_in, ids, filter).await?;
+    let targets = resolve_devices(signed_in, ids, filter).await?;
     Ok(NewJobPage {
         layout: signed_in.layout(Nav::Jobs).await?,
-        device_ids,
-        hostnames,
+        targets,
         job_type: "run_commands".into(),
         commands: "show version".into(),
         timeout: String::new(),
@@ -424,13 +440,12 @@ pub async fn post_jobs(signed_in: SignedIn, form: FormPairs) -> AppResult<Respon
             Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
         }
         Err(AppError::Validation(errors)) => {
-            let (device_ids, hostnames) = resolve_devices(&signed_in, device_ids, None).await?;
+            let targets = resolve_devices(&signed_in, device_ids, None).await?;
             Ok((
                 StatusCode::BAD_REQUEST,
                 NewJobPage {
                     layout: signed_in.layout(Nav::Jobs).await?,
-                    device_ids,
-                    hostnames,
+                    targets,
                     job_type: type_raw.to_string(),
                     commands: form.get("commands").unwrap_or("").to_string(),
                     timeout: form.get("timeout").unwrap_or("").to_string(),
