@@ -29,14 +29,6 @@ pub enum Shown<'a, T> {
 }
 
 impl<T> Shown<'_, T> {
-    /// The object edited, if any.
-    pub fn object(&self) -> Option<&T> {
-        match self {
-            Shown::Stored(t) | Shown::Submitted(Some(t), _) => Some(t),
-            _ => None,
-        }
-    }
-
     /// The object edited, if any, owned.
     pub fn into_object(self) -> Option<T> {
         match self {
