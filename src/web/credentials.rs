@@ -2,19 +2,15 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 
 use super::filters;
 use super::forms::FormPairs;
-use super::object_form::{ObjectForm, Shown};
+use super::object_form::{FormFrame, FormValues, ObjectForm};
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
-use super::regions::customer_choices;
-use crate::auth::{AuthUser, CustomerRef, Role};
+use super::pager::{Pager, Paging};
+use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::error::{AppResult, FieldErrors};
-use crate::extract::Params;
-use crate::params::{PageParams, Reading};
 use crate::state::AppState;
 use crate::usecases::inventory;
 
@@ -38,28 +34,49 @@ pub struct CredentialsPage {
 pub struct CredentialFormPage {
     /// Base layout.
     pub layout: Layout,
-    /// The credential being edited.
-    pub credential: Option<Credential>,
+    /// The credential edited, its fields and their errors.
+    pub form: FormFrame<Credential, CredentialValues>,
+}
+
+/// Credential form values as strings; secrets are never shown.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialValues {
     /// Name.
     pub name: String,
     /// Username.
     pub username: String,
     /// Customer id.
     pub customer: String,
-    /// Inline errors.
-    pub errors: FieldErrors,
-    /// Customers to choose from, if more than one.
-    pub customers: Vec<CustomerRef>,
+}
+
+impl FormValues<Credential> for CredentialValues {
+    fn blank() -> Self {
+        Self::default()
+    }
+
+    fn stored(c: &Credential) -> Self {
+        Self {
+            name: c.name.clone(),
+            username: c.username.clone(),
+            customer: c.customer_id.to_string(),
+        }
+    }
+
+    fn submitted(form: &FormPairs) -> Self {
+        Self {
+            name: form.text("name"),
+            username: form.text("username"),
+            customer: form.text("customer"),
+        }
+    }
 }
 
 /// `GET /credentials`
 pub async fn get_credentials(
-    State(state): State<AppState>,
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
 ) -> AppResult<CredentialsPage> {
-    let page = page.request(Reading::Forgiving)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let (rows, count) = credentials::list(&mut conn, &signed_in.user.scope(), page).await?;
     Ok(CredentialsPage {
         layout: signed_in.layout(Nav::Credentials).await?,
@@ -73,6 +90,7 @@ impl ObjectForm for Credential {
     const LIST: &'static str = "/credentials";
     const NAV: Nav = Nav::Credentials;
     type Input = CredentialInput;
+    type Values = CredentialValues;
     type Page = CredentialFormPage;
 
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> CredentialInput {
@@ -87,37 +105,12 @@ impl ObjectForm for Credential {
         }
     }
 
-    /// The values shown are the submitted ones when there are some, else the stored ones;
-    /// secrets are never shown.
     async fn page(
-        state: &AppState,
         signed_in: &SignedIn,
-        shown: Shown<'_, Credential>,
-        errors: FieldErrors,
+        form: FormFrame<Credential, CredentialValues>,
     ) -> AppResult<CredentialFormPage> {
-        let value = |key: &str, stored: fn(&Credential) -> String| match &shown {
-            Shown::Submitted(_, form) => form.string(key).unwrap_or_default(),
-            _ => shown.object().map(stored).unwrap_or_default(),
-        };
-        let (name, username) = (
-            value("name", |c| c.name.clone()),
-            value("username", |c| c.username.clone()),
-        );
-        let customer = value("customer", |c| c.customer_id.to_string());
-        let credential = shown.into_object();
-        let customers = match credential {
-            None => customer_choices(state, signed_in).await?,
-            Some(_) => Vec::new(),
-        };
-        Ok(CredentialFormPage {
-            layout: signed_in.layout(Nav::Credentials).await?,
-            name,
-            username,
-            customer,
-            credential,
-            errors,
-            customers,
-        })
+        let layout = signed_in.layout(Nav::Credentials).await?;
+        Ok(CredentialFormPage { layout, form })
     }
 
     async fn save(

@@ -2,14 +2,12 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 
 use super::filters;
 use super::page::{Layout, Nav, SignedIn};
 use crate::devices::{self, DeviceFilter, RegionFilter};
 use crate::error::AppResult;
 use crate::regions::{self, Region};
-use crate::state::AppState;
 
 /// `/`
 #[derive(Template, WebTemplate)]
@@ -51,13 +49,12 @@ impl RegionCardsPartial {
 
 /// `GET /`
 pub async fn get_dashboard(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     query: crate::extract::QueryPairs,
 ) -> AppResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::With).await?;
     let cards = RegionCardsPartial {
         stats: crate::fleet::queue_stats(&mut conn).await?,

@@ -2,23 +2,21 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::filters;
 use super::flash::{self, Level};
 use super::forms::{FormPairs, thousands};
-use super::object_form::{ObjectForm, Shown};
+use super::object_form::{FormFrame, FormValues, ObjectForm};
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
-use super::regions::customer_choices;
-use crate::auth::{AuthUser, CustomerRef, Role};
+use super::pager::{Pager, Paging};
+use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
 use crate::error::{AppResult, FieldErrors};
 use crate::extract::{Id, Params, QueryPairs};
 use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
-use crate::params::{DeviceParams, PageParams, Reading};
+use crate::params::{DeviceParams, Reading};
 use crate::regions::{self, Region};
 use crate::state::AppState;
 use crate::usecases::inventory;
@@ -105,18 +103,12 @@ pub struct BulkConfirmPage {
 pub struct DeviceFormPage {
     /// Base layout.
     pub layout: Layout,
-    /// The device being edited, or `None`.
-    pub device: Option<Device>,
-    /// Submitted or current values.
-    pub values: DeviceValues,
-    /// Inline errors.
-    pub errors: FieldErrors,
+    /// The device edited, its fields and their errors.
+    pub form: FormFrame<Device, DeviceValues>,
     /// Regions to choose from.
     pub regions: Vec<Region>,
     /// Credentials to choose from.
     pub credentials: Vec<Credential>,
-    /// Customers to choose from when creating, if more than one.
-    pub customers: Vec<CustomerRef>,
 }
 
 /// Device form values as strings.
@@ -148,8 +140,8 @@ pub struct DeviceValues {
     pub enabled: bool,
 }
 
-impl DeviceValues {
-    fn new_device() -> Self {
+impl FormValues<Device> for DeviceValues {
+    fn blank() -> Self {
         Self {
             port: "22".into(),
             enabled: true,
@@ -157,7 +149,7 @@ impl DeviceValues {
         }
     }
 
-    fn from_device(d: &Device) -> Self {
+    fn stored(d: &Device) -> Self {
         Self {
             customer: d.customer_id.to_string(),
             hostname: d.hostname.clone(),
@@ -174,21 +166,20 @@ impl DeviceValues {
         }
     }
 
-    fn from_form(f: &FormPairs) -> Self {
-        let s = |k: &str| f.string(k).unwrap_or_default();
+    fn submitted(form: &FormPairs) -> Self {
         Self {
-            customer: s("customer"),
-            hostname: s("hostname"),
-            mgmt_ip: s("mgmt_ip"),
-            port: s("port"),
-            vendor: s("vendor"),
-            platform: s("platform"),
-            role: s("role"),
-            site: s("site"),
-            tags: s("tags"),
-            credential: s("credential"),
-            region: s("region"),
-            enabled: f.checked("enabled"),
+            customer: form.text("customer"),
+            hostname: form.text("hostname"),
+            mgmt_ip: form.text("mgmt_ip"),
+            port: form.text("port"),
+            vendor: form.text("vendor"),
+            platform: form.text("platform"),
+            role: form.text("role"),
+            site: form.text("site"),
+            tags: form.text("tags"),
+            credential: form.text("credential"),
+            region: form.text("region"),
+            enabled: form.checked("enabled"),
         }
     }
 }
@@ -243,23 +234,23 @@ fn list_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String
 
 /// `GET /devices`
 pub async fn get_devices(
-    State(state): State<AppState>,
     signed_in: SignedIn,
-    Params(page_params): Params<PageParams>,
+    Paging {
+        page,
+        size: size_given,
+    }: Paging,
     Params(params): Params<DeviceParams>,
 ) -> AppResult<Response> {
-    let page = page_params.request(Reading::Forgiving)?;
     let (filter, sort) = params.filter(Reading::Forgiving)?;
     let sort = sort.as_str();
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let (rows, count) = devices::list(&mut conn, &scope, &filter, sort, page).await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::Without).await?;
     let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
     let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
     let vendors = devices::distinct_values(&mut conn, &scope, "vendor").await?;
-    let size =
-        (!page_params.page_size.as_deref().unwrap_or("").is_empty()).then_some(page.page_size);
+    let size = (!size_given.as_deref().unwrap_or("").is_empty()).then_some(page.page_size);
     let base = list_url(&filter, sort, size);
     let columns = COLUMNS
         .iter()
@@ -307,11 +298,7 @@ pub async fn get_devices(
 
 /// `POST /devices/bulk-assign`: the bulk form. Without `confirmed`, shows how many devices
 /// will change and asks; with it, assigns them in one statement.
-pub async fn post_bulk_assign(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_bulk_assign(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let back = form
         .get("back")
         .map(|b| super::page::safe_next(Some(b)).to_string())
@@ -337,7 +324,7 @@ pub async fn post_bulk_assign(
     if !form.checked("confirmed") {
         let user = &signed_in.user;
         let (count, region) =
-            inventory::preview_bulk_assign(&state.pool, user, &target, region_id).await?;
+            inventory::preview_bulk_assign(signed_in.pool(), user, &target, region_id).await?;
         let mut fields: Vec<(String, String)> = form
             .0
             .iter()
@@ -356,7 +343,7 @@ pub async fn post_bulk_assign(
     }
 
     let (updated, region) =
-        inventory::bulk_assign(&state.pool, &signed_in.user, &target, region_id).await?;
+        inventory::bulk_assign(signed_in.pool(), &signed_in.user, &target, region_id).await?;
     let n = thousands(&(updated as i64));
     let message = match (&region, updated) {
         (Some(r), 1) => format!("1 device moved to {}.", r.name),
@@ -410,12 +397,9 @@ fn bulk_request(form: &FormPairs) -> Result<(BulkTarget, Option<i64>), FieldErro
     }
 }
 
-async fn form_choices(
-    state: &AppState,
-    signed_in: &SignedIn,
-) -> AppResult<(Vec<Region>, Vec<Credential>)> {
+async fn form_choices(signed_in: &SignedIn) -> AppResult<(Vec<Region>, Vec<Credential>)> {
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::Without).await?;
     let all = PageRequest {
         page: 1,
@@ -429,6 +413,7 @@ impl ObjectForm for Device {
     const LIST: &'static str = "/devices";
     const NAV: Nav = Nav::Devices;
     type Input = DeviceInput;
+    type Values = DeviceValues;
     type Page = DeviceFormPage;
 
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> DeviceInput {
@@ -454,30 +439,15 @@ impl ObjectForm for Device {
     }
 
     async fn page(
-        state: &AppState,
         signed_in: &SignedIn,
-        shown: Shown<'_, Device>,
-        errors: FieldErrors,
+        form: FormFrame<Device, DeviceValues>,
     ) -> AppResult<DeviceFormPage> {
-        let values = match &shown {
-            Shown::New => DeviceValues::new_device(),
-            Shown::Stored(device) => DeviceValues::from_device(device),
-            Shown::Submitted(_, form) => DeviceValues::from_form(form),
-        };
-        let device = shown.into_object();
-        let (regions, credentials) = form_choices(state, signed_in).await?;
-        let customers = match device {
-            None => customer_choices(state, signed_in).await?,
-            Some(_) => Vec::new(),
-        };
+        let (regions, credentials) = form_choices(signed_in).await?;
         Ok(DeviceFormPage {
             layout: signed_in.layout(Nav::Devices).await?,
-            device,
-            values,
-            errors,
+            form,
             regions,
             credentials,
-            customers,
         })
     }
 
@@ -517,13 +487,12 @@ impl ObjectForm for Device {
 
 /// `GET /devices/{id}`
 pub async fn get_device(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     query: QueryPairs,
 ) -> AppResult<DevicePage> {
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let device = devices::get(&mut conn, &scope, id).await?;
     let credential_name = match device.credential_id {
         Some(cid) => Some(credentials::get(&mut conn, &scope, cid).await?.name),
@@ -559,12 +528,8 @@ pub async fn get_device(
 }
 
 /// `POST /devices/{id}/accept-host-key`
-pub async fn post_accept_host_key(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let key = inventory::accept_host_key(&state.pool, &signed_in.user, id).await?;
+pub async fn post_accept_host_key(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    let key = inventory::accept_host_key(signed_in.pool(), &signed_in.user, id).await?;
     let message = match key.ssh_host_key {
         Some(k) => format!("Host key {k} is now trusted."),
         None => "The next connection will trust the key the device presents.".to_string(),

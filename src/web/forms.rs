@@ -27,6 +27,11 @@ impl FormPairs {
         self.get(key).map(str::to_owned)
     }
 
+    /// The first value of `key` as typed, or "" (to show a form again).
+    pub fn text(&self, key: &str) -> String {
+        self.string(key).unwrap_or_default()
+    }
+
     /// Every value of `key`.
     pub fn all(&self, key: &str) -> Vec<&str> {
         self.0

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,7 +19,7 @@ use super::filters;
 use super::flash::{self, Level};
 use super::forms::FormPairs;
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
+use super::pager::{Pager, Paging};
 use crate::auth::Role;
 use crate::devices::{self, DeviceFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
@@ -28,9 +27,8 @@ use crate::extract::{Id, Params, QueryPairs};
 use crate::jobs::{self, DeviceResult, Job, JobType, LogEntry};
 use crate::live::LiveMessage;
 use crate::pagination::PageRequest;
-use crate::params::{JobParams, PageParams, Reading};
+use crate::params::{JobParams, Reading};
 use crate::regions::{self, Region};
-use crate::state::AppState;
 
 /// `/jobs`
 #[derive(Template, WebTemplate)]
@@ -106,9 +104,7 @@ pub struct NewJobPage {
     /// Base layout.
     pub layout: Layout,
     /// Devices the job will run on.
-    pub device_ids: Vec<i64>,
-    /// Their hostnames (first few), for the summary.
-    pub hostnames: Vec<String>,
+    pub targets: JobTargets,
     /// Chosen type.
     pub job_type: String,
     /// Commands, one per line.
@@ -128,18 +124,16 @@ impl NewJobPage {
 
 /// `GET /jobs` (the table body alone for htmx refreshes).
 pub async fn get_jobs(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     headers: axum::http::HeaderMap,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
     Params(params): Params<JobParams>,
     query: QueryPairs,
 ) -> AppResult<Response> {
     let htmx = headers.contains_key(axum_htmx::HX_REQUEST);
-    let page = page.request(Reading::Forgiving)?;
     let filter = params.filter(Reading::Forgiving)?;
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let (list, count) = jobs::list(&mut conn, &scope, &filter, page).await?;
     let qs = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.to_pairs())
@@ -170,12 +164,8 @@ pub async fn get_jobs(
     .into_response())
 }
 
-async fn live_partial(
-    state: &AppState,
-    signed_in: &SignedIn,
-    id: i64,
-) -> AppResult<JobLivePartial> {
-    let mut conn = state.pool.acquire().await?;
+async fn live_partial(signed_in: &SignedIn, id: i64) -> AppResult<JobLivePartial> {
+    let mut conn = signed_in.pool().acquire().await?;
     let job = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
     let results = jobs::results(&mut conn, id).await?;
     Ok(JobLivePartial {
@@ -187,13 +177,9 @@ async fn live_partial(
 }
 
 /// `GET /jobs/{id}`
-pub async fn get_job(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<JobPage> {
-    let live = live_partial(&state, &signed_in, id).await?;
-    let mut conn = state.pool.acquire().await?;
+pub async fn get_job(signed_in: SignedIn, Id(id): Id) -> AppResult<JobPage> {
+    let live = live_partial(&signed_in, id).await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let lines = jobs::logs(&mut conn, id, 0, 5000).await?;
     Ok(JobPage {
         layout: signed_in.layout(Nav::Jobs).await?,
@@ -211,13 +197,12 @@ const LOG_LOOKBACK: Duration = Duration::from_secs(5);
 /// and the refreshed status, dispatches and results (`job`) as the job progresses. Ends
 /// with the server.
 pub async fn get_job_events(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     query: QueryPairs,
     headers: axum::http::HeaderMap,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
     drop(conn);
     let after: i64 = headers
@@ -228,23 +213,17 @@ pub async fn get_job_events(
         .unwrap_or(0);
     // Subscribe first, then catch up once: whatever happened between rendering the page
     // and this connection (the job may even have finished) is sent straight away.
-    let messages = BroadcastStream::new(state.live.subscribe())
+    let messages = BroadcastStream::new(signed_in.state.live.subscribe())
         .filter_map(Result::ok)
         .take_while(|m| !matches!(m, LiveMessage::Shutdown))
         .filter(move |m| matches!(m, LiveMessage::JobLog(l) if l.job_id == id))
         .map(|_| ());
     let messages = tokio_stream::once(()).chain(messages);
     let stream = futures::StreamExt::flatten(futures::stream::unfold(
-        (
-            Box::pin(messages),
-            after,
-            None::<HashSet<i64>>,
-            state,
-            signed_in,
-        ),
-        move |(mut messages, cursor, sent, state, signed_in)| async move {
+        (Box::pin(messages), after, None::<HashSet<i64>>, signed_in),
+        move |(mut messages, cursor, sent, signed_in)| async move {
             messages.next().await?;
-            let mut conn = state.pool.acquire().await.ok()?;
+            let mut conn = signed_in.pool().acquire().await.ok()?;
             // A line committed late, below the cursor, still gets through; what was sent
             // already is not sent twice.
             let recent = jobs::logs_with_lookback(&mut conn, id, cursor, LOG_LOOKBACK, 1000)
@@ -272,14 +251,14 @@ pub async fn get_job_events(
                     .id(next_cursor.to_string())
                     .data(html)));
             }
-            if let Ok(live) = live_partial(&state, &signed_in, id).await
+            if let Ok(live) = live_partial(&signed_in, id).await
                 && let Ok(html) = live.render()
             {
                 events.push(Ok(Event::default().event("job").data(html)));
             }
             Some((
                 futures::stream::iter(events),
-                (messages, next_cursor, sent, state, signed_in),
+                (messages, next_cursor, sent, signed_in),
             ))
         },
     ));
@@ -295,19 +274,37 @@ fn ids_from(values: Vec<&str>) -> Vec<i64> {
         .collect()
 }
 
+/// The devices a new job will run on, with their hostnames for the summary.
+#[derive(Debug, Default)]
+pub struct JobTargets {
+    /// Their ids.
+    pub device_ids: Vec<i64>,
+    /// Their hostnames.
+    pub hostnames: Vec<String>,
+}
+
+impl FromIterator<(i64, String)> for JobTargets {
+    fn from_iter<I: IntoIterator<Item = (i64, String)>>(devices: I) -> Self {
+        let (device_ids, hostnames) = devices.into_iter().unzip();
+        Self {
+            device_ids,
+            hostnames,
+        }
+    }
+}
+
 /// Resolves which devices a new job targets: explicit ids, a region's devices, or every
 /// device of a device-list filter.
 async fn resolve_devices(
-    state: &AppState,
     signed_in: &SignedIn,
     ids: Vec<i64>,
     filter: Option<DeviceFilter>,
-) -> AppResult<(Vec<i64>, Vec<String>)> {
+) -> AppResult<JobTargets> {
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let filter = match filter {
         Some(f) => f,
-        None if ids.is_empty() => return Ok((Vec::new(), Vec::new())),
+        None if ids.is_empty() => return Ok(JobTargets::default()),
         None => {
             let rows: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT id, hostname FROM devices
@@ -318,7 +315,7 @@ async fn resolve_devices(
             .bind(scope.ids())
             .fetch_all(&mut *conn)
             .await?;
-            return Ok(rows.into_iter().unzip());
+            return Ok(rows.into_iter().collect());
         }
     };
     let page = PageRequest {
@@ -334,21 +331,19 @@ async fn resolve_devices(
             ),
         )));
     }
-    Ok(devices.into_iter().map(|d| (d.id, d.hostname)).unzip())
+    Ok(devices.into_iter().map(|d| (d.id, d.hostname)).collect())
 }
 
 async fn new_job_page(
-    state: &AppState,
     signed_in: &SignedIn,
     ids: Vec<i64>,
     filter: Option<DeviceFilter>,
 ) -> AppResult<Response> {
     signed_in.user.require(Role::Operator)?;
-    let (device_ids, hostnames) = resolve_devices(state, signed_in, ids, filter).await?;
+    let targets = resolve_devices(signed_in, ids, filter).await?;
     Ok(NewJobPage {
         layout: signed_in.layout(Nav::Jobs).await?,
-        device_ids,
-        hostnames,
+        targets,
         job_type: "run_commands".into(),
         commands: "show version".into(),
         timeout: String::new(),
@@ -358,11 +353,7 @@ async fn new_job_page(
 }
 
 /// `GET /jobs/new?device_ids=1,2` or `?region=ID`
-pub async fn get_new_job(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    query: QueryPairs,
-) -> AppResult<Response> {
+pub async fn get_new_job(signed_in: SignedIn, query: QueryPairs) -> AppResult<Response> {
     let filter = query.get("region").map(|r| {
         let mut e = FieldErrors::new();
         DeviceFilter::from_pairs([("region", r.to_string())], &mut e)
@@ -375,28 +366,20 @@ pub async fn get_new_job(
             .map(|(_, v)| v.as_str())
             .collect(),
     );
-    new_job_page(&state, &signed_in, ids, filter).await
+    new_job_page(&signed_in, ids, filter).await
 }
 
 /// `POST /jobs/new`: from the device list (checked rows, or all matching the filter).
-pub async fn post_new_job(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_new_job(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let filter = form.checked("all_matching").then(|| {
         let mut e = FieldErrors::new();
         super::devices::list_filter(&form, &mut e)
     });
-    new_job_page(&state, &signed_in, ids_from(form.all("device_ids")), filter).await
+    new_job_page(&signed_in, ids_from(form.all("device_ids")), filter).await
 }
 
 /// `POST /jobs`: starts the job and shows its page.
-pub async fn post_jobs(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_jobs(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     signed_in.user.require(Role::Operator)?;
     let device_ids = ids_from(form.all("device_ids"));
     let type_raw = form.get("type").unwrap_or("");
@@ -428,7 +411,7 @@ pub async fn post_jobs(
     let result = match (job_type, errors.is_empty()) {
         (Some(job_type), true) => {
             crate::usecases::jobs::submit(
-                &state.pool,
+                signed_in.pool(),
                 &signed_in.user,
                 None,
                 job_type,
@@ -442,7 +425,7 @@ pub async fn post_jobs(
     };
     match result {
         Ok(id) => {
-            let mut conn = state.pool.acquire().await?;
+            let mut conn = signed_in.pool().acquire().await?;
             let job = jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
             let n = filters::job_device_count(&job);
             flash::push(
@@ -457,14 +440,12 @@ pub async fn post_jobs(
             Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
         }
         Err(AppError::Validation(errors)) => {
-            let (device_ids, hostnames) =
-                resolve_devices(&state, &signed_in, device_ids, None).await?;
+            let targets = resolve_devices(&signed_in, device_ids, None).await?;
             Ok((
                 StatusCode::BAD_REQUEST,
                 NewJobPage {
                     layout: signed_in.layout(Nav::Jobs).await?,
-                    device_ids,
-                    hostnames,
+                    targets,
                     job_type: type_raw.to_string(),
                     commands: form.get("commands").unwrap_or("").to_string(),
                     timeout: form.get("timeout").unwrap_or("").to_string(),
@@ -478,12 +459,8 @@ pub async fn post_jobs(
 }
 
 /// `POST /jobs/{id}/cancel`
-pub async fn post_cancel_job(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    match crate::usecases::jobs::cancel(&state.pool, &signed_in.user, id).await {
+pub async fn post_cancel_job(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    match crate::usecases::jobs::cancel(signed_in.pool(), &signed_in.user, id).await {
         Ok(_) => {
             flash::push(
                 &signed_in.session,
@@ -506,12 +483,8 @@ pub async fn post_cancel_job(
 }
 
 /// `POST /jobs/{id}/retry`: the same job again, as a new job.
-pub async fn post_retry_job(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let job = crate::usecases::jobs::retry(&state.pool, &signed_in.user, id).await?;
+pub async fn post_retry_job(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    let job = crate::usecases::jobs::retry(signed_in.pool(), &signed_in.user, id).await?;
     flash::push(
         &signed_in.session,
         Level::Success,

@@ -23,7 +23,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum_htmx::HX_REQUEST;
 use tower_sessions::Session;
 
@@ -33,7 +33,7 @@ use crate::devices::Device;
 use crate::error::{AppError, ErrorReport, FieldErrors};
 use crate::regions::Region;
 use crate::state::AppState;
-use object_form::{get_delete, get_edit, get_new, post_delete, post_edit, post_new};
+use object_form::{ObjectForm, get_delete, get_edit, get_new, post_delete, post_edit, post_new};
 use page::{ErrorAlertPartial, ErrorPage, Layout, Nav, login_url};
 
 /// Pages and fragments of the UI.
@@ -43,48 +43,28 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(auth::get_login).post(auth::post_login))
         .route("/logout", get(auth::get_logout).post(auth::post_logout))
         .route("/events", get(events::get_events))
-        .route(
-            "/regions",
-            get(regions::get_regions).post(post_new::<Region>),
-        )
-        .route("/regions/new", get(get_new::<Region>))
-        .route(
-            "/regions/{id}",
-            get(regions::get_region).post(post_edit::<Region>),
-        )
-        .route("/regions/{id}/edit", get(get_edit::<Region>))
-        .route(
-            "/regions/{id}/delete",
-            get(get_delete::<Region>).post(post_delete::<Region>),
-        )
+        .merge(inventory::<Region>(
+            get(regions::get_regions),
+            get(regions::get_region),
+            get(get_delete::<Region>),
+        ))
         .route("/regions/{id}/health", post(regions::post_region_health))
-        .route(
-            "/devices",
-            get(devices::get_devices).post(post_new::<Device>),
-        )
-        .route("/devices/new", get(get_new::<Device>))
+        .merge(inventory::<Device>(
+            get(devices::get_devices),
+            get(devices::get_device),
+            get(get_delete::<Device>),
+        ))
         .route("/devices/bulk-assign", post(devices::post_bulk_assign))
-        .route(
-            "/devices/{id}",
-            get(devices::get_device).post(post_edit::<Device>),
-        )
-        .route("/devices/{id}/edit", get(get_edit::<Device>))
         .route(
             "/devices/{id}/accept-host-key",
             post(devices::post_accept_host_key),
         )
-        .route(
-            "/devices/{id}/delete",
-            get(get_delete::<Device>).post(post_delete::<Device>),
-        )
-        .route(
-            "/credentials",
-            get(credentials::get_credentials).post(post_new::<Credential>),
-        )
-        .route("/credentials/new", get(get_new::<Credential>))
-        .route("/credentials/{id}", post(post_edit::<Credential>))
-        .route("/credentials/{id}/edit", get(get_edit::<Credential>))
-        .route("/credentials/{id}/delete", post(post_delete::<Credential>))
+        // A credential has no page of its own, and is deleted from its form without asking.
+        .merge(inventory::<Credential>(
+            get(credentials::get_credentials),
+            MethodRouter::new(),
+            MethodRouter::new(),
+        ))
         .route("/api/docs", get(api_docs::get_api_docs))
         .route(
             "/customers",
@@ -112,6 +92,24 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/{id}/events", get(jobs::get_job_events))
         .route("/jobs/{id}/cancel", post(jobs::post_cancel_job))
         .route("/jobs/{id}/retry", post(jobs::post_retry_job))
+}
+
+/// The routes of an inventory kind under `T::LIST`: the list (`list`, and `POST` creates),
+/// the new and edit forms, the object (`show`, and `POST` saves) and its deletion
+/// (`confirm` asks first, and `POST` deletes). `show` and `confirm` add the `GET`s a kind
+/// has; an empty [`MethodRouter`] adds none.
+fn inventory<T: ObjectForm>(
+    list: MethodRouter<AppState>,
+    show: MethodRouter<AppState>,
+    confirm: MethodRouter<AppState>,
+) -> Router<AppState> {
+    let at = |rest: &str| format!("{}{rest}", T::LIST);
+    Router::new()
+        .route(T::LIST, list.post(post_new::<T>))
+        .route(&at("/new"), get(get_new::<T>))
+        .route(&at("/{id}"), show.post(post_edit::<T>))
+        .route(&at("/{id}/edit"), get(get_edit::<T>))
+        .route(&at("/{id}/delete"), confirm.post(post_delete::<T>))
 }
 
 /// Middleware: turns an [`AppError`] answered by a UI route into something a browser can

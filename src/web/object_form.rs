@@ -6,13 +6,13 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::flash::{self, Level};
 use super::forms::{FormPairs, answer};
 use super::page::{Layout, Nav, SignedIn};
-use crate::auth::{AuthUser, Role};
+use crate::auth::{AuthUser, CustomerRef, Role};
+use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::Id;
 use crate::state::AppState;
@@ -29,20 +29,73 @@ pub enum Shown<'a, T> {
 }
 
 impl<T> Shown<'_, T> {
-    /// The object edited, if any.
-    pub fn object(&self) -> Option<&T> {
-        match self {
-            Shown::Stored(t) | Shown::Submitted(Some(t), _) => Some(t),
-            _ => None,
-        }
-    }
-
     /// The object edited, if any, owned.
     pub fn into_object(self) -> Option<T> {
         match self {
             Shown::Stored(t) | Shown::Submitted(Some(t), _) => Some(t),
             _ => None,
         }
+    }
+}
+
+/// A form's fields as text, as the form shows them.
+pub trait FormValues<T> {
+    /// The fields of a new object: its defaults.
+    fn blank() -> Self;
+    /// The fields of an object as stored.
+    fn stored(object: &T) -> Self;
+    /// The fields as submitted, shown again with their errors.
+    fn submitted(form: &FormPairs) -> Self;
+}
+
+/// What every inventory form shows besides the layout: the object edited (`None` when
+/// creating), the values of its fields, their errors, and the customers a new object may be
+/// created for (none when there is no choice to make).
+pub struct FormFrame<T, V> {
+    /// The object edited, or `None`.
+    pub object: Option<T>,
+    /// Submitted or current values.
+    pub values: V,
+    /// Inline errors.
+    pub errors: FieldErrors,
+    /// Customers to choose from when creating.
+    pub customers: Vec<CustomerRef>,
+}
+
+impl<T, V: FormValues<T>> FormFrame<T, V> {
+    async fn new(
+        signed_in: &SignedIn,
+        shown: Shown<'_, T>,
+        errors: FieldErrors,
+    ) -> AppResult<Self> {
+        let values = match &shown {
+            Shown::New => V::blank(),
+            Shown::Stored(object) => V::stored(object),
+            Shown::Submitted(_, form) => V::submitted(form),
+        };
+        let object = shown.into_object();
+        let customers = match object {
+            None => customer_choices(signed_in).await?,
+            Some(_) => Vec::new(),
+        };
+        Ok(Self {
+            object,
+            values,
+            errors,
+            customers,
+        })
+    }
+}
+
+/// Customers a user may create objects for, when there is a choice to make.
+async fn customer_choices(signed_in: &SignedIn) -> AppResult<Vec<CustomerRef>> {
+    if signed_in.user.is_superuser {
+        let mut conn = signed_in.pool().acquire().await?;
+        Ok(customers::all(&mut conn).await?)
+    } else if signed_in.user.customers.len() > 1 {
+        Ok(signed_in.user.customers.clone())
+    } else {
+        Ok(Vec::new())
     }
 }
 
@@ -72,18 +125,18 @@ pub trait ObjectForm: Owned + Send + Sync + 'static {
     const NAV: Nav;
     /// What the form reads, for the use case.
     type Input: Send + Sync;
+    /// The fields the form shows.
+    type Values: FormValues<Self> + Send;
     /// The rendered form.
     type Page: IntoResponse;
 
     /// Reads the submitted form, recording fields it cannot read (a number that is not one).
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> Self::Input;
 
-    /// The form page.
+    /// The form page around `form`.
     fn page(
-        state: &AppState,
         signed_in: &SignedIn,
-        shown: Shown<'_, Self>,
-        errors: FieldErrors,
+        form: FormFrame<Self, Self::Values>,
     ) -> impl Future<Output = AppResult<Self::Page>> + Send;
 
     /// Creates the object (`id` is `None`) or replaces the fields of object `id`.
@@ -109,55 +162,45 @@ pub trait ObjectForm: Owned + Send + Sync + 'static {
     ) -> impl Future<Output = AppResult<String>> + Send;
 }
 
-/// `GET /<kind>/new`
-pub async fn get_new<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
+/// The form page of `T`, showing `shown`.
+async fn form_page<T: ObjectForm>(
+    signed_in: &SignedIn,
+    shown: Shown<'_, T>,
+    errors: FieldErrors,
 ) -> AppResult<T::Page> {
+    T::page(signed_in, FormFrame::new(signed_in, shown, errors).await?).await
+}
+
+/// `GET /<kind>/new`
+pub async fn get_new<T: ObjectForm>(signed_in: SignedIn) -> AppResult<T::Page> {
     signed_in.user.require(Role::Admin)?;
-    T::page(&state, &signed_in, Shown::New, FieldErrors::new()).await
+    form_page::<T>(&signed_in, Shown::New, FieldErrors::new()).await
 }
 
 /// `GET /<kind>/{id}/edit`
-pub async fn get_edit<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<T::Page> {
-    let stored = inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?;
-    T::page(
-        &state,
-        &signed_in,
-        Shown::Stored(stored),
-        FieldErrors::new(),
-    )
-    .await
+pub async fn get_edit<T: ObjectForm>(signed_in: SignedIn, Id(id): Id) -> AppResult<T::Page> {
+    let stored = inventory::to_change::<T>(signed_in.pool(), &signed_in.user, id).await?;
+    form_page::<T>(&signed_in, Shown::Stored(stored), FieldErrors::new()).await
 }
 
 /// `POST /<kind>`: creates one.
-pub async fn post_new<T: ObjectForm>(
-    state: State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
-    submit::<T>(state, signed_in, None, form).await
+pub async fn post_new<T: ObjectForm>(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
+    submit::<T>(signed_in, None, form).await
 }
 
 /// `POST /<kind>/{id}`: saves one.
 pub async fn post_edit<T: ObjectForm>(
-    state: State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
-    submit::<T>(state, signed_in, Some(id), form).await
+    submit::<T>(signed_in, Some(id), form).await
 }
 
 /// A superuser may name a new customer in the form (`new_customer`): it is created first and
 /// the form goes on as if it had been chosen. Its errors are reported on `new_customer`.
 async fn with_new_customer(
-    state: &AppState,
-    user: &AuthUser,
+    signed_in: &SignedIn,
     mut form: FormPairs,
     read: &mut FieldErrors,
 ) -> AppResult<FormPairs> {
@@ -168,7 +211,9 @@ async fn with_new_customer(
     else {
         return Ok(form);
     };
-    match crate::usecases::admin::create_customer(&state.pool, user, Some(name)).await {
+    match crate::usecases::admin::create_customer(signed_in.pool(), &signed_in.user, Some(name))
+        .await
+    {
         Ok(customer) => {
             form.0
                 .retain(|(k, _)| k != "customer" && k != "new_customer");
@@ -187,33 +232,30 @@ async fn with_new_customer(
 }
 
 async fn submit<T: ObjectForm>(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     id: Option<i64>,
     form: FormPairs,
 ) -> AppResult<Response> {
     let mut read = FieldErrors::new();
-    let form = with_new_customer(&state, &signed_in.user, form, &mut read).await?;
+    let form = with_new_customer(&signed_in, form, &mut read).await?;
     let input = T::read(&form, &mut read);
-    let result = T::save(&state, &signed_in.user, id, &input, read).await;
+    let result = T::save(&signed_in.state, &signed_in.user, id, &input, read).await;
     let done = |saved: &T| saved.saved(id.is_none());
     answer(&signed_in.session, result, done, async |errors| {
         let current = match id {
-            Some(id) => Some(inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?),
+            Some(id) => {
+                Some(inventory::to_change::<T>(signed_in.pool(), &signed_in.user, id).await?)
+            }
             None => None,
         };
-        T::page(&state, &signed_in, Shown::Submitted(current, &form), errors).await
+        form_page::<T>(&signed_in, Shown::Submitted(current, &form), errors).await
     })
     .await
 }
 
 /// `GET /<kind>/{id}/delete`: asks, saying what else changes.
-pub async fn get_delete<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<DeletePage> {
-    let object = inventory::to_change::<T>(&state.pool, &signed_in.user, id).await?;
+pub async fn get_delete<T: ObjectForm>(signed_in: SignedIn, Id(id): Id) -> AppResult<DeletePage> {
+    let object = inventory::to_change::<T>(signed_in.pool(), &signed_in.user, id).await?;
     let (name, back, impact) = object.deleting();
     Ok(DeletePage {
         layout: signed_in.layout(T::NAV).await?,
@@ -226,12 +268,8 @@ pub async fn get_delete<T: ObjectForm>(
 }
 
 /// `POST /<kind>/{id}/delete`: deletes, or says on the list why it cannot.
-pub async fn post_delete<T: ObjectForm>(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let (level, message) = match T::delete(&state, &signed_in.user, id).await {
+pub async fn post_delete<T: ObjectForm>(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    let (level, message) = match T::delete(&signed_in.state, &signed_in.user, id).await {
         Ok(message) => (Level::Success, message),
         Err(AppError::Validation(errors)) => {
             let why = errors.0.into_values().flatten().next();

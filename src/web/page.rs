@@ -5,6 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use sqlx::PgPool;
 use tower_sessions::Session;
 
 use super::flash::{self, Flash};
@@ -104,15 +105,23 @@ impl Layout {
     }
 }
 
-/// Extractor for pages that need a signed-in user: the user plus a layout factory.
+/// Extractor for pages that need a signed-in user: the user, the session, and the shared
+/// state, so that a handler and the helpers that build its page take one argument.
 pub struct SignedIn {
     /// The user.
     pub user: AuthUser,
     /// The session, for flashes and the CSRF token.
     pub session: Session,
+    /// What every handler shares (the pool, the secrets, live events).
+    pub state: AppState,
 }
 
 impl SignedIn {
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
     /// The layout for a page of section `nav`.
     pub async fn layout(&self, nav: Nav) -> AppResult<Layout> {
         Layout::for_session(&self.session, Some(self.user.clone()), nav).await
@@ -127,7 +136,11 @@ impl FromRequestParts<AppState> for SignedIn {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, msg)| anyhow::anyhow!("session layer missing: {msg}"))?;
-        Ok(Self { user, session })
+        Ok(Self {
+            user,
+            session,
+            state: state.clone(),
+        })
     }
 }
 

@@ -1,6 +1,33 @@
-//! Pagination controls for HTML tables.
+//! Pagination controls for HTML tables, and the page a list is asked for.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::error::AppError;
+use crate::extract::Params;
 use crate::pagination::{PageRequest, with_page};
+use crate::params::{PageParams, Reading};
+
+/// The page of a list a browser asks for (`?page=&page_size=`), read forgivingly.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    /// The page to show.
+    pub page: PageRequest,
+    /// `page_size` as given, for links that keep it.
+    pub size: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let Params(params) = Params::<PageParams>::from_request_parts(parts, state).await?;
+        Ok(Self {
+            page: params.request(Reading::Forgiving)?,
+            size: params.page_size,
+        })
+    }
+}
 
 /// What `_pagination.html` needs.
 #[derive(Debug, Clone)]

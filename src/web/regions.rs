@@ -2,22 +2,20 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::Response;
 use serde_json::Value;
 
 use super::filters;
 use super::forms::{FormPairs, answer, thousands};
-use super::object_form::{ObjectForm, Shown};
+use super::object_form::{FormFrame, FormValues, ObjectForm};
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::Pager;
+use super::pager::{Pager, Paging};
 use crate::auth::{AuthUser, CustomerRef, Role};
 use crate::customers;
 use crate::devices::{self, Device, DeviceFilter, RegionFilter};
 use crate::error::{AppResult, FieldErrors};
-use crate::extract::{Id, Params, QueryPairs};
+use crate::extract::{Id, QueryPairs};
 use crate::pagination::PageRequest;
-use crate::params::{PageParams, Reading};
 use crate::regions::{self, Region, RegionInput};
 use crate::state::AppState;
 use crate::types::HealthStatus;
@@ -68,14 +66,8 @@ impl RegionsPage {
 pub struct RegionFormPage {
     /// Base layout.
     pub layout: Layout,
-    /// The region being edited, or `None` when creating.
-    pub region: Option<Region>,
-    /// Submitted or current values.
-    pub values: RegionValues,
-    /// Inline errors.
-    pub errors: FieldErrors,
-    /// Customers to choose from when creating (only when more than one).
-    pub customers: Vec<CustomerRef>,
+    /// The region edited, its fields and their errors.
+    pub form: FormFrame<Region, RegionValues>,
 }
 
 /// Form values as strings, to refill the form after an error.
@@ -101,8 +93,8 @@ pub struct RegionValues {
     pub description: String,
 }
 
-impl Default for RegionValues {
-    fn default() -> Self {
+impl FormValues<Region> for RegionValues {
+    fn blank() -> Self {
         Self {
             customer: String::new(),
             name: String::new(),
@@ -115,10 +107,8 @@ impl Default for RegionValues {
             description: String::new(),
         }
     }
-}
 
-impl RegionValues {
-    fn from_region(r: &Region) -> Self {
+    fn stored(r: &Region) -> Self {
         Self {
             customer: r.customer_id.to_string(),
             name: r.name.clone(),
@@ -133,18 +123,17 @@ impl RegionValues {
         }
     }
 
-    fn from_form(form: &FormPairs) -> Self {
-        let s = |k: &str| form.string(k).unwrap_or_default();
+    fn submitted(form: &FormPairs) -> Self {
         Self {
-            customer: s("customer"),
-            name: s("name"),
-            identifier: s("identifier"),
-            priority: s("priority"),
-            health_check_interval_seconds: s("health_check_interval_seconds"),
+            customer: form.text("customer"),
+            name: form.text("name"),
+            identifier: form.text("identifier"),
+            priority: form.text("priority"),
+            health_check_interval_seconds: form.text("health_check_interval_seconds"),
             enabled: form.checked("enabled"),
-            api_endpoint: s("api_endpoint"),
-            worker_pool_config: s("worker_pool_config"),
-            description: s("description"),
+            api_endpoint: form.text("api_endpoint"),
+            worker_pool_config: form.text("worker_pool_config"),
+            description: form.text("description"),
         }
     }
 }
@@ -175,29 +164,12 @@ pub struct RegionPage {
     pub events: Vec<crate::regions::HealthEvent>,
 }
 
-/// Customers a user may create objects for, when there is a choice to make.
-pub(super) async fn customer_choices(
-    state: &AppState,
-    signed_in: &SignedIn,
-) -> AppResult<Vec<CustomerRef>> {
-    if signed_in.user.is_superuser {
-        let mut conn = state.pool.acquire().await?;
-        Ok(customers::all(&mut conn).await?)
-    } else if signed_in.user.customers.len() > 1 {
-        Ok(signed_in.user.customers.clone())
-    } else {
-        Ok(Vec::new())
-    }
-}
-
 /// `GET /regions`
 pub async fn get_regions(
-    State(state): State<AppState>,
     signed_in: SignedIn,
-    Params(page_params): Params<PageParams>,
+    Paging { page, size }: Paging,
 ) -> AppResult<RegionsPage> {
-    let page = page_params.request(Reading::Forgiving)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let (regions, count) = regions::list(
         &mut conn,
         &signed_in.user.scope(),
@@ -208,10 +180,7 @@ pub async fn get_regions(
     let customers = customers::all(&mut conn).await?;
     let url = format!(
         "/regions?{}",
-        page_params
-            .page_size
-            .map(|s| format!("page_size={s}"))
-            .unwrap_or_default()
+        size.map(|s| format!("page_size={s}")).unwrap_or_default()
     );
     Ok(RegionsPage {
         layout: signed_in.layout(Nav::Regions).await?,
@@ -227,6 +196,7 @@ impl ObjectForm for Region {
     const LIST: &'static str = "/regions";
     const NAV: Nav = Nav::Regions;
     type Input = RegionInput;
+    type Values = RegionValues;
     type Page = RegionFormPage;
 
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> RegionInput {
@@ -252,28 +222,11 @@ impl ObjectForm for Region {
     }
 
     async fn page(
-        state: &AppState,
         signed_in: &SignedIn,
-        shown: Shown<'_, Region>,
-        errors: FieldErrors,
+        form: FormFrame<Region, RegionValues>,
     ) -> AppResult<RegionFormPage> {
-        let values = match &shown {
-            Shown::New => RegionValues::default(),
-            Shown::Stored(region) => RegionValues::from_region(region),
-            Shown::Submitted(_, form) => RegionValues::from_form(form),
-        };
-        let region = shown.into_object();
-        let customers = match region {
-            None => customer_choices(state, signed_in).await?,
-            Some(_) => Vec::new(),
-        };
-        Ok(RegionFormPage {
-            customers,
-            layout: signed_in.layout(Nav::Regions).await?,
-            region,
-            values,
-            errors,
-        })
+        let layout = signed_in.layout(Nav::Regions).await?;
+        Ok(RegionFormPage { layout, form })
     }
 
     async fn save(
@@ -326,23 +279,21 @@ impl ObjectForm for Region {
 
 /// `GET /regions/{id}`
 pub async fn get_region(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     query: QueryPairs,
 ) -> AppResult<RegionPage> {
-    region_page(&state, &signed_in, id, &query, FieldErrors::new()).await
+    region_page(&signed_in, id, &query, FieldErrors::new()).await
 }
 
 async fn region_page(
-    state: &AppState,
     signed_in: &SignedIn,
     id: i64,
     query: &QueryPairs,
     errors: FieldErrors,
 ) -> AppResult<RegionPage> {
     let scope = signed_in.user.scope();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = signed_in.pool().acquire().await?;
     let region = regions::get(&mut conn, &scope, id).await?;
     let mut ignored = FieldErrors::new();
     let page = PageRequest::parse(query.get("page"), None, &mut ignored);
@@ -385,20 +336,19 @@ async fn region_page(
 
 /// `POST /regions/{id}/health`: the manual health form.
 pub async fn post_region_health(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
     let (status, message) = (form.get("health_status"), form.get("message"));
     let user = &signed_in.user;
-    let result = inventory::set_region_health(&state.pool, user, id, status, message).await;
+    let result = inventory::set_region_health(signed_in.pool(), user, id, status, message).await;
     let done = |r: &Region| {
         let message = format!("{} is now {}.", r.name, r.health_status);
         (message, format!("/regions/{id}"))
     };
     answer(&signed_in.session, result, done, async |errors| {
-        region_page(&state, &signed_in, id, &QueryPairs::default(), errors).await
+        region_page(&signed_in, id, &QueryPairs::default(), errors).await
     })
     .await
 }

@@ -2,11 +2,9 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::{Redirect, Response};
 
 use crate::error::{AppResult, FieldErrors};
-use crate::state::AppState;
 use crate::usecases::admin;
 use crate::web::filters;
 use crate::web::flash::{self, Level};
@@ -32,13 +30,9 @@ pub async fn get_account(signed_in: SignedIn) -> AppResult<AccountPage> {
 }
 
 /// `POST /account/password`: the current password, and the new one twice.
-pub async fn post_account_password(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_account_password(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let result = admin::change_own_password(
-        &state.pool,
+        signed_in.pool(),
         &signed_in.user,
         form.get("current_password"),
         form.get("password"),
@@ -56,16 +50,13 @@ pub async fn post_account_password(
 }
 
 /// `POST /account/sessions`: signs out every other browser session of the user.
-pub async fn post_account_sessions(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<Redirect> {
+pub async fn post_account_sessions(signed_in: SignedIn) -> AppResult<Redirect> {
     let current = signed_in
         .session
         .id()
         .map(|id| id.to_string())
         .unwrap_or_default();
-    let n = admin::sign_out_elsewhere(&state.pool, &signed_in.user, &current).await?;
+    let n = admin::sign_out_elsewhere(signed_in.pool(), &signed_in.user, &current).await?;
     let message = match n {
         0 => "You had no other session.".to_string(),
         1 => "1 other session signed out.".to_string(),

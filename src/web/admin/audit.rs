@@ -2,17 +2,15 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 
 use crate::audit::{Entry, ObjectType};
 use crate::error::AppResult;
 use crate::extract::Params;
-use crate::params::{AuditParams, PageParams, Reading};
-use crate::state::AppState;
+use crate::params::{AuditParams, Reading};
 use crate::usecases::admin;
 use crate::web::filters;
 use crate::web::page::{Layout, Nav, SignedIn};
-use crate::web::pager::Pager;
+use crate::web::pager::{Pager, Paging};
 
 /// `/audit`
 #[derive(Template, WebTemplate)]
@@ -56,14 +54,13 @@ impl AuditPage {
 
 /// `GET /audit`
 pub async fn get_audit(
-    State(state): State<AppState>,
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
     Params(params): Params<AuditParams>,
 ) -> AppResult<AuditPage> {
-    let page = page.request(Reading::Forgiving)?;
     let filter = params.filter(Reading::Forgiving)?;
-    let (entries, count) = admin::audit_log(&state.pool, &signed_in.user, &filter, page).await?;
+    let (entries, count) =
+        admin::audit_log(signed_in.pool(), &signed_in.user, &filter, page).await?;
     let query = {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in [

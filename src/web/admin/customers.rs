@@ -2,20 +2,18 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::response::{Redirect, Response};
 
 use crate::customers::{Customer, Member};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::extract::{Id, Params};
-use crate::params::{PageParams, Reading};
-use crate::state::AppState;
+use crate::extract::Id;
+use crate::pagination::PageRequest;
 use crate::usecases::admin;
 use crate::web::filters;
 use crate::web::flash::{self, Level};
 use crate::web::forms::{FormPairs, answer};
 use crate::web::page::{Layout, Nav, SignedIn};
-use crate::web::pager::Pager;
+use crate::web::pager::{Pager, Paging};
 
 /// `/customers`, with the form for a new one.
 #[derive(Template, WebTemplate)]
@@ -50,14 +48,12 @@ pub struct CustomerPage {
 }
 
 async fn customers_page(
-    state: &AppState,
     signed_in: &SignedIn,
-    page: &PageParams,
+    page: PageRequest,
     name: String,
     errors: FieldErrors,
 ) -> AppResult<CustomersPage> {
-    let page = page.request(Reading::Forgiving)?;
-    let (customers, count) = admin::list_customers(&state.pool, &signed_in.user, page).await?;
+    let (customers, count) = admin::list_customers(signed_in.pool(), &signed_in.user, page).await?;
     Ok(CustomersPage {
         layout: signed_in.layout(Nav::Customers).await?,
         pager: Pager::new(page, count, "/customers", customers.len()),
@@ -69,21 +65,16 @@ async fn customers_page(
 
 /// `GET /customers` and `GET /customers/new` (superusers).
 pub async fn get_customers(
-    State(state): State<AppState>,
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
 ) -> AppResult<CustomersPage> {
-    customers_page(&state, &signed_in, &page, String::new(), FieldErrors::new()).await
+    customers_page(&signed_in, page, String::new(), FieldErrors::new()).await
 }
 
 /// `POST /customers`
-pub async fn post_customers(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_customers(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let name = form.get("name");
-    let result = admin::create_customer(&state.pool, &signed_in.user, name).await;
+    let result = admin::create_customer(signed_in.pool(), &signed_in.user, name).await;
     let done = |c: &Customer| {
         let message = format!(
             "Customer {} created. Add its regions, devices and users next.",
@@ -93,19 +84,18 @@ pub async fn post_customers(
     };
     answer(&signed_in.session, result, done, async |errors| {
         let typed = form.string("name").unwrap_or_default();
-        customers_page(&state, &signed_in, &PageParams::default(), typed, errors).await
+        customers_page(&signed_in, PageRequest::default(), typed, errors).await
     })
     .await
 }
 
 async fn customer_page(
-    state: &AppState,
     signed_in: &SignedIn,
     id: i64,
     name: Option<String>,
     errors: FieldErrors,
 ) -> AppResult<CustomerPage> {
-    let (customer, members) = admin::customer(&state.pool, &signed_in.user, id).await?;
+    let (customer, members) = admin::customer(signed_in.pool(), &signed_in.user, id).await?;
     Ok(CustomerPage {
         layout: signed_in.layout(Nav::Customers).await?,
         name: name.unwrap_or_else(|| customer.name.clone()),
@@ -116,23 +106,18 @@ async fn customer_page(
 }
 
 /// `GET /customers/{id}`
-pub async fn get_customer(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<CustomerPage> {
-    customer_page(&state, &signed_in, id, None, FieldErrors::new()).await
+pub async fn get_customer(signed_in: SignedIn, Id(id): Id) -> AppResult<CustomerPage> {
+    customer_page(&signed_in, id, None, FieldErrors::new()).await
 }
 
 /// `POST /customers/{id}`: renames it.
 pub async fn post_customer(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     form: FormPairs,
 ) -> AppResult<Response> {
     let name = form.get("name");
-    let result = admin::rename_customer(&state.pool, &signed_in.user, id, name).await;
+    let result = admin::rename_customer(signed_in.pool(), &signed_in.user, id, name).await;
     let done = |c: &Customer| {
         (
             format!("Customer {} saved.", c.name),
@@ -141,18 +126,14 @@ pub async fn post_customer(
     };
     answer(&signed_in.session, result, done, async |errors| {
         let typed = form.string("name");
-        customer_page(&state, &signed_in, id, typed, errors).await
+        customer_page(&signed_in, id, typed, errors).await
     })
     .await
 }
 
 /// `POST /customers/{id}/delete`: deletes it, or says what it still holds.
-pub async fn post_delete_customer(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    match admin::delete_customer(&state.pool, &signed_in.user, id).await {
+pub async fn post_delete_customer(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    match admin::delete_customer(signed_in.pool(), &signed_in.user, id).await {
         Ok(c) => {
             let message = format!("Customer {} deleted.", c.name);
             flash::push(&signed_in.session, Level::Success, message).await?;

@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -10,7 +9,6 @@ use crate::auth::Role;
 use crate::auth::tokens::Token;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::Id;
-use crate::state::AppState;
 use crate::usecases::admin;
 use crate::web::filters;
 use crate::web::flash::{self, Level};
@@ -39,16 +37,15 @@ pub struct TokensPage {
 }
 
 async fn tokens_page(
-    state: &AppState,
     signed_in: &SignedIn,
     new_token: Option<(Token, String)>,
     typed: Option<&FormPairs>,
     errors: FieldErrors,
 ) -> AppResult<TokensPage> {
     let me = &signed_in.user;
-    let own = admin::list_tokens(&state.pool, me, None).await?;
+    let own = admin::list_tokens(signed_in.pool(), me, None).await?;
     let managed = if me.require(Role::Admin).is_ok() {
-        let all = admin::managed_tokens(&state.pool, me).await?;
+        let all = admin::managed_tokens(signed_in.pool(), me).await?;
         all.into_iter().filter(|t| t.user_id != me.id).collect()
     } else {
         Vec::new()
@@ -66,20 +63,13 @@ async fn tokens_page(
 }
 
 /// `GET /tokens`
-pub async fn get_tokens(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<TokensPage> {
-    tokens_page(&state, &signed_in, None, None, FieldErrors::new()).await
+pub async fn get_tokens(signed_in: SignedIn) -> AppResult<TokensPage> {
+    tokens_page(&signed_in, None, None, FieldErrors::new()).await
 }
 
 /// `POST /tokens`: makes a token and shows it once, on the page that answers (never stored
 /// in the session or a URL).
-pub async fn post_tokens(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_tokens(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let mut read = FieldErrors::new();
     let expires_at = match form
         .get("expires_at")
@@ -103,13 +93,13 @@ pub async fn post_tokens(
         }
     };
     let name = form.get("name");
-    match admin::create_token(&state.pool, &signed_in.user, name, expires_at, read).await {
+    match admin::create_token(signed_in.pool(), &signed_in.user, name, expires_at, read).await {
         Ok(made) => {
-            let page = tokens_page(&state, &signed_in, Some(made), None, FieldErrors::new());
+            let page = tokens_page(&signed_in, Some(made), None, FieldErrors::new());
             Ok((NO_STORE, page.await?).into_response())
         }
         Err(AppError::Validation(errors)) => {
-            let page = tokens_page(&state, &signed_in, None, Some(&form), errors);
+            let page = tokens_page(&signed_in, None, Some(&form), errors);
             Ok((StatusCode::BAD_REQUEST, page.await?).into_response())
         }
         Err(e) => Err(e),
@@ -117,12 +107,8 @@ pub async fn post_tokens(
 }
 
 /// `POST /tokens/{id}/revoke`
-pub async fn post_revoke_token(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<Redirect> {
-    let token = admin::revoke_token(&state.pool, &signed_in.user, id).await?;
+pub async fn post_revoke_token(signed_in: SignedIn, Id(id): Id) -> AppResult<Redirect> {
+    let token = admin::revoke_token(signed_in.pool(), &signed_in.user, id).await?;
     let message = format!(
         "Token {} of {} revoked; it is refused from now on.",
         token.name, token.username

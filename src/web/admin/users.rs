@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -12,13 +11,12 @@ use crate::auth::{CustomerRef, Role};
 use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Id, Params};
-use crate::params::{PageParams, Reading, UserParams};
-use crate::state::AppState;
+use crate::params::UserParams;
 use crate::usecases::admin::{self, UserInput};
 use crate::web::filters;
 use crate::web::forms::{FormPairs, NO_STORE, answer};
 use crate::web::page::{Layout, Nav, SignedIn};
-use crate::web::pager::Pager;
+use crate::web::pager::{Pager, Paging};
 
 /// `/users`
 #[derive(Template, WebTemplate)]
@@ -42,16 +40,8 @@ pub struct UserFormPage {
     pub layout: Layout,
     /// The user edited, or `None` for a new one.
     pub user: Option<User>,
-    /// Username, as typed.
-    pub username: String,
-    /// Role chosen.
-    pub role: String,
-    /// Customers chosen.
-    pub chosen: Vec<i64>,
-    /// Superuser box.
-    pub is_superuser: bool,
-    /// Active box.
-    pub is_active: bool,
+    /// Submitted or current values.
+    pub values: UserValues,
     /// Customers that may be handed out.
     pub customers: Vec<CustomerRef>,
     /// Whether the signed-in user is a superuser (may grant it).
@@ -64,6 +54,61 @@ pub struct UserFormPage {
     pub tokens: Vec<Token>,
 }
 
+/// User form values, as the form shows them.
+#[derive(Debug, Clone)]
+pub struct UserValues {
+    /// Username, as typed.
+    pub username: String,
+    /// Role chosen.
+    pub role: String,
+    /// Customers chosen.
+    pub chosen: Vec<i64>,
+    /// Superuser box.
+    pub is_superuser: bool,
+    /// Active box.
+    pub is_active: bool,
+}
+
+impl UserValues {
+    fn blank() -> Self {
+        Self {
+            username: String::new(),
+            role: "viewer".into(),
+            chosen: Vec::new(),
+            is_superuser: false,
+            is_active: true,
+        }
+    }
+
+    fn stored(u: &User) -> Self {
+        Self {
+            username: u.username.clone(),
+            role: u.role.as_str().to_string(),
+            chosen: u.customers.clone(),
+            is_superuser: u.is_superuser,
+            is_active: u.is_active,
+        }
+    }
+
+    /// The edit form does not submit the username: the stored one stays.
+    fn submitted(user: Option<&User>, form: &FormPairs) -> Self {
+        Self {
+            username: form
+                .string("username")
+                .or_else(|| user.map(|u| u.username.clone()))
+                .unwrap_or_default(),
+            role: form.text("role"),
+            chosen: form
+                .all("customers")
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            is_superuser: form.checked("is_superuser"),
+            is_active: form.checked("is_active"),
+        }
+    }
+}
+
 impl UserFormPage {
     /// The roles, for the select.
     pub fn roles(&self) -> [Role; 3] {
@@ -72,20 +117,18 @@ impl UserFormPage {
 
     /// Whether customer `id` is chosen.
     pub fn is_chosen(&self, id: &i64) -> bool {
-        self.chosen.contains(id)
+        self.values.chosen.contains(id)
     }
 }
 
 /// `GET /users` (admins and superusers).
 pub async fn get_users(
-    State(state): State<AppState>,
     signed_in: SignedIn,
-    Params(page): Params<PageParams>,
+    Paging { page, .. }: Paging,
     Params(params): Params<UserParams>,
 ) -> AppResult<UsersPage> {
-    let page = page.request(Reading::Forgiving)?;
     let search = params.search();
-    let (users, count) = admin::list_users(&state.pool, &signed_in.user, search, page).await?;
+    let (users, count) = admin::list_users(signed_in.pool(), &signed_in.user, search, page).await?;
     let q = search.unwrap_or_default().to_string();
     let base = match search {
         Some(q) => format!(
@@ -111,7 +154,6 @@ enum UserShown<'a> {
 }
 
 async fn user_form(
-    state: &AppState,
     signed_in: &SignedIn,
     shown: UserShown<'_>,
     generated: Option<String>,
@@ -119,43 +161,17 @@ async fn user_form(
 ) -> AppResult<UserFormPage> {
     let me = &signed_in.user;
     let customers = if me.is_superuser {
-        customers::all(&mut *state.pool.acquire().await?).await?
+        customers::all(&mut *signed_in.pool().acquire().await?).await?
     } else {
         me.customers.clone()
     };
-    let (username, role, chosen, is_superuser, is_active, user) = match shown {
-        UserShown::Stored(Some(u)) => (
-            u.username.clone(),
-            u.role.as_str().to_string(),
-            u.customers.clone(),
-            u.is_superuser,
-            u.is_active,
-            Some(u),
-        ),
-        UserShown::Stored(None) => (
-            String::new(),
-            "viewer".into(),
-            Vec::new(),
-            false,
-            true,
-            None,
-        ),
-        UserShown::Submitted(u, form) => (
-            form.string("username")
-                .or_else(|| u.as_ref().map(|u| u.username.clone()))
-                .unwrap_or_default(),
-            form.string("role").unwrap_or_default(),
-            form.all("customers")
-                .iter()
-                .filter_map(|c| c.parse().ok())
-                .collect(),
-            form.checked("is_superuser"),
-            form.checked("is_active"),
-            u,
-        ),
+    let (values, user) = match shown {
+        UserShown::Stored(Some(u)) => (UserValues::stored(&u), Some(u)),
+        UserShown::Stored(None) => (UserValues::blank(), None),
+        UserShown::Submitted(u, form) => (UserValues::submitted(u.as_ref(), form), u),
     };
     let tokens = match &user {
-        Some(u) => admin::list_tokens(&state.pool, me, Some(u.id))
+        Some(u) => admin::list_tokens(signed_in.pool(), me, Some(u.id))
             .await
             .unwrap_or_default(),
         None => Vec::new(),
@@ -163,11 +179,7 @@ async fn user_form(
     Ok(UserFormPage {
         layout: signed_in.layout(Nav::Users).await?,
         user,
-        username,
-        role,
-        chosen,
-        is_superuser,
-        is_active,
+        values,
         customers,
         may_grant_superuser: me.is_superuser,
         generated,
@@ -197,60 +209,44 @@ fn user_input(form: &FormPairs, editing: bool, errors: &mut FieldErrors) -> User
 }
 
 /// `GET /users/new`
-pub async fn get_new_user(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-) -> AppResult<UserFormPage> {
+pub async fn get_new_user(signed_in: SignedIn) -> AppResult<UserFormPage> {
     signed_in.user.require(Role::Admin)?;
     let shown = UserShown::Stored(None);
-    user_form(&state, &signed_in, shown, None, FieldErrors::new()).await
+    user_form(&signed_in, shown, None, FieldErrors::new()).await
 }
 
 /// `POST /users`
-pub async fn post_users(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_users(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     let mut read = FieldErrors::new();
     let input = user_input(&form, false, &mut read);
     let confirm = form.get("password_confirm");
-    let result = admin::create_user(&state.pool, &signed_in.user, &input, confirm, read).await;
+    let result = admin::create_user(signed_in.pool(), &signed_in.user, &input, confirm, read).await;
     let done = |u: &User| {
         let message = format!("User {} created; they can sign in now.", u.username);
         (message, format!("/users/{}", u.id))
     };
     answer(&signed_in.session, result, done, async |errors| {
         let shown = UserShown::Submitted(None, &form);
-        user_form(&state, &signed_in, shown, None, errors).await
+        user_form(&signed_in, shown, None, errors).await
     })
     .await
 }
 
 /// `GET /users/{id}`
-pub async fn get_user(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-) -> AppResult<UserFormPage> {
+pub async fn get_user(signed_in: SignedIn, Id(id): Id) -> AppResult<UserFormPage> {
     signed_in.user.require(Role::Admin)?;
-    let user = admin::user(&state.pool, &signed_in.user, id).await?;
+    let user = admin::user(signed_in.pool(), &signed_in.user, id).await?;
     let shown = UserShown::Stored(Some(user));
-    user_form(&state, &signed_in, shown, None, FieldErrors::new()).await
+    user_form(&signed_in, shown, None, FieldErrors::new()).await
 }
 
 /// `POST /users/{id}`: role, customers, activity.
-pub async fn post_user(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Id(id): Id,
-    form: FormPairs,
-) -> AppResult<Response> {
+pub async fn post_user(signed_in: SignedIn, Id(id): Id, form: FormPairs) -> AppResult<Response> {
     let mut read = FieldErrors::new();
     let mut input = user_input(&form, true, &mut read);
     input.username = None;
     input.password = None;
-    let result = admin::update_user(&state.pool, &signed_in.user, id, &input, read).await;
+    let result = admin::update_user(signed_in.pool(), &signed_in.user, id, &input, read).await;
     let done = |u: &User| {
         (
             format!("User {} saved.", u.username),
@@ -258,9 +254,9 @@ pub async fn post_user(
         )
     };
     answer(&signed_in.session, result, done, async |errors| {
-        let user = admin::user(&state.pool, &signed_in.user, id).await?;
+        let user = admin::user(signed_in.pool(), &signed_in.user, id).await?;
         let shown = UserShown::Submitted(Some(user), &form);
-        user_form(&state, &signed_in, shown, None, errors).await
+        user_form(&signed_in, shown, None, errors).await
     })
     .await
 }
@@ -268,7 +264,6 @@ pub async fn post_user(
 /// `POST /users/{id}/password`: sets the password typed twice, or (with `generate`) a new
 /// one shown once on the page that answers.
 pub async fn post_user_password(
-    State(state): State<AppState>,
     signed_in: SignedIn,
     Id(id): Id,
     form: FormPairs,
@@ -282,21 +277,15 @@ pub async fn post_user_password(
         )
     };
     let me = &signed_in.user;
-    match admin::set_password(&state.pool, me, id, given, confirm).await {
+    match admin::set_password(signed_in.pool(), me, id, given, confirm).await {
         Ok((user, generated)) => {
             let shown = UserShown::Stored(Some(user));
-            let page = user_form(&state, &signed_in, shown, generated, FieldErrors::new());
+            let page = user_form(&signed_in, shown, generated, FieldErrors::new());
             Ok((NO_STORE, page.await?).into_response())
         }
         Err(AppError::Validation(errors)) => {
-            let user = admin::user(&state.pool, me, id).await?;
-            let page = user_form(
-                &state,
-                &signed_in,
-                UserShown::Stored(Some(user)),
-                None,
-                errors,
-            );
+            let user = admin::user(signed_in.pool(), me, id).await?;
+            let page = user_form(&signed_in, UserShown::Stored(Some(user)), None, errors);
             Ok((StatusCode::BAD_REQUEST, page.await?).into_response())
         }
         Err(e) => Err(e),
