@@ -57,6 +57,56 @@ words! {
     }
 }
 
+/// An object whose changes the audit trail records.
+pub trait Audited {
+    /// What the audit trail calls it.
+    const OBJECT: ObjectType;
+
+    /// Its id.
+    fn id(&self) -> i64;
+
+    /// Its name, as the audit trail keeps it.
+    fn repr(&self) -> String;
+
+    /// The customers whose members may read its rows.
+    fn customer_ids(&self) -> Vec<i64>;
+
+    /// The row saying that `action` changed it by `changes`.
+    fn change(&self, action: Action, changes: Value) -> Change {
+        Change {
+            object_type: Self::OBJECT,
+            object_id: Some(self.id()),
+            object_repr: self.repr(),
+            action,
+            customer_ids: self.customer_ids(),
+            changes,
+        }
+    }
+}
+
+/// Implements [`Audited`] for a type with an `id`, from its audit kind, the field that names
+/// it, and how its customers are read.
+macro_rules! audited {
+    ($ty:ty, $object:expr, name: $name:ident, customers: $customers:expr) => {
+        impl $crate::audit::Audited for $ty {
+            const OBJECT: $crate::audit::ObjectType = $object;
+
+            fn id(&self) -> i64 {
+                self.id
+            }
+
+            fn repr(&self) -> String {
+                self.$name.clone()
+            }
+
+            fn customer_ids(&self) -> Vec<i64> {
+                $customers(self)
+            }
+        }
+    };
+}
+pub(crate) use audited;
+
 /// One change to record.
 #[derive(Debug, Clone)]
 pub struct Change {

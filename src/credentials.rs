@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::auth::Scope;
 use crate::crypto::{Secret, SecretBox};
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::pagination::{PageRequest, scoped_page};
+use crate::pagination::{PageRequest, scoped_one, scoped_page};
 use crate::types;
 
 /// A credential as shown: no secrets.
@@ -46,9 +46,11 @@ pub struct CredentialInput {
     /// Sign-in name.
     pub username: Option<String>,
     /// Password (write-only: stored encrypted, never returned).
-    pub password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret>,
     /// Enable password (write-only: stored encrypted, never returned).
-    pub enable_password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub enable_password: Option<Secret>,
 }
 
 /// Validated credential fields.
@@ -56,8 +58,8 @@ pub struct CredentialInput {
 pub struct CredentialChanges {
     name: Option<String>,
     username: Option<String>,
-    password: Option<String>,
-    enable_password: Option<String>,
+    password: Option<Secret>,
+    enable_password: Option<Secret>,
 }
 
 impl CredentialInput {
@@ -69,7 +71,7 @@ impl CredentialInput {
             ("enable_password", &self.enable_password),
         ]
         .into_iter()
-        .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+        .filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_empty()))
         .map(|(k, _)| k)
         .collect()
     }
@@ -84,12 +86,10 @@ impl CredentialInput {
         let name = field("name", &self.name, 200);
         let username = field("username", &self.username, 200);
         if complete {
-            if self.name.is_none() {
-                e.add("name", "This field is required.");
-            }
-            if self.username.is_none() {
-                e.add("username", "This field is required.");
-            }
+            e.require([
+                ("name", self.name.is_some()),
+                ("username", self.username.is_some()),
+            ]);
         }
         for (key, v) in [
             ("password", &self.password),
@@ -117,10 +117,10 @@ fn context(customer_id: i64, field: &str) -> String {
     format!("credential:{customer_id}:{field}")
 }
 
-fn seal(sb: &SecretBox, customer_id: i64, field: &str, v: &Option<String>) -> Option<Vec<u8>> {
-    v.as_deref()
+fn seal(sb: &SecretBox, customer_id: i64, field: &str, v: &Option<Secret>) -> Option<Vec<u8>> {
+    v.as_ref()
         .filter(|p| !p.is_empty())
-        .map(|p| sb.seal(&context(customer_id, field), p))
+        .map(|p| sb.seal(&context(customer_id, field), p.expose()))
 }
 
 const SELECT: &str =
@@ -138,21 +138,14 @@ pub async fn list(
         "{SELECT} WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))
          ORDER BY name, id LIMIT $2 OFFSET $3"
     );
-    let count =
-        "SELECT count(*) FROM credentials WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))";
-    scoped_page(conn, count, sqlx::AssertSqlSafe(rows), scope.ids(), page).await
+    let table = ("credentials", "customer_id");
+    scoped_page(conn, table, sqlx::AssertSqlSafe(rows), scope.ids(), page).await
 }
 
 /// One credential in scope.
 pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Credential> {
-    sqlx::query_as::<_, Credential>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE id = $1 AND ($2::bigint[] IS NULL OR customer_id = ANY($2))"
-    )))
-    .bind(id)
-    .bind(scope.ids())
-    .fetch_optional(conn)
-    .await?
-    .ok_or(AppError::NotFound)
+    let sql = format!("{SELECT} WHERE id = $1 AND ($2::bigint[] IS NULL OR customer_id = ANY($2))");
+    scoped_one(conn, sqlx::AssertSqlSafe(sql), id, scope.ids()).await
 }
 
 /// Creates a credential, encrypting its secrets.

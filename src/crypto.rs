@@ -138,10 +138,21 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// A decrypted secret, such as a device password. Its `Debug` never shows the value, so no
 /// log line, error or panic message can carry it by accident.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Whether it is the empty string (which clears a stored secret).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())

@@ -49,6 +49,16 @@ impl FieldErrors {
         checked.map_err(|m| self.add(field, m)).ok()
     }
 
+    /// Records "This field is required." for each field given no value. A complete
+    /// submission (create, PUT, a form) needs them; a partial one (PATCH) does not.
+    pub fn require<const N: usize>(&mut self, fields: [(&str, bool); N]) {
+        for (field, given) in fields {
+            if !given {
+                self.add(field, "This field is required.");
+            }
+        }
+    }
+
     /// The first message of a field, for a form's inline error.
     pub fn first(&self, field: &str) -> Option<&str> {
         self.get(field).first().map(String::as_str)

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, SqlSafeStr};
 
-use crate::error::{AppResult, FieldErrors};
+use crate::error::{AppError, AppResult, FieldErrors};
 
 /// Default rows per page.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -107,11 +107,12 @@ impl<T> Paginated<T> {
 }
 
 /// A page of rows in a customer scope and how many rows there are in all, for the simple lists
-/// whose only condition is the scope: both statements take the customer ids (`NULL` for
-/// every customer) as `$1`, and `rows` takes the page as `LIMIT $2 OFFSET $3`.
+/// whose only condition is the scope. `rows` takes the customer ids (`NULL` for every
+/// customer) as `$1` and the page as `LIMIT $2 OFFSET $3`; the total counts the rows of
+/// `table` whose `tenant` column (the customer id) is in scope.
 pub async fn scoped_page<T>(
     conn: &mut PgConnection,
-    count: impl SqlSafeStr,
+    (table, tenant): (&'static str, &'static str),
     rows: impl SqlSafeStr,
     customer_ids: Option<&[i64]>,
     page: PageRequest,
@@ -119,7 +120,9 @@ pub async fn scoped_page<T>(
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
-    let total: i64 = sqlx::query_scalar(count)
+    let count =
+        format!("SELECT count(*) FROM {table} WHERE ($1::bigint[] IS NULL OR {tenant} = ANY($1))");
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
         .bind(customer_ids)
         .fetch_one(&mut *conn)
         .await?;
@@ -130,6 +133,26 @@ where
         .fetch_all(conn)
         .await?;
     Ok((rows, total))
+}
+
+/// The row with this id in a customer scope, else [`AppError::NotFound`]: another customer's
+/// object does not exist for the caller. `sql` takes the id as `$1` and the customer ids
+/// (`NULL` for every customer) as `$2`.
+pub async fn scoped_one<T>(
+    conn: &mut PgConnection,
+    sql: impl SqlSafeStr,
+    id: i64,
+    customer_ids: Option<&[i64]>,
+) -> AppResult<T>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
+        .bind(id)
+        .bind(customer_ids)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 /// `url` with its `page` query parameter set to `page`.

@@ -150,24 +150,18 @@ impl JobParams {
             filter.job_type = errors.check("type", JobType::parse(t));
         }
         if let Some(r) = reading.take("region", &self.region, &mut errors) {
-            filter.region = r
-                .parse()
-                .map_err(|_| errors.add("region", "Enter a region id."))
-                .ok();
+            filter.region = errors.check("region", parse_id(r, "a region id"));
         }
         errors.into_result().map(|()| filter)
     }
 
     /// The filter's values as given (empty ones left out), to keep them in links.
     pub fn to_pairs(&self) -> Vec<(&'static str, &str)> {
-        [
+        given([
             ("status", &self.status),
             ("type", &self.job_type),
             ("region", &self.region),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
-        .collect()
+        ])
     }
 }
 
@@ -251,6 +245,17 @@ pub struct AuditParams {
 }
 
 impl AuditParams {
+    /// The filter's values as given (empty ones left out), to keep them in links.
+    pub fn to_pairs(&self) -> Vec<(&'static str, &str)> {
+        given([
+            ("actor", &self.actor),
+            ("object_type", &self.object_type),
+            ("object_id", &self.object_id),
+            ("since", &self.since),
+            ("until", &self.until),
+        ])
+    }
+
     /// The filter.
     pub fn filter(&self, reading: Reading) -> AppResult<audit::Filter> {
         let mut errors = FieldErrors::new();
@@ -264,10 +269,7 @@ impl AuditParams {
             filter.object_type = errors.check("object_type", ObjectType::parse(t));
         }
         if let Some(id) = reading.take("object_id", &self.object_id, &mut errors) {
-            filter.object_id = id
-                .parse()
-                .map_err(|_| errors.add("object_id", "Enter an object id."))
-                .ok();
+            filter.object_id = errors.check("object_id", parse_id(id, "an object id"));
         }
         for (field, value, slot) in [
             ("since", &self.since, &mut filter.since),
@@ -295,4 +297,19 @@ fn parse_time(raw: &str) -> Result<OffsetDateTime, ()> {
     time::Date::parse(raw, &format)
         .map(|d| d.midnight().assume_utc())
         .map_err(|_| ())
+}
+
+/// The parameters that were given a value, in order.
+fn given<'a, const N: usize>(
+    pairs: [(&'static str, &'a Option<String>); N],
+) -> Vec<(&'static str, &'a str)> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .collect()
+}
+
+/// An id given in a query string.
+fn parse_id(raw: &str, what: &str) -> Result<i64, String> {
+    raw.parse().map_err(|_| format!("Enter {what}."))
 }

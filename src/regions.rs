@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::auth::Scope;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::lifecycle::queue_name;
-use crate::pagination::{PageRequest, scoped_page};
+use crate::pagination::{PageRequest, scoped_one, scoped_page};
 use crate::types::{self, HealthSource, HealthStatus};
 
 /// A region row.
@@ -155,12 +155,10 @@ impl RegionInput {
             .as_deref()
             .and_then(|v| e.check("identifier", types::identifier(v)));
         if complete {
-            if self.name.is_none() {
-                e.add("name", "This field is required.");
-            }
-            if self.identifier.is_none() {
-                e.add("identifier", "This field is required.");
-            }
+            e.require([
+                ("name", self.name.is_some()),
+                ("identifier", self.identifier.is_some()),
+            ]);
         }
         let api_endpoint = self.api_endpoint.as_deref().and_then(|v| {
             e.check(
@@ -271,9 +269,8 @@ pub async fn list(
          ORDER BY r.priority DESC, r.name, r.id LIMIT $2 OFFSET $3",
         counts.select()
     );
-    let count =
-        "SELECT count(*) FROM regions WHERE ($1::bigint[] IS NULL OR customer_id = ANY($1))";
-    scoped_page(conn, count, sqlx::AssertSqlSafe(rows), scope.ids(), page).await
+    let table = ("regions", "customer_id");
+    scoped_page(conn, table, sqlx::AssertSqlSafe(rows), scope.ids(), page).await
 }
 
 /// Every region in scope (for selects), by name.
@@ -289,14 +286,10 @@ pub async fn all(conn: &mut PgConnection, scope: &Scope, counts: Counts) -> AppR
 
 /// One region in scope; 404 otherwise.
 pub async fn get(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResult<Region> {
-    sqlx::query_as::<_, Region>(sqlx::AssertSqlSafe(format!(
+    let sql = format!(
         "{SELECT_WITH_COUNTS} WHERE r.id = $1 AND ($2::bigint[] IS NULL OR r.customer_id = ANY($2))"
-    )))
-    .bind(id)
-    .bind(scope.ids())
-    .fetch_optional(conn)
-    .await?
-    .ok_or(AppError::NotFound)
+    );
+    scoped_one(conn, sqlx::AssertSqlSafe(sql), id, scope.ids()).await
 }
 
 /// Creates a region for `customer_id` (validated with `complete = true`): the row with its

@@ -4,7 +4,7 @@
 //! one sqlx version and one pool in the binary.
 
 use async_trait::async_trait;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
@@ -34,6 +34,22 @@ fn backend(err: sqlx::Error) -> session_store::Error {
     } else {
         session_store::Error::Backend(err.to_string())
     }
+}
+
+/// Ends the browser sessions of a user, but `except` (the caller's own); returns how many.
+pub async fn end_sessions(
+    conn: &mut PgConnection,
+    id: i64,
+    except: Option<&str>,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM sessions WHERE data ->> 'user_id' = $1::text AND id IS DISTINCT FROM $2",
+    )
+    .bind(id.to_string())
+    .bind(except)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 /// The application error for a failed session operation.

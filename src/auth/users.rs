@@ -382,22 +382,6 @@ pub async fn active_superusers(conn: &mut PgConnection) -> AppResult<i64> {
     Ok(ids.len() as i64)
 }
 
-/// Ends the browser sessions of a user, but `except` (the caller's own); returns how many.
-pub async fn end_sessions(
-    conn: &mut PgConnection,
-    id: i64,
-    except: Option<&str>,
-) -> AppResult<u64> {
-    Ok(sqlx::query(
-        "DELETE FROM sessions WHERE data ->> 'user_id' = $1::text AND id IS DISTINCT FROM $2",
-    )
-    .bind(id.to_string())
-    .bind(except)
-    .execute(conn)
-    .await?
-    .rows_affected())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,12 +128,18 @@ impl DeviceFilter {
         if self.region.is_some() {
             push_scope(qb, scope, "a");
         }
+        self.push_region_match(qb, "a");
+    }
+
+    /// Appends ` AND <alias>.region_id …` for the region filter, if any.
+    pub(super) fn push_region_match(&self, qb: &mut QueryBuilder<Postgres>, alias: &str) {
         match self.region {
             Some(RegionFilter::Unassigned) => {
-                qb.push(" AND a.region_id IS NULL");
+                qb.push(format_args!(" AND {alias}.region_id IS NULL"));
             }
             Some(RegionFilter::Id(id)) => {
-                qb.push(" AND a.region_id = ").push_bind(id);
+                qb.push(format_args!(" AND {alias}.region_id = "))
+                    .push_bind(id);
             }
             None => {}
         }

@@ -105,12 +105,10 @@ impl DeviceInput {
             .as_deref()
             .and_then(|v| e.check("mgmt_ip", types::address(v)));
         if complete {
-            if self.hostname.is_none() {
-                e.add("hostname", "This field is required.");
-            }
-            if self.mgmt_ip.is_none() {
-                e.add("mgmt_ip", "This field is required.");
-            }
+            e.require([
+                ("hostname", self.hostname.is_some()),
+                ("mgmt_ip", self.mgmt_ip.is_some()),
+            ]);
         }
         let port = self.port.and_then(|v| e.check("port", types::port(v)));
         let mut text = |name: &str, v: &Option<String>| {

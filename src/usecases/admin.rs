@@ -13,8 +13,9 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use super::{checked, in_transaction};
-use crate::audit::{self, Action, Change, ObjectType};
+use crate::audit::{self, Action, Audited, Change, ObjectType, audited};
 use crate::auth::password::{hash_password, random_password, verify_password};
+use crate::auth::session_store;
 use crate::auth::tokens::{self, Token};
 use crate::auth::users::{self, NewUser, User, UserChanges};
 use crate::auth::{AuthUser, Role, Scope};
@@ -38,16 +39,7 @@ async fn audit(conn: &mut PgConnection, actor: &AuthUser, change: Change) -> App
     audit::record(conn, actor, &change).await
 }
 
-fn customer_change(c: &Customer, action: Action, changes: Value) -> Change {
-    Change {
-        object_type: ObjectType::Customer,
-        object_id: Some(c.id),
-        object_repr: c.name.clone(),
-        action,
-        customer_ids: vec![c.id],
-        changes,
-    }
-}
+audited!(Customer, ObjectType::Customer, name: name, customers: |c: &Customer| vec![c.id]);
 
 // --- customers -------------------------------------------------------------------------
 
@@ -85,7 +77,7 @@ pub async fn create_customer(
     in_transaction(pool, async |tx| {
         let c = customers::create(tx, &name).await?;
         let changes = json!({"name": [null, c.name]});
-        audit(tx, user, customer_change(&c, Action::Create, changes)).await?;
+        audit(tx, user, c.change(Action::Create, changes)).await?;
         Ok(c)
     })
     .await
@@ -104,7 +96,7 @@ pub async fn rename_customer(
         let name = customers::validate_name(name).map_err(AppError::Validation)?;
         let after = customers::rename(tx, id, &name).await?;
         let changes = audit::diff_of(Some(&before), Some(&after));
-        audit(tx, user, customer_change(&after, Action::Update, changes)).await?;
+        audit(tx, user, after.change(Action::Update, changes)).await?;
         Ok(after)
     })
     .await
@@ -116,7 +108,7 @@ pub async fn delete_customer(pool: &PgPool, user: &AuthUser, id: i64) -> AppResu
     in_transaction(pool, async |tx| {
         let c = customers::delete(tx, id).await?;
         let changes = json!({"name": [c.name, null]});
-        audit(tx, user, customer_change(&c, Action::Delete, changes)).await?;
+        audit(tx, user, c.change(Action::Delete, changes)).await?;
         Ok(c)
     })
     .await
@@ -130,16 +122,7 @@ fn user_scope(user: &AuthUser) -> AppResult<Scope> {
     Ok(user.scope())
 }
 
-fn user_change(u: &User, action: Action, changes: Value) -> Change {
-    Change {
-        object_type: ObjectType::User,
-        object_id: Some(u.id),
-        object_repr: u.username.clone(),
-        action,
-        customer_ids: u.customers.clone(),
-        changes,
-    }
-}
+audited!(User, ObjectType::User, name: username, customers: |u: &User| u.customers.clone());
 
 /// A user `actor` may manage: visible to them (404 otherwise), and not a superuser unless
 /// the actor is one. Their memberships are those within the actor's customers.
@@ -286,7 +269,7 @@ pub async fn create_user(
         users::set_customers(tx, id, &customers, &Scope::all()).await?;
         let created = users::get(tx, &Scope::all(), id).await?;
         let changes = audit::diff_of(None, Some(&created));
-        audit(tx, actor, user_change(&created, Action::Create, changes)).await?;
+        audit(tx, actor, created.change(Action::Create, changes)).await?;
         Ok(created)
     })
     .await
@@ -364,11 +347,11 @@ pub async fn update_user(
         };
         let mut diff = audit::diff_of(Some(&before), Some(&seen));
         if input.is_active == Some(false) && before.is_active {
-            let sessions = users::end_sessions(tx, id, None).await?;
+            let sessions = session_store::end_sessions(tx, id, None).await?;
             let tokens = tokens::revoke_all(tx, id).await?;
             diff["ended"] = json!({"sessions": sessions, "tokens": tokens});
         }
-        let mut change = user_change(&seen, Action::Update, diff);
+        let mut change = seen.change(Action::Update, diff);
         // The customers it left see the change too: their admins made it, or must know.
         for c in &before.customers {
             if !change.customer_ids.contains(c) {
@@ -406,12 +389,7 @@ pub async fn set_password(
         wholly_managed(tx, actor, id).await?;
         users::set_password_hash(tx, id, &hash).await?;
         let changes = json!({"password": "changed"});
-        audit(
-            tx,
-            actor,
-            user_change(&target, Action::SetPassword, changes),
-        )
-        .await?;
+        audit(tx, actor, target.change(Action::SetPassword, changes)).await?;
         Ok(target)
     })
     .await?;
@@ -439,14 +417,14 @@ pub async fn change_own_password(
         users::set_password_hash(tx, user.id, &hash).await?;
         let me = users::get(tx, &Scope::all(), user.id).await?;
         let changes = json!({"password": "changed"});
-        audit(tx, user, user_change(&me, Action::SetPassword, changes)).await
+        audit(tx, user, me.change(Action::SetPassword, changes)).await
     })
     .await
 }
 
 /// Ends the caller's other browser sessions; returns how many.
 pub async fn sign_out_elsewhere(pool: &PgPool, user: &AuthUser, current: &str) -> AppResult<u64> {
-    users::end_sessions(&mut *pool.acquire().await?, user.id, Some(current)).await
+    Ok(session_store::end_sessions(&mut *pool.acquire().await?, user.id, Some(current)).await?)
 }
 
 // --- tokens ----------------------------------------------------------------------------

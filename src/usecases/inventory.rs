@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
 use super::{checked, in_transaction};
-use crate::audit::{self, Action, Change, ObjectType};
+use crate::audit::{self, Action, Audited, Change, ObjectType, audited};
 use crate::auth::{AuthUser, Role, Scope};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::crypto::SecretBox;
@@ -21,17 +21,9 @@ use crate::regions::{self, Region, RegionInput};
 use crate::snapshots::{self, HostKey};
 
 /// An object that belongs to one customer and is found in a caller's scope.
-pub trait Owned: Sized {
+pub trait Owned: Audited + Sized {
     /// What it is called in messages ("region").
     const WHAT: &'static str;
-    /// What the audit trail calls it.
-    const OBJECT: ObjectType;
-
-    /// Its id.
-    fn id(&self) -> i64;
-
-    /// Its name, as the audit trail keeps it.
-    fn repr(&self) -> String;
 
     /// Its fields as the API shows them, to diff for the audit trail.
     fn fields(&self) -> Value;
@@ -54,21 +46,14 @@ pub trait Owned: Sized {
     ) -> impl Future<Output = AppResult<()>> + Send;
 }
 
-/// Implements [`Owned`] for a domain type from its audit kind, the field that names it, how
+/// Implements [`Audited`] and [`Owned`] for a domain type from its audit kind, the field that names it, how
 /// its API fields are read, and its scoped lookup.
 macro_rules! owned {
     ($ty:ty, $object:expr, name: $name:ident, fields: $fields:expr, find: $find:path, delete: $delete:path) => {
+        audited!($ty, $object, name: $name, customers: |o: &$ty| vec![o.customer_id]);
+
         impl Owned for $ty {
             const WHAT: &'static str = $object.as_str();
-            const OBJECT: ObjectType = $object;
-
-            fn id(&self) -> i64 {
-                self.id
-            }
-
-            fn repr(&self) -> String {
-                self.$name.clone()
-            }
 
             fn fields(&self) -> Value {
                 serde_json::to_value($fields(self)).unwrap_or_default()
@@ -131,15 +116,7 @@ async fn record<T: Owned>(
         return Ok(());
     };
     let fields = |o: Option<&T>| o.map_or(Value::Null, Owned::fields);
-    let change = Change {
-        object_type: T::OBJECT,
-        object_id: Some(object.id()),
-        object_repr: object.repr(),
-        action,
-        customer_ids: vec![object.customer_id()],
-        changes: audit::diff(&fields(before), &fields(after)),
-    };
-    let mut change = change;
+    let mut change = object.change(action, audit::diff(&fields(before), &fields(after)));
     for secret in secrets {
         change.changes[*secret] = json!("changed");
     }
@@ -157,6 +134,28 @@ async fn delete<T: Owned + Send>(pool: &PgPool, user: &AuthUser, id: i64) -> App
     .await
 }
 
+/// Creates an object (admin) for the customer asked for, or the user's only one: the
+/// validated `changes` are inserted and audited in one transaction. `secrets` names the
+/// secret fields that were set.
+async fn create<T: Owned + Send, C>(
+    pool: &PgPool,
+    user: &AuthUser,
+    customer: Option<i64>,
+    (changes, read): (Result<C, FieldErrors>, FieldErrors),
+    insert: impl AsyncFnOnce(&mut PgConnection, i64, C) -> AppResult<T>,
+    secrets: &[&str],
+) -> AppResult<T> {
+    user.require(Role::Admin)?;
+    let changes = checked(changes, read)?;
+    in_transaction(pool, async |tx| {
+        let customer = customers::for_new_object(tx, user, customer).await?;
+        let object = insert(tx, customer, changes).await?;
+        record(tx, user, Action::Create, (None, Some(&object)), secrets).await?;
+        Ok(object)
+    })
+    .await
+}
+
 /// An object the user may change (admin), for an edit or delete page.
 pub async fn to_change<T: Owned>(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<T> {
     find_for(&mut *pool.acquire().await?, user, Role::Admin, id).await
@@ -169,15 +168,11 @@ pub async fn create_region(
     input: &RegionInput,
     read: FieldErrors,
 ) -> AppResult<Region> {
-    user.require(Role::Admin)?;
-    let changes = checked(input.validate(true), read)?;
-    in_transaction(pool, async |tx| {
-        let customer = customers::for_new_object(tx, user, input.customer).await?;
-        let region = regions::create(tx, customer, &changes).await?;
-        record(tx, user, Action::Create, (None, Some(&region)), &[]).await?;
-        Ok(region)
-    })
-    .await
+    let insert = async |tx: &mut PgConnection, customer, changes| {
+        regions::create(tx, customer, &changes).await
+    };
+    let changes = (input.validate(true), read);
+    create(pool, user, input.customer, changes, insert, &[]).await
 }
 
 /// Changes a region (admin): every field when `complete` (PUT, a form), else those given.
@@ -246,15 +241,11 @@ pub async fn create_device(
     input: &DeviceInput,
     read: FieldErrors,
 ) -> AppResult<Device> {
-    user.require(Role::Admin)?;
-    let changes = checked(input.validate(true), read)?;
-    in_transaction(pool, async |tx| {
-        let customer = customers::for_new_object(tx, user, input.customer).await?;
-        let device = devices::create(tx, customer, &changes).await?;
-        record(tx, user, Action::Create, (None, Some(&device)), &[]).await?;
-        Ok(device)
-    })
-    .await
+    let insert = async |tx: &mut PgConnection, customer, changes| {
+        devices::create(tx, customer, &changes).await
+    };
+    let changes = (input.validate(true), read);
+    create(pool, user, input.customer, changes, insert, &[]).await
 }
 
 /// Changes a device: operators may move it between regions, everything else is an
@@ -402,15 +393,18 @@ pub async fn create_credential(
     input: &CredentialInput,
     read: FieldErrors,
 ) -> AppResult<Credential> {
-    user.require(Role::Admin)?;
-    let changes = checked(input.validate(true), read)?;
-    in_transaction(pool, async |tx| {
-        let customer = customers::for_new_object(tx, user, input.customer).await?;
-        let credential = credentials::create(tx, secrets, customer, &changes).await?;
-        let set = input.secrets_given();
-        record(tx, user, Action::Create, (None, Some(&credential)), &set).await?;
-        Ok(credential)
-    })
+    let insert = async |tx: &mut PgConnection, customer, changes| {
+        credentials::create(tx, secrets, customer, &changes).await
+    };
+    let changes = (input.validate(true), read);
+    create(
+        pool,
+        user,
+        input.customer,
+        changes,
+        insert,
+        &input.secrets_given(),
+    )
     .await
 }
 

@@ -10,6 +10,7 @@ use super::page::{Layout, Nav, SignedIn};
 use super::pager::{Pager, Paging};
 use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential, CredentialInput};
+use crate::crypto::Secret;
 use crate::error::{AppResult, FieldErrors};
 use crate::state::AppState;
 use crate::usecases::inventory;
@@ -95,7 +96,7 @@ impl ObjectForm for Credential {
 
     fn read(form: &FormPairs, errors: &mut FieldErrors) -> CredentialInput {
         // An empty password box on the edit form means "keep the stored one".
-        let secret = |k: &str| form.string(k).filter(|v| !v.is_empty());
+        let secret = |k: &str| form.string(k).filter(|v| !v.is_empty()).map(Secret::new);
         CredentialInput {
             customer: form.integer("customer", errors),
             name: form.string("name"),

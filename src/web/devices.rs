@@ -9,7 +9,7 @@ use super::flash::{self, Level};
 use super::forms::{FormPairs, thousands};
 use super::object_form::{FormFrame, FormValues, ObjectForm};
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::{Pager, Paging};
+use super::pager::{Pager, Paging, list_url};
 use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
@@ -213,23 +213,15 @@ const COLUMNS: &[(&str, &str)] = &[
     ("Region", "region"),
 ];
 
-fn list_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in filter.to_pairs() {
-        ser.append_pair(k, &v);
-    }
+fn devices_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String {
+    let mut pairs = filter.to_pairs();
     if sort != "hostname" {
-        ser.append_pair("sort", sort);
+        pairs.push(("sort", sort.to_string()));
     }
     if let Some(size) = page_size {
-        ser.append_pair("page_size", &size.to_string());
+        pairs.push(("page_size", size.to_string()));
     }
-    let q = ser.finish();
-    if q.is_empty() {
-        "/devices".to_string()
-    } else {
-        format!("/devices?{q}")
-    }
+    list_url("/devices", pairs)
 }
 
 /// `GET /devices`
@@ -251,7 +243,7 @@ pub async fn get_devices(
     let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
     let vendors = devices::distinct_values(&mut conn, &scope, "vendor").await?;
     let size = (!size_given.as_deref().unwrap_or("").is_empty()).then_some(page.page_size);
-    let base = list_url(&filter, sort, size);
+    let base = devices_url(&filter, sort, size);
     let columns = COLUMNS
         .iter()
         .map(|(label, key)| {
@@ -264,7 +256,7 @@ pub async fn get_devices(
             };
             SortLink {
                 label,
-                href: list_url(&filter, &next, size),
+                href: devices_url(&filter, &next, size),
                 aria_sort: current.then_some(if descending {
                     "descending"
                 } else {

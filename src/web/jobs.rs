@@ -19,7 +19,7 @@ use super::filters;
 use super::flash::{self, Level};
 use super::forms::FormPairs;
 use super::page::{Layout, Nav, SignedIn};
-use super::pager::{Pager, Paging};
+use super::pager::{Pager, Paging, list_url};
 use crate::auth::Role;
 use crate::devices::{self, DeviceFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
@@ -135,14 +135,7 @@ pub async fn get_jobs(
     let scope = signed_in.user.scope();
     let mut conn = signed_in.pool().acquire().await?;
     let (list, count) = jobs::list(&mut conn, &scope, &filter, page).await?;
-    let qs = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.to_pairs())
-        .finish();
-    let base = if qs.is_empty() {
-        "/jobs".to_string()
-    } else {
-        format!("/jobs?{qs}")
-    };
+    let base = list_url("/jobs", params.to_pairs());
     let running = list.iter().any(|j| !j.status.is_finished());
     let shown = list.len();
     let rows = JobRowsPartial {

@@ -65,3 +65,20 @@ impl Pager {
         }
     }
 }
+
+/// `path` with `pairs` as its query string, or bare when there are none: a list's own URL,
+/// to which the pager adds `page`.
+pub fn list_url<K, V>(path: &str, pairs: impl IntoIterator<Item = (K, V)>) -> String
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}

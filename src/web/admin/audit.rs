@@ -10,7 +10,7 @@ use crate::params::{AuditParams, Reading};
 use crate::usecases::admin;
 use crate::web::filters;
 use crate::web::page::{Layout, Nav, SignedIn};
-use crate::web::pager::{Pager, Paging};
+use crate::web::pager::{Pager, Paging, list_url};
 
 /// `/audit`
 #[derive(Template, WebTemplate)]
@@ -61,26 +61,7 @@ pub async fn get_audit(
     let filter = params.filter(Reading::Forgiving)?;
     let (entries, count) =
         admin::audit_log(signed_in.pool(), &signed_in.user, &filter, page).await?;
-    let query = {
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("actor", &params.actor),
-            ("object_type", &params.object_type),
-            ("object_id", &params.object_id),
-            ("since", &params.since),
-            ("until", &params.until),
-        ] {
-            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                ser.append_pair(k, v);
-            }
-        }
-        ser.finish()
-    };
-    let base = if query.is_empty() {
-        "/audit".to_string()
-    } else {
-        format!("/audit?{query}")
-    };
+    let base = list_url("/audit", params.to_pairs());
     Ok(AuditPage {
         layout: signed_in.layout(Nav::Audit).await?,
         pager: Pager::new(page, count, &base, entries.len()),
