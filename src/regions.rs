@@ -228,8 +228,8 @@ const SELECT_WITH_COUNTS: &str = "SELECT r.id, r.customer_id, r.name, r.identifi
         r.worker_pool_config, r.health_status, r.health_message, r.last_health_check,
         r.health_check_interval_seconds, r.priority, r.enabled, r.description,
         r.created_at, r.updated_at,
-        (SELECT count(*) FROM device_assignments a
-         WHERE a.customer_id = r.customer_id AND a.region_id = r.id) AS device_count
+        COALESCE((SELECT c.devices FROM device_counts c
+                  WHERE c.customer_id = r.customer_id AND c.region_id = r.id), 0) AS device_count
     FROM regions r";
 
 /// Regions without device counts (for the API and selects, which do not show them).

@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{TestApp, assert_has_fields, row_for};
+use crate::helpers::{ApiUser, TestApp, assert_has_fields, row_for, scalar};
 
 #[sqlx::test]
 async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
@@ -429,4 +429,69 @@ async fn superusers_see_every_customer(pool: PgPool) {
         )
         .await;
     assert!(r.json()["errors"]["customer"].is_array());
+}
+
+async fn total(app: &mut TestApp, user: &ApiUser, query: String) -> i64 {
+    let path = format!("/api/v1/devices/?{query}");
+    app.get_json(user, &path).await.json()["count"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The device list's total and the region list's counts come from counters that triggers
+/// keep; every way a device comes, moves or goes must keep them equal to the rows.
+#[sqlx::test]
+async fn device_totals_stay_exact_through_creates_moves_bulk_changes_and_deletions(pool: PgPool) {
+    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
+    let east = app.region(&admin, "East", "east").await;
+    let west = app.region(&admin, "West", "west").await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let region = if i < 4 { json!(east) } else { json!(null) };
+        let body = json!({"hostname": format!("d{i}"), "mgmt_ip": format!("10.0.0.{}", i + 1), "region": region, "site": "s1"});
+        ids.push(app.device(&admin, body).await);
+    }
+    assert_eq!(total(&mut app, &admin, String::new()).await, 6);
+    assert_eq!(total(&mut app, &admin, format!("region={east}")).await, 4);
+    assert_eq!(total(&mut app, &admin, "region=none".into()).await, 2);
+
+    let moved = json!({"device_ids": [ids[0], ids[1], ids[4]], "region": west});
+    let r = app
+        .post_json(&admin, "/api/v1/devices/bulk_assign_region/", moved)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app
+        .patch_json(
+            &admin,
+            &format!("/api/v1/devices/{}/", ids[5]),
+            json!({"region": east}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(total(&mut app, &admin, format!("region={east}")).await, 3);
+    assert_eq!(total(&mut app, &admin, format!("region={west}")).await, 3);
+    assert_eq!(total(&mut app, &admin, "region=none".into()).await, 0);
+
+    let r = app
+        .delete(&admin, &format!("/api/v1/devices/{}/", ids[2]))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app
+        .delete(&admin, &format!("/api/v1/regions/{west}/"))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(total(&mut app, &admin, String::new()).await, 5);
+    assert_eq!(total(&mut app, &admin, format!("region={east}")).await, 2);
+    assert_eq!(total(&mut app, &admin, "region=none".into()).await, 3);
+
+    let drift: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM (
+             SELECT customer_id, region_id, count(*) AS devices FROM device_assignments
+             GROUP BY 1, 2
+             EXCEPT SELECT customer_id, region_id, devices FROM device_counts WHERE devices <> 0
+         ) AS differing",
+    )
+    .await;
+    assert_eq!(drift, 0, "a counter differs from the rows it counts");
 }
