@@ -80,8 +80,7 @@ impl CredentialInput {
     pub fn validate(&self, complete: bool) -> Result<CredentialChanges, FieldErrors> {
         let mut e = FieldErrors::new();
         let mut field = |name: &str, v: &Option<String>, max: usize| {
-            v.as_deref()
-                .and_then(|v| e.check(name, types::required_text(v, max)))
+            e.check_given(name, v.as_deref(), |v| types::required_text(v, max))
         };
         let name = field("name", &self.name, 200);
         let username = field("username", &self.username, 200);

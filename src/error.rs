@@ -49,6 +49,17 @@ impl FieldErrors {
         checked.map_err(|m| self.add(field, m)).ok()
     }
 
+    /// Checks a field's value if one was given; `None` when it was not or when it fails (its
+    /// message then recorded against `field`).
+    pub fn check_given<V: ?Sized, T>(
+        &mut self,
+        field: &str,
+        value: Option<&V>,
+        check: impl FnOnce(&V) -> Result<T, String>,
+    ) -> Option<T> {
+        value.and_then(|v| self.check(field, check(v)))
+    }
+
     /// Records "This field is required." for each field given no value. A complete
     /// submission (create, PUT, a form) needs them; a partial one (PATCH) does not.
     pub fn require<const N: usize>(&mut self, fields: [(&str, bool); N]) {

@@ -146,31 +146,24 @@ impl RegionInput {
     /// `identifier` are required (create and replace).
     pub fn validate(&self, complete: bool) -> Result<RegionChanges, FieldErrors> {
         let mut e = FieldErrors::new();
-        let name = self
-            .name
-            .as_deref()
-            .and_then(|v| e.check("name", types::required_text(v, 200)));
-        let identifier = self
-            .identifier
-            .as_deref()
-            .and_then(|v| e.check("identifier", types::identifier(v)));
+        let name = e.check_given("name", self.name.as_deref(), |v| {
+            types::required_text(v, 200)
+        });
+        let identifier = e.check_given("identifier", self.identifier.as_deref(), types::identifier);
         if complete {
             e.require([
                 ("name", self.name.is_some()),
                 ("identifier", self.identifier.is_some()),
             ]);
         }
-        let api_endpoint = self.api_endpoint.as_deref().and_then(|v| {
-            e.check(
-                "api_endpoint",
-                types::text(v, 500).and_then(|v| {
-                    if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
-                        Ok(v)
-                    } else {
-                        Err("Enter an http:// or https:// URL, or leave it empty.".into())
-                    }
-                }),
-            )
+        let api_endpoint = e.check_given("api_endpoint", self.api_endpoint.as_deref(), |v| {
+            types::text(v, 500).and_then(|v| {
+                if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+                    Ok(v)
+                } else {
+                    Err("Enter an http:// or https:// URL, or leave it empty.".into())
+                }
+            })
         });
         let worker_pool_config = match &self.worker_pool_config {
             Some(v) if v.is_object() => Some(v.clone()),
@@ -202,10 +195,9 @@ impl RegionInput {
                     .ok_or_else(|| "Enter a priority between -1000000 and 1000000.".to_string()),
             )
         });
-        let description = self
-            .description
-            .as_deref()
-            .and_then(|v| e.check("description", types::text(v, 2000)));
+        let description = e.check_given("description", self.description.as_deref(), |v| {
+            types::text(v, 2000)
+        });
         if e.is_empty() {
             Ok(RegionChanges {
                 name,

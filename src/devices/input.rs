@@ -96,14 +96,8 @@ impl DeviceInput {
     /// Validates every field; with `complete`, hostname and mgmt_ip are required.
     pub fn validate(&self, complete: bool) -> Result<DeviceChanges, FieldErrors> {
         let mut e = FieldErrors::new();
-        let hostname = self
-            .hostname
-            .as_deref()
-            .and_then(|v| e.check("hostname", types::hostname(v)));
-        let mgmt_ip = self
-            .mgmt_ip
-            .as_deref()
-            .and_then(|v| e.check("mgmt_ip", types::address(v)));
+        let hostname = e.check_given("hostname", self.hostname.as_deref(), types::hostname);
+        let mgmt_ip = e.check_given("mgmt_ip", self.mgmt_ip.as_deref(), types::address);
         if complete {
             e.require([
                 ("hostname", self.hostname.is_some()),
@@ -112,8 +106,7 @@ impl DeviceInput {
         }
         let port = self.port.and_then(|v| e.check("port", types::port(v)));
         let mut text = |name: &str, v: &Option<String>| {
-            v.as_deref()
-                .and_then(|v| e.check(name, types::text(v, 100)))
+            e.check_given(name, v.as_deref(), |v| types::text(v, 100))
         };
         let vendor = text("vendor", &self.vendor).map(|v| v.to_lowercase());
         let platform = text("platform", &self.platform).map(|v| v.to_lowercase());
