@@ -79,6 +79,32 @@ fn within(
     }
 }
 
+/// How many rows a list has: exactly `count`, or, when `capped`, at least `count` (counting
+/// stopped there because counting every match would cost more than the page itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    /// The rows counted.
+    pub count: i64,
+    /// Whether counting stopped at `count`.
+    pub capped: bool,
+}
+
+impl Total {
+    /// An exact count.
+    pub fn exact(count: i64) -> Self {
+        Self {
+            count,
+            capped: false,
+        }
+    }
+
+    /// Whether a page after `req` may exist, given that `shown` rows are on it.
+    pub fn has_next(&self, req: PageRequest, shown: usize) -> bool {
+        req.page.saturating_mul(req.page_size) < self.count
+            || (self.capped && shown as i64 == req.page_size)
+    }
+}
+
 /// A page of results in the API's envelope.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paginated<T> {
@@ -96,11 +122,24 @@ impl<T> Paginated<T> {
     /// Wraps `results`, building `next`/`previous` from `base_url` (the request URL) by
     /// replacing its `page` parameter.
     pub fn new(results: Vec<T>, count: i64, req: PageRequest, base_url: &str) -> Self {
+        Self::of(results, Total::exact(count), req, base_url)
+    }
+
+    /// Like [`Paginated::new`], for a total that may be capped: `count` is then the cap, and
+    /// `next` follows every full page.
+    pub fn of(results: Vec<T>, total: Total, req: PageRequest, base_url: &str) -> Self {
         let link = |page: i64| with_page(base_url, page);
+        let last = if total.capped {
+            req.page
+        } else {
+            req.pages(total.count)
+        };
         Self {
-            count,
-            next: (req.page.saturating_mul(req.page_size) < count).then(|| link(req.page + 1)),
-            previous: (req.page > 1).then(|| link((req.page - 1).min(req.pages(count)))),
+            count: total.count,
+            next: total
+                .has_next(req, results.len())
+                .then(|| link(req.page + 1)),
+            previous: (req.page > 1).then(|| link((req.page - 1).min(last))),
             results,
         }
     }

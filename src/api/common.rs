@@ -13,7 +13,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Params, RequestUrl};
-use crate::pagination::{PageRequest, Paginated};
+use crate::pagination::{PageRequest, Paginated, Total};
 use crate::params::{AuditParams, DeviceParams, JobParams, PageParams, Reading, UserParams};
 use crate::state::AppState;
 
@@ -39,6 +39,9 @@ impl FromRequestParts<AppState> for Call {
         })
     }
 }
+
+/// Header of a list answer whose `count` stopped at a cap (a text search over many devices).
+pub const COUNT_CAPPED: &str = "x-count-capped";
 
 /// Where the API is mounted.
 pub const PREFIX: &str = "/api/v1";
@@ -198,6 +201,17 @@ impl<F: Filters> ListQuery<F> {
     /// The answer: `rows`, one page of `count` rows in all, with its links.
     pub(crate) fn answer<T>(&self, rows: Vec<T>, count: i64) -> Json<Paginated<T>> {
         Json(Paginated::new(rows, count, self.page, &self.url))
+    }
+
+    /// The answer for a list whose count may be capped: when it is, `count` is the cap,
+    /// `next` follows every full page, and the [`COUNT_CAPPED`] header says so.
+    pub(crate) fn answer_total<T: serde::Serialize>(&self, rows: Vec<T>, total: Total) -> Response {
+        let body = Json(Paginated::of(rows, total, self.page, &self.url));
+        if total.capped {
+            ([(COUNT_CAPPED, "true")], body).into_response()
+        } else {
+            body.into_response()
+        }
     }
 }
 

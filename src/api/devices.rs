@@ -35,16 +35,16 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     get,
     path = "/devices/",
     params(PageParams, DeviceParams),
-    responses((status = 200, description = "A page of devices.", body = Paginated<Device>)),
+    responses((status = 200, description = "A page of devices.", body = Paginated<Device>, headers(("x-count-capped" = String, description = "`true` when a text search (`q`) matched more than 10,000 devices: `count` is then 10,000 and `next` follows every full page.")))),
 )]
 async fn list_devices(
     Call { state, user }: Call,
     list: ListQuery<DeviceParams>,
-) -> AppResult<Json<Paginated<Device>>> {
+) -> AppResult<Response> {
     let (filter, sort) = &list.filter;
     let mut conn = state.pool.acquire().await?;
-    let (rows, count) = devices::list(&mut conn, &user.scope(), filter, sort, list.page).await?;
-    Ok(list.answer(rows, count))
+    let (rows, total) = devices::list(&mut conn, &user.scope(), filter, sort, list.page).await?;
+    Ok(list.answer_total(rows, total))
 }
 
 /// Creates a device (admin).

@@ -163,17 +163,17 @@ async fn update_region_health(
     get,
     path = "/regions/{id}/devices/",
     params(("id" = i64, Path, description = "Region id."), PageParams, DeviceParams),
-    responses((status = 200, description = "A page of the region's devices.", body = Paginated<devices::Device>)),
+    responses((status = 200, description = "A page of the region's devices.", body = Paginated<devices::Device>, headers(("x-count-capped" = String, description = "`true` when a text search (`q`) matched more than 10,000 devices: `count` is then 10,000 and `next` follows every full page.")))),
 )]
 async fn list_region_devices(
     Call { state, user }: Call,
     Id(id): Id,
     mut list: ListQuery<DeviceParams>,
-) -> AppResult<Json<Paginated<devices::Device>>> {
+) -> AppResult<Response> {
     let mut conn = state.pool.acquire().await?;
     let region = regions::get(&mut conn, &user.scope(), id).await?;
     let (filter, sort) = &mut list.filter;
     filter.region = Some(RegionFilter::Id(region.id));
-    let (rows, count) = devices::list(&mut conn, &user.scope(), filter, sort, list.page).await?;
-    Ok(list.answer(rows, count))
+    let (rows, total) = devices::list(&mut conn, &user.scope(), filter, sort, list.page).await?;
+    Ok(list.answer_total(rows, total))
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::auth::Scope;
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::pagination::PageRequest;
+use crate::pagination::{PageRequest, Total};
 use crate::types::{HealthStatus, Reachability};
 
 mod filter;
@@ -104,16 +104,49 @@ pub async fn count(
     Ok(qb.build_query_scalar().fetch_one(conn).await?)
 }
 
+/// Where the device list stops counting the matches of a text search (`q`): a search that
+/// matches most of a million devices would otherwise cost seconds to count. Lists without
+/// `q` count exactly.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// Counts the devices a list shows: exactly, unless a text search matches more than
+/// [`COUNT_CAP`] of them.
+async fn list_total(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    filter: &DeviceFilter,
+) -> AppResult<Total> {
+    if filter.q.is_none() {
+        return Ok(Total::exact(count(conn, scope, filter).await?));
+    }
+    let mut qb = QueryBuilder::new(
+        "SELECT count(*) FROM (SELECT 1 FROM devices d JOIN device_assignments a ON a.device_id = d.id WHERE true",
+    );
+    push_scope(&mut qb, scope, "d");
+    filter.push_conditions(&mut qb, scope);
+    qb.push(" LIMIT ")
+        .push_bind(COUNT_CAP + 1)
+        .push(") AS matching");
+    let counted: i64 = qb.build_query_scalar().fetch_one(conn).await?;
+    Ok(Total {
+        count: counted.min(COUNT_CAP),
+        capped: counted > COUNT_CAP,
+    })
+}
+
 /// A page of devices in scope matching `filter`, sorted by `sort` (see [`SORTS`]; a
-/// leading `-` reverses), and the total count.
+/// leading `-` reverses), and how many match (see [`COUNT_CAP`]).
 pub async fn list(
     conn: &mut PgConnection,
     scope: &Scope,
     filter: &DeviceFilter,
     sort: &str,
     page: PageRequest,
-) -> AppResult<(Vec<Device>, i64)> {
-    let total = count(conn, scope, filter).await?;
+) -> AppResult<(Vec<Device>, Total)> {
+    if sort.trim_start_matches('-') == "region" && *filter == DeviceFilter::default() {
+        return list_by_region(conn, scope, sort.starts_with('-'), page).await;
+    }
+    let total = list_total(conn, scope, filter).await?;
     let mut qb = QueryBuilder::new(SELECT);
     qb.push(" WHERE true");
     push_scope(&mut qb, scope, "d");
@@ -122,6 +155,68 @@ pub async fn list(
     page.push_limit(&mut qb);
     let rows = qb.build_query_as::<Device>().fetch_all(conn).await?;
     Ok((rows, total))
+}
+
+/// Devices with the same region name, and how many there are.
+#[derive(FromRow)]
+struct RegionBucket {
+    region_ids: Vec<Option<i64>>,
+    devices: i64,
+}
+
+/// A page of every device in scope sorted by region name (devices without a region first, or
+/// last when reversed), then hostname. Sorting a million joined rows for each page took half
+/// a second; instead the counters give each region's size, the page is located among the
+/// regions in name order, and only the one or two regions it falls in are read, each in
+/// hostname order. The order is the one [`order_by`] gives for `region`.
+async fn list_by_region(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    desc: bool,
+    page: PageRequest,
+) -> AppResult<(Vec<Device>, Total)> {
+    let mut qb = QueryBuilder::new(
+        "SELECT array_agg(c.region_id) AS region_ids, sum(c.devices)::bigint AS devices
+         FROM device_counts c LEFT JOIN regions r ON r.id = c.region_id
+         WHERE c.devices > 0",
+    );
+    push_scope(&mut qb, scope, "c");
+    qb.push(if desc {
+        " GROUP BY r.name ORDER BY r.name DESC NULLS LAST"
+    } else {
+        " GROUP BY r.name ORDER BY r.name NULLS FIRST"
+    });
+    let buckets: Vec<RegionBucket> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let total = buckets.iter().map(|b| b.devices).sum();
+    let mut skip = page.offset();
+    let mut rows = Vec::new();
+    for bucket in buckets {
+        let wanted = page.page_size - rows.len() as i64;
+        if wanted == 0 {
+            break;
+        }
+        if skip >= bucket.devices {
+            skip -= bucket.devices;
+            continue;
+        }
+        let mut qb = QueryBuilder::new(SELECT);
+        qb.push(" WHERE true");
+        push_scope(&mut qb, scope, "d");
+        push_scope(&mut qb, scope, "a");
+        let ids: Vec<i64> = bucket.region_ids.iter().flatten().copied().collect();
+        if ids.is_empty() {
+            qb.push(" AND a.region_id IS NULL");
+        } else {
+            qb.push(" AND a.region_id = ANY(").push_bind(ids).push(")");
+        }
+        qb.push(" ORDER BY d.hostname, d.customer_id LIMIT ")
+            .push_bind(wanted)
+            .push(" OFFSET ")
+            .push_bind(skip);
+        rows.extend(qb.build_query_as::<Device>().fetch_all(&mut *conn).await?);
+        skip = 0;
+    }
+    Ok((rows, Total::exact(total)))
 }
 
 /// One device in scope; 404 otherwise.

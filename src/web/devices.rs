@@ -237,7 +237,7 @@ pub async fn get_devices(
     let sort = sort.as_str();
     let scope = signed_in.user.scope();
     let mut conn = signed_in.pool().acquire().await?;
-    let (rows, count) = devices::list(&mut conn, &scope, &filter, sort, page).await?;
+    let (rows, total) = devices::list(&mut conn, &scope, &filter, sort, page).await?;
     let regions = regions::all(&mut conn, &scope, regions::Counts::Without).await?;
     let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
     let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
@@ -272,7 +272,7 @@ pub async fn get_devices(
     };
     Ok(DevicesPage {
         layout: signed_in.layout(Nav::Devices).await?,
-        pager: Pager::new(page, count, &base, rows.len()),
+        pager: Pager::of(page, total, &base, rows.len()),
         devices: rows,
         filter_pairs: filter.to_pairs(),
         filter,

@@ -315,12 +315,14 @@ async fn resolve_devices(
         page: 1,
         page_size: crate::pagination::MAX_PAGE_SIZE,
     };
-    let (devices, count) = devices::list(&mut conn, &scope, &filter, "hostname", page).await?;
+    let (devices, total) = devices::list(&mut conn, &scope, &filter, "hostname", page).await?;
+    let count = total.count;
+    let more = if total.capped { "+" } else { "" };
     if count > crate::pagination::MAX_PAGE_SIZE {
         return Err(AppError::Validation(FieldErrors::single(
             "device_ids",
             format!(
-                "{count} devices match; narrow the filter to at most 1000 to run a job from the browser (the API takes site/role/vendor targets of any size)."
+                "{count}{more} devices match; narrow the filter to at most 1000 to run a job from the browser (the API takes site/role/vendor targets of any size)."
             ),
         )));
     }

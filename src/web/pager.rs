@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 
 use crate::error::AppError;
 use crate::extract::Params;
-use crate::pagination::{PageRequest, with_page};
+use crate::pagination::{PageRequest, Total, with_page};
 use crate::params::{PageParams, Reading};
 
 /// The page of a list a browser asks for (`?page=&page_size=`), read forgivingly.
@@ -38,6 +38,8 @@ pub struct Pager {
     pub pages: i64,
     /// Rows over all pages.
     pub count: i64,
+    /// Whether counting stopped at `count` (shown as "10,000+").
+    pub capped: bool,
     /// First row shown (1-based), 0 when empty.
     pub first: i64,
     /// Last row shown.
@@ -52,16 +54,29 @@ impl Pager {
     /// Controls for `count` rows shown `req.page_size` at a time; links keep `url`'s other
     /// query parameters (filters, sort).
     pub fn new(req: PageRequest, count: i64, url: &str, shown: usize) -> Self {
-        let pages = req.pages(count);
+        Self::of(req, Total::exact(count), url, shown)
+    }
+
+    /// Like [`Pager::new`], for a total that may be capped ("10,000+"): every full page then
+    /// has a next one.
+    pub fn of(req: PageRequest, total: Total, url: &str, shown: usize) -> Self {
+        let pages = if total.capped {
+            req.page.max(req.pages(total.count))
+        } else {
+            req.pages(total.count)
+        };
         let first = if shown == 0 { 0 } else { req.offset() + 1 };
         Self {
             page: req.page,
             pages,
-            count,
+            count: total.count,
+            capped: total.capped,
             first,
             last: req.offset() + shown as i64,
             prev: (req.page > 1).then(|| with_page(url, (req.page - 1).min(pages))),
-            next: (req.page < pages).then(|| with_page(url, req.page + 1)),
+            next: total
+                .has_next(req, shown)
+                .then(|| with_page(url, req.page + 1)),
         }
     }
 }

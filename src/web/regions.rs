@@ -303,7 +303,7 @@ async fn region_page(
         q: (!q.is_empty()).then(|| q.clone()),
         ..Default::default()
     };
-    let (devices, count) = devices::list(&mut conn, &scope, &filter, "hostname", page).await?;
+    let (devices, total) = devices::list(&mut conn, &scope, &filter, "hostname", page).await?;
     let url = if q.is_empty() {
         format!("/regions/{id}")
     } else {
@@ -325,7 +325,7 @@ async fn region_page(
         stats,
         events,
         layout: signed_in.layout(Nav::Regions).await?,
-        pager: Pager::new(page, count, &url, devices.len()),
+        pager: Pager::of(page, total, &url, devices.len()),
         devices,
         q,
         can_manage: signed_in.user.require(Role::Admin).is_ok(),

@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{ApiUser, TestApp, assert_has_fields, row_for, scalar};
+use crate::helpers::{ApiUser, TestApp, assert_has_fields, execute, row_for, scalar};
 
 #[sqlx::test]
 async fn a_device_has_every_contract_field_and_defaults(pool: PgPool) {
@@ -494,4 +494,100 @@ async fn device_totals_stay_exact_through_creates_moves_bulk_changes_and_deletio
     )
     .await;
     assert_eq!(drift, 0, "a counter differs from the rows it counts");
+}
+
+async fn hostnames_in_order(app: &mut TestApp, user: &ApiUser, sort: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for page in 1..=5 {
+        let path = format!("/api/v1/devices/?sort={sort}&page_size=2&page={page}");
+        let r = app.get_json(user, &path).await;
+        if r.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        let body = r.json();
+        let rows = body["results"].as_array().unwrap().clone();
+        names.extend(
+            rows.iter()
+                .map(|d| d["hostname"].as_str().unwrap().to_string()),
+        );
+        if body["next"].is_null() {
+            break;
+        }
+    }
+    names
+}
+
+/// Sorting by region reads the page's regions one by one; pages must still follow one order:
+/// devices without a region first (last when reversed), regions by name, hostnames ascending.
+#[sqlx::test]
+async fn pages_sorted_by_region_follow_region_name_then_hostname(pool: PgPool) {
+    let (mut app, admin) = TestApp::with_admin(pool).await;
+    let beta = app.region(&admin, "Beta", "beta").await;
+    let alpha = app.region(&admin, "Alpha", "alpha").await;
+    let placed = [
+        ("b2", json!(beta)),
+        ("n1", json!(null)),
+        ("a2", json!(alpha)),
+        ("b1", json!(beta)),
+        ("a1", json!(alpha)),
+        ("n0", json!(null)),
+        ("b3", json!(beta)),
+    ];
+    for (i, (hostname, region)) in placed.iter().enumerate() {
+        let body =
+            json!({"hostname": hostname, "mgmt_ip": format!("10.0.0.{}", i + 1), "region": region});
+        app.device(&admin, body).await;
+    }
+    assert_eq!(
+        hostnames_in_order(&mut app, &admin, "region").await,
+        ["n0", "n1", "a1", "a2", "b1", "b2", "b3"]
+    );
+    assert_eq!(
+        hostnames_in_order(&mut app, &admin, "-region").await,
+        ["b1", "b2", "b3", "a1", "a2", "n0", "n1"]
+    );
+}
+
+/// A text search stops counting at 10,000 matches and says so; narrower lists count exactly.
+#[sqlx::test]
+async fn a_search_matching_more_than_ten_thousand_devices_says_its_count_is_capped(pool: PgPool) {
+    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
+    app.device(&admin, json!({"hostname": "core-1", "mgmt_ip": "10.9.0.1"}))
+        .await;
+    execute(
+        &pool,
+        "INSERT INTO devices (customer_id, hostname, mgmt_ip)
+         SELECT (SELECT customer_id FROM devices WHERE hostname = 'core-1'),
+                format('edge-%s', i), '10.0.0.0'::inet + i
+         FROM generate_series(1, 10050) AS i"
+            .to_string(),
+    )
+    .await;
+
+    let r = app.get_json(&admin, "/api/v1/devices/?q=edge").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers.get("x-count-capped").unwrap(), "true");
+    let body = r.json();
+    assert_eq!(body["count"], 10_000);
+    assert!(body["next"].is_string(), "a capped list still links on");
+
+    // The page just past the cap exists, and is the last.
+    let r = app
+        .get_json(&admin, "/api/v1/devices/?q=edge&page_size=1000&page=11")
+        .await;
+    let body = r.json();
+    assert_eq!(body["results"].as_array().unwrap().len(), 50);
+    assert!(body["next"].is_null());
+
+    let r = app.get_json(&admin, "/api/v1/devices/?q=edge-100").await;
+    assert!(r.headers.get("x-count-capped").is_none());
+    // edge-100 and edge-1000…edge-1009 and edge-10000…edge-10050.
+    assert_eq!(r.json()["count"], 1 + 10 + 51);
+    let r = app.get_json(&admin, "/api/v1/devices/").await;
+    assert!(r.headers.get("x-count-capped").is_none());
+    assert_eq!(
+        r.json()["count"],
+        10_051,
+        "lists without a search count exactly"
+    );
 }
