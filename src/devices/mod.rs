@@ -124,9 +124,9 @@ async fn list_total(
     );
     push_scope(&mut qb, scope, "d");
     filter.push_conditions(&mut qb, scope);
-    qb.push(" LIMIT ")
-        .push_bind(COUNT_CAP + 1)
-        .push(") AS matching");
+    // A literal, not a parameter: the generic plan of a parameterised LIMIT walks the
+    // assignments row by row instead of hashing them (measured 10 ms against 4 ms).
+    qb.push(format_args!(" LIMIT {}) AS matching", COUNT_CAP + 1));
     let counted: i64 = qb.build_query_scalar().fetch_one(conn).await?;
     Ok(Total {
         count: counted.min(COUNT_CAP),
