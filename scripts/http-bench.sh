@@ -7,6 +7,8 @@
 #
 #   cargo build --release && scripts/http-bench.sh            # 15 s per workload
 #   DURATION=5s scripts/http-bench.sh                          # quicker
+#   SOAK=300 scripts/http-bench.sh                             # then 5 minutes of mixed load,
+#                                                              # with the server's RSS every 30 s
 #
 # Needs wrk (Debian: apt-get install wrk), curl and psql, and PostgreSQL at DATABASE_URL's
 # server (default postgres://localhost). Not part of CI: a benchmark is not a timed test.
@@ -91,3 +93,23 @@ row '`POST /api/v1/commands/run`, 1,000 devices' thousand /api/v1/commands/run 1
 row "\`GET /devices?site=$site\` (the page, signed in)" page "/devices?site=$site" 3.6
 echo
 echo "server RSS after the run: $(ps -o rss= -p $serve | awk '{ printf "%.0f MiB", $1 / 1024 }')"
+
+# Soak: rounds of 30 s cycling through a list, a page and job creation, with the server's
+# resident memory after each, to show whether it grows under steady load.
+if [ -n "${SOAK:-}" ]; then
+  duration=30s
+  rss() { ps -o rss= -p "$serve" | awk '{ printf "%.1f MiB", $1 / 1024 }'; }
+  echo
+  echo "| soak round (30 s each) | workload | req/s | server RSS after |"
+  echo "| --- | --- | --- | --- |"
+  echo "| 0 | (before) | | $(rss) |"
+  for round in $(seq 1 $(( SOAK / 30 ))); do
+    case $(( round % 3 )) in
+      1) label='device list (API)' lua=api path=/api/v1/devices/ ;;
+      2) label='device page, one site' lua=page path="/devices?site=$site" ;;
+      0) label='job creation, one device' lua=one path=/api/v1/commands/run ;;
+    esac
+    read -r rps _ < <(measure "$lua" "$path")
+    echo "| $round | $label | $rps | $(rss) |"
+  done
+fi
