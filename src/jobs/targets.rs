@@ -220,7 +220,12 @@ pub async fn match_devices(
     }
     qb.push(" ORDER BY d.id LIMIT ")
         .push_bind(MAX_TARGET_DEVICES + 1);
-    let rows: Vec<RouteRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    // Unprepared, so that the plan fits the targets given (see devices' module).
+    let rows: Vec<RouteRow> = qb
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
     if rows.len() as i64 > MAX_TARGET_DEVICES {
         return Err(AppError::Validation(FieldErrors::single(
             "target_summary",

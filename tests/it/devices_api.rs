@@ -546,6 +546,23 @@ async fn pages_sorted_by_region_follow_region_name_then_hostname(pool: PgPool) {
         hostnames_in_order(&mut app, &admin, "-region").await,
         ["b1", "b2", "b3", "a1", "a2", "n0", "n1"]
     );
+
+    // A renamed device moves within its region: the region's hostname order follows.
+    let a1 = app.get_json(&admin, "/api/v1/devices/?q=a1").await.json()["results"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .patch_json(
+            &admin,
+            &format!("/api/v1/devices/{a1}/"),
+            json!({"hostname": "a9"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        hostnames_in_order(&mut app, &admin, "region").await,
+        ["n0", "n1", "a2", "a9", "b1", "b2", "b3"]
+    );
 }
 
 /// A text search stops counting at 10,000 matches and says so; narrower lists count exactly.
