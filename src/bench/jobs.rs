@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 
@@ -76,14 +75,6 @@ pub(super) async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyho
         token,
         cookie: String::new(),
     });
-    let post = |client: &Client, body: serde_json::Value| {
-        Request::post("/api/v1/commands/run")
-            .header(header::AUTHORIZATION, format!("Bearer {}", client.token))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .expect("valid request")
-    };
-
     // 1. Creating jobs through the API (route + enqueue), no worker running.
     println!();
     println!(
@@ -91,17 +82,10 @@ pub(super) async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyho
         args.job_devices
     );
     println!("| --- | --- |");
-    let mut times = Vec::new();
-    for i in 0..200 {
-        let body = serde_json::json!({"targets": {"site": format!("js{}", i % 500)}, "commands": ["show version"]});
-        let t = Instant::now();
-        let (status, _) = client.call(post(&client, body)).await?;
-        if status != StatusCode::ACCEPTED {
-            bail!("job creation answered {status}");
-        }
-        times.push(t.elapsed());
-    }
-    times.sort();
+    let bodies = (0..200).map(|i| {
+        serde_json::json!({"targets": {"site": format!("js{}", i % 500)}, "commands": ["show version"]})
+    });
+    let times = client.time_job_creation(bodies).await?;
     println!(
         "| sequential p50 / p99 | {} / {} |",
         ms(percentile(&times, 0.5)),
@@ -115,12 +99,7 @@ pub(super) async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyho
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let body = serde_json::json!({"targets": {"site": format!("js{}", (n as usize * 7 + c) % 500)}, "commands": ["show version"]});
-                let request = Request::post("/api/v1/commands/run")
-                    .header(header::AUTHORIZATION, format!("Bearer {}", client.token))
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(body.to_string()))
-                    .expect("valid request");
-                if client.call(request).await.is_ok_and(|(s, _)| s == StatusCode::ACCEPTED) {
+                if client.call(client.run_commands(&body)).await.is_ok_and(|(s, _)| s == StatusCode::ACCEPTED) {
                     n += 1;
                 }
             }

@@ -88,21 +88,9 @@ async fn job_creation(
         ),
     ];
     for (label, body) in cases {
-        let body = body.to_string();
-        let mut times = Vec::with_capacity(requests);
-        for _ in 0..requests {
-            let request = Request::post("/api/v1/commands/run")
-                .header(header::AUTHORIZATION, format!("Bearer {}", client.token))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.clone()))?;
-            let t = Instant::now();
-            let (status, _) = client.call(request).await?;
-            if !status.is_success() {
-                bail!("job creation answered {status}");
-            }
-            times.push(t.elapsed());
-        }
-        times.sort();
+        let times = client
+            .time_job_creation(std::iter::repeat_n(body, requests))
+            .await?;
         println!(
             "| {label} | {} | {} |",
             ms(percentile(&times, 0.5)),
