@@ -278,6 +278,9 @@ pub enum Suite {
     /// Health and failover with real worker processes (not part of `all`: it takes about
     /// a minute per interval).
     Failover,
+    /// Enqueue→start across processes: one real worker process per region (not part of
+    /// `all`).
+    Latency,
     /// Inventory and jobs.
     All,
 }

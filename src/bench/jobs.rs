@@ -6,7 +6,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 
 use super::support::{
-    Client, bench_router, bench_token, ms, percentile, reachability_job, rss_mib, wait_all_finished,
+    Client, bench_customer, bench_router, bench_token, ms, p50_p99, percentile, reachability_job,
+    rss_mib, stand_in_port, start_latencies, wait_all_finished,
 };
 use webnet::auth::Role;
 use webnet::config::BenchArgs;
@@ -19,27 +20,10 @@ use webnet::lifecycle::JobStatus;
 pub(super) async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    // A port that accepts and drops connections: the stand-in for every device.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            drop(socket);
-        }
-    });
+    let port = stand_in_port().await?;
 
     let mut conn = pool.acquire().await?;
-    let (customer_id, _) = webnet::customers::ensure(&mut conn, "bench-jobs")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    sqlx::query(
-        "INSERT INTO regions (customer_id, identifier, name, priority)
-         SELECT $1, 'jobs-' || i, 'Jobs ' || i, 100 + i FROM generate_series(1, 5) AS i
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(customer_id)
-    .execute(&mut *conn)
-    .await?;
+    let customer_id = bench_customer(&mut conn, "bench-jobs", ("jobs", "Jobs", 5)).await?;
     sqlx::query(
         "INSERT INTO devices (customer_id, hostname, mgmt_ip, port, site, vendor)
          SELECT $1, 'job-dev-' || i, '127.0.0.1', $2, 'js' || (i % 500), 'cisco'
@@ -162,16 +146,7 @@ pub(super) async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyho
         client.call(reach(*device)).await?;
         wait_all_finished(pool, Duration::from_secs(10)).await?;
     }
-    let mut latencies: Vec<Duration> = sqlx::query_scalar::<_, f64>(
-        "SELECT EXTRACT(EPOCH FROM (d.started_at - j.requested_at))::float8
-         FROM job_dispatches d JOIN jobs j ON j.id = d.job_id WHERE d.started_at IS NOT NULL",
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|s| Duration::from_secs_f64(s.max(0.0)))
-    .collect();
-    latencies.sort();
+    let latencies = start_latencies(pool, customer_id).await?;
     println!();
     println!(
         "| worker ({} concurrent dispatches per queue, LISTEN/NOTIFY + 1 s poll) | value |",
@@ -179,10 +154,9 @@ pub(super) async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyho
     );
     println!("| --- | --- |");
     println!(
-        "| enqueue → start latency over {} single-device jobs, p50 / p99 | {} / {} |",
+        "| enqueue → start latency over {} single-device jobs, p50 / p99 | {} |",
         latencies.len(),
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99))
+        p50_p99(&latencies)
     );
 
     // Throughput: all jobs enqueued in one transaction, timed from its commit until the

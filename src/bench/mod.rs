@@ -16,6 +16,7 @@ use webnet::db;
 
 mod failover;
 mod jobs;
+mod latency;
 mod support;
 
 use support::{Client, bench_router, bench_token, login, ms, percentile, rss_mib};
@@ -37,6 +38,9 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
     }
     if result.is_ok() && matches!(args.suite, Suite::Jobs | Suite::All) {
         result = jobs::measure_jobs(&pool, &args).await;
+    }
+    if result.is_ok() && args.suite == Suite::Latency {
+        result = latency::measure_latency(&pool, &url, args.jobs.min(1000)).await;
     }
     if result.is_ok() && args.suite == Suite::Failover {
         result = failover::measure_failover(&pool, &url).await;

@@ -44,13 +44,18 @@ impl Client {
             .expect("valid request")
     }
 
-    /// `POST /api/v1/commands/run` with `body`, as the API client.
-    pub(super) fn run_commands(&self, body: &serde_json::Value) -> Request<Body> {
-        Request::post("/api/v1/commands/run")
+    /// `POST path` with `body`, as the API client.
+    pub(super) fn post(&self, path: &str, body: &serde_json::Value) -> Request<Body> {
+        Request::post(path)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_string()))
             .expect("valid request")
+    }
+
+    /// `POST /api/v1/commands/run` with `body`, as the API client.
+    pub(super) fn run_commands(&self, body: &serde_json::Value) -> Request<Body> {
+        self.post("/api/v1/commands/run", body)
     }
 
     /// Creates one job per body, one after the other; the times, sorted.
@@ -58,10 +63,19 @@ impl Client {
         &self,
         bodies: impl IntoIterator<Item = serde_json::Value>,
     ) -> anyhow::Result<Vec<Duration>> {
+        self.time_requests("/api/v1/commands/run", bodies).await
+    }
+
+    /// Posts each body to a job-creating `path`, one after the other; the times, sorted.
+    pub(super) async fn time_requests(
+        &self,
+        path: &str,
+        bodies: impl IntoIterator<Item = serde_json::Value>,
+    ) -> anyhow::Result<Vec<Duration>> {
         let mut times = Vec::new();
         for body in bodies {
             let t = Instant::now();
-            let (status, _) = self.call(self.run_commands(&body)).await?;
+            let (status, _) = self.call(self.post(path, &body)).await?;
             if status != StatusCode::ACCEPTED {
                 anyhow::bail!("job creation answered {status}");
             }
@@ -75,6 +89,15 @@ impl Client {
 pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
+}
+
+/// "p50 / p99" of sorted times, in milliseconds.
+pub(super) fn p50_p99(sorted: &[Duration]) -> String {
+    format!(
+        "{} / {}",
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.99))
+    )
 }
 
 pub(super) fn ms(d: Duration) -> String {
@@ -248,4 +271,60 @@ pub(super) fn reachability_job(
         payload: serde_json::json!({"timeout": timeout}),
         retry_of: None,
     }
+}
+
+/// A local port that accepts connections and drops them: the stand-in for every device.
+pub(super) async fn stand_in_port() -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    Ok(port)
+}
+
+/// A customer of its own for a suite, with `n` regions `<prefix>-1`… named `<name> 1`…
+pub(super) async fn bench_customer(
+    conn: &mut sqlx::PgConnection,
+    customer: &str,
+    (prefix, name, n): (&str, &str, i32),
+) -> anyhow::Result<i64> {
+    let (customer_id, _) = webnet::customers::ensure(conn, customer)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    sqlx::query(
+        "INSERT INTO regions (customer_id, identifier, name, priority)
+         SELECT $1, $2 || '-' || i, $3 || ' ' || i, 100 + i FROM generate_series(1, $4) AS i
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(customer_id)
+    .bind(prefix)
+    .bind(name)
+    .bind(n)
+    .execute(conn)
+    .await?;
+    Ok(customer_id)
+}
+
+/// For every started dispatch of a customer's jobs, the time from the creating transaction's
+/// start (`requested_at`) to the worker's claim (`started_at`); sorted.
+pub(super) async fn start_latencies(
+    pool: &sqlx::PgPool,
+    customer_id: i64,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies: Vec<Duration> = sqlx::query_scalar::<_, f64>(
+        "SELECT EXTRACT(EPOCH FROM (d.started_at - j.requested_at))::float8
+         FROM job_dispatches d JOIN jobs j ON j.id = d.job_id
+         WHERE j.customer_id = $1 AND d.started_at IS NOT NULL",
+    )
+    .bind(customer_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|s| Duration::from_secs_f64(s.max(0.0)))
+    .collect();
+    latencies.sort();
+    Ok(latencies)
 }
