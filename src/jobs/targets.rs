@@ -220,10 +220,12 @@ pub async fn match_devices(
     }
     qb.push(" ORDER BY d.id LIMIT ")
         .push_bind(MAX_TARGET_DEVICES + 1);
-    // Unprepared, so that the plan fits the targets given (see devices' module).
+    // Filters run unprepared, so that the plan fits the values given (see devices' module).
+    // A list of ids stays prepared: planning `id = ANY(…)` with 10,000 values costs more
+    // (129 ms) than the primary-key lookups the cached plan makes (48 ms).
     let rows: Vec<RouteRow> = qb
         .build_query_as()
-        .persistent(false)
+        .persistent(targets.device_ids.is_some())
         .fetch_all(&mut *conn)
         .await?;
     if rows.len() as i64 > MAX_TARGET_DEVICES {
