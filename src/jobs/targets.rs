@@ -220,9 +220,10 @@ pub async fn match_devices(
     }
     qb.push(" ORDER BY d.id LIMIT ")
         .push_bind(MAX_TARGET_DEVICES + 1);
-    // Filters run unprepared, so that the plan fits the values given (see devices' module).
-    // A list of ids stays prepared: planning `id = ANY(…)` with 10,000 values costs more
-    // (129 ms) than the primary-key lookups the cached plan makes (48 ms).
+    // Filters run unprepared, so that PostgreSQL plans them for the values given: the cached
+    // generic plan of a site filter walked a million devices in id order (261 ms) where the
+    // site index answers (20 ms). A list of ids stays prepared: planning `id = ANY(…)` with
+    // 10,000 values costs more (129 ms) than the cached plan's primary-key lookups (48 ms).
     let rows: Vec<RouteRow> = qb
         .build_query_as()
         .persistent(targets.device_ids.is_some())
