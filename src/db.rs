@@ -133,6 +133,20 @@ async fn create_database(opts: &PgConnectOptions) -> Result<(), DbSetupError> {
     Ok(())
 }
 
+/// Begins a transaction on a connection of `pool`, on a task of its own so that it cannot be
+/// cancelled halfway. sqlx 0.9 counts the transaction only once PostgreSQL has answered the
+/// `BEGIN` (transact-rs/sqlx#4393): a request dropped in between (its client went away)
+/// would leave the connection inside a transaction nothing ends, and the pool would hand it
+/// to the next borrower, whose statements then hold their locks for good. Run to its end,
+/// the `BEGIN` gives a transaction whose drop rolls it back, as every other drop does.
+pub async fn begin(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, Postgres>> {
+    let pool = pool.clone();
+    // The task fails only if it panicked or the runtime is shutting down.
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .unwrap_or(Err(sqlx::Error::WorkerCrashed))
+}
+
 /// Applies pending migrations (webnet's, then apalis's queue schema); applying them twice
 /// is a no-op.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbSetupError> {

@@ -20,7 +20,7 @@ pub async fn create_user(
 ) -> AppResult<i64> {
     users::validate_username(username)?;
     let hash = hash_password(password).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin(pool).await?;
     let user_id = users::create_user(
         &mut tx,
         &NewUser {

@@ -359,7 +359,7 @@ pub async fn record_device_result(
 /// Sets the dispatch's status from its device results and, when it was the job's last open
 /// dispatch, the job's.
 pub async fn finish_dispatch(pool: &PgPool, job_id: i64, dispatch_id: i64) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin(pool).await?;
     // Serialise the last two dispatches of a job finishing at once.
     sqlx::query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE")
         .bind(job_id)

@@ -55,7 +55,7 @@ pub async fn submit(
     let (Some(targets), Some(payload)) = (targets, payload) else {
         return Err(AppError::BadRequest("Invalid job.".into()));
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin(pool).await?;
     let customer = match customer {
         None if user.customers.len() != 1 => customer_of_devices(&mut tx, user, &targets).await?,
         given => given,
@@ -144,7 +144,7 @@ fn rename_targets(e: AppError, targets_field: &str) -> AppError {
 /// and payload (operator). The targets are resolved anew, so devices added since are
 /// included.
 pub async fn retry(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<i64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin(pool).await?;
     let old = jobs::get(&mut tx, &user.scope(), id).await?;
     user.require(Role::Operator)?;
     let targets =

@@ -19,7 +19,7 @@ pub(crate) async fn in_transaction<T>(
     pool: &PgPool,
     work: impl AsyncFnOnce(&mut PgConnection) -> AppResult<T>,
 ) -> AppResult<T> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin(pool).await?;
     let value = work(&mut tx).await?;
     commit(tx).await?;
     Ok(value)

@@ -7,6 +7,7 @@ mod api_auth;
 mod architecture;
 mod auth;
 mod browser;
+mod cancellation;
 mod cli;
 mod devices_api;
 mod failover;
