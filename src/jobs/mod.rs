@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::auth::Scope;
 use crate::db::push_condition;
 use crate::error::{AppError, AppResult, FieldErrors};
-use crate::lifecycle::{LogLevel, new_task_id, push_dispatch_task};
+use crate::lifecycle::{LogLevel, new_task_id};
 use crate::pagination::PageRequest;
 use crate::routing;
 
@@ -160,30 +160,16 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         )));
     }
     let plan = routing::plan(&devices);
-    let job_id: i64 = sqlx::query_scalar(
-        "INSERT INTO jobs (customer_id, type, user_id, region_id, target_summary, payload, retry_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(new.customer_id)
-    .bind(new.job_type)
-    .bind(new.user_id)
-    .bind(plan.region_id)
-    .bind(Json(&new.target_summary))
-    .bind(Json(&new.payload))
-    .bind(new.retry_of)
-    .fetch_one(&mut *conn)
-    .await?;
-    // The routing decision goes to the log in one insert at the end.
-    let mut lines = vec![format!(
+    // The routing decision goes to the log: a summary, then a line per dispatch.
+    let summary = format!(
         "{} job for {} device{}, routed to {} queue{}",
         new.job_type,
         devices.len(),
         if devices.len() == 1 { "" } else { "s" },
         plan.dispatches.len(),
         if plan.dispatches.len() == 1 { "" } else { "s" }
-    )];
-    // Every dispatch in one statement (the device lists travel as one array, each dispatch
-    // taking its slice); then each its queue task.
+    );
+    // The device lists travel as one array, each dispatch taking its slice.
     let task_ids: Vec<String> = plan.dispatches.iter().map(|_| new_task_id()).collect();
     let region_ids: Vec<Option<i64>> = plan.dispatches.iter().map(|d| d.region_id).collect();
     let queues: Vec<&str> = plan.dispatches.iter().map(|d| d.queue.as_str()).collect();
@@ -199,15 +185,43 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         next += d.device_ids.len() as i32;
         lasts.push(next - 1);
     }
-    let inserted: Vec<(i64, String)> = sqlx::query_as(
-        "INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id, routing_reason)
-         SELECT $1, d.region_id, d.queue, ($6::bigint[])[d.first:d.last], d.task_id, d.reason
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $7::int[], $8::int[])
-              WITH ORDINALITY AS d(region_id, queue, task_id, reason, first, last, n)
-         ORDER BY d.n
-         RETURNING id, task_id",
-    )
-    .bind(job_id)
+    // The job, its dispatches, their queue tasks and the log in one statement: one round
+    // trip, and all or nothing even outside a transaction.
+    let job_id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "WITH job AS (
+           INSERT INTO jobs (customer_id, type, user_id, region_id, target_summary, payload,
+                             retry_of)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id),
+         planned AS (
+           SELECT * FROM unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $13::int[],
+                                $14::int[])
+                    WITH ORDINALITY AS p(region_id, queue, task_id, reason, first, last, n)),
+         dispatch AS (
+           INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id,
+                                       routing_reason)
+           SELECT job.id, p.region_id, p.queue, ($12::bigint[])[p.first:p.last], p.task_id,
+                  p.reason
+           FROM job, planned p ORDER BY p.n
+           RETURNING id, task_id, queue),
+         {enqueued},
+         logged AS (
+           INSERT INTO job_logs (job_id, level, host, message)
+           SELECT job.id, $15, '', line.message
+           FROM job, (SELECT 0::bigint AS n, $16::text AS message
+                      UNION ALL
+                      SELECT p.n, format('dispatch %s → %s: %s', d.id, d.queue, p.reason)
+                      FROM dispatch d JOIN planned p ON p.task_id = d.task_id) line
+           ORDER BY line.n)
+         SELECT id FROM job",
+        enqueued = crate::lifecycle::enqueue_dispatches_cte()
+    )))
+    .bind(new.customer_id)
+    .bind(new.job_type)
+    .bind(new.user_id)
+    .bind(plan.region_id)
+    .bind(Json(&new.target_summary))
+    .bind(Json(&new.payload))
+    .bind(new.retry_of)
     .bind(&region_ids)
     .bind(&queues)
     .bind(&task_ids)
@@ -215,28 +229,9 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
     .bind(&devices)
     .bind(&firsts)
     .bind(&lasts)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (dispatch, task_id) in plan.dispatches.iter().zip(&task_ids) {
-        let dispatch_id = inserted
-            .iter()
-            .find(|(_, t)| t == task_id)
-            .map(|(id, _)| *id)
-            .ok_or(sqlx::Error::RowNotFound)?;
-        push_dispatch_task(&mut *conn, dispatch_id, &dispatch.queue, task_id).await?;
-        lines.push(format!(
-            "dispatch {dispatch_id} → {}: {}",
-            dispatch.queue, dispatch.reason
-        ));
-    }
-    sqlx::query(
-        "INSERT INTO job_logs (job_id, level, host, message)
-         SELECT $1, $3, '', line FROM unnest($2::text[]) WITH ORDINALITY AS l(line, n) ORDER BY n",
-    )
-    .bind(job_id)
-    .bind(&lines)
     .bind(LogLevel::Info)
-    .execute(&mut *conn)
+    .bind(&summary)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(job_id)
 }

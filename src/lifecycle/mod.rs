@@ -234,6 +234,23 @@ pub async fn push_dispatch_task(
         })
 }
 
+/// A common table expression, `enqueued`, that pushes one apalis task per row of a CTE
+/// named `dispatch` (columns `id`, `task_id` and `queue`): what [`push_dispatch_task`] does,
+/// for a statement that records a job and its dispatches, so that the job, its dispatches
+/// and their tasks are one statement and one round trip. The task is the one apalis writes:
+/// pending, due now, the argument a [`DispatchTask`] in JSON.
+pub fn enqueue_dispatches_cte() -> String {
+    format!(
+        "enqueued AS (
+           INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
+                                    priority, metadata)
+           SELECT dispatch.task_id, dispatch.queue,
+                  convert_to(json_build_object('dispatch_id', dispatch.id)::text, 'UTF8'),
+                  'Pending', 0, {TASK_MAX_ATTEMPTS}, now(), 0, ''::hstore
+           FROM dispatch)"
+    )
+}
+
 /// Deletes queue tasks finished longer than `age` ago: apalis never deletes them, and the
 /// job tables keep the history. Returns how many went.
 pub async fn prune_finished_tasks(
