@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use sqlx::{FromRow, PgConnection, QueryBuilder};
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use crate::auth::Scope;
@@ -73,12 +73,25 @@ pub struct Device {
     pub region_health: Option<HealthStatus>,
 }
 
-const SELECT: &str = "SELECT d.id, d.customer_id, d.hostname, d.mgmt_ip, d.port, d.vendor,
+/// The columns of a [`Device`], from [`devices_from!`].
+macro_rules! device_columns {
+    () => {
+        "SELECT d.id, d.customer_id, d.hostname, d.mgmt_ip, d.port, d.vendor,
         d.platform, d.role, d.site, d.tags, d.credential_id, d.enabled, a.region_id,
         d.reachability_status, d.last_reachability_check, d.created_at, d.updated_at,
-        r.name AS region_name, r.identifier AS region_identifier, r.health_status AS region_health
-    FROM devices d JOIN device_assignments a ON a.device_id = d.id
-    LEFT JOIN regions r ON r.id = a.region_id";
+        r.name AS region_name, r.identifier AS region_identifier, r.health_status AS region_health"
+    };
+}
+
+/// Devices with their assignments (`d`, `a`) and regions (`r`).
+macro_rules! devices_from {
+    () => {
+        " FROM devices d JOIN device_assignments a ON a.device_id = d.id
+    LEFT JOIN regions r ON r.id = a.region_id"
+    };
+}
+
+const SELECT: &str = concat!(device_columns!(), devices_from!());
 
 /// Counts devices in scope matching `filter`.
 pub async fn count(
@@ -86,26 +99,42 @@ pub async fn count(
     scope: &Scope,
     filter: &DeviceFilter,
 ) -> AppResult<i64> {
-    if !filter.has_device_conditions() {
-        // The counters the triggers keep per customer and region are exact, and cost the
-        // same at a million devices as at ten.
-        let mut qb = QueryBuilder::new(
-            "SELECT COALESCE(sum(c.devices), 0)::bigint FROM device_counts c WHERE true",
-        );
-        push_scope(&mut qb, scope, "c");
-        filter.push_region_match(&mut qb, "c");
-        return Ok(qb.build_query_scalar().fetch_one(conn).await?);
-    }
-    let mut qb = QueryBuilder::new(
-        "SELECT count(*) FROM devices d JOIN device_assignments a ON a.device_id = d.id WHERE true",
-    );
-    push_scope(&mut qb, scope, "d");
-    filter.push_conditions(&mut qb, scope);
+    let mut qb = QueryBuilder::new("");
+    push_count(&mut qb, scope, filter, None);
     Ok(qb
         .build_query_scalar()
         .persistent(filter.q.is_none())
         .fetch_one(conn)
         .await?)
+}
+
+/// Appends a statement counting the devices in scope that match `filter`, up to `cap` + 1
+/// when a cap is given.
+fn push_count(
+    qb: &mut QueryBuilder<Postgres>,
+    scope: &Scope,
+    filter: &DeviceFilter,
+    cap: Option<i64>,
+) {
+    if !filter.has_device_conditions() {
+        // The counters the triggers keep per customer and region are exact, and cost the
+        // same at a million devices as at ten.
+        qb.push("SELECT COALESCE(sum(c.devices), 0)::bigint FROM device_counts c WHERE true");
+        push_scope(qb, scope, "c");
+        filter.push_region_match(qb, "c");
+        return;
+    }
+    qb.push(if cap.is_some() {
+        "SELECT count(*) FROM (SELECT 1 FROM devices d JOIN device_assignments a ON a.device_id = d.id WHERE true"
+    } else {
+        "SELECT count(*) FROM devices d JOIN device_assignments a ON a.device_id = d.id WHERE true"
+    });
+    push_scope(qb, scope, "d");
+    filter.push_conditions(qb, scope);
+    if let Some(cap) = cap {
+        // The cap is a constant of the statement's text, so every run plans for it.
+        qb.push(format_args!(" LIMIT {}) AS matching", cap + 1));
+    }
 }
 
 // A text search runs unprepared (`persistent(false)`), so that PostgreSQL plans it for
@@ -120,32 +149,28 @@ pub async fn count(
 /// `q` count exactly.
 pub const COUNT_CAP: i64 = 10_000;
 
-/// Counts the devices a list shows: exactly, unless a text search matches more than
-/// [`COUNT_CAP`] of them.
-async fn list_total(
-    conn: &mut PgConnection,
-    scope: &Scope,
-    filter: &DeviceFilter,
-) -> AppResult<Total> {
-    if filter.q.is_none() {
-        return Ok(Total::exact(count(conn, scope, filter).await?));
+/// The cap of [`COUNT_CAP`] for `filter`'s count: only text searches have one.
+fn count_cap(filter: &DeviceFilter) -> Option<i64> {
+    filter.q.is_some().then_some(COUNT_CAP)
+}
+
+/// The total of a list from a count made up to `cap` + 1.
+fn total(counted: i64, cap: Option<i64>) -> Total {
+    match cap {
+        Some(cap) => Total {
+            count: counted.min(cap),
+            capped: counted > cap,
+        },
+        None => Total::exact(counted),
     }
-    let mut qb = QueryBuilder::new(
-        "SELECT count(*) FROM (SELECT 1 FROM devices d JOIN device_assignments a ON a.device_id = d.id WHERE true",
-    );
-    push_scope(&mut qb, scope, "d");
-    filter.push_conditions(&mut qb, scope);
-    // The cap is a constant of the statement's text, so every run plans for it.
-    qb.push(format_args!(" LIMIT {}) AS matching", COUNT_CAP + 1));
-    let counted: i64 = qb
-        .build_query_scalar()
-        .persistent(false)
-        .fetch_one(conn)
-        .await?;
-    Ok(Total {
-        count: counted.min(COUNT_CAP),
-        capped: counted > COUNT_CAP,
-    })
+}
+
+/// A listed device with the list's total, counted by the same statement.
+#[derive(FromRow)]
+struct Counted {
+    #[sqlx(flatten)]
+    device: Device,
+    total: i64,
 }
 
 /// A page of devices in scope matching `filter`, sorted by `sort` (see [`SORTS`]; a
@@ -160,19 +185,35 @@ pub async fn list(
     if sort.trim_start_matches('-') == "region" && *filter == DeviceFilter::default() {
         return list_by_region(conn, scope, sort.starts_with('-'), page).await;
     }
-    let total = list_total(conn, scope, filter).await?;
-    let mut qb = QueryBuilder::new(SELECT);
-    qb.push(" WHERE true");
+    // The total is a subquery of the page's statement (PostgreSQL runs it once): one round
+    // trip, not two. Only a page past the end has no row to carry it.
+    let cap = count_cap(filter);
+    let mut qb = QueryBuilder::new(concat!(device_columns!(), ", ("));
+    push_count(&mut qb, scope, filter, cap);
+    qb.push(concat!(") AS total", devices_from!(), " WHERE true"));
     push_scope(&mut qb, scope, "d");
     filter.push_conditions(&mut qb, scope);
     qb.push(order_by(sort));
     page.push_limit(&mut qb);
-    let rows = qb
-        .build_query_as::<Device>()
+    let rows: Vec<Counted> = qb
+        .build_query_as()
         .persistent(filter.q.is_none())
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
-    Ok((rows, total))
+    let counted = match rows.first() {
+        Some(row) => row.total,
+        None if page.offset() == 0 => 0,
+        None => {
+            let mut qb = QueryBuilder::new("");
+            push_count(&mut qb, scope, filter, cap);
+            qb.build_query_scalar()
+                .persistent(filter.q.is_none())
+                .fetch_one(conn)
+                .await?
+        }
+    };
+    let rows = rows.into_iter().map(|r| r.device).collect();
+    Ok((rows, total(counted, cap)))
 }
 
 /// Devices with the same region name, and how many there are.
