@@ -1,7 +1,8 @@
 //! Live updates for browsers: region health changes and new job log lines, heard from
 //! PostgreSQL (LISTEN) and fanned out to the SSE streams of this server process. Triggers
 //! NOTIFY every change, whoever made it, so pages follow changes made by the API, a form,
-//! another server, a worker or the health monitor alike.
+//! another server, a worker or the health monitor alike. The same connection hears changes
+//! to callers, and empties the authentication cache on each (see [`crate::auth::cache`]).
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::broadcast;
 
+use crate::auth::cache::{AUTH_CHANNEL, AuthCache};
 use crate::types::HealthStatus;
 
 /// The NOTIFY channel the `regions_health_changed` trigger sends on.
@@ -59,13 +61,14 @@ pub struct LiveEvents {
 }
 
 impl LiveEvents {
-    /// Starts listening on `pool`'s database in a background task.
-    pub fn spawn(pool: PgPool) -> Self {
+    /// Starts listening on `pool`'s database in a background task, emptying `auth_cache` on
+    /// every change to callers and serving from it only while listening.
+    pub fn spawn(pool: PgPool, auth_cache: AuthCache) -> Self {
         let (sender, _) = broadcast::channel(1024);
         let events = Self {
             sender: sender.clone(),
         };
-        tokio::spawn(listen(pool, sender));
+        tokio::spawn(listen(pool, sender, auth_cache));
         events
     }
 
@@ -80,33 +83,39 @@ impl LiveEvents {
     }
 }
 
-async fn listen(pool: PgPool, sender: broadcast::Sender<LiveMessage>) {
+async fn listen(pool: PgPool, sender: broadcast::Sender<LiveMessage>, auth_cache: AuthCache) {
     // A connection of its own, outside the request pool: LISTEN holds it for good.
     let own = PgPoolOptions::new()
         .max_connections(1)
         .connect_lazy_with((*pool.connect_options()).clone());
     let closed = pool.close_event();
     tokio::select! {
-        () = relay(&own, &sender) => {}
+        () = relay(&own, &sender, &auth_cache) => {}
         () = closed => {}
     }
+    auth_cache.set_live(false);
     own.close().await;
 }
 
-async fn relay(pool: &PgPool, sender: &broadcast::Sender<LiveMessage>) {
+async fn relay(pool: &PgPool, sender: &broadcast::Sender<LiveMessage>, auth_cache: &AuthCache) {
     // Said once per outage, not once per try (the availability watch reports the outage).
     let mut failing = false;
     loop {
         match PgListener::connect_with(pool).await {
             Ok(mut listener) => {
-                if let Err(e) = listener.listen_all([HEALTH_CHANNEL, JOB_LOG_CHANNEL]).await {
+                let channels = [HEALTH_CHANNEL, JOB_LOG_CHANNEL, AUTH_CHANNEL];
+                if let Err(e) = listener.listen_all(channels).await {
                     tracing::warn!(error = %e, "cannot LISTEN for live updates; retrying");
                 } else {
                     failing = false;
-                    // `recv` reconnects by itself after a lost connection.
+                    auth_cache.set_live(true);
+                    // `try_recv`, not `recv`: `recv` reconnects by itself and would hide the
+                    // gap, in which an invalidation may have been missed. A lost connection
+                    // ends this listener; the cache is off until the next one listens.
                     loop {
-                        match listener.recv().await {
-                            Ok(n) => {
+                        match listener.try_recv().await {
+                            Ok(Some(n)) if n.channel() == AUTH_CHANNEL => auth_cache.clear(),
+                            Ok(Some(n)) => {
                                 let message = if n.channel() == JOB_LOG_CHANNEL {
                                     serde_json::from_str(n.payload()).map(LiveMessage::JobLog)
                                 } else {
@@ -120,12 +129,19 @@ async fn relay(pool: &PgPool, sender: &broadcast::Sender<LiveMessage>) {
                                     Err(e) => tracing::warn!(error = %e, "bad notification"),
                                 }
                             }
+                            Ok(None) => {
+                                tracing::warn!(
+                                    "live update listener lost its connection; reconnecting"
+                                );
+                                break;
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "live update listener failed; reconnecting");
                                 break;
                             }
                         }
                     }
+                    auth_cache.set_live(false);
                 }
             }
             Err(e) if !failing => {

@@ -26,6 +26,11 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric webnet exports, with the registry that encodes them.
@@ -34,6 +39,7 @@ pub struct Metrics {
     registry: Registry,
     http_requests: Family<RequestLabels, Counter>,
     http_duration: HistogramFamily,
+    auth_lookups: Family<SourceLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,15 +62,30 @@ impl Default for Metrics {
             "HTTP request latency, by method and route",
             http_duration.clone(),
         );
+        let auth_lookups = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "auth_lookups",
+            "Callers identified by a token or a session, by where they were found (cache, database)",
+            auth_lookups.clone(),
+        );
         Self {
             registry,
             http_requests,
             http_duration,
+            auth_lookups,
         }
     }
 }
 
 impl Metrics {
+    /// Counts a caller identified from the authentication cache or from the database.
+    pub fn auth_lookup(&self, cached: bool) {
+        let source = if cached { "cache" } else { "database" };
+        self.auth_lookups
+            .get_or_create(&SourceLabels { source })
+            .inc();
+    }
+
     /// The process's metrics, plus `fleet`'s (read from the database at scrape time, so
     /// every server reports the same fleet-wide figures), in the Prometheus text format.
     pub fn encode(&self, fleet: Option<&Registry>) -> String {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use crate::auth::cache::AuthCache;
 use crate::crypto::SecretBox;
 use crate::db::Availability;
 use crate::live::LiveEvents;
@@ -23,17 +24,22 @@ pub struct AppState {
     pub live: LiveEvents,
     /// Whether the database answered lately (the readiness probe's fast path).
     pub availability: Availability,
+    /// Callers authenticated lately, emptied by the live listener on every change to them.
+    pub auth_cache: AuthCache,
 }
 
 impl AppState {
-    /// State around an open pool; starts listening for region health changes.
+    /// State around an open pool; starts listening for region health changes and for the
+    /// changes that invalidate cached callers.
     pub fn new(pool: PgPool, secrets: SecretBox) -> Self {
+        let auth_cache = AuthCache::default();
         Self {
-            live: LiveEvents::spawn(pool.clone()),
+            live: LiveEvents::spawn(pool.clone(), auth_cache.clone()),
             pool,
             metrics: Arc::new(Metrics::default()),
             secrets,
             availability: Availability::default(),
+            auth_cache,
         }
     }
 }

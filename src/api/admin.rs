@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 
 use super::common::{Call, Deleted, ListQuery, area, created, no_errors, one_page};
 use crate::audit::Entry;
+use crate::auth::middleware::changes_callers;
 use crate::auth::tokens::Token;
 use crate::auth::users::User;
 use crate::customers::Customer;
@@ -31,7 +32,11 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
         routes!(get_me),
         routes!(list_audit),
     ];
-    area(router, "administration", handlers)
+    // A change here may alter who a caller is or what they may do: it empties the
+    // authentication cache before its response leaves.
+    let changes = area(OpenApiRouter::new(), "administration", handlers)
+        .route_layer(axum::middleware::from_fn(changes_callers));
+    router.merge(changes)
 }
 
 /// Body of the customer endpoints.

@@ -6,6 +6,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tower_sessions::Session;
 
+use super::cache::Key;
 use super::{AuthMethod, SESSION_USER_KEY, session_store, tokens, users};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -41,14 +42,25 @@ pub async fn authenticate(
     let user = match bearer_token(request.headers()) {
         Some(Err(())) => return Err(AppError::Unauthenticated),
         Some(Ok(token)) => {
-            let mut conn = state.pool.acquire().await?;
             if !tokens::looks_like_token(token) {
                 return Err(AppError::Unauthenticated);
             }
-            let user = users::load_token_user(&mut conn, &tokens::hash_token(token))
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
-            Some(user)
+            let hash = tokens::hash_token(token);
+            let key = Key::Token(&hash);
+            let cached = state.auth_cache.get(key);
+            state.metrics.auth_lookup(cached.is_some());
+            match cached {
+                Some(user) => Some(user),
+                None => {
+                    let ticket = state.auth_cache.ticket();
+                    let mut conn = state.pool.acquire().await?;
+                    let (user, expires_at) = users::load_token_user(&mut conn, &hash)
+                        .await?
+                        .ok_or(AppError::Unauthenticated)?;
+                    state.auth_cache.put(ticket, key, &user, expires_at);
+                    Some(user)
+                }
+            }
         }
         None => match session
             .get::<i64>(SESSION_USER_KEY)
@@ -56,8 +68,22 @@ pub async fn authenticate(
             .map_err(|e| session_store::session_error("reading session", e))?
         {
             Some(user_id) => {
-                let mut conn = state.pool.acquire().await?;
-                let user = users::load_auth_user(&mut conn, user_id, AuthMethod::Session).await?;
+                let key = Key::SessionUser(user_id);
+                let cached = state.auth_cache.get(key);
+                state.metrics.auth_lookup(cached.is_some());
+                let user = match cached {
+                    Some(user) => Some(user),
+                    None => {
+                        let ticket = state.auth_cache.ticket();
+                        let mut conn = state.pool.acquire().await?;
+                        let user =
+                            users::load_auth_user(&mut conn, user_id, AuthMethod::Session).await?;
+                        if let Some(user) = &user {
+                            state.auth_cache.put(ticket, key, user, None);
+                        }
+                        user
+                    }
+                };
                 if user.is_none() {
                     // The user was deleted while signed in.
                     session
@@ -74,7 +100,28 @@ pub async fn authenticate(
         user.client_addr = crate::extract::client_of(request.extensions(), request.headers());
         request.extensions_mut().insert(user);
     }
-    Ok(next.run(request).await)
+    let response = next.run(request).await;
+    if response.extensions().get::<CallersChanged>().is_some() {
+        state.auth_cache.clear();
+    }
+    Ok(response)
+}
+
+/// Marks a response to a change that may alter who a caller is or what they may do.
+#[derive(Debug, Clone, Copy)]
+struct CallersChanged;
+
+/// Middleware for the routes that change users, memberships, customers and tokens: after
+/// each change (any method but `GET` and `HEAD`), [`authenticate`] empties this server's
+/// authentication cache before the response leaves, so the change holds at once here. Other
+/// servers hear of it from the database (see [`super::cache`]).
+pub async fn changes_callers(request: Request, next: Next) -> Response {
+    let safe = request.method().is_safe();
+    let mut response = next.run(request).await;
+    if !safe {
+        response.extensions_mut().insert(CallersChanged);
+    }
+    response
 }
 
 #[cfg(test)]

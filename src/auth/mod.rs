@@ -2,6 +2,7 @@
 //! browser sessions, CSRF protection and sign-in throttling.
 
 pub mod accounts;
+pub mod cache;
 pub mod csrf;
 pub mod middleware;
 pub mod password;

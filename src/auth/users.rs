@@ -140,33 +140,38 @@ pub async fn load_auth_user(
 }
 
 /// The active user of an API token that has not expired, with the token's name, in one
-/// round trip (a request's only query before its own work). Records the token's use at
-/// most once a minute, so a busy script does not turn every read into a write.
+/// round trip (a request's only query before its own work), and when the token expires.
+/// Records the token's use at most once a minute, so a busy script does not turn every read
+/// into a write.
 pub async fn load_token_user(
     conn: &mut PgConnection,
     token_hash: &str,
-) -> sqlx::Result<Option<AuthUser>> {
+) -> sqlx::Result<Option<(AuthUser, Option<time::OffsetDateTime>)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
         user: UserRow,
         token_name: String,
+        expires_at: Option<time::OffsetDateTime>,
     }
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH token AS (SELECT id, user_id, name, last_used_at FROM api_tokens
+        "WITH token AS (SELECT id, user_id, name, last_used_at, expires_at FROM api_tokens
                        WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())),
               touched AS (
                 UPDATE api_tokens SET last_used_at = now() FROM token
                 WHERE api_tokens.id = token.id
                   AND (token.last_used_at IS NULL
                        OR token.last_used_at < now() - interval '1 minute'))
-         {AUTH_USER}, token.name AS token_name
+         {AUTH_USER}, token.name AS token_name, token.expires_at
          FROM token JOIN users u ON u.id = token.user_id AND u.is_active"
     )))
     .bind(token_hash)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| r.user.into_auth_user(AuthMethod::Token, Some(r.token_name))))
+    Ok(row.map(|r| {
+        let user = r.user.into_auth_user(AuthMethod::Token, Some(r.token_name));
+        (user, r.expires_at)
+    }))
 }
 
 impl UserRow {

@@ -66,6 +66,19 @@ pub fn routes() -> Router<AppState> {
             MethodRouter::new(),
         ))
         .route("/api/docs", get(api_docs::get_api_docs))
+        .merge(administration())
+        .route("/jobs", get(jobs::get_jobs).post(jobs::post_jobs))
+        .route("/jobs/new", get(jobs::get_new_job).post(jobs::post_new_job))
+        .route("/jobs/{id}", get(jobs::get_job))
+        .route("/jobs/{id}/events", get(jobs::get_job_events))
+        .route("/jobs/{id}/cancel", post(jobs::post_cancel_job))
+        .route("/jobs/{id}/retry", post(jobs::post_retry_job))
+}
+
+/// The pages of customers, users, tokens and the signed-in account. A change made here may
+/// alter who a caller is or what they may do, so it empties the authentication cache.
+fn administration() -> Router<AppState> {
+    Router::new()
         .route(
             "/customers",
             get(admin::get_customers).post(admin::post_customers),
@@ -86,12 +99,9 @@ pub fn routes() -> Router<AppState> {
         .route("/account", get(admin::get_account))
         .route("/account/password", post(admin::post_account_password))
         .route("/account/sessions", post(admin::post_account_sessions))
-        .route("/jobs", get(jobs::get_jobs).post(jobs::post_jobs))
-        .route("/jobs/new", get(jobs::get_new_job).post(jobs::post_new_job))
-        .route("/jobs/{id}", get(jobs::get_job))
-        .route("/jobs/{id}/events", get(jobs::get_job_events))
-        .route("/jobs/{id}/cancel", post(jobs::post_cancel_job))
-        .route("/jobs/{id}/retry", post(jobs::post_retry_job))
+        .route_layer(axum::middleware::from_fn(
+            crate::auth::middleware::changes_callers,
+        ))
 }
 
 /// The routes of an inventory kind under `T::LIST`: the list (`list`, and `POST` creates),

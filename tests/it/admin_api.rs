@@ -710,7 +710,11 @@ async fn tokens_expire_are_revoked_at_once_and_stay_within_managed_users(pool: P
     let expire =
         format!("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = {id}");
     execute(&pool, expire).await;
-    assert_eq!(me_status(&mut app, &ci).await, StatusCode::UNAUTHORIZED);
+    let refused = StatusCode::UNAUTHORIZED;
+    let status = app
+        .status_within_a_second(&ci, "/api/v1/me/", refused)
+        .await;
+    assert_eq!(status, refused);
 
     let (made, temp) = new_token(&mut app, &acme, json!({"name": "temp"})).await;
     assert_eq!(made["expires_at"], Value::Null);
@@ -1036,4 +1040,54 @@ async fn an_admin_sees_a_superusers_bulk_unassignment_of_their_devices(pool: PgP
     );
     let rows = audit(&mut app, &admin, "object_type=device").await;
     assert_eq!(texts(&rows, "actor"), ["root", "admin"]);
+}
+
+#[sqlx::test]
+async fn a_token_revoked_or_a_user_deactivated_on_one_server_is_refused_by_another_within_a_second(
+    pool: PgPool,
+) {
+    let (mut here, admin) = TestApp::with_admin(pool.clone()).await;
+    let mut there = TestApp::new(pool.clone()).await;
+    let alice = here.api_user("alice", Role::Operator, "acme").await;
+    let (made, script) = new_token(&mut here, &alice, json!({"name": "script"})).await;
+    // The other server knows both tokens from memory before the changes.
+    there.until_cached(&script, "/api/v1/me/").await;
+    there.until_cached(&alice, "/api/v1/me/").await;
+    let refused = StatusCode::UNAUTHORIZED;
+
+    let revoke = format!("/api/v1/tokens/{}/", made["id"]);
+    assert_eq!(
+        here.delete(&alice, &revoke).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(me_status(&mut here, &script).await, refused, "at once here");
+    let status = there
+        .status_within_a_second(&script, "/api/v1/me/", refused)
+        .await;
+    assert_eq!(status, refused, "within a second there");
+    assert_eq!(me_status(&mut there, &alice).await, StatusCode::OK);
+
+    let r = patch_user(&mut here, &admin, alice.id, json!({"is_active": false})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let status = there
+        .status_within_a_second(&alice, "/api/v1/me/", refused)
+        .await;
+    assert_eq!(status, refused);
+}
+
+#[sqlx::test]
+async fn a_role_changed_from_another_process_holds_within_a_second(pool: PgPool) {
+    let (mut app, _admin) = TestApp::with_admin(pool.clone()).await;
+    let alice = app.api_user("alice", Role::Admin, "acme").await;
+    app.until_cached(&alice, "/api/v1/users/").await;
+    execute(
+        &pool,
+        format!("UPDATE users SET role = 'viewer' WHERE id = {}", alice.id),
+    )
+    .await;
+    let forbidden = StatusCode::FORBIDDEN;
+    let status = app
+        .status_within_a_second(&alice, "/api/v1/users/", forbidden)
+        .await;
+    assert_eq!(status, forbidden);
 }

@@ -590,6 +590,49 @@ impl TestApp {
         self.api(Method::GET, path, Some(&user.token), None).await
     }
 
+    /// The status `GET path` answers for `user`, once it is `expected` or a second has
+    /// passed: what a change made elsewhere (another server, `psql`) is given to be seen.
+    pub async fn status_within_a_second(
+        &mut self,
+        user: &ApiUser,
+        path: &str,
+        expected: StatusCode,
+    ) -> StatusCode {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let status = self.get_json(user, path).await.status;
+            if status == expected || Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// How many callers this server identified from its authentication cache so far.
+    pub async fn auth_cache_hits(&mut self) -> f64 {
+        let metrics = self.get("/metrics").await.body;
+        metrics
+            .lines()
+            .find(|l| l.starts_with("webnet_auth_lookups_total{source=\"cache\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Sends `GET path` as `user` until this server answers it from its authentication
+    /// cache (the listener that invalidates it has started), for at most five seconds.
+    pub async fn until_cached(&mut self, user: &ApiUser, path: &str) {
+        let before = self.auth_cache_hits().await;
+        for _ in 0..250 {
+            assert_eq!(self.get_json(user, path).await.status, StatusCode::OK);
+            if self.auth_cache_hits().await > before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{path} was never answered from the authentication cache");
+    }
+
     /// `POST path` as `user`, with `body`.
     pub async fn post_json(&mut self, user: &ApiUser, path: &str, body: Value) -> TestResponse {
         self.api(Method::POST, path, Some(&user.token), Some(body))
