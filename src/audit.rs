@@ -188,6 +188,43 @@ pub async fn record(conn: &mut PgConnection, actor: &AuthUser, change: &Change) 
     Ok(())
 }
 
+/// Appends a common table expression, `audited`, writing the row of `change` made by
+/// `actor`, for a statement that makes the change itself: the change and its row are then one
+/// statement, all or nothing without a transaction around them. The object is `object_id`,
+/// an SQL expression over the statement's table `from` (such as `job.id` of `job`, a row the
+/// statement inserts), and `{id}` in `change.object_repr` stands for that id.
+pub fn push_record_cte(
+    qb: &mut QueryBuilder<Postgres>,
+    actor: &AuthUser,
+    change: &Change,
+    (from, object_id): (&str, &str),
+) {
+    qb.push(
+        "audited AS (
+           INSERT INTO audit_log (actor_id, actor, token, client_addr, customer_ids, object_type,
+                                  object_id, object_repr, action, changes)
+           SELECT ",
+    );
+    qb.push_bind(actor.id)
+        .push(", ")
+        .push_bind(actor.username.clone())
+        .push(", ")
+        .push_bind(actor.token.clone())
+        .push(", ")
+        .push_bind(actor.client_addr.map(ipnet::IpNet::from))
+        .push(", ")
+        .push_bind(change.customer_ids.clone())
+        .push(", ")
+        .push_bind(change.object_type)
+        .push(format_args!(", {object_id}, replace("))
+        .push_bind(change.object_repr.clone())
+        .push(format_args!(", '{{id}}', {object_id}::text), "))
+        .push_bind(change.action)
+        .push(", ")
+        .push_bind(sqlx::types::Json(change.changes.clone()))
+        .push(format_args!(" FROM {from})"));
+}
+
 /// An audit row as the API and the page show it.
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Entry {

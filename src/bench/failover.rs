@@ -104,10 +104,13 @@ pub(super) async fn measure_failover(pool: &sqlx::PgPool, url: &str) -> anyhow::
             let pool = pool.clone();
             async move {
                 let mut tx = pool.begin().await?;
-                let id =
-                    webnet::jobs::create(&mut tx, &reachability_job(customer_id, device, timeout))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let id = webnet::jobs::create(
+                    &mut tx,
+                    &reachability_job(customer_id, device, timeout),
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
                 tx.commit().await?;
                 anyhow::Ok(id)
             }

@@ -164,7 +164,7 @@ pub(super) async fn measure_jobs(pool: &sqlx::PgPool, args: &BenchArgs) -> anyho
     sqlx::query("DELETE FROM jobs").execute(pool).await?;
     let mut tx = pool.begin().await?;
     for device in &device_ids {
-        webnet::jobs::create(&mut tx, &reachability_job(customer_id, *device, 2))
+        webnet::jobs::create(&mut tx, &reachability_job(customer_id, *device, 2), None)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

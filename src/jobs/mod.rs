@@ -1,7 +1,7 @@
 //! Jobs: what to run on which devices, routed to regional queues, and what happened.
 //!
-//! Creating a job records it, its dispatches (one per queue, see [`crate::routing`]) and
-//! pushes one apalis task per dispatch, all in the caller's transaction: a failure leaves
+//! Creating a job records it, its dispatches (one per queue, see [`crate::routing`]), one
+//! apalis task per dispatch and its audit row, all in one statement: a failure leaves
 //! neither a job without tasks nor a task without a job.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,8 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
-use crate::auth::Scope;
+use crate::audit::Change;
+use crate::auth::{AuthUser, Scope};
 use crate::db::push_condition;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::lifecycle::{LogLevel, new_task_id};
@@ -150,8 +151,14 @@ pub struct NewJob {
     pub retry_of: Option<i64>,
 }
 
-/// Records a job, routes it and enqueues its dispatches, in `conn`'s transaction.
-pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
+/// Records a job, routes it, enqueues its dispatches and writes its audit row (`audited`:
+/// who made it and the change, where `{id}` stands for the new job's id; none for the
+/// benchmarks' jobs, which no one made), in one statement.
+pub async fn create(
+    conn: &mut PgConnection,
+    new: &NewJob,
+    audited: Option<(&AuthUser, &Change)>,
+) -> AppResult<i64> {
     let devices = match_devices(conn, new.customer_id, &new.targets).await?;
     if devices.is_empty() {
         return Err(AppError::Validation(FieldErrors::single(
@@ -185,54 +192,78 @@ pub async fn create(conn: &mut PgConnection, new: &NewJob) -> AppResult<i64> {
         next += d.device_ids.len() as i32;
         lasts.push(next - 1);
     }
-    // The job, its dispatches, their queue tasks and the log in one statement: one round
-    // trip, and all or nothing even outside a transaction.
-    let job_id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+    // The job, its dispatches, their queue tasks, its log and its audit row in one
+    // statement: one round trip, and all or nothing without a transaction around it.
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
         "WITH job AS (
            INSERT INTO jobs (customer_id, type, user_id, region_id, target_summary, payload,
                              retry_of)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id),
+           VALUES (",
+    );
+    qb.push_bind(new.customer_id)
+        .push(", ")
+        .push_bind(new.job_type)
+        .push(", ")
+        .push_bind(new.user_id)
+        .push(", ")
+        .push_bind(plan.region_id)
+        .push(", ")
+        .push_bind(Json(new.target_summary.clone()))
+        .push(", ")
+        .push_bind(Json(new.payload.clone()))
+        .push(", ")
+        .push_bind(new.retry_of)
+        .push(
+            ") RETURNING id),
          planned AS (
-           SELECT * FROM unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $13::int[],
-                                $14::int[])
+           SELECT * FROM unnest(",
+        )
+        .push_bind(region_ids)
+        .push("::bigint[], ")
+        .push_bind(queues)
+        .push("::text[], ")
+        .push_bind(task_ids)
+        .push("::text[], ")
+        .push_bind(reasons)
+        .push("::text[], ")
+        .push_bind(firsts)
+        .push("::int[], ")
+        .push_bind(lasts)
+        .push(
+            "::int[])
                     WITH ORDINALITY AS p(region_id, queue, task_id, reason, first, last, n)),
          dispatch AS (
            INSERT INTO job_dispatches (job_id, region_id, queue, device_ids, task_id,
                                        routing_reason)
-           SELECT job.id, p.region_id, p.queue, ($12::bigint[])[p.first:p.last], p.task_id,
-                  p.reason
+           SELECT job.id, p.region_id, p.queue, (",
+        )
+        .push_bind(devices)
+        .push(
+            "::bigint[])[p.first:p.last], p.task_id, p.reason
            FROM job, planned p ORDER BY p.n
            RETURNING id, task_id, queue),
-         {enqueued},
          logged AS (
            INSERT INTO job_logs (job_id, level, host, message)
-           SELECT job.id, $15, '', line.message
-           FROM job, (SELECT 0::bigint AS n, $16::text AS message
+           SELECT job.id, ",
+        )
+        .push_bind(LogLevel::Info)
+        .push(", '', line.message FROM job, (SELECT 0::bigint AS n, ")
+        .push_bind(summary)
+        .push(
+            "::text AS message
                       UNION ALL
                       SELECT p.n, format('dispatch %s → %s: %s', d.id, d.queue, p.reason)
                       FROM dispatch d JOIN planned p ON p.task_id = d.task_id) line
-           ORDER BY line.n)
-         SELECT id FROM job",
-        enqueued = crate::lifecycle::enqueue_dispatches_cte()
-    )))
-    .bind(new.customer_id)
-    .bind(new.job_type)
-    .bind(new.user_id)
-    .bind(plan.region_id)
-    .bind(Json(&new.target_summary))
-    .bind(Json(&new.payload))
-    .bind(new.retry_of)
-    .bind(&region_ids)
-    .bind(&queues)
-    .bind(&task_ids)
-    .bind(&reasons)
-    .bind(&devices)
-    .bind(&firsts)
-    .bind(&lasts)
-    .bind(LogLevel::Info)
-    .bind(&summary)
-    .fetch_one(&mut *conn)
-    .await?;
+           ORDER BY line.n), ",
+        )
+        .push(crate::lifecycle::enqueue_dispatches_cte());
+    if let Some((actor, change)) = audited {
+        qb.push(", ");
+        crate::audit::push_record_cte(&mut qb, actor, change, ("job", "job.id"));
+    }
+    qb.push(" SELECT id FROM job");
+    // Prepared like any statement: its text depends only on which binds there are.
+    let job_id: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
     Ok(job_id)
 }
 

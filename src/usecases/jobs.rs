@@ -4,31 +4,32 @@
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
-use super::{commit, in_transaction};
+use super::in_transaction;
 use crate::audit::{self, Action, Change, ObjectType};
 use crate::auth::{AuthUser, Role};
 use crate::customers;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::jobs::{self, Job, JobType, NewJob, Targets};
 
-/// Records `action` on job `id` (of `job_type`, of `customer_id`) in the audit trail, in
-/// the job's transaction.
-async fn record(
-    tx: &mut PgConnection,
-    user: &AuthUser,
+/// The audit row of `action` on job `id` (of `job_type`, of `customer_id`); `{id}` stands for
+/// the id of a job the change creates.
+fn change(
     action: Action,
-    (id, job_type, customer_id): (i64, JobType, i64),
+    (id, job_type, customer_id): (Option<i64>, JobType, i64),
     changes: Value,
-) -> AppResult<()> {
-    let change = Change {
+) -> Change {
+    Change {
         object_type: ObjectType::Job,
-        object_id: Some(id),
-        object_repr: format!("#{id} ({})", job_type.label()),
+        object_id: id,
+        object_repr: format!(
+            "#{} ({})",
+            id.map_or("{id}".to_string(), |id| id.to_string()),
+            job_type.label()
+        ),
         action,
         customer_ids: vec![customer_id],
         changes,
-    };
-    audit::record(tx, user, &change).await
+    }
 }
 
 /// Validates and creates a job for `user` (an operator) in `customer` (the caller's only
@@ -55,12 +56,13 @@ pub async fn submit(
     let (Some(targets), Some(payload)) = (targets, payload) else {
         return Err(AppError::BadRequest("Invalid job.".into()));
     };
-    let mut tx = crate::db::begin(pool).await?;
+    // No transaction: the reads need none, and the job is written by one statement.
+    let mut conn = pool.acquire().await?;
     let customer = match customer {
-        None if user.customers.len() != 1 => customer_of_devices(&mut tx, user, &targets).await?,
+        None if user.customers.len() != 1 => customer_of_devices(&mut conn, user, &targets).await?,
         given => given,
     };
-    let customer_id = customers::for_new_object(&mut tx, user, customer).await?;
+    let customer_id = customers::for_new_object(&mut conn, user, customer).await?;
     let new = NewJob {
         customer_id,
         user_id: Some(user.id),
@@ -70,14 +72,11 @@ pub async fn submit(
         payload,
         retry_of: None,
     };
-    let id = jobs::create(&mut tx, &new)
-        .await
-        .map_err(|e| rename_targets(e, targets_field))?;
     let changes = json!({"type": job_type, "targets": audited_targets(&new.target_summary)});
-    let job = (id, job_type, customer_id);
-    record(&mut tx, user, Action::Submit, job, changes).await?;
-    commit(tx).await?;
-    Ok(id)
+    let change = change(Action::Submit, (None, job_type, customer_id), changes);
+    jobs::create(&mut conn, &new, Some((user, &change)))
+        .await
+        .map_err(|e| rename_targets(e, targets_field))
 }
 
 /// The customer of the devices a job names by id, when they all have the same one: a
@@ -144,13 +143,15 @@ fn rename_targets(e: AppError, targets_field: &str) -> AppError {
 /// and payload (operator). The targets are resolved anew, so devices added since are
 /// included.
 pub async fn retry(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<i64> {
-    let mut tx = crate::db::begin(pool).await?;
-    let old = jobs::get(&mut tx, &user.scope(), id).await?;
+    let mut conn = pool.acquire().await?;
+    let old = jobs::get(&mut conn, &user.scope(), id).await?;
     user.require(Role::Operator)?;
     let targets =
         Targets::parse(&old.target_summary.0, "target_summary").map_err(AppError::Validation)?;
-    let new_id = jobs::create(
-        &mut tx,
+    let job = (None, old.job_type, old.customer_id);
+    let change = change(Action::Retry, job, json!({"retry_of": old.id}));
+    jobs::create(
+        &mut conn,
         &NewJob {
             customer_id: old.customer_id,
             user_id: Some(user.id),
@@ -160,19 +161,9 @@ pub async fn retry(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<i64> {
             payload: old.payload.0.clone(),
             retry_of: Some(old.id),
         },
+        Some((user, &change)),
     )
-    .await?;
-    let job = (new_id, old.job_type, old.customer_id);
-    record(
-        &mut tx,
-        user,
-        Action::Retry,
-        job,
-        json!({"retry_of": old.id}),
-    )
-    .await?;
-    commit(tx).await?;
-    Ok(new_id)
+    .await
 }
 
 /// Cancels a job that has not finished (operator): queued dispatches never run, running
@@ -183,14 +174,8 @@ pub async fn cancel(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<Job> {
         user.require(Role::Operator)?;
         let job = jobs::cancel(tx, &user.scope(), id).await?;
         let changes = json!({"status": [before.status, job.status]});
-        record(
-            tx,
-            user,
-            Action::Cancel,
-            (id, job.job_type, job.customer_id),
-            changes,
-        )
-        .await?;
+        let job_of = (Some(id), job.job_type, job.customer_id);
+        audit::record(tx, user, &change(Action::Cancel, job_of, changes)).await?;
         Ok(job)
     })
     .await

@@ -325,6 +325,24 @@ async fn a_rolled_back_transaction_leaves_neither_job_nor_task(pool: PgPool) {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
+    let actor = webnet::auth::AuthUser {
+        id: w.operator.id,
+        username: "operator".into(),
+        role: Role::Operator,
+        is_superuser: false,
+        customers: Vec::new(),
+        method: webnet::auth::AuthMethod::Token,
+        token: None,
+        client_addr: None,
+    };
+    let change = webnet::audit::Change {
+        object_type: webnet::audit::ObjectType::Job,
+        object_id: None,
+        object_repr: "#{id} (check reachability)".into(),
+        action: webnet::audit::Action::Submit,
+        customer_ids: vec![customer],
+        changes: json!({}),
+    };
     let id = webnet::jobs::create(
         &mut tx,
         &webnet::jobs::NewJob {
@@ -336,27 +354,32 @@ async fn a_rolled_back_transaction_leaves_neither_job_nor_task(pool: PgPool) {
             payload: json!({"timeout": 5}),
             retry_of: None,
         },
+        Some((&actor, &change)),
     )
     .await
     .unwrap();
-    let inside: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+    let count = "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM apalis.jobs),
+                        (SELECT count(*) FROM audit_log WHERE object_type = 'job')";
+    let inside: (i64, i64, i64) = sqlx::query_as(count).fetch_one(&mut *tx).await.unwrap();
     assert_eq!(
-        inside, 3,
-        "three dispatches were pushed inside the transaction"
+        inside,
+        (1, 3, 1),
+        "the job, three dispatches' tasks and the audit row, inside the transaction"
     );
+    let repr: String = sqlx::query_scalar(
+        "SELECT object_repr FROM audit_log WHERE object_type = 'job' AND object_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(repr, format!("#{id} (check reachability)"));
     tx.rollback().await.unwrap();
-    let (jobs, tasks): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM apalis.jobs)")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let after: (i64, i64, i64) = sqlx::query_as(count).fetch_one(&pool).await.unwrap();
     assert_eq!(
-        (jobs, tasks),
-        (0, 0),
-        "job {id} and its tasks vanished together"
+        after,
+        (0, 0, 0),
+        "job {id}, its tasks and its audit row vanished together"
     );
     drop(w);
 }
