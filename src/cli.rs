@@ -181,10 +181,11 @@ async fn run_worker(
     if args.default_queue {
         queues.push(crate::lifecycle::DEFAULT_QUEUE.to_string());
     }
+    // The budget is the whole process's: the listener and the queue connection are two.
     let pool = open(
         database_url,
         "webnet worker",
-        (args.concurrency as u32 * 2 + 4).min(64),
+        args.db_max_connections.saturating_sub(2).max(1),
     )
     .await?;
     for region in &args.regions {
@@ -263,7 +264,7 @@ async fn bootstrap_admin(pool: &PgPool) -> anyhow::Result<Option<String>> {
 
 /// `webnet serve`.
 async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyhow::Result<()> {
-    let pool = open(database_url, "webnet serve", 20).await?;
+    let pool = open(database_url, "webnet serve", args.db_max_connections).await?;
     let first_password = bootstrap_admin(&pool).await?;
 
     let listener = TcpListener::bind(args.bind).await.with_context(|| {

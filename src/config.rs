@@ -102,6 +102,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBNET_NO_WORKER")]
     pub no_worker: bool,
 
+    /// Most connections the request pool opens. The server's whole budget is this, plus one
+    /// for live updates (LISTEN), plus one for the embedded worker's wake-ups; idle
+    /// connections close after 10 s.
+    #[arg(long, env = "WEBNET_DB_MAX_CONNECTIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub db_max_connections: u32,
+
     /// Mark the session cookie `Secure`. Defaults to true unless binding to a loopback
     /// address, where browsers would otherwise drop the cookie on plain http.
     #[arg(long, env = "WEBNET_COOKIE_SECURE")]
@@ -188,6 +194,12 @@ pub struct WorkerArgs {
     /// are stopped and handed back to their queue (the job log says so).
     #[arg(long, env = "WEBNET_WORKER_GRACE_SECONDS", default_value_t = 30)]
     pub grace_seconds: u64,
+
+    /// Most connections the worker opens, whatever its number of queues: one listens for new
+    /// tasks, one serves the queues and the heartbeat, the rest run dispatches and close
+    /// after 10 s unused. Idle, a worker holds two.
+    #[arg(long, env = "WEBNET_DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(3..=1000))]
+    pub db_max_connections: u32,
 }
 
 /// `webnet customer …`

@@ -66,6 +66,9 @@ fn is_missing_database(err: &sqlx::Error) -> bool {
 /// queueing behind sqlx's connection retries.
 pub const REQUEST_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a pool keeps a connection nobody uses.
+pub const POOL_IDLE: Duration = Duration::from_secs(10);
+
 /// Opens a pool on `url`, creating the database through the server's maintenance database
 /// (`postgres`) when it does not exist yet. `role` names the process in
 /// `pg_stat_activity.application_name` (`webnet serve`, `webnet worker`…), so an operator
@@ -98,6 +101,9 @@ pub async fn connect(
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        // A burst's extra connections go back to PostgreSQL soon after (sqlx keeps them ten
+        // minutes by default): hundreds of idle workers must not hold their peak.
+        .idle_timeout(POOL_IDLE)
         .connect_with(opts.clone())
         .await
         .map_err(|e| unreachable(&e, &opts))

@@ -44,9 +44,11 @@ use crate::lifecycle;
 use crate::lifecycle::{DEFAULT_QUEUE, DispatchTask};
 
 mod ownership;
+mod wakeups;
 
 use ownership::{FIRST_BACKOFF, MAX_BACKOFF, Registered, Running, hand_back, heartbeat, lock};
 pub use ownership::{WorkerState, unique_name};
+use wakeups::Wakeups;
 
 /// How often apalis refreshes its own worker row (only informative: its orphan recovery is
 /// off, see the module documentation).
@@ -238,6 +240,7 @@ fn backoff(failures: u32) -> Duration {
 /// fails. The queue is in `serving` only while a consumer is running.
 async fn consume(
     state: Arc<WorkerState>,
+    wakeups: Wakeups,
     queue: String,
     concurrency: usize,
     mut stop: watch::Receiver<bool>,
@@ -271,9 +274,9 @@ async fn consume(
             .heartbeat_interval(APALIS_HEARTBEAT)
             .missed_heartbeats(APALIS_MISSED_HEARTBEATS)
             .batch_size(concurrency.max(1));
-        let backend = PostgresStorage::<DispatchTask>::new(&state.pool)
+        let backend = PostgresStorage::<DispatchTask>::new(&state.queue_pool)
             .with_config(config)
-            .with_pubsub()
+            .poll_with_stream(wakeups.subscribe(&queue))
             .poll_with_strategy(Strategy::new().interval(POLL_INTERVAL));
         let worker = WorkerBuilder::new(holder)
             .backend(backend)
@@ -366,6 +369,7 @@ pub async fn run(
     // dispatches like any other (its held tasks are found by the monitor after 30 s).
     *lock(&state.last_beat) = Some(Instant::now());
     let beating = tokio::spawn(heartbeat(state.clone(), serving_rx, beat_stop_rx));
+    let wakeups = Wakeups::spawn(&state.pool, stop_rx.clone());
     let mut consumers = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
@@ -386,6 +390,7 @@ pub async fn run(
             if started.insert(queue.clone()) {
                 consumers.spawn(consume(
                     state.clone(),
+                    wakeups.clone(),
                     queue,
                     concurrency,
                     stop_rx.clone(),

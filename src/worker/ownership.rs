@@ -29,6 +29,11 @@ pub struct WorkerState {
     runner: execute::Runner,
     /// How often the process tells the health monitor it is alive.
     pub heartbeat: Duration,
+    /// One connection for what a worker does even when idle: its heartbeat and the queue
+    /// consumers' polls, keep-alives and acknowledgements, which are single short
+    /// statements. The dispatches' own work uses `pool`, whose connections close when idle;
+    /// with the listener of new tasks, an idle worker holds two connections.
+    pub(super) queue_pool: PgPool,
     /// Dispatches running now, by queue task id.
     pub(super) running: Mutex<HashMap<String, Running>>,
     /// When the last heartbeat that reached the database was sent.
@@ -45,7 +50,11 @@ pub(super) struct Running {
 impl WorkerState {
     /// State with the default device concurrency (16) and heartbeat (2 s).
     pub fn new(pool: PgPool, secrets: SecretBox, name: String) -> Self {
+        let queue_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
         Self {
+            queue_pool,
             runner: execute::Runner {
                 pool,
                 secrets,
@@ -139,12 +148,9 @@ pub(super) async fn heartbeat(
     mut stop: watch::Receiver<bool>,
 ) {
     let host = hostname();
-    // A connection of its own: a pool busy with dispatches and LISTEN connections must not
-    // make the heartbeat miss its lease.
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(state.heartbeat)
-        .connect_lazy_with((*state.pool.connect_options()).clone());
+    // On the queue connection, which serves single statements only: a busy worker's
+    // heartbeat waits for a statement's time, well within its lease.
+    let own = &state.queue_pool;
     let mut failing_since: Option<Instant> = None;
     let mut fenced = false;
     loop {
@@ -158,7 +164,7 @@ pub(super) async fn heartbeat(
             heartbeat: state.heartbeat,
             running_tasks: state.running_count(),
         };
-        let beat = fleet::beat(&own, &record);
+        let beat = fleet::beat(own, &record);
         // Bounded by what is left of the lease, so that the lease is checked in time.
         let budget = lock(&state.last_beat)
             .map_or(state.heartbeat, |at| {
@@ -236,7 +242,6 @@ pub(super) async fn heartbeat(
             _ = stop.wait_for(|s| *s) => break,
         }
     }
-    own.close().await;
 }
 
 fn hostname() -> String {

@@ -103,3 +103,55 @@ async fn a_worker_needs_a_queue_to_serve() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--region \"US East\""));
 }
+
+/// The most connections `webnet worker` processes hold on the test's database over
+/// `window`, sampled every 100 ms.
+async fn most_worker_connections(pool: &PgPool, window: Duration) -> i64 {
+    let mut most = 0;
+    let until = std::time::Instant::now() + window;
+    while std::time::Instant::now() < until {
+        let now: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'webnet worker'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        most = most.max(now);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    most
+}
+
+#[sqlx::test]
+async fn an_idle_worker_holds_at_most_two_connections_whatever_its_number_of_queues(pool: PgPool) {
+    webnet::db::migrate(&pool).await.unwrap();
+    let url = database_url(&pool);
+    let regions: Vec<String> = (1..=20).map(|i| format!("r{i}")).collect();
+    let mut args = vec!["--default-queue", "--name", "idle"];
+    for region in &regions {
+        args.extend(["--region", region.as_str()]);
+    }
+    let (mut worker, name) = start_worker(&url, &args).await;
+    // Its start-up's connections (schema, region checks) close once idle: sqlx looks for
+    // idle connections every `POOL_IDLE`, so it can take twice that.
+    tokio::time::sleep(webnet::db::POOL_IDLE * 2 + Duration::from_secs(2)).await;
+    let most = most_worker_connections(&pool, Duration::from_secs(5)).await;
+    assert!(
+        (1..=2).contains(&most),
+        "an idle worker of 21 queues held {most} connections (the budget is 2)"
+    );
+    // And it is alive, serving every queue, on those two.
+    let queues: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(queues) FROM worker_heartbeats WHERE name = $1")
+            .bind(&name)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(queues.len(), 21, "{queues:?}");
+    assert!(
+        sigterm(&mut worker, Duration::from_secs(20))
+            .await
+            .success()
+    );
+}
