@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use futures::FutureExt;
-use rand::Rng;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -46,7 +45,9 @@ use crate::lifecycle::{DEFAULT_QUEUE, DispatchTask};
 mod ownership;
 mod wakeups;
 
-use ownership::{FIRST_BACKOFF, MAX_BACKOFF, Registered, Running, hand_back, heartbeat, lock};
+use ownership::{
+    FIRST_BACKOFF, MAX_BACKOFF, Registered, Running, backoff, hand_back, heartbeat, lock,
+};
 pub use ownership::{WorkerState, unique_name};
 use wakeups::Wakeups;
 
@@ -225,15 +226,6 @@ async fn run_until_settled(
             other => return other,
         }
     }
-}
-
-/// `base` doubled per failure, capped, with ±50 % jitter so that workers do not return in
-/// step after a database restart.
-fn backoff(failures: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    base.mul_f64(rand::rng().random_range(0.5..1.5))
 }
 
 /// Consumes `queue` until `stop` turns true, restarting the apalis consumer whenever it

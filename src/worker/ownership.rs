@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rand::Rng;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::watch;
@@ -21,6 +22,15 @@ pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often a failing heartbeat is retried: a short outage must not cost the lease.
 const HEARTBEAT_RETRY: Duration = Duration::from_millis(250);
+/// `base` doubled per failure, capped, with ±50 % jitter so that workers do not return in
+/// step after a database restart.
+pub(super) fn backoff(failures: u32) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    base.mul_f64(rand::rng().random_range(0.5..1.5))
+}
+
 /// What every dispatch handler of a process shares.
 #[derive(Debug)]
 pub struct WorkerState {

@@ -76,7 +76,7 @@ impl Wakeups {
             }
             failures += 1;
             // Jittered, so that a fleet reconnecting after an outage does not arrive at once.
-            let pause = super::backoff(failures);
+            let pause = super::ownership::backoff(failures);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 _ = stop.wait_for(|s| *s) => break,
