@@ -181,13 +181,17 @@ async fn run_worker(
     if args.default_queue {
         queues.push(crate::lifecycle::DEFAULT_QUEUE.to_string());
     }
-    // The budget is the whole process's: the listener and the queue connection are two.
-    let pool = open(
+    // The budget is the whole process's: the listener and the heartbeat have one each.
+    // A worker waits for PostgreSQL and for the schema, and never migrates: hundreds
+    // starting at once must neither exit nor queue on the migration lock.
+    let pool = db::connect_patiently(
         database_url,
         "webnet worker",
         args.db_max_connections.saturating_sub(2).max(1),
+        db::REQUEST_ACQUIRE_TIMEOUT,
     )
     .await?;
+    db::wait_for_schema(&pool).await?;
     for region in &args.regions {
         let known: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM regions WHERE identifier = $1)")

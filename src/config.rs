@@ -196,8 +196,8 @@ pub struct WorkerArgs {
     pub grace_seconds: u64,
 
     /// Most connections the worker opens, whatever its number of queues: one listens for new
-    /// tasks, one serves the queues and the heartbeat, the rest run dispatches and close
-    /// after 10 s unused. Idle, a worker holds two.
+    /// tasks, one sends the heartbeat, the rest serve the queues and run dispatches and close
+    /// after 10 s unused.
     #[arg(long, env = "WEBNET_DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(3..=1000))]
     pub db_max_connections: u32,
 }

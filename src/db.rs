@@ -139,6 +139,99 @@ async fn create_database(opts: &PgConnectOptions) -> Result<(), DbSetupError> {
     Ok(())
 }
 
+/// Connects like [`connect`], but waits for the database instead of failing: a worker that
+/// starts while PostgreSQL is down, restarting or full (`too many connections`) tries again
+/// with jittered, growing pauses (up to 10 s), saying so once, so that a fleet started
+/// together does not retry in step.
+pub async fn connect_patiently(
+    url: &str,
+    role: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, DbSetupError> {
+    let mut failures = 0u32;
+    loop {
+        match connect(url, role, max_connections, acquire_timeout).await {
+            Ok(pool) => {
+                if failures > 0 {
+                    tracing::info!("connected to PostgreSQL");
+                }
+                return Ok(pool);
+            }
+            Err(DbSetupError::Unreachable { target, reason }) => {
+                if failures == 0 {
+                    tracing::warn!(%target, %reason, "cannot connect to PostgreSQL yet; waiting for it");
+                }
+                failures += 1;
+                tokio::time::sleep(jittered_pause(failures)).await;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+/// Waits until every migration this build knows (webnet's and apalis's queue schema) has
+/// been applied by `webnet migrate` or `webnet serve`; workers never apply them, so that
+/// hundreds of them starting together do not queue on the migration lock. Says once what
+/// it waits for.
+pub async fn wait_for_schema(pool: &PgPool) -> Result<(), DbSetupError> {
+    let ours: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    let queue: Vec<i64> = apalis_postgres::PostgresStorage::migrations()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    let wanted = ours.len() + queue.len();
+    let mut failures = 0u32;
+    loop {
+        // apalis records its migrations in its own schema.
+        let applied: Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "SELECT (SELECT count(DISTINCT version) FROM _sqlx_migrations
+                     WHERE success AND version = ANY($1))
+                  + (SELECT count(DISTINCT version) FROM apalis._sqlx_migrations
+                     WHERE success AND version = ANY($2))",
+        )
+        .bind(&ours)
+        .bind(&queue)
+        .fetch_one(pool)
+        .await;
+        let missing = match applied {
+            Ok(n) if n as usize >= wanted => {
+                if failures > 0 {
+                    tracing::info!("the database schema is up to date");
+                }
+                return Ok(());
+            }
+            Ok(n) => format!("{n} of {wanted} migrations applied"),
+            // No table yet: nothing was ever migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+                "the database has no schema yet".to_string()
+            }
+            Err(e) if is_unavailable(&e) => one_line(&e),
+            Err(e) => {
+                return Err(DbSetupError::Migrate(sqlx::migrate::MigrateError::Execute(
+                    e,
+                )));
+            }
+        };
+        if failures == 0 {
+            tracing::warn!(
+                %missing,
+                "waiting for the database schema: run `webnet migrate`, or start `webnet serve`"
+            );
+        }
+        failures += 1;
+        tokio::time::sleep(jittered_pause(failures)).await;
+    }
+}
+
+/// 250 ms doubled per failure up to 10 s, ±50 %.
+fn jittered_pause(failures: u32) -> Duration {
+    let base = Duration::from_millis(250)
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
+        .min(Duration::from_secs(10));
+    base.mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.5..1.5))
+}
+
 /// Begins a transaction on a connection of `pool`, on a task of its own so that it cannot be
 /// cancelled halfway. sqlx 0.9 counts the transaction only once PostgreSQL has answered the
 /// `BEGIN` (transact-rs/sqlx#4393): a request dropped in between (its client went away)

@@ -266,7 +266,7 @@ async fn consume(
             .heartbeat_interval(APALIS_HEARTBEAT)
             .missed_heartbeats(APALIS_MISSED_HEARTBEATS)
             .batch_size(concurrency.max(1));
-        let backend = PostgresStorage::<DispatchTask>::new(&state.queue_pool)
+        let backend = PostgresStorage::<DispatchTask>::new(&state.pool)
             .with_config(config)
             .poll_with_stream(wakeups.subscribe(&queue))
             .poll_with_strategy(Strategy::new().interval(POLL_INTERVAL));

@@ -39,11 +39,6 @@ pub struct WorkerState {
     runner: execute::Runner,
     /// How often the process tells the health monitor it is alive.
     pub heartbeat: Duration,
-    /// One connection for what a worker does even when idle: its heartbeat and the queue
-    /// consumers' polls, keep-alives and acknowledgements, which are single short
-    /// statements. The dispatches' own work uses `pool`, whose connections close when idle;
-    /// with the listener of new tasks, an idle worker holds two connections.
-    pub(super) queue_pool: PgPool,
     /// Dispatches running now, by queue task id.
     pub(super) running: Mutex<HashMap<String, Running>>,
     /// When the last heartbeat that reached the database was sent.
@@ -60,11 +55,7 @@ pub(super) struct Running {
 impl WorkerState {
     /// State with the default device concurrency (16) and heartbeat (2 s).
     pub fn new(pool: PgPool, secrets: SecretBox, name: String) -> Self {
-        let queue_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with((*pool.connect_options()).clone());
         Self {
-            queue_pool,
             runner: execute::Runner {
                 pool,
                 secrets,
@@ -158,9 +149,15 @@ pub(super) async fn heartbeat(
     mut stop: watch::Receiver<bool>,
 ) {
     let host = hostname();
-    // On the queue connection, which serves single statements only: a busy worker's
-    // heartbeat waits for a statement's time, well within its lease.
-    let own = &state.queue_pool;
+    // A connection of its own: the pool serves apalis, whose consumers' transactions can
+    // be left open by a cancelled `BEGIN` (transact-rs/sqlx#4393) and whose load must not
+    // make the heartbeat miss its lease. Sharing one connection with apalis's statements
+    // was tried: heartbeats then went unanswered for seconds.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(state.heartbeat)
+        .connect_lazy_with((*state.pool.connect_options()).clone());
+    let own = &own;
     let mut failing_since: Option<Instant> = None;
     let mut fenced = false;
     loop {
@@ -252,6 +249,7 @@ pub(super) async fn heartbeat(
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+    own.close().await;
 }
 
 fn hostname() -> String {

@@ -837,7 +837,10 @@ pub fn webnet(url: &str) -> Command {
 }
 
 /// Spawns `command` with `stderr` and returns it with the lines of its stdout.
-fn spawn_reading(mut command: Command, stderr: Stdio) -> (Child, Lines<BufReader<ChildStdout>>) {
+pub fn spawn_reading(
+    mut command: Command,
+    stderr: Stdio,
+) -> (Child, Lines<BufReader<ChildStdout>>) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(stderr)

@@ -11,8 +11,8 @@ use webnet::crypto::SecretBox;
 
 use crate::fake_device::{FakeDevice, FakeDeviceConfig};
 use crate::helpers::{
-    SECRET_KEY, TestApp, database_url, dispatches, http_get, sigterm, start_server, start_worker,
-    wait_job, webnet,
+    SECRET_KEY, TestApp, database_url, dispatches, http_get, sigterm, spawn_reading, start_server,
+    start_worker, wait_job, webnet,
 };
 
 #[sqlx::test]
@@ -124,31 +124,69 @@ async fn most_worker_connections(pool: &PgPool, window: Duration) -> i64 {
 }
 
 #[sqlx::test]
-async fn an_idle_worker_holds_at_most_two_connections_whatever_its_number_of_queues(pool: PgPool) {
+async fn a_worker_of_twenty_one_queues_stays_within_its_connection_budget(pool: PgPool) {
     webnet::db::migrate(&pool).await.unwrap();
     let url = database_url(&pool);
-    let regions: Vec<String> = (1..=20).map(|i| format!("r{i}")).collect();
-    let mut args = vec!["--default-queue", "--name", "idle"];
+    // apalis's listener held a connection per queue: 21 queues needed 21 and more.
+    let regions: Vec<String> = (1..21).map(|i| format!("r{i}")).collect();
+    let mut args = vec![
+        "--default-queue",
+        "--name",
+        "busy",
+        "--db-max-connections",
+        "4",
+    ];
     for region in &regions {
         args.extend(["--region", region.as_str()]);
     }
     let (mut worker, name) = start_worker(&url, &args).await;
-    // Its start-up's connections (schema, region checks) close once idle: sqlx looks for
-    // idle connections every `POOL_IDLE`, so it can take twice that.
-    tokio::time::sleep(webnet::db::POOL_IDLE * 2 + Duration::from_secs(2)).await;
-    let most = most_worker_connections(&pool, Duration::from_secs(5)).await;
+    // From its start-up on, while its 21 consumers poll every second.
+    let most = most_worker_connections(&pool, Duration::from_secs(8)).await;
     assert!(
-        (1..=2).contains(&most),
-        "an idle worker of 21 queues held {most} connections (the budget is 2)"
+        (2..=4).contains(&most),
+        "a worker of 21 queues with --db-max-connections 4 held {most}"
     );
-    // And it is alive, serving every queue, on those two.
-    let queues: Vec<String> =
+    let serving: Vec<String> =
         sqlx::query_scalar("SELECT unnest(queues) FROM worker_heartbeats WHERE name = $1")
             .bind(&name)
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(queues.len(), 21, "{queues:?}");
+    assert_eq!(serving.len(), 21, "{serving:?}");
+    assert!(
+        sigterm(&mut worker, Duration::from_secs(20))
+            .await
+            .success()
+    );
+}
+
+#[sqlx::test]
+async fn a_worker_started_before_the_schema_waits_for_it_and_never_migrates(pool: PgPool) {
+    // The test's database has webnet's tables but not the queue schema: as if `webnet
+    // migrate` had not run since the last upgrade.
+    let url = database_url(&pool);
+    let mut command = webnet(&url);
+    command.args(["worker", "--region", "r1", "--name", "early"]);
+    let (mut worker, mut lines) = spawn_reading(command, std::process::Stdio::null());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let queue_schema: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'apalis')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!queue_schema, "a worker must not apply migrations");
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "it waits rather than exits"
+    );
+
+    webnet::db::migrate(&pool).await.unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the worker starts once the schema is there")
+        .unwrap()
+        .expect("the worker printed its name");
+    assert!(line.starts_with("worker early-"), "{line}");
     assert!(
         sigterm(&mut worker, Duration::from_secs(20))
             .await
