@@ -224,12 +224,34 @@ pub async fn wait_for_schema(pool: &PgPool) -> Result<(), DbSetupError> {
     }
 }
 
+/// The pause after the `failures`-th failure in a row: `first` doubled per failure up to
+/// `max`, ±50 %, so that processes that failed together (a database restart) do not retry
+/// in step.
+pub fn jittered_backoff(failures: u32, first: Duration, max: Duration) -> Duration {
+    let base = first
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(max);
+    base.mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.5..1.5))
+}
+
 /// 250 ms doubled per failure up to 10 s, ±50 %.
 fn jittered_pause(failures: u32) -> Duration {
-    let base = Duration::from_millis(250)
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
-        .min(Duration::from_secs(10));
-    base.mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.5..1.5))
+    jittered_backoff(
+        failures,
+        Duration::from_millis(250),
+        Duration::from_secs(10),
+    )
+}
+
+/// A pool of one connection on `pool`'s database, opened when first used: for what must not
+/// wait behind the pool's work, or holds its connection for good (LISTEN, an advisory lock,
+/// the heartbeat). `acquire_timeout` bounds the wait for it (sqlx's default otherwise).
+pub fn own_connection(pool: &PgPool, acquire_timeout: Option<Duration>) -> PgPool {
+    let mut options = PgPoolOptions::new().max_connections(1);
+    if let Some(timeout) = acquire_timeout {
+        options = options.acquire_timeout(timeout);
+    }
+    options.connect_lazy_with((*pool.connect_options()).clone())
 }
 
 /// Begins a transaction on a connection of `pool`, on a task of its own so that it cannot be

@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::types::Json;
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
 
@@ -263,10 +262,7 @@ pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
 /// Returns only if the pool closes.
 pub async fn run(pool: PgPool, config: MonitorConfig) {
     // The lock lives on a connection of its own, outside the request pool.
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_lazy_with((*pool.connect_options()).clone());
+    let own = crate::db::own_connection(&pool, Some(Duration::from_secs(2)));
     // One line when the database goes away and one when the monitor is back, not one per try.
     let mut unavailable = false;
     loop {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sqlx::PgPool;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 
 use crate::auth::cache::{AUTH_CHANNEL, AuthCache};
@@ -85,9 +85,7 @@ impl LiveEvents {
 
 async fn listen(pool: PgPool, sender: broadcast::Sender<LiveMessage>, auth_cache: AuthCache) {
     // A connection of its own, outside the request pool: LISTEN holds it for good.
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_lazy_with((*pool.connect_options()).clone());
+    let own = crate::db::own_connection(&pool, None);
     let closed = pool.close_event();
     tokio::select! {
         () = relay(&own, &sender, &auth_cache) => {}

@@ -5,9 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
@@ -25,10 +23,7 @@ const HEARTBEAT_RETRY: Duration = Duration::from_millis(250);
 /// `base` doubled per failure, capped, with ±50 % jitter so that workers do not return in
 /// step after a database restart.
 pub(super) fn backoff(failures: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    base.mul_f64(rand::rng().random_range(0.5..1.5))
+    crate::db::jittered_backoff(failures, FIRST_BACKOFF, MAX_BACKOFF)
 }
 
 /// What every dispatch handler of a process shares.
@@ -153,10 +148,7 @@ pub(super) async fn heartbeat(
     // be left open by a cancelled `BEGIN` (transact-rs/sqlx#4393) and whose load must not
     // make the heartbeat miss its lease. Sharing one connection with apalis's statements
     // was tried: heartbeats then went unanswered for seconds.
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(state.heartbeat)
-        .connect_lazy_with((*state.pool.connect_options()).clone());
+    let own = crate::db::own_connection(&state.pool, Some(state.heartbeat));
     let own = &own;
     let mut failing_since: Option<Instant> = None;
     let mut fenced = false;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{Stream, StreamExt};
 use sqlx::PgPool;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -36,9 +36,7 @@ impl Wakeups {
     /// are released when idle), until `stop`.
     pub(super) fn spawn(pool: &PgPool, stop: watch::Receiver<bool>) -> Self {
         let wakeups = Self::default();
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with((*pool.connect_options()).clone());
+        let own = crate::db::own_connection(pool, None);
         tokio::spawn(wakeups.clone().listen(own, stop));
         wakeups
     }
