@@ -520,3 +520,47 @@ async fn metrics_report_region_health_queues_and_jobs(pool: PgPool) {
     assert_eq!(metrics.matches("# EOF").count(), 1);
     assert!(metrics.contains("webnet_queue_oldest_task_age_seconds{queue=\"default\"}"));
 }
+
+#[sqlx::test]
+async fn a_disabled_device_is_left_out_of_jobs_by_id_and_by_filter_until_enabled_again(
+    pool: PgPool,
+) {
+    let mut w = world(pool.clone()).await;
+    let (e1, e2) = (w.devices[0], w.devices[1]);
+    let path = format!("/api/v1/devices/{e1}/");
+    let r = w
+        .app
+        .patch_json(&w.admin, &path, json!({"enabled": false}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let by_id = w.check(json!({"device_ids": [e1, e2]})).await;
+    assert_eq!(by_id["dispatches"][0]["device_ids"], json!([e2]));
+    let by_site = w.check(json!({"filters": {"site": "par"}})).await;
+    let targeted: Vec<i64> = by_site["dispatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["device_ids"].as_array().unwrap().clone())
+        .map(|id| id.as_i64().unwrap())
+        .collect();
+    assert!(!targeted.contains(&e1), "{targeted:?}");
+    let r = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {"device_ids": [e1]}}),
+        )
+        .await;
+    assert_eq!(
+        r.field_error("target_summary"),
+        "No enabled device matches these targets."
+    );
+    let r = w
+        .app
+        .patch_json(&w.admin, &path, json!({"enabled": true}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let again = w.check(json!({"device_ids": [e1]})).await;
+    assert_eq!(again["dispatches"][0]["device_ids"], json!([e1]));
+}
