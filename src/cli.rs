@@ -181,7 +181,8 @@ async fn run_worker(
     if args.default_queue {
         queues.push(crate::lifecycle::DEFAULT_QUEUE.to_string());
     }
-    // The budget is the whole process's: the listener and the heartbeat have one each.
+    // The budget is the whole process's: its own connection (LISTEN and heartbeat) and the
+    // queues' one, besides the dispatches' pool opened here.
     // A worker waits for PostgreSQL and for the schema, and never migrates: hundreds
     // starting at once must neither exit nor queue on the migration lock.
     let pool = db::connect_patiently(
@@ -191,12 +192,15 @@ async fn run_worker(
         db::REQUEST_ACQUIRE_TIMEOUT,
     )
     .await?;
-    db::wait_for_schema(&pool).await?;
+    // The queues' connection, which stays open, also serves the start-up checks: the
+    // dispatches' pool opens none until a dispatch runs.
+    let queue_pool = db::own_connection(&pool, None);
+    db::wait_for_schema(&queue_pool).await?;
     for region in &args.regions {
         let known: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM regions WHERE identifier = $1)")
                 .bind(region)
-                .fetch_one(&pool)
+                .fetch_one(&queue_pool)
                 .await?;
         if !known {
             tracing::warn!(region = %region, "no region has this identifier yet; its queue stays empty until one does");
@@ -210,7 +214,7 @@ async fn run_worker(
         );
         s.device_concurrency = args.device_concurrency;
         s.heartbeat = Duration::from_secs(args.heartbeat_seconds.clamp(1, 60));
-        s
+        s.with_queue_pool(queue_pool.clone())
     });
     println!("worker {} consuming {}", state.name, queues.join(", "));
     crate::worker::run(
@@ -221,6 +225,7 @@ async fn run_worker(
         Duration::from_secs(args.grace_seconds),
     )
     .await?;
+    queue_pool.close().await;
     pool.close().await;
     tracing::info!("worker stopped");
     Ok(())

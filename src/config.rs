@@ -195,9 +195,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "WEBNET_WORKER_GRACE_SECONDS", default_value_t = 30)]
     pub grace_seconds: u64,
 
-    /// Most connections the worker opens, whatever its number of queues: one listens for new
-    /// tasks, one sends the heartbeat, the rest serve the queues and run dispatches and close
-    /// after 10 s unused.
+    /// Most connections the worker opens, whatever its number of queues: one of its own
+    /// listens for new tasks and writes the heartbeat, one serves the queues (polls, claims,
+    /// acknowledgements), the rest run dispatches and close after 10 s unused. An idle worker
+    /// holds two.
     #[arg(long, env = "WEBNET_DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(3..=1000))]
     pub db_max_connections: u32,
 }

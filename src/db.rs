@@ -98,15 +98,15 @@ pub async fn connect(
         Err(e) => return Err(unreachable(&e, &opts)),
     }
 
-    PgPoolOptions::new()
+    Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
         // A burst's extra connections go back to PostgreSQL soon after (sqlx keeps them ten
         // minutes by default): hundreds of idle workers must not hold their peak.
         .idle_timeout(POOL_IDLE)
-        .connect_with(opts.clone())
-        .await
-        .map_err(|e| unreachable(&e, &opts))
+        // Reachability was checked above; connections open when first needed, so that a
+        // pool nothing uses (an idle worker's dispatches' pool) holds none.
+        .connect_lazy_with(opts))
 }
 
 async fn create_database(opts: &PgConnectOptions) -> Result<(), DbSetupError> {

@@ -95,7 +95,7 @@ pub struct Beat<'a> {
 /// Records a heartbeat. A worker the monitor gave up for lost is live again from here on
 /// (its tasks were re-queued then; it had stopped them itself when its lease ran out), and
 /// is rescued again if it dies later.
-pub async fn beat(pool: &PgPool, beat: &Beat<'_>) -> sqlx::Result<()> {
+pub async fn beat<'e>(conn: impl sqlx::PgExecutor<'e>, beat: &Beat<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO worker_heartbeats (name, host, pid, version, queues, heartbeat_ms, running_tasks)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -109,7 +109,7 @@ pub async fn beat(pool: &PgPool, beat: &Beat<'_>) -> sqlx::Result<()> {
     .bind(beat.queues)
     .bind(beat.heartbeat.as_millis().clamp(1, i32::MAX as u128) as i32)
     .bind(beat.running_tasks.min(i32::MAX as usize) as i32)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -296,8 +296,14 @@ pub async fn run(pool: PgPool, config: MonitorConfig) {
             if pool.is_closed() {
                 return;
             }
+            let started = std::time::Instant::now();
             match pass(&mut conn, &config, &mut previous).await {
                 Ok((moved, rescued)) => {
+                    // What a fleet costs the monitor (scripts/scale-test.sh reads it).
+                    tracing::debug!(
+                        elapsed_ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+                        "health monitor pass"
+                    );
                     if moved > 0 {
                         tracing::warn!(
                             tasks = moved,

@@ -266,7 +266,7 @@ async fn consume(
             .heartbeat_interval(APALIS_HEARTBEAT)
             .missed_heartbeats(APALIS_MISSED_HEARTBEATS)
             .batch_size(concurrency.max(1));
-        let backend = PostgresStorage::<DispatchTask>::new(&state.pool)
+        let backend = PostgresStorage::<DispatchTask>::new(&state.queue_pool)
             .with_config(config)
             .poll_with_stream(wakeups.subscribe(&queue))
             .poll_with_strategy(Strategy::new().interval(POLL_INTERVAL));
@@ -360,8 +360,14 @@ pub async fn run(
     // The lease starts with the process: a worker whose first heartbeats fail stops its
     // dispatches like any other (its held tasks are found by the monitor after 30 s).
     *lock(&state.last_beat) = Some(Instant::now());
-    let beating = tokio::spawn(heartbeat(state.clone(), serving_rx, beat_stop_rx));
-    let wakeups = Wakeups::spawn(&state.pool, stop_rx.clone());
+    // The process's own connection lasts as long as its heartbeat, through the drain.
+    let wakeups = Wakeups::spawn(&state.pool, state.heartbeat, beat_stop_rx.clone());
+    let beating = tokio::spawn(heartbeat(
+        state.clone(),
+        serving_rx,
+        wakeups.clone(),
+        beat_stop_rx,
+    ));
     let mut consumers = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
     let mut refresh = tokio::time::interval(Duration::from_secs(1));

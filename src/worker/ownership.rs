@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use super::wakeups::Wakeups;
 use crate::crypto::SecretBox;
 use crate::execute;
 use crate::fleet;
@@ -34,6 +35,9 @@ pub struct WorkerState {
     runner: execute::Runner,
     /// How often the process tells the health monitor it is alive.
     pub heartbeat: Duration,
+    /// The pool apalis's consumers poll, claim and acknowledge on: `pool` unless
+    /// [`WorkerState::with_queue_pool`] gave one of its own.
+    pub(super) queue_pool: PgPool,
     /// Dispatches running now, by queue task id.
     pub(super) running: Mutex<HashMap<String, Running>>,
     /// When the last heartbeat that reached the database was sent.
@@ -51,6 +55,7 @@ impl WorkerState {
     /// State with the default device concurrency (16) and heartbeat (2 s).
     pub fn new(pool: PgPool, secrets: SecretBox, name: String) -> Self {
         Self {
+            queue_pool: pool.clone(),
             runner: execute::Runner {
                 pool,
                 secrets,
@@ -62,6 +67,17 @@ impl WorkerState {
             last_beat: Mutex::new(None),
             stop_reason: Mutex::new(None),
         }
+    }
+
+    /// Has apalis's consumers use `queue_pool` rather than the dispatches' pool. A regional
+    /// worker gives them one connection: their polls, claims and acknowledgements are short
+    /// and never overlap it, and the dispatches' pool then lets all its connections go while
+    /// the worker is idle, which keeps an idle worker at two connections (this one and its
+    /// own, see `wakeups`) whatever its number of queues.
+    #[must_use]
+    pub fn with_queue_pool(mut self, queue_pool: PgPool) -> Self {
+        self.queue_pool = queue_pool;
+        self
     }
 
     /// Dispatches running now.
@@ -141,15 +157,10 @@ impl Drop for Registered {
 pub(super) async fn heartbeat(
     state: Arc<WorkerState>,
     mut queues: watch::Receiver<BTreeSet<String>>,
+    wakeups: Wakeups,
     mut stop: watch::Receiver<bool>,
 ) {
     let host = hostname();
-    // A connection of its own: the pool serves apalis, whose consumers' transactions can
-    // be left open by a cancelled `BEGIN` (transact-rs/sqlx#4393) and whose load must not
-    // make the heartbeat miss its lease. Sharing one connection with apalis's statements
-    // was tried: heartbeats then went unanswered for seconds.
-    let own = crate::db::own_connection(&state.pool, Some(state.heartbeat));
-    let own = &own;
     let mut failing_since: Option<Instant> = None;
     let mut fenced = false;
     loop {
@@ -163,7 +174,8 @@ pub(super) async fn heartbeat(
             heartbeat: state.heartbeat,
             running_tasks: state.running_count(),
         };
-        let beat = fleet::beat(own, &record);
+        // On the process's own connection (see `wakeups`): never behind apalis's work.
+        let beat = wakeups.beat(&record);
         // Bounded by what is left of the lease, so that the lease is checked in time.
         let budget = lock(&state.last_beat)
             .map_or(state.heartbeat, |at| {
@@ -192,6 +204,8 @@ pub(super) async fn heartbeat(
                     .await;
                 }
             }
+            // Stopping: the process's own connection closes with the heartbeat.
+            _ if *stop.borrow() => break,
             failed => {
                 if failing_since.is_none() {
                     failing_since = Some(sent);
@@ -241,7 +255,6 @@ pub(super) async fn heartbeat(
             _ = stop.wait_for(|s| *s) => break,
         }
     }
-    own.close().await;
 }
 
 fn hostname() -> String {

@@ -1,26 +1,66 @@
-//! One LISTEN connection per worker process, whatever its number of queues. apalis's own
-//! listener (`with_pubsub`) holds a connection per queue, so a worker of 21 queues held 21
-//! connections doing nothing; here one task hears every new task (`apalis::job::insert`,
-//! whose payload names the queue) and wakes that queue's consumer. Each consumer also polls
-//! on an interval, which covers a notification missed while the listener reconnects.
+//! One connection per worker process of its own, whatever its number of queues: it listens
+//! for new tasks and writes the heartbeats. apalis's own listener (`with_pubsub`) holds a
+//! connection per queue, so a worker of 21 queues held 21 connections doing nothing; here one
+//! task hears every new task (`apalis::job::insert`, whose payload names the queue) and wakes
+//! that queue's consumer. Each consumer also polls on an interval, which covers a
+//! notification missed while the listener reconnects.
+//!
+//! The heartbeat goes through the same connection, between notifications: a connection of
+//! the pool could be stuck behind apalis's work (or inside a transaction a cancelled `BEGIN`
+//! left open, transact-rs/sqlx#4393), and a third connection per idle worker would cost a
+//! fleet of hundreds of workers hundreds of PostgreSQL backends doing nothing.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::Duration;
+
 use futures::{Stream, StreamExt};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::BroadcastStream;
+
+/// The first pause before reconnecting, doubled per failure up to [`RECONNECT_MAX`].
+const RECONNECT_FIRST: Duration = Duration::from_millis(500);
+/// The longest pause before reconnecting: what a database back from an outage waits for
+/// the heartbeats at most.
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 /// The channel apalis's insert trigger notifies on.
 const CHANNEL: &str = "apalis::job::insert";
 
-/// Wakes the consumers of a worker process when their queue gets a task. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+/// Wakes the consumers of a worker process when their queue gets a task, and writes its
+/// heartbeats, on the process's own connection. Cheap to clone.
+#[derive(Debug, Clone)]
 pub(super) struct Wakeups {
     queues: Arc<Mutex<HashMap<String, broadcast::Sender<()>>>>,
+    beats: mpsc::Sender<BeatRequest>,
+}
+
+/// A heartbeat for the connection's task to write, and where to say how it went.
+#[derive(Debug)]
+struct BeatRequest {
+    name: String,
+    host: String,
+    queues: Vec<String>,
+    heartbeat: Duration,
+    running_tasks: usize,
+    done: oneshot::Sender<sqlx::Result<()>>,
+}
+
+impl BeatRequest {
+    fn record(&self) -> crate::fleet::Beat<'_> {
+        crate::fleet::Beat {
+            name: &self.name,
+            host: &self.host,
+            version: crate::VERSION,
+            queues: &self.queues,
+            heartbeat: self.heartbeat,
+            running_tasks: self.running_tasks,
+        }
+    }
 }
 
 /// A stream that yields when its queue may have work.
@@ -33,12 +73,40 @@ struct Inserted {
 
 impl Wakeups {
     /// Starts the listener on a connection of its own (outside `pool`, whose connections
-    /// are released when idle), until `stop`.
-    pub(super) fn spawn(pool: &PgPool, stop: watch::Receiver<bool>) -> Self {
-        let wakeups = Self::default();
+    /// are released when idle), until `stop`; `beat_timeout` bounds a heartbeat's statement,
+    /// beyond which the connection counts as lost.
+    pub(super) fn spawn(
+        pool: &PgPool,
+        beat_timeout: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        let (beats, requests) = mpsc::channel(4);
+        let wakeups = Self {
+            queues: Arc::default(),
+            beats,
+        };
         let own = crate::db::own_connection(pool, None);
-        tokio::spawn(wakeups.clone().listen(own, stop));
+        tokio::spawn(wakeups.clone().listen(own, requests, beat_timeout, stop));
         wakeups
+    }
+
+    /// Writes `beat` through the process's own connection; an error when that connection is
+    /// down (it is being re-established meanwhile).
+    pub(super) async fn beat(&self, beat: &crate::fleet::Beat<'_>) -> sqlx::Result<()> {
+        let (done, outcome) = oneshot::channel();
+        let request = BeatRequest {
+            name: beat.name.to_owned(),
+            host: beat.host.to_owned(),
+            queues: beat.queues.to_vec(),
+            heartbeat: beat.heartbeat,
+            running_tasks: beat.running_tasks,
+            done,
+        };
+        self.beats
+            .send(request)
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        outcome.await.unwrap_or(Err(sqlx::Error::PoolClosed))
     }
 
     fn sender(&self, queue: &str) -> broadcast::Sender<()> {
@@ -65,26 +133,53 @@ impl Wakeups {
         }
     }
 
-    async fn listen(self, pool: PgPool, mut stop: watch::Receiver<bool>) {
+    async fn listen(
+        self,
+        pool: PgPool,
+        mut beats: mpsc::Receiver<BeatRequest>,
+        beat_timeout: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut failures = 0u32;
         loop {
             tokio::select! {
-                () = self.relay(&pool, &mut failures) => {}
+                () = self.relay(&pool, &mut beats, beat_timeout, &mut failures) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
             failures += 1;
             // Jittered, so that a fleet reconnecting after an outage does not arrive at once.
-            let pause = super::ownership::backoff(failures);
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                _ = stop.wait_for(|s| *s) => break,
+            let pause = tokio::time::sleep(crate::db::jittered_backoff(
+                failures,
+                RECONNECT_FIRST,
+                RECONNECT_MAX,
+            ));
+            tokio::pin!(pause);
+            let stopped = loop {
+                tokio::select! {
+                    () = &mut pause => break false,
+                    Some(request) = beats.recv() => {
+                        // Said at once: the heartbeat retries on its own schedule.
+                        let _ = request.done.send(Err(sqlx::Error::PoolTimedOut));
+                    }
+                    _ = stop.wait_for(|s| *s) => break true,
+                }
+            };
+            if stopped {
+                break;
             }
         }
         pool.close().await;
     }
 
-    /// Listens until the connection is lost. Said once per outage, not once per try.
-    async fn relay(&self, pool: &PgPool, failures: &mut u32) {
+    /// Listens, and writes the heartbeats asked for, until the connection is lost. Said once
+    /// per outage, not once per try.
+    async fn relay(
+        &self,
+        pool: &PgPool,
+        beats: &mut mpsc::Receiver<BeatRequest>,
+        beat_timeout: Duration,
+        failures: &mut u32,
+    ) {
         let mut listener = match PgListener::connect_with(pool).await {
             Ok(listener) => listener,
             Err(e) => {
@@ -105,17 +200,36 @@ impl Wakeups {
         // Whatever was queued while nobody listened.
         self.wake(None);
         loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => match serde_json::from_str::<Inserted>(n.payload()) {
-                    Ok(inserted) => self.wake(Some(&inserted.job_type)),
-                    Err(_) => self.wake(None),
-                },
-                Ok(None) | Err(_) => {
-                    tracing::warn!(
-                        "lost the connection that listens for new tasks; polling meanwhile"
-                    );
-                    return;
+            // `try_recv` may be cancelled: sqlx keeps a partly read message for the next call,
+            // and notifications that arrive during a heartbeat wait in the listener's buffer.
+            tokio::select! {
+                Some(request) = beats.recv() => {
+                    let written =
+                        tokio::time::timeout(beat_timeout, crate::fleet::beat(&mut listener, &request.record()))
+                            .await;
+                    let lost = !matches!(written, Ok(Ok(())));
+                    let _ = request
+                        .done
+                        .send(written.unwrap_or(Err(sqlx::Error::PoolTimedOut)));
+                    if lost {
+                        // Start afresh: a statement cut off by the timeout leaves the connection
+                        // in an unknown state, and a failed one most likely means it is gone.
+                        tracing::warn!("a heartbeat failed on the worker's own connection; reconnecting");
+                        return;
+                    }
                 }
+                received = listener.try_recv() => match received {
+                    Ok(Some(n)) => match serde_json::from_str::<Inserted>(n.payload()) {
+                        Ok(inserted) => self.wake(Some(&inserted.job_type)),
+                        Err(_) => self.wake(None),
+                    },
+                    Ok(None) | Err(_) => {
+                        tracing::warn!(
+                            "lost the connection that listens for new tasks; polling meanwhile"
+                        );
+                        return;
+                    }
+                },
             }
         }
     }
