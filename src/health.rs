@@ -27,7 +27,7 @@ use sqlx::{Connection, FromRow, PgConnection, PgPool};
 
 use crate::fleet::live_workers;
 use crate::lifecycle::queue_depths;
-use crate::lifecycle::{fail_over, queue_name, requeue_held};
+use crate::lifecycle::{DEFAULT_QUEUE, fail_over, queue_name, requeue_held};
 use crate::regions::{HealthChange, record_event};
 use crate::types::{HealthSource, HealthStatus};
 
@@ -187,7 +187,22 @@ pub async fn pass(
             record_event(conn, &change).await?;
         }
     }
-    let failed_over = fail_over(conn).await?;
+    let default_live = live.get(DEFAULT_QUEUE).copied().unwrap_or(0) > 0;
+    let failed_over = fail_over(conn, default_live).await?;
+    if !default_live {
+        let served: Vec<String> = live
+            .iter()
+            .filter(|(queue, n)| **n > 0 && queue.as_str() != DEFAULT_QUEUE)
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        let returned = crate::lifecycle::return_from_default(conn, &served).await?;
+        if returned > 0 {
+            tracing::warn!(
+                tasks = returned,
+                "no worker serves the default queue: moved its waiting tasks back to their regions"
+            );
+        }
+    }
     let rescued = rescue(conn).await?;
     *previous = live;
     Ok((failed_over, rescued))

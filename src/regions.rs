@@ -349,8 +349,9 @@ pub async fn delete(conn: &mut PgConnection, scope: &Scope, id: i64) -> AppResul
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    // Otherwise they would wait for a region that no longer exists.
-    crate::lifecycle::fail_over(conn).await?;
+    // Otherwise they would wait for a region that no longer exists: the default queue is
+    // the only place left for them, served or not.
+    crate::lifecycle::fail_over(conn, true).await?;
     Ok(region)
 }
 

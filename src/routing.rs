@@ -7,6 +7,7 @@
 //! region of the highest-priority regional dispatch (ties broken by name), or none.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::lifecycle::{DEFAULT_QUEUE, queue_name};
 use crate::types::HealthStatus;
@@ -41,8 +42,8 @@ pub struct DeviceRoute {
     pub device_id: i64,
     /// Hostname (log lines).
     pub hostname: String,
-    /// Its region.
-    pub region: Option<RegionInfo>,
+    /// Its region, shared by its devices (a job may name 10,000 devices of three regions).
+    pub region: Option<Arc<RegionInfo>>,
 }
 
 /// One queue a job is sent to.
@@ -84,7 +85,9 @@ fn describe(hosts: &[&str]) -> String {
 /// Routes `devices` to queues.
 pub fn plan(devices: &[DeviceRoute]) -> Plan {
     let mut regional: BTreeMap<i64, (&RegionInfo, Vec<&DeviceRoute>)> = BTreeMap::new();
-    let mut fallback: Vec<(&DeviceRoute, String)> = Vec::new();
+    // Why devices fall back, by region (none: no region); said once per region.
+    let mut fallback: Vec<&DeviceRoute> = Vec::new();
+    let mut why: BTreeMap<Option<i64>, (String, Vec<&str>)> = BTreeMap::new();
     for device in devices {
         match &device.region {
             Some(region) if region.available() => {
@@ -94,15 +97,20 @@ pub fn plan(devices: &[DeviceRoute]) -> Plan {
                     .1
                     .push(device);
             }
-            Some(region) => {
-                let why = if region.enabled {
-                    format!("region {} is offline", region.name)
-                } else {
-                    format!("region {} is disabled", region.name)
-                };
-                fallback.push((device, why));
+            region => {
+                fallback.push(device);
+                why.entry(region.as_ref().map(|r| r.id))
+                    .or_insert_with(|| {
+                        let reason = match region {
+                            Some(r) if r.enabled => format!("region {} is offline", r.name),
+                            Some(r) => format!("region {} is disabled", r.name),
+                            None => "no region".to_string(),
+                        };
+                        (reason, Vec::new())
+                    })
+                    .1
+                    .push(device.hostname.as_str());
             }
-            None => fallback.push((device, "no region".to_string())),
         }
     }
 
@@ -137,15 +145,12 @@ pub fn plan(devices: &[DeviceRoute]) -> Plan {
         .collect();
 
     if !fallback.is_empty() {
-        let mut ids: Vec<i64> = fallback.iter().map(|(d, _)| d.device_id).collect();
+        let mut ids: Vec<i64> = fallback.iter().map(|d| d.device_id).collect();
         ids.sort_unstable();
-        // Group the reasons so the log says "no region: a, b; region X is offline: c".
+        // Grouped by reason, so the log says "no region: a, b; region X is offline: c".
         let mut reasons: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (device, why) in &fallback {
-            reasons
-                .entry(why.as_str())
-                .or_default()
-                .push(device.hostname.as_str());
+        for (reason, hosts) in why.values() {
+            reasons.entry(reason.as_str()).or_default().extend(hosts);
         }
         let reason = reasons
             .iter()
@@ -185,7 +190,7 @@ mod tests {
         DeviceRoute {
             device_id: id,
             hostname: format!("dev{id}"),
-            region,
+            region: region.map(Arc::new),
         }
     }
 

@@ -264,14 +264,14 @@ pub async fn match_devices(
                 enabled: Some(enabled),
                 health_status: Some(health_status),
                 ..
-            } => Some(RegionInfo {
+            } => Some(std::sync::Arc::new(RegionInfo {
                 id,
                 identifier,
                 name,
                 priority,
                 enabled,
                 health_status,
-            }),
+            })),
             _ => None,
         };
         devices.extend(group.device_ids.into_iter().zip(group.hostnames).map(

@@ -25,8 +25,13 @@ pub fn queue_name(identifier: &str) -> String {
 pub const DEFAULT_QUEUE: &str = "default";
 
 /// Moves waiting tasks (pending, or failed with attempts left) off the queues whose regions
-/// are all unavailable, or deleted.
-pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
+/// are all unavailable, or deleted, when a live worker serves the default queue
+/// (`default_live`): without one, moving them would strand them where nothing runs them,
+/// so they wait on their region's queue for its workers to return.
+pub async fn fail_over(conn: &mut PgConnection, default_live: bool) -> sqlx::Result<u64> {
+    if !default_live {
+        return Ok(0);
+    }
     let mut tx = conn.begin().await?;
     let moved: Vec<(i64, i64, String)> = sqlx::query_as(
         "WITH dead AS (
@@ -63,16 +68,67 @@ pub async fn fail_over(conn: &mut PgConnection) -> sqlx::Result<u64> {
         .await?;
     }
     if !moved.is_empty() {
-        // apalis's insert trigger does not fire on UPDATE: wake the default queue's workers.
-        sqlx::query(
-            "SELECT pg_notify('apalis::job::insert', json_build_object('job_type', $1::text, 'id', '')::text)",
-        )
-        .bind(DEFAULT_QUEUE)
-        .execute(&mut *tx)
-        .await?;
+        wake(&mut tx, DEFAULT_QUEUE).await?;
     }
     tx.commit().await?;
     Ok(moved.len() as u64)
+}
+
+/// Wakes `queue`'s workers for tasks moved onto it by UPDATE, which apalis's insert trigger
+/// does not see (sent when the transaction commits).
+async fn wake(conn: &mut PgConnection, queue: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "SELECT pg_notify('apalis::job::insert', json_build_object('job_type', $1::text, 'id', '')::text)",
+    )
+    .bind(queue)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sends waiting tasks that failed over to the default queue back to their region's queue,
+/// for the regions whose queues have live workers again (`served`), when nothing serves the
+/// default queue (the caller checks): otherwise they would wait there for good. Returns how
+/// many went back.
+pub async fn return_from_default(conn: &mut PgConnection, served: &[String]) -> sqlx::Result<u64> {
+    if served.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = conn.begin().await?;
+    let back: Vec<(i64, i64, String)> = sqlx::query_as(
+        "WITH back AS (
+            UPDATE apalis.jobs t SET job_type = d.failed_over_from
+            FROM job_dispatches d
+            WHERE d.task_id = t.id AND d.status = 'queued' AND t.job_type = 'default'
+              AND d.failed_over_from = ANY($1)
+              AND (t.status = 'Pending' OR (t.status = 'Failed' AND t.attempts < t.max_attempts))
+            RETURNING d.id AS dispatch, d.failed_over_from AS queue
+         )
+         UPDATE job_dispatches d SET queue = back.queue, failed_over_from = NULL
+         FROM back WHERE d.id = back.dispatch
+         RETURNING d.id, d.job_id, back.queue",
+    )
+    .bind(served)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (dispatch, job, queue) in &back {
+        log(
+            &mut tx,
+            *job,
+            LogLevel::Warning,
+            "",
+            &format!("dispatch {dispatch} moved back from the default queue to {queue}: no worker serves the default queue, and {queue} has live workers again"),
+        )
+        .await?;
+    }
+    let mut queues: Vec<&str> = back.iter().map(|(_, _, q)| q.as_str()).collect();
+    queues.sort_unstable();
+    queues.dedup();
+    for queue in queues {
+        wake(&mut tx, queue).await?;
+    }
+    tx.commit().await?;
+    Ok(back.len() as u64)
 }
 
 /// Re-queues the tasks claimed or running under apalis consumer names that start with
@@ -104,8 +160,11 @@ pub async fn requeue_held(
     if held.is_empty() {
         return Ok(0);
     }
+    let serves = |queue: &str| live.get(queue).copied().unwrap_or(0) > 0;
     for (task, queue, attempts) in &held {
-        let target = if live.get(queue).copied().unwrap_or(0) > 0 {
+        // The default queue only when it has a worker: a task moved there with none would
+        // wait for good, where on its own queue it runs when the region's workers return.
+        let target = if serves(queue) || !serves(DEFAULT_QUEUE) {
             queue.clone()
         } else {
             DEFAULT_QUEUE.to_string()

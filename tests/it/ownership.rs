@@ -271,35 +271,21 @@ async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPo
     assert!(lost_at().await.is_none(), "live again after a heartbeat");
 
     // It claims a job's task, then dies for real.
-    let job = run_show_version(&mut lab).await;
-    let (dispatch, task): (i64, String) = row_for(
-        &pool,
-        "SELECT id, task_id FROM job_dispatches WHERE job_id = $1",
-        job,
-    )
-    .await;
-    sqlx::query(
-        "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen)
-         VALUES ('w-1-abc:region_us-east-1:1', 'region_us-east-1', 'PgStorage', '', now())",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "UPDATE apalis.jobs SET status = 'Running', lock_by = 'w-1-abc:region_us-east-1:1',
-                lock_at = now() WHERE id = $1",
-    )
-    .bind(&task)
-    .execute(&pool)
-    .await
-    .unwrap();
+    let (job, dispatch, task) = held_job(&mut lab, "w-1-abc:region_us-east-1:1").await;
     go_stale().await;
+    let default_queue = vec!["default".to_string()];
+    let fallback = webnet::fleet::Beat {
+        name: "fallback-1-abc",
+        queues: &default_queue,
+        ..beat
+    };
+    webnet::fleet::beat(&pool, &fallback).await.unwrap();
     let rescued = webnet::health::rescue(&mut conn).await.unwrap();
     assert_eq!(rescued, 1, "its task is taken from it");
     assert!(lost_at().await.is_some());
 
     // The dispatch goes out again under a new task, on the default queue (no live worker
-    // serves its region's), and the old task is over for good.
+    // serves its region's; one serves the default queue), and the old task is over for good.
     let (queue, new_task, status): (String, String, String) = row_for(
         &pool,
         "SELECT d.queue, d.task_id, t.status FROM job_dispatches d
@@ -322,4 +308,115 @@ async fn a_worker_back_from_lost_is_rescued_again_when_it_really_dies(pool: PgPo
                 == &format!("worker w-1-abc was lost; dispatch {dispatch} re-queued on default")),
         "{log:?}"
     );
+}
+
+#[sqlx::test]
+async fn without_a_default_queue_worker_rescued_work_waits_on_its_region_and_comes_back_from_default(
+    pool: PgPool,
+) {
+    let mut lab = lab(pool.clone(), Duration::ZERO).await;
+    let queues = vec!["region_us-east-1".to_string()];
+    let beat = webnet::fleet::Beat {
+        name: "w-2-abc",
+        host: "test",
+        version: "0",
+        queues: &queues,
+        heartbeat: Duration::from_secs(1),
+        running_tasks: 0,
+    };
+    webnet::fleet::beat(&pool, &beat).await.unwrap();
+    let (job, dispatch, _) = held_job(&mut lab, "w-2-abc:region_us-east-1:1").await;
+    sqlx::query("UPDATE worker_heartbeats SET last_seen = now() - interval '10 seconds'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(webnet::health::rescue(&mut conn).await.unwrap(), 1);
+    // Nothing serves the default queue: moving the dispatch there would strand it.
+    let queue_of = || async {
+        row_for::<(String, String)>(
+            &pool,
+            "SELECT d.queue, t.job_type FROM job_dispatches d JOIN apalis.jobs t ON t.id = d.task_id
+             WHERE d.id = $1",
+            dispatch,
+        )
+        .await
+    };
+    assert_eq!(
+        queue_of().await,
+        ("region_us-east-1".into(), "region_us-east-1".into())
+    );
+
+    // Moved to the default queue while a default worker lived, which then went away: once the
+    // region has a live worker again, the monitor sends it back.
+    sqlx::query("UPDATE apalis.jobs SET job_type = 'default' WHERE id = (SELECT task_id FROM job_dispatches WHERE id = $1)")
+        .bind(dispatch)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE job_dispatches SET queue = 'default', failed_over_from = 'region_us-east-1' WHERE id = $1",
+    )
+    .bind(dispatch)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let config = webnet::health::MonitorConfig::default();
+    webnet::health::pass(&mut conn, &config, &mut Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        queue_of().await,
+        ("default".into(), "default".into()),
+        "no live worker on the region yet"
+    );
+    let back = webnet::fleet::Beat {
+        name: "w-3-abc",
+        ..beat
+    };
+    webnet::fleet::beat(&pool, &back).await.unwrap();
+    webnet::health::pass(&mut conn, &config, &mut Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        queue_of().await,
+        ("region_us-east-1".into(), "region_us-east-1".into())
+    );
+    let log = lab.app.log_messages(&lab.admin, job).await;
+    assert!(
+        log.iter().any(|l| l.contains(&format!(
+            "dispatch {dispatch} moved back from the default queue to region_us-east-1"
+        ))),
+        "{log:?}"
+    );
+}
+
+/// A new job whose one task apalis consumer `consumer` (of region_us-east-1) holds as
+/// running, as a worker that then dies would: the job, its dispatch and the task.
+async fn held_job(lab: &mut Lab, consumer: &str) -> (i64, i64, String) {
+    let job = run_show_version(lab).await;
+    let pool = &lab.app.pool;
+    let (dispatch, task): (i64, String) = row_for(
+        pool,
+        "SELECT id, task_id FROM job_dispatches WHERE job_id = $1",
+        job,
+    )
+    .await;
+    sqlx::query(
+        "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen)
+         VALUES ($1, 'region_us-east-1', 'PgStorage', '', now())",
+    )
+    .bind(consumer)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Running', lock_by = $2, lock_at = now() WHERE id = $1",
+    )
+    .bind(&task)
+    .bind(consumer)
+    .execute(pool)
+    .await
+    .unwrap();
+    (job, dispatch, task)
 }
