@@ -21,6 +21,20 @@ pub fn queue_name(identifier: &str) -> String {
     format!("region_{identifier}")
 }
 
+/// The channel that announces `queue`'s new tasks (`NOTIFY`, from a trigger on the
+/// dispatches): `wq_` and the queue name's md5, since queue names may be longer than a channel
+/// name can be.
+pub fn queue_channel(queue: &str) -> String {
+    use md5::Digest;
+    let digest = md5::Md5::digest(queue.as_bytes());
+    let mut channel = String::with_capacity(35);
+    channel.push_str("wq_");
+    for byte in digest {
+        channel.push_str(&format!("{byte:02x}"));
+    }
+    channel
+}
+
 /// Name of the queue for devices without an available region.
 pub const DEFAULT_QUEUE: &str = "default";
 
@@ -67,23 +81,9 @@ pub async fn fail_over(conn: &mut PgConnection, default_live: bool) -> sqlx::Res
         )
         .await?;
     }
-    if !moved.is_empty() {
-        wake(&mut tx, DEFAULT_QUEUE).await?;
-    }
+    // The dispatches' trigger wakes the default queue's workers (see `queue_channel`).
     tx.commit().await?;
     Ok(moved.len() as u64)
-}
-
-/// Wakes `queue`'s workers for tasks moved onto it by UPDATE, which apalis's insert trigger
-/// does not see (sent when the transaction commits).
-async fn wake(conn: &mut PgConnection, queue: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "SELECT pg_notify('apalis::job::insert', json_build_object('job_type', $1::text, 'id', '')::text)",
-    )
-    .bind(queue)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Sends waiting tasks that failed over to the default queue back to their region's queue,
@@ -121,12 +121,7 @@ pub async fn return_from_default(conn: &mut PgConnection, served: &[String]) -> 
         )
         .await?;
     }
-    let mut queues: Vec<&str> = back.iter().map(|(_, _, q)| q.as_str()).collect();
-    queues.sort_unstable();
-    queues.dedup();
-    for queue in queues {
-        wake(&mut tx, queue).await?;
-    }
+    // The dispatches' trigger wakes the regions' workers (see `queue_channel`).
     tx.commit().await?;
     Ok(back.len() as u64)
 }

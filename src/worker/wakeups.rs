@@ -1,9 +1,11 @@
 //! One connection per worker process of its own, whatever its number of queues: it listens
 //! for new tasks and writes the heartbeats. apalis's own listener (`with_pubsub`) holds a
 //! connection per queue, so a worker of 21 queues held 21 connections doing nothing; here one
-//! task hears every new task (`apalis::job::insert`, whose payload names the queue) and wakes
-//! that queue's consumer. Each consumer also polls on an interval, which covers a
-//! notification missed while the listener reconnects.
+//! task listens to the channel of each queue the process serves (`lifecycle::queue_channel`,
+//! notified when a dispatch is queued) and wakes that queue's consumer. A process hears only
+//! its own queues' tasks: with one channel for every queue (apalis's), each new task woke every
+//! worker of the fleet. Each consumer also polls on an interval, which covers a notification
+//! missed while the listener reconnects.
 //!
 //! The heartbeat goes through the same connection, between notifications: a connection of
 //! the pool could be stuck behind apalis's work (or inside a transaction a cancelled `BEGIN`
@@ -19,7 +21,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::BroadcastStream;
 
 /// The first pause before reconnecting, doubled per failure up to [`RECONNECT_MAX`].
@@ -28,14 +30,14 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(500);
 /// the heartbeats at most.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
-/// The channel apalis's insert trigger notifies on.
-const CHANNEL: &str = "apalis::job::insert";
-
 /// Wakes the consumers of a worker process when their queue gets a task, and writes its
 /// heartbeats, on the process's own connection. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(super) struct Wakeups {
-    queues: Arc<Mutex<HashMap<String, broadcast::Sender<()>>>>,
+    /// By channel: the queue's name and its consumers' wake-ups.
+    queues: Arc<Mutex<HashMap<String, (String, broadcast::Sender<()>)>>>,
+    /// Told when a queue is added, for the listener to LISTEN to its channel.
+    added: Arc<Notify>,
     beats: mpsc::Sender<BeatRequest>,
 }
 
@@ -66,11 +68,6 @@ impl BeatRequest {
 /// A stream that yields when its queue may have work.
 pub(super) type Wakeup = Pin<Box<dyn Stream<Item = ()> + Send>>;
 
-#[derive(serde::Deserialize)]
-struct Inserted {
-    job_type: String,
-}
-
 impl Wakeups {
     /// Starts the listener on a connection of its own (outside `pool`, whose connections
     /// are released when idle), until `stop`; `beat_timeout` bounds a heartbeat's statement,
@@ -83,6 +80,7 @@ impl Wakeups {
         let (beats, requests) = mpsc::channel(4);
         let wakeups = Self {
             queues: Arc::default(),
+            added: Arc::default(),
             beats,
         };
         let own = crate::db::own_connection(pool, None);
@@ -110,11 +108,15 @@ impl Wakeups {
     }
 
     fn sender(&self, queue: &str) -> broadcast::Sender<()> {
+        let channel = crate::lifecycle::queue_channel(queue);
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-        queues
-            .entry(queue.to_owned())
-            .or_insert_with(|| broadcast::channel(16).0)
-            .clone()
+        if let Some((_, sender)) = queues.get(&channel) {
+            return sender.clone();
+        }
+        let sender = broadcast::channel(16).0;
+        queues.insert(channel, (queue.to_owned(), sender.clone()));
+        self.added.notify_one();
+        sender
     }
 
     /// The wake-ups of `queue`, from now on.
@@ -123,14 +125,21 @@ impl Wakeups {
         Box::pin(BroadcastStream::new(self.sender(queue).subscribe()).map(|_| ()))
     }
 
-    fn wake(&self, queue: Option<&str>) {
+    /// Wakes the consumers of the queue announced on `channel`, or of every queue.
+    fn wake(&self, channel: Option<&str>) {
         let queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-        for (name, sender) in queues.iter() {
-            if queue.is_none_or(|q| q == name) {
+        for (name, (_, sender)) in queues.iter() {
+            if channel.is_none_or(|c| c == name) {
                 // No consumer listening right now is fine: it polls when it starts.
                 let _ = sender.send(());
             }
         }
+    }
+
+    /// The channels of the queues served so far.
+    fn channels(&self) -> Vec<String> {
+        let queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        queues.keys().cloned().collect()
     }
 
     async fn listen(
@@ -189,7 +198,11 @@ impl Wakeups {
                 return;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
+        let mut listening = self.channels();
+        if let Err(e) = listener
+            .listen_all(listening.iter().map(String::as_str))
+            .await
+        {
             tracing::warn!(error = %e, "cannot LISTEN for new tasks; polling meanwhile");
             return;
         }
@@ -218,11 +231,22 @@ impl Wakeups {
                         return;
                     }
                 }
+                () = self.added.notified() => {
+                    let new: Vec<String> = self
+                        .channels()
+                        .into_iter()
+                        .filter(|c| !listening.contains(c))
+                        .collect();
+                    if let Err(e) = listener.listen_all(new.iter().map(String::as_str)).await {
+                        tracing::warn!(error = %e, "cannot LISTEN for a new queue's tasks; reconnecting");
+                        return;
+                    }
+                    listening.extend(new);
+                    // Whatever that queue got before its channel was heard.
+                    self.wake(None);
+                }
                 received = listener.try_recv() => match received {
-                    Ok(Some(n)) => match serde_json::from_str::<Inserted>(n.payload()) {
-                        Ok(inserted) => self.wake(Some(&inserted.job_type)),
-                        Err(_) => self.wake(None),
-                    },
+                    Ok(Some(n)) => self.wake(Some(n.channel())),
                     Ok(None) | Err(_) => {
                         tracing::warn!(
                             "lost the connection that listens for new tasks; polling meanwhile"

@@ -564,3 +564,29 @@ async fn a_disabled_device_is_left_out_of_jobs_by_id_and_by_filter_until_enabled
     let again = w.check(json!({"device_ids": [e1]})).await;
     assert_eq!(again["dispatches"][0]["device_ids"], json!([e1]));
 }
+
+#[sqlx::test]
+async fn a_queued_dispatch_wakes_only_the_workers_of_its_queue(pool: PgPool) {
+    let mut w = world(pool.clone()).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    let east = webnet::lifecycle::queue_channel("region_us-east-1");
+    let west = webnet::lifecycle::queue_channel("region_us-west-2");
+    listener
+        .listen_all([east.as_str(), west.as_str()])
+        .await
+        .unwrap();
+    let job = w.check(json!({"device_ids": [w.devices[0]]})).await;
+    assert_eq!(queues(&job), ["region_us-east-1"]);
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .expect("the east queue's channel is notified")
+        .unwrap();
+    assert_eq!(heard.channel(), east);
+    // Nothing else was announced: the west queue's workers slept through it.
+    assert!(listener.next_buffered().is_none());
+    let nothing =
+        tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await;
+    assert!(nothing.is_err(), "{nothing:?}");
+}
