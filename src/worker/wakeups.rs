@@ -34,8 +34,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// heartbeats, on the process's own connection. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(super) struct Wakeups {
-    /// By channel: the queue's name and its consumers' wake-ups.
-    queues: Arc<Mutex<HashMap<String, (String, broadcast::Sender<()>)>>>,
+    /// The wake-ups of each queue's consumers, by the queue's channel.
+    queues: Arc<Mutex<HashMap<String, broadcast::Sender<()>>>>,
     /// Told when a queue is added, for the listener to LISTEN to its channel.
     added: Arc<Notify>,
     beats: mpsc::Sender<BeatRequest>,
@@ -110,11 +110,11 @@ impl Wakeups {
     fn sender(&self, queue: &str) -> broadcast::Sender<()> {
         let channel = crate::lifecycle::queue_channel(queue);
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, sender)) = queues.get(&channel) {
+        if let Some(sender) = queues.get(&channel) {
             return sender.clone();
         }
         let sender = broadcast::channel(16).0;
-        queues.insert(channel, (queue.to_owned(), sender.clone()));
+        queues.insert(channel, sender.clone());
         self.added.notify_one();
         sender
     }
@@ -128,7 +128,7 @@ impl Wakeups {
     /// Wakes the consumers of the queue announced on `channel`, or of every queue.
     fn wake(&self, channel: Option<&str>) {
         let queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-        for (name, (_, sender)) in queues.iter() {
+        for (name, sender) in queues.iter() {
             if channel.is_none_or(|c| c == name) {
                 // No consumer listening right now is fine: it polls when it starts.
                 let _ = sender.send(());
