@@ -82,15 +82,18 @@ fn describe(hosts: &[&str]) -> String {
     s
 }
 
-/// Routes `devices` to queues.
-pub fn plan(devices: &[DeviceRoute]) -> Plan {
+/// Routes `devices` to queues. Without a live worker on the default queue
+/// (`default_served`), an offline region keeps its devices: on the default queue they would
+/// wait for good, on the region's queue they run when its workers return (and move to the
+/// default queue if one starts meanwhile, see `lifecycle::fail_over`).
+pub fn plan(devices: &[DeviceRoute], default_served: bool) -> Plan {
     let mut regional: BTreeMap<i64, (&RegionInfo, Vec<&DeviceRoute>)> = BTreeMap::new();
     // Why devices fall back, by region (none: no region); said once per region.
     let mut fallback: Vec<&DeviceRoute> = Vec::new();
     let mut why: BTreeMap<Option<i64>, (String, Vec<&str>)> = BTreeMap::new();
     for device in devices {
         match &device.region {
-            Some(region) if region.available() => {
+            Some(region) if region.available() || (region.enabled && !default_served) => {
                 regional
                     .entry(region.id)
                     .or_insert((region, Vec::new()))
@@ -131,13 +134,18 @@ pub fn plan(devices: &[DeviceRoute]) -> Plan {
                 region_id: Some(region.id),
                 queue: queue_name(&region.identifier),
                 reason: format!(
-                    "{} device{} in region {} ({}, priority {}): {}",
+                    "{} device{} in region {} ({}, priority {}): {}{}",
                     ids.len(),
                     if ids.len() == 1 { "" } else { "s" },
                     region.name,
                     region.health_status,
                     region.priority,
-                    describe(&hosts)
+                    describe(&hosts),
+                    if region.available() {
+                        ""
+                    } else {
+                        "; no worker serves the default queue, so they wait for this region's"
+                    }
                 ),
                 device_ids: ids,
             }
@@ -196,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_device_goes_to_its_regions_queue() {
-        let plan = plan(&[device(1, Some(region(10, "us-east-1", 100)))]);
+        let plan = plan(&[device(1, Some(region(10, "us-east-1", 100)))], true);
         assert_eq!(plan.region_id, Some(10));
         assert_eq!(plan.dispatches.len(), 1);
         assert_eq!(plan.dispatches[0].queue, "region_us-east-1");
@@ -205,7 +213,7 @@ mod tests {
 
     #[test]
     fn devices_without_a_region_go_to_the_default_queue() {
-        let plan = plan(&[device(1, None), device(2, None)]);
+        let plan = plan(&[device(1, None), device(2, None)], true);
         assert_eq!(plan.region_id, None);
         assert_eq!(plan.dispatches.len(), 1);
         assert_eq!(plan.dispatches[0].queue, "default");
@@ -218,11 +226,14 @@ mod tests {
     fn a_job_spanning_regions_fans_out_and_takes_the_highest_priority_region() {
         let east = region(10, "us-east-1", 100);
         let west = region(20, "us-west-2", 200);
-        let plan = plan(&[
-            device(1, Some(east.clone())),
-            device(2, Some(west.clone())),
-            device(3, Some(east)),
-        ]);
+        let plan = plan(
+            &[
+                device(1, Some(east.clone())),
+                device(2, Some(west.clone())),
+                device(3, Some(east)),
+            ],
+            true,
+        );
         assert_eq!(plan.region_id, Some(20));
         let queues: Vec<&str> = plan.dispatches.iter().map(|d| d.queue.as_str()).collect();
         assert_eq!(queues, ["region_us-west-2", "region_us-east-1"]);
@@ -231,10 +242,13 @@ mod tests {
 
     #[test]
     fn equal_priorities_are_ordered_by_name() {
-        let plan = plan(&[
-            device(1, Some(region(10, "b-region", 100))),
-            device(2, Some(region(20, "a-region", 100))),
-        ]);
+        let plan = plan(
+            &[
+                device(1, Some(region(10, "b-region", 100))),
+                device(2, Some(region(20, "a-region", 100))),
+            ],
+            true,
+        );
         assert_eq!(plan.region_id, Some(20));
     }
 
@@ -242,7 +256,7 @@ mod tests {
     fn an_offline_region_fails_over_to_the_default_queue() {
         let mut offline = region(10, "us-east-1", 100);
         offline.health_status = HealthStatus::Offline;
-        let plan = plan(&[device(1, Some(offline))]);
+        let plan = plan(&[device(1, Some(offline))], true);
         assert_eq!(plan.region_id, None);
         assert_eq!(plan.dispatches[0].queue, "default");
         assert!(
@@ -253,12 +267,44 @@ mod tests {
     }
 
     #[test]
+    fn without_a_default_queue_worker_an_offline_region_keeps_its_devices() {
+        let mut offline = region(10, "us-east-1", 100);
+        offline.health_status = HealthStatus::Offline;
+        let mut disabled = region(20, "eu-west-1", 50);
+        disabled.enabled = false;
+        let plan = plan(
+            &[
+                device(1, Some(offline)),
+                device(2, Some(disabled)),
+                device(3, None),
+            ],
+            false,
+        );
+        let queues: Vec<&str> = plan.dispatches.iter().map(|d| d.queue.as_str()).collect();
+        assert_eq!(queues, ["region_us-east-1", "default"]);
+        assert_eq!(plan.dispatches[0].device_ids, [1]);
+        assert!(
+            plan.dispatches[0]
+                .reason
+                .ends_with("no worker serves the default queue, so they wait for this region's"),
+            "{}",
+            plan.dispatches[0].reason
+        );
+        // A disabled region is out by the operator's choice, and a device without a region
+        // has nowhere else to go.
+        assert_eq!(plan.dispatches[1].device_ids, [2, 3]);
+    }
+
+    #[test]
     fn a_disabled_region_fails_over_too_but_a_degraded_one_does_not() {
         let mut disabled = region(10, "us-east-1", 100);
         disabled.enabled = false;
         let mut degraded = region(20, "eu-west-1", 50);
         degraded.health_status = HealthStatus::Degraded;
-        let plan = plan(&[device(1, Some(disabled)), device(2, Some(degraded))]);
+        let plan = plan(
+            &[device(1, Some(disabled)), device(2, Some(degraded))],
+            true,
+        );
         assert_eq!(plan.region_id, Some(20));
         assert_eq!(plan.dispatches.len(), 2);
         assert_eq!(plan.dispatches[0].queue, "region_eu-west-1");
@@ -271,12 +317,15 @@ mod tests {
         let east = region(10, "us-east-1", 100);
         let mut west = region(20, "us-west-2", 300);
         west.health_status = HealthStatus::Offline;
-        let plan = plan(&[
-            device(4, None),
-            device(1, Some(east.clone())),
-            device(2, Some(west)),
-            device(3, Some(east)),
-        ]);
+        let plan = plan(
+            &[
+                device(4, None),
+                device(1, Some(east.clone())),
+                device(2, Some(west)),
+                device(3, Some(east)),
+            ],
+            true,
+        );
         assert_eq!(
             plan.region_id,
             Some(10),
@@ -294,7 +343,7 @@ mod tests {
 
     #[test]
     fn nothing_to_route_gives_no_dispatch() {
-        let plan = plan(&[]);
+        let plan = plan(&[], true);
         assert!(plan.dispatches.is_empty());
         assert_eq!(plan.region_id, None);
     }
@@ -302,7 +351,7 @@ mod tests {
     #[test]
     fn long_device_lists_are_abbreviated_in_reasons() {
         let devices: Vec<DeviceRoute> = (1..=8).map(|i| device(i, None)).collect();
-        let plan = plan(&devices);
+        let plan = plan(&devices, true);
         assert!(
             plan.dispatches[0].reason.ends_with("dev5 and 3 more)"),
             "{}",

@@ -159,14 +159,14 @@ pub async fn create(
     new: &NewJob,
     audited: Option<(&AuthUser, &Change)>,
 ) -> AppResult<i64> {
-    let devices = match_devices(conn, new.customer_id, &new.targets).await?;
+    let (devices, default_served) = match_devices(conn, new.customer_id, &new.targets).await?;
     if devices.is_empty() {
         return Err(AppError::Validation(FieldErrors::single(
             "target_summary",
             "No enabled device matches these targets.",
         )));
     }
-    let plan = routing::plan(&devices);
+    let plan = routing::plan(&devices, default_served);
     // The routing decision goes to the log: a summary, then a line per dispatch.
     let summary = format!(
         "{} job for {} device{}, routed to {} queue{}",

@@ -186,14 +186,16 @@ struct RegionGroup {
     health_status: Option<HealthStatus>,
     device_ids: Vec<i64>,
     hostnames: Vec<String>,
+    default_served: bool,
 }
 
-/// The customer's enabled devices matching `targets`, with their regions.
+/// The customer's enabled devices matching `targets`, with their regions, and whether a live
+/// worker serves the default queue (see [`crate::routing::plan`]).
 pub async fn match_devices(
     conn: &mut PgConnection,
     customer_id: i64,
     targets: &Targets,
-) -> AppResult<Vec<DeviceRoute>> {
+) -> AppResult<(Vec<DeviceRoute>, bool)> {
     // One row per region: a region's details once rather than with each of up to 10,000
     // devices, and the devices as arrays, which cost far less to send and decode than rows.
     let filters = [
@@ -234,7 +236,12 @@ pub async fn match_devices(
            SELECT region_id, array_agg(id) AS device_ids, array_agg(hostname) AS hostnames
            FROM matched GROUP BY region_id)
          SELECT g.region_id, r.identifier, r.name, r.priority, r.enabled, r.health_status,
-                g.device_ids, g.hostnames
+                g.device_ids, g.hostnames,
+                -- Whether a live worker serves the default queue (fleet::live_workers' rule).
+                EXISTS (SELECT 1 FROM worker_heartbeats
+                        WHERE 'default' = ANY(queues)
+                          AND last_seen > now() - make_interval(secs => 3 * heartbeat_ms / 1000.0))
+                  AS default_served
          FROM grouped g LEFT JOIN regions r ON r.id = g.region_id",
     );
     // Filters run unprepared, so that PostgreSQL plans them for the values given: the cached
@@ -253,6 +260,7 @@ pub async fn match_devices(
             format!("These targets match more than {MAX_TARGET_DEVICES} devices; narrow them."),
         )));
     }
+    let default_served = groups.first().is_some_and(|g| g.default_served);
     let mut devices = Vec::with_capacity(matched);
     for group in groups {
         let region = match group {
@@ -283,7 +291,7 @@ pub async fn match_devices(
         ));
     }
     devices.sort_unstable_by_key(|d| d.device_id);
-    Ok(devices)
+    Ok((devices, default_served))
 }
 
 #[cfg(test)]

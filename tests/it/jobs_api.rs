@@ -153,7 +153,7 @@ async fn a_job_spanning_regions_fans_out_one_dispatch_per_region(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_offline_or_disabled_region_fails_over_to_the_default_queue(pool: PgPool) {
-    let mut w = world(pool).await;
+    let mut w = world(pool.clone()).await;
     w.app
         .post_json(
             &w.admin,
@@ -168,6 +168,21 @@ async fn an_offline_or_disabled_region_fails_over_to_the_default_queue(pool: PgP
             json!({"enabled": false}),
         )
         .await;
+    // Without a worker on the default queue, the offline region keeps its device (it runs
+    // when the region's workers return); the disabled one's still goes.
+    let job = w.check(json!({"site": "PAR"})).await;
+    assert_eq!(queues(&job), ["region_us-west-2", "default"]);
+
+    let default_queue = vec!["default".to_string()];
+    let fallback = webnet::fleet::Beat {
+        name: "fallback-1-abc",
+        host: "test",
+        version: "0",
+        queues: &default_queue,
+        heartbeat: std::time::Duration::from_secs(60),
+        running_tasks: 0,
+    };
+    webnet::fleet::beat(&pool, &fallback).await.unwrap();
     let job = w.check(json!({"site": "PAR"})).await;
     assert_eq!(queues(&job), ["default"]);
     assert_eq!(job["region"], Value::Null);
