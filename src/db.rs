@@ -275,6 +275,24 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbSetupError> {
     apalis_postgres::PostgresStorage::setup(pool)
         .await
         .map_err(|e| DbSetupError::Queue(e.to_string()))?;
+    // apalis notifies one channel for every new task, which no worker listens to any more
+    // (each queue has a channel of its own, see `lifecycle::queue_channel`); the NOTIFY still
+    // made every job's commit wait for the database-wide notification lock (see migration
+    // 20261206000001). Dropped after apalis's migrations, each time, so that a migration of
+    // a later apalis that creates it again does not bring it back.
+    // Looked up first: dropping takes the table's exclusive lock even when there is nothing
+    // to drop, and workers poll that table every second.
+    sqlx::query(
+        "DO $$ BEGIN
+           IF EXISTS (SELECT 1 FROM pg_trigger
+                      WHERE tgname = 'notify_workers' AND tgrelid = 'apalis.jobs'::regclass) THEN
+             DROP TRIGGER notify_workers ON apalis.jobs;
+           END IF;
+         END $$",
+    )
+    .execute(pool)
+    .await
+    .map_err(|e| DbSetupError::Queue(e.to_string()))?;
     Ok(())
 }
 

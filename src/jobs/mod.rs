@@ -194,8 +194,13 @@ pub async fn create(
     }
     // The job, its dispatches, their queue tasks, its log and its audit row in one
     // statement: one round trip, and all or nothing without a transaction around it.
-    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-        "WITH job AS (
+    // The triggers leave this statement's notifications to `lifecycle::announce`, after the
+    // commit (`quiet`, evaluated by the final SELECT, before the triggers fire at its end).
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("WITH quiet AS (SELECT ");
+    qb.push(crate::lifecycle::NOTIFY_AFTER_COMMIT);
+    qb.push(
+        " AS quiet),
+         job AS (
            INSERT INTO jobs (customer_id, type, user_id, region_id, target_summary, payload,
                              retry_of)
            VALUES (",
@@ -220,7 +225,7 @@ pub async fn create(
         )
         .push_bind(region_ids)
         .push("::bigint[], ")
-        .push_bind(queues)
+        .push_bind(queues.clone())
         .push("::text[], ")
         .push_bind(task_ids)
         .push("::text[], ")
@@ -261,9 +266,10 @@ pub async fn create(
         qb.push(", ");
         crate::audit::push_record_cte(&mut qb, actor, change, ("job", "job.id"));
     }
-    qb.push(" SELECT id FROM job");
+    qb.push(" SELECT id FROM job, quiet");
     // Prepared like any statement: its text depends only on which binds there are.
     let job_id: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+    crate::lifecycle::announce(conn, job_id, &queues).await;
     Ok(job_id)
 }
 

@@ -35,6 +35,36 @@ pub fn queue_channel(queue: &str) -> String {
     channel
 }
 
+/// An SQL expression that makes the triggers on job logs and dispatches leave the rest of the
+/// transaction's notifications to [`announce`]: a transaction that sends NOTIFY holds the
+/// database-wide notification lock while its commit is flushed, so busy writers commit first
+/// and notify in a statement of their own (migration 20261206000001).
+pub const NOTIFY_AFTER_COMMIT: &str = "set_config('webnet.notify', 'after_commit', true)";
+
+/// Sends what the triggers would have sent for a job written under [`NOTIFY_AFTER_COMMIT`]:
+/// its log grew, and each of `queues` has a new task. Run after the commit (inside the
+/// caller's transaction, it is sent when that commits), it also lets the triggers notify again
+/// for the rest of the transaction. Its failure is only logged: the change is committed
+/// already, and a worker that misses its wake-up finds the task at its next poll (every
+/// second).
+pub async fn announce(conn: &mut PgConnection, job_id: i64, queues: &[&str]) {
+    let mut channels: Vec<String> = queues.iter().map(|q| queue_channel(q)).collect();
+    channels.sort_unstable();
+    channels.dedup();
+    let sent = sqlx::query(
+        "SELECT set_config('webnet.notify', '', true),
+                pg_notify('webnet_job_log', json_build_object('job_id', $1::bigint, 'id', 0)::text),
+                (SELECT count(pg_notify(c, '')) FROM unnest($2::text[]) AS c)",
+    )
+    .bind(job_id)
+    .bind(&channels)
+    .execute(conn)
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(job_id, error = %e, "could not announce a job's change; workers find its tasks at their next poll");
+    }
+}
+
 /// Name of the queue for devices without an available region.
 pub const DEFAULT_QUEUE: &str = "default";
 
