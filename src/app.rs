@@ -55,9 +55,33 @@ pub fn router(state: AppState, config: &WebConfig) -> Router {
         ))))
         .layer(from_fn(refuse_nul))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn(run_to_completion))
         .layer(TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Runs each request on a task of its own, so that a client that goes away mid-request
+/// (a closed tab, a load generator stopping) does not cancel it halfway. Dropping a request
+/// future while it waits on `BEGIN` or `COMMIT` leaves sqlx's idea of the connection's
+/// transaction wrong: a `COMMIT` that did happen is followed by a stray `ROLLBACK` ("there is
+/// no transaction in progress"), and a `BEGIN` that did happen is never ended, so the pooled
+/// connection keeps a transaction open for its next user. Finishing the work is cheaper and
+/// also what the client asked for.
+async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let span = tracing::Span::current();
+    match tokio::spawn(next.run(request).instrument(span)).await {
+        Ok(response) => response,
+        // Panics are caught inside the task (the panic layer runs in it); this is a runtime
+        // shutting down.
+        Err(e) => axum::response::IntoResponse::into_response(crate::error::AppError::Internal(
+            anyhow::anyhow!("request task ended early: {e}"),
+        )),
+    }
 }
 
 /// A handler that panicked answers 500 like any other server error (logged once, internals

@@ -46,7 +46,8 @@ mod ownership;
 mod wakeups;
 
 use ownership::{
-    FIRST_BACKOFF, MAX_BACKOFF, Registered, Running, backoff, hand_back, heartbeat, lock,
+    FIRST_BACKOFF, MAX_BACKOFF, Registered, Running, backoff, hand_back, hand_back_within,
+    heartbeat, lock,
 };
 pub use ownership::{WorkerState, unique_name};
 use wakeups::Wakeups;
@@ -132,6 +133,10 @@ async fn handle_dispatch(
             state.name
         );
         hand_back(&state, &holder, Some(&task_id), &reason).await;
+        // Hold the slot until the heartbeat may be back: returning at once would let this
+        // consumer claim the handed-back task again straight away, in a busy loop that
+        // writes a warning per turn for as long as the database stays away.
+        tokio::time::sleep(POLL_INTERVAL).await;
         return Ok(());
     }
     match done_rx.await {
@@ -435,12 +440,7 @@ pub async fn run(
         .await;
         consumers.abort_all();
         let everything = format!("{}:", state.name);
-        handed_back = tokio::time::timeout(
-            Duration::from_secs(10),
-            hand_back(&state, &everything, None, &reason),
-        )
-        .await
-        .is_ok();
+        handed_back = hand_back_within(&state, everything, reason, Duration::from_secs(10)).await;
     }
     let _ = beat_stop_tx.send(true);
     let _ = beating.await;

@@ -197,11 +197,7 @@ pub(super) async fn heartbeat(
                     // so), and whether or not the stopped dispatches' consumers still exist.
                     let everything = format!("{}:", state.name);
                     let reason = state.stop_reason();
-                    let _ = tokio::time::timeout(
-                        state.heartbeat,
-                        hand_back(&state, &everything, None, &reason),
-                    )
-                    .await;
+                    hand_back_within(&state, everything, reason, state.heartbeat).await;
                 }
             }
             // Stopping: the process's own connection closes with the heartbeat.
@@ -274,6 +270,21 @@ pub fn unique_name(base: Option<&str>) -> String {
         std::process::id(),
         &suffix[suffix.len() - 6..]
     )
+}
+
+/// [`hand_back`] on a task of its own, waited for at most `limit`; true when it finished.
+/// Past the limit it goes on in the background instead of being dropped: a transaction
+/// cancelled at its `BEGIN` or `COMMIT` would go back to the pool in a state sqlx does not
+/// know about.
+pub(super) async fn hand_back_within(
+    state: &Arc<WorkerState>,
+    holder: String,
+    why: String,
+    limit: Duration,
+) -> bool {
+    let state = state.clone();
+    let task = tokio::spawn(async move { hand_back(&state, &holder, None, &why).await });
+    matches!(tokio::time::timeout(limit, task).await, Ok(Ok(())))
 }
 
 /// Re-queues tasks held by `holder` (one, or all it holds) that this process is not

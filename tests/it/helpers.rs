@@ -855,7 +855,9 @@ pub fn spawn_reading(
 pub async fn start_server(url: &str, extra: &[&str]) -> (tokio::process::Child, Vec<String>, u16) {
     let mut serve = webnet(url);
     serve.args(["serve", "--bind", "127.0.0.1:0"]).args(extra);
-    let (child, mut lines) = spawn_reading(serve, Stdio::piped());
+    // Its log goes to the test's stderr: a pipe nobody reads fills up (64 KiB) and then
+    // blocks every runtime thread that logs, which stalls the whole server.
+    let (child, mut lines) = spawn_reading(serve, Stdio::inherit());
     let mut seen = Vec::new();
     let port = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
@@ -878,7 +880,18 @@ pub async fn start_server(url: &str, extra: &[&str]) -> (tokio::process::Child, 
     {
         seen.push(line);
     }
+    drain(lines, "serve");
     (child, seen, port)
+}
+
+/// Keeps reading a child's stdout after the lines a test waited for, so that its later
+/// output neither fills the pipe nor meets a closed one.
+fn drain(mut lines: Lines<BufReader<ChildStdout>>, who: &'static str) {
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[{who} stdout] {line}");
+        }
+    });
 }
 
 /// Starts `webnet worker <args>` and waits until it says which queues it consumes.
@@ -896,6 +909,7 @@ pub async fn start_worker(url: &str, args: &[&str]) -> (Child, String) {
         .and_then(|l| l.split(' ').next())
         .unwrap_or_else(|| panic!("unexpected first line: {line}"))
         .to_string();
+    drain(lines, "worker");
     (child, name)
 }
 
