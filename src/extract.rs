@@ -1,5 +1,6 @@
 //! Request extractors shared by the JSON API and the pages: JSON bodies, path ids, query
-//! strings and the request URL, rejected with field errors, never axum's plain-text ones.
+//! strings and the request URL, rejected with field errors, never axum's plain-text ones;
+//! and the one response shape both share, a download ([`attachment`]).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -347,4 +348,22 @@ pub fn client_address(
         }
     }
     peer
+}
+
+/// A download: `body` as `content_type`, saved by browsers as `filename` (ASCII, no quotes).
+pub fn attachment(
+    content_type: &'static str,
+    filename: &str,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
 }

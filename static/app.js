@@ -60,3 +60,59 @@ document.addEventListener("click", async (event) => {
     button.textContent = "Press Ctrl+C";
   }
 });
+
+// Relative times ("12 s ago") stay true on an open page: each <time data-ago> is redrawn
+// from its datetime, with the server's wording. The exact time is in its title.
+function ago(datetime) {
+  const secs = Math.floor((Date.now() - Date.parse(datetime)) / 1000);
+  if (Number.isNaN(secs)) return null;
+  if (secs < 0) return "just now";
+  if (secs < 60) return `${secs} s ago`;
+  if (secs < 3600) return `${Math.floor(secs / 60)} min ago`;
+  if (secs < 86400) return `${Math.floor(secs / 3600)} h ago`;
+  return datetime.slice(0, 10);
+}
+function refreshTimes() {
+  document.querySelectorAll("time[data-ago]").forEach((el) => {
+    const text = ago(el.getAttribute("datetime") || "");
+    if (text !== null && el.textContent !== text) el.textContent = text;
+  });
+}
+setInterval(refreshTimes, 10000);
+
+// On a narrow screen the navigation folds behind its "Menu" button (without this file it
+// simply wraps).
+const nav = document.querySelector("header nav");
+const navToggle = nav?.querySelector(".nav-toggle");
+if (nav && navToggle) {
+  nav.classList.add("collapsible");
+  navToggle.addEventListener("click", () => {
+    const open = nav.classList.toggle("open");
+    navToggle.setAttribute("aria-expanded", String(open));
+  });
+}
+
+// The job log follows new lines while the reader is at its end; scrolled up to read, it
+// stays put.
+let logAtEnd = true;
+// (htmx's SSE extension announces its swaps on the element: before, then after.)
+for (const before of ["htmx:beforeSwap", "htmx:sseBeforeMessage"]) {
+  document.addEventListener(before, (event) => {
+    const log = event.detail?.target ?? event.target;
+    if (log instanceof HTMLElement && log.id === "job-log") {
+      logAtEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    }
+  });
+}
+for (const after of ["htmx:afterSwap", "htmx:sseMessage"]) {
+  document.addEventListener(after, (event) => {
+    const log = event.detail?.target ?? event.target;
+    if (log instanceof HTMLElement && log.id === "job-log" && logAtEnd) {
+      log.scrollTop = log.scrollHeight;
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", () => {
+  const log = document.getElementById("job-log");
+  if (log) log.scrollTop = log.scrollHeight;
+});

@@ -25,6 +25,7 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
         routes!(list_jobs, create_job),
         routes!(get_job),
         routes!(list_job_logs),
+        routes!(download_job_log),
         routes!(list_job_results),
         routes!(cancel_job),
         routes!(retry_job),
@@ -196,6 +197,27 @@ async fn list_job_logs(
     let mut conn = state.pool.acquire().await?;
     jobs::get(&mut conn, &user.scope(), id).await?;
     Ok(Json(jobs::logs(&mut conn, id, after, 1000).await?.into()))
+}
+
+/// The whole log as plain text, for reading or saving.
+///
+/// One entry per line: date, time and zone (UTC), level, host, message; command output
+/// follows indented. Sent as an attachment named `job-<id>-log.txt`.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/logs/download/",
+    params(("id" = i64, Path, description = "Job id.")),
+    responses((status = 200, description = "The log.", content_type = "text/plain", body = String)),
+)]
+async fn download_job_log(Call { state, user }: Call, Id(id): Id) -> AppResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    jobs::get(&mut conn, &user.scope(), id).await?;
+    let text = jobs::log_text(&mut conn, id).await?;
+    Ok(crate::extract::attachment(
+        "text/plain; charset=utf-8",
+        &format!("job-{id}-log.txt"),
+        text,
+    ))
 }
 
 /// Each device's outcome.

@@ -433,6 +433,45 @@ pub async fn logs(
     .await?)
 }
 
+/// A job's whole log as plain text (`Download log`): one entry per line, stamped with the
+/// date, time and zone, its level and host; the further lines of a message (command output)
+/// follow indented.
+pub async fn log_text(conn: &mut PgConnection, job_id: i64) -> AppResult<String> {
+    use std::fmt::Write;
+    const PAGE: i64 = 1000;
+    let stamp = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3] UTC"
+    );
+    let mut text = String::new();
+    let mut after = 0;
+    loop {
+        let page = logs(conn, job_id, after, PAGE).await?;
+        for e in &page {
+            let ts = e.ts.to_offset(time::UtcOffset::UTC);
+            let ts = ts.format(&stamp).unwrap_or_default();
+            let host = if e.host.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", e.host)
+            };
+            let mut lines = e.message.lines();
+            let _ = writeln!(
+                text,
+                "{ts} {:<7} {host}{}",
+                e.level,
+                lines.next().unwrap_or("")
+            );
+            for line in lines {
+                let _ = writeln!(text, "    {line}");
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = last.id,
+            _ => return Ok(text),
+        }
+    }
+}
+
 /// Log lines of a job after `after_id`, and also those written in the last `lookback`,
 /// oldest first, at most `limit`. Ids come from a sequence but writers commit in their own
 /// order: a line can become visible after a line with a higher id was already read, and a
@@ -472,6 +511,45 @@ pub struct DeviceResult {
     pub detail: Json<Value>,
     /// Dispatch that ran it.
     pub dispatch_id: i64,
+}
+
+/// A job as a device's history shows it.
+#[derive(Debug, Clone, FromRow)]
+pub struct DeviceJob {
+    /// The job.
+    pub job_id: i64,
+    /// Its type.
+    pub job_type: JobType,
+    /// When it was asked for.
+    pub requested_at: OffsetDateTime,
+    /// Who asked.
+    pub username: Option<String>,
+    /// What it did on this device: success, failed, cancelled.
+    pub status: String,
+    /// When it finished on this device.
+    pub finished_at: OffsetDateTime,
+}
+
+/// The last `limit` jobs that ran on a device, newest first. The caller has checked that
+/// the device is visible; its jobs belong to the same customer.
+pub async fn device_history(
+    conn: &mut PgConnection,
+    device_id: i64,
+    limit: i64,
+) -> AppResult<Vec<DeviceJob>> {
+    Ok(sqlx::query_as(
+        "SELECT r.job_id, j.type AS job_type, j.requested_at, u.username, r.status, r.finished_at
+         FROM job_device_results r
+         JOIN jobs j ON j.id = r.job_id
+         LEFT JOIN users u ON u.id = j.user_id
+         WHERE r.device_id = $1
+         ORDER BY r.job_id DESC, r.finished_at DESC
+         LIMIT $2",
+    )
+    .bind(device_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The per-device outcomes of a job.

@@ -202,6 +202,8 @@ pub struct DevicePage {
     pub snapshots: Vec<crate::snapshots::Snapshot>,
     /// Diff between the two snapshots compared (older → newer), with their ids.
     pub diff: Option<crate::snapshots::ConfigDiff>,
+    /// The last jobs that ran on it, newest first.
+    pub history: Vec<crate::jobs::DeviceJob>,
 }
 
 const COLUMNS: &[(&str, &str)] = &[
@@ -492,6 +494,7 @@ pub async fn get_device(
     };
     let host_key = crate::snapshots::host_key(&mut conn, &scope, id).await?;
     let snapshots = crate::snapshots::list(&mut conn, &scope, id).await?;
+    let history = crate::jobs::device_history(&mut conn, id, 10).await?;
     // Compare ?a=&b= when given, else the two newest snapshots.
     let pick = |key: &str| query.get(key).and_then(|v| v.parse::<i64>().ok());
     let pair = match (pick("a"), pick("b")) {
@@ -516,6 +519,7 @@ pub async fn get_device(
         host_key,
         snapshots,
         diff,
+        history,
     })
 }
 

@@ -138,11 +138,15 @@ pub fn iso(t: &OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The time of day of a timestamp, to the millisecond, UTC (log lines).
+/// A timestamp to the millisecond, in UTC and saying so (log lines): a line read the next
+/// day, or by a colleague elsewhere, still says when it happened.
 pub fn clock(t: &OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
-        "{:02}:{:02}:{:02}.{:03}",
+        "{}-{:02}-{:02} {:02}:{:02}:{:02}.{:03} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
         t.hour(),
         t.minute(),
         t.second(),
@@ -176,9 +180,9 @@ mod tests {
     }
 
     #[test]
-    fn log_times_show_the_time_of_day_in_utc() {
-        let t = time::macros::datetime!(2026-11-28 10:24:20.123 +01:00);
-        assert_eq!(clock(&t), "09:24:20.123");
+    fn log_times_show_the_date_and_time_in_utc_with_the_zone() {
+        let t = time::macros::datetime!(2026-11-28 00:24:20.123 +01:00);
+        assert_eq!(clock(&t), "2026-11-27 23:24:20.123 UTC");
     }
 
     #[test]

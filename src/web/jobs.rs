@@ -74,6 +74,92 @@ pub struct JobPage {
     pub last_log_id: i64,
 }
 
+/// One command a device ran, as the job page shows it.
+pub struct CommandOutput {
+    /// The command.
+    pub command: String,
+    /// Its output, or the error that stopped it.
+    pub text: String,
+    /// It failed (an error, or a non-zero exit status).
+    pub failed: bool,
+}
+
+impl JobPage {
+    /// The commands asked for (run_commands).
+    pub fn commands(&self) -> Vec<String> {
+        self.live.job.payload.0["commands"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The timeout asked for, in seconds.
+    pub fn timeout(&self) -> Option<i64> {
+        self.live.job.payload.0["timeout"].as_i64()
+    }
+
+    /// The targets as given: each filter and its values, in words.
+    pub fn targets(&self) -> Vec<(String, String)> {
+        let given = &self.live.job.target_summary.0;
+        let filters = given.get("filters").unwrap_or(given);
+        let Some(map) = filters.as_object() else {
+            return Vec::new();
+        };
+        map.iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::Array(items) => {
+                        let shown: Vec<String> = items.iter().take(20).map(plain).collect();
+                        let more = items.len().saturating_sub(20);
+                        if more > 0 {
+                            format!("{} … and {more} more", shown.join(", "))
+                        } else {
+                            shown.join(", ")
+                        }
+                    }
+                    other => plain(other),
+                };
+                (k.replace('_', " "), text)
+            })
+            .collect()
+    }
+}
+
+/// A JSON value as text, strings without their quotes.
+fn plain(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+impl JobLivePartial {
+    /// What each command printed on a device (run_commands), for its expandable row.
+    pub fn outputs(&self, result: &DeviceResult) -> Vec<CommandOutput> {
+        let Some(commands) = result.detail.0["commands"].as_array() else {
+            return Vec::new();
+        };
+        commands
+            .iter()
+            .map(|c| {
+                let error = c["error"].as_str();
+                let status = c["exit_status"].as_i64();
+                CommandOutput {
+                    command: plain(&c["command"]),
+                    text: error
+                        .or(c["output"].as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    failed: error.is_some() || status.is_some_and(|s| s != 0),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Status, dispatches, per-device results and the actions that fit the status: swapped as
 /// the job progresses.
 #[derive(Template, WebTemplate)]
@@ -180,6 +266,31 @@ pub async fn get_job(signed_in: SignedIn, Id(id): Id) -> AppResult<JobPage> {
         logs: LogLinesPartial { lines },
         live,
     })
+}
+
+/// `GET /jobs/{id}/log.txt`: the whole log as a text file.
+pub async fn get_job_log_text(signed_in: SignedIn, Id(id): Id) -> AppResult<Response> {
+    let mut conn = signed_in.pool().acquire().await?;
+    jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
+    let text = jobs::log_text(&mut conn, id).await?;
+    Ok(crate::extract::attachment(
+        "text/plain; charset=utf-8",
+        &format!("job-{id}-log.txt"),
+        text,
+    ))
+}
+
+/// `GET /jobs/{id}/results.json`: each device's outcome, as the API gives it.
+pub async fn get_job_results_json(signed_in: SignedIn, Id(id): Id) -> AppResult<Response> {
+    let mut conn = signed_in.pool().acquire().await?;
+    jobs::get(&mut conn, &signed_in.user.scope(), id).await?;
+    let results = jobs::results(&mut conn, id).await?;
+    let body = json!({"count": results.len(), "results": results});
+    Ok(crate::extract::attachment(
+        "application/json",
+        &format!("job-{id}-results.json"),
+        serde_json::to_string_pretty(&body).map_err(|e| AppError::Internal(e.into()))?,
+    ))
 }
 
 /// How far back a live job log looks for lines committed out of order.

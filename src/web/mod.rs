@@ -71,6 +71,8 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/new", get(jobs::get_new_job).post(jobs::post_new_job))
         .route("/jobs/{id}", get(jobs::get_job))
         .route("/jobs/{id}/events", get(jobs::get_job_events))
+        .route("/jobs/{id}/log.txt", get(jobs::get_job_log_text))
+        .route("/jobs/{id}/results.json", get(jobs::get_job_results_json))
         .route("/jobs/{id}/cancel", post(jobs::post_cancel_job))
         .route("/jobs/{id}/retry", post(jobs::post_retry_job))
 }

@@ -855,9 +855,13 @@ pub fn spawn_reading(
 pub async fn start_server(url: &str, extra: &[&str]) -> (tokio::process::Child, Vec<String>, u16) {
     let mut serve = webnet(url);
     serve.args(["serve", "--bind", "127.0.0.1:0"]).args(extra);
-    // Its log goes to the test's stderr: a pipe nobody reads fills up (64 KiB) and then
-    // blocks every runtime thread that logs, which stalls the whole server.
-    let (child, mut lines) = spawn_reading(serve, Stdio::inherit());
+    // Its log is read for as long as it runs (see `drain`): a pipe nobody reads fills up
+    // (64 KiB) and then blocks every runtime thread that logs, which stalls the server.
+    let (mut child, mut lines) = spawn_reading(serve, Stdio::piped());
+    drain(
+        BufReader::new(child.stderr.take().unwrap()).lines(),
+        "serve log",
+    );
     let mut seen = Vec::new();
     let port = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
@@ -884,9 +888,13 @@ pub async fn start_server(url: &str, extra: &[&str]) -> (tokio::process::Child, 
     (child, seen, port)
 }
 
-/// Keeps reading a child's stdout after the lines a test waited for, so that its later
-/// output neither fills the pipe nor meets a closed one.
-fn drain(mut lines: Lines<BufReader<ChildStdout>>, who: &'static str) {
+/// Keeps reading a child's output (stdout after the lines a test waited for, or its log),
+/// so that it neither fills the pipe nor meets a closed one. The lines go to the test's
+/// own output, which the harness shows when the test fails.
+fn drain<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    mut lines: Lines<BufReader<R>>,
+    who: &'static str,
+) {
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
             eprintln!("[{who} stdout] {line}");

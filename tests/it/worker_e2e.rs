@@ -146,15 +146,21 @@ async fn ssh_device(s: &mut Setup, device: &FakeDevice, hostname: &str) -> i64 {
     s.app.device(&s.admin, body).await
 }
 
-#[sqlx::test]
-async fn commands_run_over_ssh_and_the_host_key_is_trusted_on_first_use(pool: PgPool) {
-    let mut s = setup(pool.clone()).await;
+/// A stand-in router answering `show version`, registered as device "r1".
+async fn router_r1(s: &mut Setup) -> (FakeDevice, i64) {
     let fake = FakeDevice::start(
         FakeDeviceConfig::new("netops", "s3cret")
             .respond("show version", "Cisco IOS Software, Version 15.2"),
     )
     .await;
-    let device = ssh_device(&mut s, &fake, "r1").await;
+    let device = ssh_device(s, &fake, "r1").await;
+    (fake, device)
+}
+
+#[sqlx::test]
+async fn commands_run_over_ssh_and_the_host_key_is_trusted_on_first_use(pool: PgPool) {
+    let mut s = setup(pool.clone()).await;
+    let (fake, device) = router_r1(&mut s).await;
     let (stop, handle) = start_worker(&pool, &s.secrets, "default-worker", &["default"]);
 
     let by_name =
@@ -357,6 +363,81 @@ async fn cancelling_a_running_job_stops_it_at_the_next_command(pool: PgPool) {
     assert!(fake.commands_seen().len() < 3, "{:?}", fake.commands_seen());
     let log = log_text(&mut s.app, &s.admin, id).await;
     assert!(log.contains("remaining commands skipped"), "{log}");
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+}
+
+#[sqlx::test]
+async fn a_finished_jobs_page_shows_its_request_each_devices_output_and_downloads_and_the_device_lists_it(
+    pool: PgPool,
+) {
+    let mut s = setup(pool.clone()).await;
+    let (_router, device) = router_r1(&mut s).await;
+    let (stop, handle) = start_worker(&pool, &s.secrets, "default-worker", &["default"]);
+    let body = json!({"targets": {"hostname": "r1"}, "commands": ["show version", "show nonsense"], "timeout": 7});
+    let id = s
+        .app
+        .start_job(&s.admin, "/api/v1/commands/run", body)
+        .await;
+    let job = wait_job(&mut s.app, &s.admin, id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+
+    s.app.create_user("alice", Role::Viewer, &["acme"]).await;
+    let r = s.app.login("alice", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, axum::http::StatusCode::SEE_OTHER, "{}", r.body);
+    let page = s.app.get(&format!("/jobs/{id}")).await;
+    assert_eq!(
+        page.texts("[data-testid=job-commands]"),
+        ["show version\nshow nonsense"]
+    );
+    assert!(
+        page.texts("[data-testid=job-request] dd")
+            .iter()
+            .any(|t| t == "7 s per device")
+    );
+    assert!(
+        page.texts("[data-testid=job-request] dd")
+            .iter()
+            .any(|t| t.contains("hostname: r1"))
+    );
+    let output = page.texts("[data-testid=device-output] pre");
+    assert_eq!(output[0], "Cisco IOS Software, Version 15.2");
+    assert_eq!(output.len(), 2, "both commands' output: {output:?}");
+
+    let log = s.app.get(&format!("/jobs/{id}/log.txt")).await;
+    assert_eq!(
+        log.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(
+        log.header("content-disposition")
+            .is_some_and(|d| d.contains(&format!("job-{id}-log.txt"))),
+        "{:?}",
+        log.header("content-disposition")
+    );
+    assert!(
+        log.body
+            .contains(" UTC info    r1: $ show version\n    Cisco IOS Software"),
+        "{}",
+        log.body
+    );
+    let results = s.app.get(&format!("/jobs/{id}/results.json")).await;
+    let results = results.json();
+    assert_eq!(results["count"], 1);
+    assert_eq!(
+        results["results"][0]["detail"]["commands"][0]["output"],
+        "Cisco IOS Software, Version 15.2"
+    );
+    let api_log = s
+        .app
+        .get_json(&s.admin, &format!("/api/v1/jobs/{id}/logs/download/"))
+        .await;
+    assert_eq!(api_log.body, log.body);
+
+    let device_page = s.app.get(&format!("/devices/{device}")).await;
+    let history = device_page.texts("[data-testid=device-history] tbody td");
+    assert_eq!(history[0], format!("#{id}"));
+    assert_eq!(history[2], "failed");
     stop.send(true).unwrap();
     handle.await.unwrap();
 }
