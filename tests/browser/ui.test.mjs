@@ -187,6 +187,7 @@ const pageErrors = [];
 const foreignRequests = [];
 const regionIds = {};
 const deviceIds = { par: [], lon: [] };
+const lastJob = {};
 
 /** The rows of `table` (a locator of a <table>) as objects keyed by the header texts. */
 async function tableRows(table) {
@@ -540,6 +541,7 @@ describe('webnet UI in a real browser', () => {
           },
           expect: 201,
         });
+        d.id = created.id;
         assert.equal(created.region, d.region, `${d.hostname} was not put in region ${d.region}`);
         assert.equal(created.port, d.port);
       }
@@ -666,11 +668,33 @@ describe('webnet UI in a real browser', () => {
       }
       assert.deepEqual(job.dispatches.map((d) => d.queue).sort(), lab.map((d) => d.queue).sort());
 
-      // The log is a scroll box (max-height) that does not follow new lines: show its end.
-      await log.evaluate((ol) => {
-        ol.scrollTop = ol.scrollHeight;
-      });
+      // What was asked for, and what each device printed.
+      await expectText(page.locator('[data-testid=job-commands]'), 'show version', { exact: true });
+      const output = page.locator('[data-testid=device-output]').first();
+      await output.locator('summary').click();
+      await expectText(output.locator('pre').first(), 'Cisco IOS Software, Version 15.2');
+      // The downloads, with this browser's session.
+      const logFile = await page.request.get(`${BASE_URL}${await page.getByTestId('download-log').getAttribute('href')}`);
+      assert.equal(logFile.status(), 200);
+      const logText = await logFile.text();
+      for (const d of lab) assert.ok(logText.includes(`${d.hostname}: $ show version`), `the downloaded log lacks ${d.hostname}'s command:\n${logText}`);
+      assert.match(logText, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC /m, 'log lines carry their date and zone');
+      const resultsFile = await page.request.get(`${BASE_URL}${await page.getByTestId('download-results').getAttribute('href')}`);
+      const downloaded = await resultsFile.json();
+      assert.equal(downloaded.count, 2, JSON.stringify(downloaded).slice(0, 400));
+      assert.ok(downloaded.results.every((r) => r.detail.commands[0].output.startsWith('Cisco IOS Software')));
+      // Every relative time carries its exact time.
+      const untitled = await page.locator('time[data-ago]:not([title])').count();
+      assert.equal(untitled, 0, 'a relative time without its exact time on the job page');
+
       await page.screenshot({ path: `${ARTIFACTS}job.png`, fullPage: true });
+      lastJob.id = jobId;
+      lastJob.device = lab[0].id;
+
+      // The device's page lists the job that just ran on it.
+      await page.goto(`${BASE_URL}/devices/${lab[0].id}`);
+      await expectText(page.locator('[data-testid=device-history] tbody tr').first(), `#${jobId}`);
+      await page.screenshot({ path: `${ARTIFACTS}device.png`, fullPage: true });
     }));
 
   it('g. the API reference lists every operation and tries one with the session', { timeout: STEP_TIMEOUT_MS }, () =>
@@ -715,6 +739,31 @@ describe('webnet UI in a real browser', () => {
       await me.locator('.opblock-summary').click();
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: `${ARTIFACTS}api-reference.png` });
+    }));
+
+  it('h. fits a phone: no page is wider than 390 px, and the menu opens', { timeout: 60_000 }, () =>
+    step('phone', async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      try {
+        const paths = ['/', '/regions', '/devices', `/jobs/${lastJob.id}`, '/credentials', `/devices/${lastJob.device}`, '/jobs'];
+        for (const path of paths) {
+          await page.goto(`${BASE_URL}${path}`);
+          const width = await page.evaluate(() => document.documentElement.scrollWidth);
+          assert.ok(width <= 390, `${path} is ${width} px wide at a 390 px viewport`);
+          const untitled = await page.locator('time[data-ago]:not([title])').count();
+          assert.equal(untitled, 0, `a relative time without its exact time on ${path}`);
+        }
+        await page.goto(`${BASE_URL}/`);
+        const jobsLink = page.locator('nav[aria-label=Main] a', { hasText: /^Jobs$/ });
+        assert.equal(await jobsLink.isVisible(), false, 'the navigation is folded on a phone');
+        const menu = page.getByRole('button', { name: 'Menu' });
+        await menu.click();
+        assert.equal(await menu.getAttribute('aria-expanded'), 'true');
+        await jobsLink.waitFor({ state: 'visible', timeout: 2_000 });
+        await page.screenshot({ path: `${ARTIFACTS}phone.png`, fullPage: true });
+      } finally {
+        await page.setViewportSize({ width: 1280, height: 900 });
+      }
     }));
 
   it('raises no uncaught script error on any page visited', () => {
