@@ -116,3 +116,26 @@ document.addEventListener("DOMContentLoaded", () => {
   const log = document.getElementById("job-log");
   if (log) log.scrollTop = log.scrollHeight;
 });
+
+// The device list's bulk bar says how many devices it would act on, and its buttons wait
+// until there is at least one (without this file the server says so instead).
+function updateBulkBar() {
+  const bar = document.getElementById("bulk");
+  if (!bar) return;
+  const all = bar.querySelector('input[name="all_matching"]');
+  const checked = document.querySelectorAll('input[name="device_ids"][form="bulk"]:checked').length;
+  const total = all?.dataset.total ?? "0";
+  const text = all?.checked ? `All ${Number.parseInt(total, 10).toLocaleString("en")}${total.endsWith("+") ? "+" : ""} matching selected` : `${checked} selected`;
+  const output = bar.querySelector(".selected-count");
+  if (output && output.textContent !== text) output.textContent = text;
+  const none = !all?.checked && checked === 0;
+  bar.querySelectorAll("[data-needs-selection]").forEach((button) => {
+    button.disabled = none;
+  });
+}
+document.addEventListener("change", (event) => {
+  if (event.target instanceof HTMLInputElement && (event.target.name === "device_ids" || event.target.name === "all_matching" || event.target.hasAttribute("data-select-all"))) {
+    updateBulkBar();
+  }
+});
+document.addEventListener("DOMContentLoaded", updateBulkBar);

@@ -371,6 +371,10 @@ describe('webnet UI in a real browser', () => {
       await page.goto(`${BASE_URL}/devices?site=lon`);
       const boxes = page.locator('[data-testid=devices-table] input[type=checkbox][name=device_ids]');
       await expectCount(boxes, LON_COUNT);
+      // Nothing checked: the bar says so and its buttons wait.
+      const count = page.getByTestId('selected-count');
+      await expectText(count, '0 selected', { exact: true });
+      assert.equal(await page.getByTestId('run-job').isDisabled(), true, '"Run a job…" is enabled with nothing selected');
       const picked = [];
       for (const i of [1, 4]) {
         const box = boxes.nth(i);
@@ -378,6 +382,8 @@ describe('webnet UI in a real browser', () => {
         picked.push(Number(await box.getAttribute('value')));
       }
       assert.ok(picked.every(Number.isInteger), `row checkboxes carry no device id: ${picked}`);
+      await expectText(count, '2 selected', { exact: true });
+      assert.equal(await page.getByTestId('run-job').isDisabled(), false, '"Run a job…" stays disabled with two rows checked');
 
       const form = page.locator('form#bulk');
       assert.equal(await form.locator('input[name=all_matching]').isChecked(), false);
@@ -488,6 +494,24 @@ describe('webnet UI in a real browser', () => {
         await expectText(badge, last, { exact: true, timeout: SSE_TIMEOUT_MS });
         await page.waitForTimeout(HUMAN_GAP_MS);
       }
+    }));
+
+  it('e0. a focused link keeps focus across three live refreshes of the dashboard', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('focus-kept', async () => {
+      await page.goto(`${BASE_URL}/`);
+      const link = page.locator('[data-testid=region-cards] article a').first();
+      await link.focus();
+      const id = await link.getAttribute('id');
+      assert.ok(id, 'the card link has an id for htmx to give focus back to');
+      let refreshes = 0;
+      page.on('response', function counted(r) {
+        if (r.url().endsWith('/?cards=1')) refreshes++;
+        if (refreshes >= 3) page.off('response', counted);
+      });
+      await eventually('three refreshes of the cards', () => Promise.resolve(refreshes), (n) => n >= 3, { timeout: 15_000 });
+      await page.waitForTimeout(300);
+      const focused = await page.evaluate(() => document.activeElement?.id ?? '(none)');
+      assert.equal(focused, id, 'focus moved away during the live refresh');
     }));
 
   it('e. "/" moves focus to the device search box', { timeout: STEP_TIMEOUT_MS }, () =>

@@ -89,6 +89,13 @@ async fn an_operator_starts_a_job_from_checked_devices(pool: PgPool) {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("Give a list of 1 to 50 commands."));
+    // The error is tied to its field for screen readers.
+    let described = bad.attr("#commands", "aria-describedby");
+    assert_eq!(described.as_deref(), Some("payload.commands-error"));
+    assert_eq!(
+        bad.texts(r#"[id="payload.commands-error"]"#),
+        ["Give a list of 1 to 50 commands."]
+    );
 }
 
 #[sqlx::test]
