@@ -93,6 +93,9 @@ row '`POST /api/v1/commands/run`, 1,000 devices' thousand /api/v1/commands/run 1
 row "\`GET /devices?site=$site\` (the page, signed in)" page "/devices?site=$site" 3.6
 echo
 echo "server RSS after the run: $(ps -o rss= -p $serve | awk '{ printf "%.0f MiB", $1 / 1024 }')"
+# wrk stops with requests in flight: a request cancelled at its BEGIN or COMMIT used to leave
+# PostgreSQL warnings (a stray ROLLBACK, or a BEGIN inside an open transaction) in the log.
+echo "transaction warnings in the server's log: $(grep -c 'no transaction in progress\|already a transaction in progress' "$work/serve.log" || true)"
 
 # Soak: rounds of 30 s cycling through a list, a page and job creation, with the server's
 # resident memory after each, to show whether it grows under steady load.

@@ -19,7 +19,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -47,6 +48,8 @@ if (SSH_PORTS.length !== 2 || !SSH_PORTS.every((p) => Number.isInteger(p) && p >
 }
 
 const CHROMIUM = '/usr/bin/chromium';
+// axe-core, evaluated in the page through DevTools (the pages' CSP refuses inline scripts).
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 mkdirSync(ARTIFACTS, { recursive: true });
 for (const name of readdirSync(ARTIFACTS)) {
@@ -788,6 +791,31 @@ describe('webnet UI in a real browser', () => {
       } finally {
         await page.setViewportSize({ width: 1280, height: 900 });
       }
+    }));
+
+  it('i. has no serious or critical accessibility violation (axe-core), in light and dark', { timeout: 90_000 }, () =>
+    step('accessibility', async () => {
+      const paths = ['/', '/regions', `/regions/${regionIds.usEast}`, '/devices', `/devices/${lastJob.device}`, '/jobs', `/jobs/${lastJob.id}`, '/credentials', '/jobs/new?device_ids=' + lastJob.device];
+      const found = [];
+      try {
+        for (const scheme of ['light', 'dark']) {
+          await page.emulateMedia({ colorScheme: scheme });
+          for (const path of paths) {
+            await page.goto(`${BASE_URL}${path}`);
+            await page.evaluate(AXE_SOURCE);
+            const violations = await page.evaluate(async () => {
+              const result = await window.axe.run(document, { resultTypes: ['violations'] });
+              return result.violations
+                .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                .map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')} :: ${n.failureSummary?.split('\n').slice(1, 2).join(' ')}`) }));
+            });
+            for (const v of violations) found.push(`${scheme} ${path}: ${v.impact} ${v.id} (${v.help})\n      ${v.targets.join('\n      ')}`);
+          }
+        }
+      } finally {
+        await page.emulateMedia({ colorScheme: 'light' });
+      }
+      assert.deepEqual(found, [], `axe-core found:\n${found.join('\n')}`);
     }));
 
   it('raises no uncaught script error on any page visited', () => {

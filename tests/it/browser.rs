@@ -21,6 +21,7 @@ const PASSWORD: &str = "browser-test-password";
 async fn browser_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     if !dir.join("node_modules/playwright-core").exists()
+        || !dir.join("node_modules/axe-core/axe.min.js").exists()
         || !Path::new("/usr/bin/chromium").exists()
     {
         install(&dir, "the browser test needs Chromium (apt) and node").await;
