@@ -136,6 +136,36 @@ pub struct JobParams {
     /// Only jobs with a dispatch to this region.
     #[param(value_type = Option<i64>)]
     pub region: Option<String>,
+    /// Only jobs that target this device (id).
+    #[param(value_type = Option<i64>)]
+    pub device: Option<String>,
+    /// Only jobs asked for by this user (id).
+    #[param(value_type = Option<i64>)]
+    pub user: Option<String>,
+    /// Only jobs requested at or after this time: a date (`2026-12-06`, its start in UTC) or
+    /// an RFC 3339 time.
+    pub since: Option<String>,
+    /// Only jobs requested before this time: a date (the end of that day, UTC) or an RFC 3339
+    /// time.
+    pub until: Option<String>,
+}
+
+/// `since`/`until` of the job lists: a date (UTC; `end_of_day` gives the next midnight) or
+/// an RFC 3339 time.
+fn parse_when(raw: &str, end_of_day: bool) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(raw, &format)
+        .map_err(|_| "Enter a date (2026-12-06) or an RFC 3339 time.".to_string())?;
+    let day = if end_of_day {
+        day.next_day().ok_or("Enter an earlier date.")?
+    } else {
+        day
+    };
+    Ok(day.midnight().assume_utc())
 }
 
 impl JobParams {
@@ -152,6 +182,18 @@ impl JobParams {
         if let Some(r) = reading.take("region", &self.region, &mut errors) {
             filter.region = errors.check("region", parse_id(r, "a region id"));
         }
+        if let Some(d) = reading.take("device", &self.device, &mut errors) {
+            filter.device = errors.check("device", parse_id(d, "a device id"));
+        }
+        if let Some(u) = reading.take("user", &self.user, &mut errors) {
+            filter.user = errors.check("user", parse_id(u, "a user id"));
+        }
+        if let Some(t) = reading.take("since", &self.since, &mut errors) {
+            filter.since = errors.check("since", parse_when(t, false));
+        }
+        if let Some(t) = reading.take("until", &self.until, &mut errors) {
+            filter.until = errors.check("until", parse_when(t, true));
+        }
         errors.into_result().map(|()| filter)
     }
 
@@ -161,6 +203,10 @@ impl JobParams {
             ("status", &self.status),
             ("type", &self.job_type),
             ("region", &self.region),
+            ("device", &self.device),
+            ("user", &self.user),
+            ("since", &self.since),
+            ("until", &self.until),
         ])
     }
 }

@@ -378,6 +378,14 @@ pub struct JobFilter {
     pub job_type: Option<JobType>,
     /// Region (the job's region).
     pub region: Option<i64>,
+    /// A device among its targets.
+    pub device: Option<i64>,
+    /// Who asked.
+    pub user: Option<i64>,
+    /// Requested at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Requested before.
+    pub until: Option<OffsetDateTime>,
 }
 
 /// Jobs in scope, newest first, with their dispatches.
@@ -397,6 +405,14 @@ pub async fn list(
         push_condition(qb, "j.status = ", filter.status);
         push_condition(qb, "j.type = ", filter.job_type);
         push_condition(qb, "j.region_id = ", filter.region);
+        push_condition(qb, "j.user_id = ", filter.user);
+        push_condition(qb, "j.requested_at >= ", filter.since);
+        push_condition(qb, "j.requested_at < ", filter.until);
+        if let Some(device) = filter.device {
+            qb.push(" AND EXISTS (SELECT 1 FROM job_dispatches fd WHERE fd.job_id = j.id AND ")
+                .push_bind(device)
+                .push(" = ANY(fd.device_ids))");
+        }
     };
     let mut count_qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT count(*) FROM jobs j");
     push_where(&mut count_qb);

@@ -48,6 +48,31 @@ pub struct JobsPage {
     pub job_type: String,
     /// Active filter: region id.
     pub region: String,
+    /// Active filter: device id.
+    pub device: String,
+    /// Active filter: user id.
+    pub user: String,
+    /// Active filter: requested since (a date or time, as given).
+    pub since: String,
+    /// Active filter: requested until.
+    pub until: String,
+}
+
+impl JobsPage {
+    /// Some filter is set.
+    pub fn filtered(&self) -> bool {
+        [
+            &self.status,
+            &self.job_type,
+            &self.region,
+            &self.device,
+            &self.user,
+            &self.since,
+            &self.until,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
 }
 
 /// The job table's body; re-fetched every few seconds while a job on it runs.
@@ -239,6 +264,10 @@ pub async fn get_jobs(
         status: params.status.unwrap_or_default(),
         job_type: params.job_type.unwrap_or_default(),
         region: params.region.unwrap_or_default(),
+        device: params.device.unwrap_or_default(),
+        user: params.user.unwrap_or_default(),
+        since: params.since.unwrap_or_default(),
+        until: params.until.unwrap_or_default(),
     }
     .into_response())
 }

@@ -722,6 +722,11 @@ describe('webnet UI in a real browser', () => {
       await page.goto(`${BASE_URL}/devices/${lab[0].id}`);
       await expectText(page.locator('[data-testid=device-history] tbody tr').first(), `#${jobId}`);
       await page.screenshot({ path: `${ARTIFACTS}device.png`, fullPage: true });
+      // ... and leads to the job list filtered by it.
+      await clickAndNavigate(page.getByRole('link', { name: 'All jobs on this device' }));
+      assert.equal(new URL(page.url()).search, `?device=${lab[0].id}`);
+      await expectCount(page.locator('[data-testid=jobs-table] tbody tr'), 1);
+      await expectText(page.locator('[data-testid=jobs-table] tbody tr').first(), `#${jobId}`);
     }));
 
   it('g. the API reference lists every operation and tries one with the session', { timeout: STEP_TIMEOUT_MS }, () =>

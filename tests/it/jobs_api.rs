@@ -59,6 +59,19 @@ impl World {
     }
 }
 
+/// Each query of the job list is a 400 naming its parameter as the field in error.
+async fn assert_job_queries_refused(w: &mut World, queries: &[&str]) {
+    for query in queries {
+        let r = w
+            .app
+            .get_json(&w.operator, &format!("/api/v1/jobs/?{query}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        let field = query.split('=').next().unwrap();
+        assert!(r.json()["errors"][field].is_array(), "{query}: {}", r.body);
+    }
+}
+
 fn queues(job: &Value) -> Vec<String> {
     job["dispatches"]
         .as_array()
@@ -468,21 +481,14 @@ async fn jobs_are_listed_and_filtered_by_status_type_and_region(pool: PgPool) {
         assert_eq!(listed["count"], count, "{path}");
     }
     // Unknown, empty or repeated filters are field errors, not "no filter".
-    for query in [
+    let refused = [
         "status=sleeping",
         "status=",
         "type=",
         "region=",
         "status=queued&status=failed",
-    ] {
-        let r = w
-            .app
-            .get_json(&w.operator, &format!("/api/v1/jobs/?{query}"))
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
-        let field = query.split('=').next().unwrap();
-        assert!(r.json()["errors"][field].is_array(), "{query}: {}", r.body);
-    }
+    ];
+    assert_job_queries_refused(&mut w, &refused).await;
 }
 
 #[sqlx::test]
@@ -604,4 +610,64 @@ async fn a_queued_dispatch_wakes_only_the_workers_of_its_queue(pool: PgPool) {
     let nothing =
         tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await;
     assert!(nothing.is_err(), "{nothing:?}");
+}
+
+#[sqlx::test]
+async fn jobs_are_filtered_by_device_user_and_request_date(pool: PgPool) {
+    let mut w = world(pool.clone()).await;
+    let first = w
+        .check(json!({"device_ids": [w.devices[0], w.devices[2]]}))
+        .await;
+    w.check(json!({"site": "lon"})).await;
+    let by_admin = w
+        .app
+        .create(
+            &w.admin,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {"device_ids": [w.devices[2]]}}),
+        )
+        .await;
+    // The first job was requested yesterday.
+    sqlx::query("UPDATE jobs SET requested_at = now() - interval '1 day' WHERE id = $1")
+        .bind(first["id"].as_i64().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let ids = |listed: &Value| -> Vec<i64> {
+        listed["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (first, by_admin) = (
+        first["id"].as_i64().unwrap(),
+        by_admin["id"].as_i64().unwrap(),
+    );
+    let admin_id: i64 = scalar_for(&pool, "SELECT user_id FROM jobs WHERE id = $1", by_admin).await;
+    for (query, expected) in [
+        (format!("device={}", w.devices[2]), vec![by_admin, first]),
+        (format!("device={}", w.devices[1]), vec![]),
+        (format!("user={admin_id}"), vec![by_admin]),
+        (
+            format!("since={today}&device={}", w.devices[2]),
+            vec![by_admin],
+        ),
+        (
+            format!("until={today}&device={}", w.devices[0]),
+            vec![first],
+        ),
+    ] {
+        let listed = w
+            .app
+            .get_json(&w.operator, &format!("/api/v1/jobs/?{query}"))
+            .await
+            .json();
+        assert_eq!(ids(&listed), expected, "{query}: {listed}");
+        assert_eq!(listed["count"], expected.len(), "{query}");
+    }
+    let refused = ["device=abc", "user=", "since=yesterday", "until=2026-13-01"];
+    assert_job_queries_refused(&mut w, &refused).await;
 }
