@@ -197,7 +197,10 @@ async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool:
     assert_eq!(page.texts("[data-testid=devices-table] tbody tr").len(), 25);
     assert_eq!(page.texts(".pager .muted")[0], "1–25 of 60");
     // The way on is above the list too, not only 25 rows down.
-    assert_eq!(page.texts("[data-testid=pager-top] a[rel=next]"), ["Next →"]);
+    assert_eq!(
+        page.texts("[data-testid=pager-top] a[rel=next]"),
+        ["Next →"]
+    );
     assert_eq!(
         page.attr("a[rel=next]", "href").as_deref(),
         Some("/devices?site=par&page_size=25&page=2")
