@@ -334,7 +334,9 @@ describe('webnet UI in a real browser', () => {
       await table.waitFor();
       await expectCount(table.locator('tbody tr'), 50);
       await expectCount(table.locator('input[type=checkbox][name=device_ids]'), 50);
-      await page.locator('a[rel=next]').waitFor({ state: 'visible' });
+      // A way on above the list and one below it.
+      await expectCount(page.locator('a[rel=next]'), 2);
+      await page.getByTestId('pager-top').locator('a[rel=next]').waitFor({ state: 'visible' });
 
       const form = page.locator('form#bulk');
       const allMatching = form.locator('input[name=all_matching]');
