@@ -449,22 +449,30 @@ pub async fn logs(
     .await?)
 }
 
+/// When a log line happened, as every log shows it (the page and the downloaded text): the
+/// date and the time to the millisecond, in UTC and saying so, so that a line read the next
+/// day, or by a colleague elsewhere, still says when.
+pub fn log_stamp(t: OffsetDateTime) -> String {
+    let stamp = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3] UTC"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&stamp)
+        .unwrap_or_default()
+}
+
 /// A job's whole log as plain text (`Download log`): one entry per line, stamped with the
 /// date, time and zone, its level and host; the further lines of a message (command output)
 /// follow indented.
 pub async fn log_text(conn: &mut PgConnection, job_id: i64) -> AppResult<String> {
     use std::fmt::Write;
     const PAGE: i64 = 1000;
-    let stamp = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3] UTC"
-    );
     let mut text = String::new();
     let mut after = 0;
     loop {
         let page = logs(conn, job_id, after, PAGE).await?;
         for e in &page {
-            let ts = e.ts.to_offset(time::UtcOffset::UTC);
-            let ts = ts.format(&stamp).unwrap_or_default();
+            let ts = log_stamp(e.ts);
             let host = if e.host.is_empty() {
                 String::new()
             } else {

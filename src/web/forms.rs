@@ -138,20 +138,9 @@ pub fn iso(t: &OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// A timestamp to the millisecond, in UTC and saying so (log lines): a line read the next
-/// day, or by a colleague elsewhere, still says when it happened.
+/// A log line's time (see [`crate::jobs::log_stamp`]).
 pub fn clock(t: &OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{}-{:02}-{:02} {:02}:{:02}:{:02}.{:03} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    crate::jobs::log_stamp(*t)
 }
 
 /// A timestamp relative to now: "12 s ago", "3 min ago", "5 h ago", or the date.
