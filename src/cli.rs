@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 
 use crate::app;
@@ -21,24 +22,26 @@ use crate::{customers, db};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let urls = DbUrls::of(&cli);
     match cli.command {
         Command::Serve(ref args) => {
             let secrets = secret_box(&cli)?;
-            serve(&cli.database_url, args.clone(), secrets).await
+            serve(&urls, args.clone(), secrets).await
         }
         Command::Worker(ref args) => {
             let secrets = secret_box(&cli)?;
-            run_worker(&cli.database_url, args.clone(), secrets).await
+            run_worker(&urls, args.clone(), secrets).await
         }
         Command::Monitor {
             degraded_after_seconds,
         } => {
-            let pool = open(&cli.database_url, "webnet monitor", 2).await?;
+            let pool = open(&urls, "webnet monitor", 2).await?;
             println!("health monitor started (active when it holds the lock, standby otherwise)");
             let monitor = crate::health::run(
                 pool.clone(),
                 crate::health::MonitorConfig {
                     degraded_after: Duration::from_secs(degraded_after_seconds),
+                    lock_connection: direct_target(&urls, "webnet monitor")?,
                     ..Default::default()
                 },
             );
@@ -50,13 +53,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let pool = open(&cli.database_url, "webnet", 2).await?;
+            let pool = open(&urls, "webnet", 2).await?;
             println!("database is up to date");
             pool.close().await;
             Ok(())
         }
         Command::Customer(CustomerCommand::Create { name }) => {
-            let pool = open(&cli.database_url, "webnet", 2).await?;
+            let pool = open(&urls, "webnet", 2).await?;
             let mut conn = pool.acquire().await?;
             let (id, created) = customers::ensure(&mut conn, &name)
                 .await
@@ -89,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let pool = open(&cli.database_url, "webnet", 2).await?;
+            let pool = open(&urls, "webnet", 2).await?;
             let generated = password.is_none();
             let password = password.unwrap_or_else(random_password);
             accounts::create_user(
@@ -116,7 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !(0..=1000).contains(&regions) || !(0..=10_000_000).contains(&devices) {
                 bail!("use --regions 0..=1000 and --devices 0..=10000000");
             }
-            let pool = open(&cli.database_url, "webnet", 2).await?;
+            let pool = open(&urls, "webnet", 2).await?;
             let mut conn = pool.acquire().await?;
             let started = std::time::Instant::now();
             let seeded = crate::demo::seed(&mut conn, &customer, regions, devices)
@@ -136,7 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // The benchmark is not part of the library: the `webnet` binary runs it itself.
         Command::Bench(_) => bail!("`bench` runs from the webnet binary, not through the library"),
         Command::Token(TokenCommand::Create { username, name }) => {
-            let pool = open(&cli.database_url, "webnet", 2).await?;
+            let pool = open(&urls, "webnet", 2).await?;
             let mut conn = pool.acquire().await?;
             let user_id = users::id_for_username(&mut conn, &username)
                 .await?
@@ -165,7 +168,7 @@ fn secret_box(cli: &Cli) -> anyhow::Result<SecretBox> {
 
 /// `webnet worker`.
 async fn run_worker(
-    database_url: &str,
+    urls: &DbUrls,
     args: crate::config::WorkerArgs,
     secrets: SecretBox,
 ) -> anyhow::Result<()> {
@@ -185,8 +188,12 @@ async fn run_worker(
     // queues' one, besides the dispatches' pool opened here.
     // A worker waits for PostgreSQL and for the schema, and never migrates: hundreds
     // starting at once must neither exit nor queue on the migration lock.
+    let direct = direct_target(urls, "webnet worker")?;
+    if direct.is_some() {
+        db::set_transaction_pooled();
+    }
     let pool = db::connect_patiently(
-        database_url,
+        &urls.pool,
         "webnet worker",
         args.db_max_connections.saturating_sub(2).max(1),
         db::REQUEST_ACQUIRE_TIMEOUT,
@@ -194,7 +201,7 @@ async fn run_worker(
     .await?;
     // The queues' connection, which stays open, also serves the start-up checks: the
     // dispatches' pool opens none until a dispatch runs.
-    let queue_pool = db::own_connection(&pool, None);
+    let queue_pool = db::own_connection(&db::same_as(&pool), None);
     db::wait_for_schema(&queue_pool).await?;
     for region in &args.regions {
         let known: bool =
@@ -214,7 +221,11 @@ async fn run_worker(
         );
         s.device_concurrency = args.device_concurrency;
         s.heartbeat = Duration::from_secs(args.heartbeat_seconds.clamp(1, 60));
-        s.with_queue_pool(queue_pool.clone())
+        let s = s.with_queue_pool(queue_pool.clone());
+        match direct {
+            Some(direct) => s.with_listen_connection(direct),
+            None => s,
+        }
     });
     println!("worker {} consuming {}", state.name, queues.join(", "));
     crate::worker::run(
@@ -231,12 +242,49 @@ async fn run_worker(
     Ok(())
 }
 
+/// Where a process connects: its pools' URL (`--database-url`) and, when that goes through a
+/// transaction pooler, PostgreSQL's own (`--listen-database-url`).
+struct DbUrls {
+    pool: String,
+    direct: Option<String>,
+}
+
+impl DbUrls {
+    fn of(cli: &Cli) -> Self {
+        Self {
+            pool: cli.database_url.clone(),
+            direct: cli.listen_database_url.clone(),
+        }
+    }
+}
+
 /// Connects (creating the database if needed) and applies pending migrations. `role` is the
-/// connections' `application_name`.
-async fn open(url: &str, role: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let pool = db::connect(url, role, max_connections, db::REQUEST_ACQUIRE_TIMEOUT).await?;
+/// connections' `application_name`. Behind a transaction pooler (`--listen-database-url`),
+/// the migrations run on the direct connection: sqlx holds a session lock while it applies
+/// them, which a pooler would not keep on one server connection.
+async fn open(urls: &DbUrls, role: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let timeout = db::REQUEST_ACQUIRE_TIMEOUT;
+    if let Some(direct) = urls.direct.as_deref() {
+        db::set_transaction_pooled();
+        let direct = db::connect(direct, role, 1, timeout).await?;
+        db::migrate(&direct).await?;
+        direct.close().await;
+        return Ok(db::connect(&urls.pool, role, max_connections, timeout).await?);
+    }
+    let pool = db::connect(&urls.pool, role, max_connections, timeout).await?;
     db::migrate(&pool).await?;
     Ok(pool)
+}
+
+/// The direct connection's options (`--listen-database-url`), for LISTEN, heartbeats and
+/// the monitor's lock; `None` when the pools reach PostgreSQL directly, and those
+/// connections go where the pool goes.
+fn direct_target(urls: &DbUrls, role: &str) -> anyhow::Result<Option<PgConnectOptions>> {
+    Ok(urls
+        .direct
+        .as_deref()
+        .map(|url| db::connect_options(url, role))
+        .transpose()?)
 }
 
 /// Turns a validation error into a message for the terminal.
@@ -272,8 +320,9 @@ async fn bootstrap_admin(pool: &PgPool) -> anyhow::Result<Option<String>> {
 }
 
 /// `webnet serve`.
-async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyhow::Result<()> {
-    let pool = open(database_url, "webnet serve", args.db_max_connections).await?;
+async fn serve(urls: &DbUrls, args: ServeArgs, secrets: SecretBox) -> anyhow::Result<()> {
+    let pool = open(urls, "webnet serve", args.db_max_connections).await?;
+    let direct = direct_target(urls, "webnet serve")?;
     let first_password = bootstrap_admin(&pool).await?;
 
     let listener = TcpListener::bind(args.bind).await.with_context(|| {
@@ -288,7 +337,8 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         session_idle: Duration::from_secs(u64::from(args.session_idle_minutes) * 60),
         trusted_proxies: args.trusted_proxies.clone(),
     };
-    let mut state = AppState::new(pool.clone(), secrets.clone());
+    let listen = direct.clone().unwrap_or_else(|| db::same_as(&pool));
+    let mut state = AppState::with_listen_connection(pool.clone(), listen.clone(), secrets.clone());
     state.availability = db::Availability::watch(pool.clone());
     let live = state.live.clone();
     let router = app::router(state, &config);
@@ -301,6 +351,7 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
             pool.clone(),
             crate::health::MonitorConfig {
                 degraded_after: Duration::from_secs(args.degraded_after_seconds),
+                lock_connection: direct.clone(),
                 ..Default::default()
             },
         ))
@@ -331,11 +382,14 @@ async fn serve(database_url: &str, args: ServeArgs, secrets: SecretBox) -> anyho
         tracing::info!("running without the embedded worker");
         None
     } else {
-        let state = std::sync::Arc::new(crate::worker::WorkerState::new(
-            pool.clone(),
-            secrets,
-            crate::worker::unique_name(Some("embedded")),
-        ));
+        let state = std::sync::Arc::new(
+            crate::worker::WorkerState::new(
+                pool.clone(),
+                secrets,
+                crate::worker::unique_name(Some("embedded")),
+            )
+            .with_listen_connection(listen),
+        );
         Some(tokio::spawn(crate::worker::run(
             state,
             crate::worker::Queues::All,

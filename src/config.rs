@@ -20,6 +20,19 @@ pub struct Cli {
     )]
     pub database_url: String,
 
+    /// A direct PostgreSQL URL, for when `--database-url` goes through a transaction pooler
+    /// (PgBouncer ≥ 1.21, `pool_mode = transaction`, `max_prepared_statements` > 0). LISTEN
+    /// (live updates, worker wake-ups), heartbeats, the health monitor's lock and migrations
+    /// then use this one; the pools, everything else. Giving it also makes every statement
+    /// a named prepared one, which the pooler carries across server connections.
+    #[arg(
+        long,
+        global = true,
+        env = "WEBNET_LISTEN_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub listen_database_url: Option<String>,
+
     /// Key that encrypts device credentials at rest (32+ characters, e.g. `openssl rand -hex
     /// 32`). Every server and worker of a deployment needs the same key.
     #[arg(long, global = true, env = "WEBNET_SECRET_KEY", hide_env_values = true)]

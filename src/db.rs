@@ -79,11 +79,7 @@ pub async fn connect(
     max_connections: u32,
     acquire_timeout: Duration,
 ) -> Result<PgPool, DbSetupError> {
-    let opts = PgConnectOptions::from_str(url)
-        .map_err(|e| DbSetupError::BadUrl(e.to_string()))?
-        .application_name(role)
-        .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+    let opts = connect_options(url, role)?;
 
     let unreachable = |e: &sqlx::Error, opts: &PgConnectOptions| DbSetupError::Unreachable {
         target: describe(opts),
@@ -107,6 +103,36 @@ pub async fn connect(
         // Reachability was checked above; connections open when first needed, so that a
         // pool nothing uses (an idle worker's dispatches' pool) holds none.
         .connect_lazy_with(opts))
+}
+
+/// The options webnet connects to `url` with: `role` as the `application_name`, statements
+/// logged at trace level, and slow ones (over 500 ms) as warnings.
+pub fn connect_options(url: &str, role: &str) -> Result<PgConnectOptions, DbSetupError> {
+    Ok(PgConnectOptions::from_str(url)
+        .map_err(|e| DbSetupError::BadUrl(e.to_string()))?
+        .application_name(role)
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
+}
+
+// Set once at start-up by a process whose pool goes through a transaction pooler.
+static TRANSACTION_POOLED: AtomicBool = AtomicBool::new(false);
+
+/// Records that this process's pool reaches PostgreSQL through a transaction pooler
+/// (PgBouncer with `pool_mode = transaction`), which `--listen-database-url` declares. From
+/// then on every statement is prepared by name ([`persistent`]).
+pub fn set_transaction_pooled() {
+    TRANSACTION_POOLED.store(true, Ordering::Relaxed);
+}
+
+/// What to give sqlx's `persistent()` for a statement that would rather run unnamed
+/// (`named == false`, so that PostgreSQL plans it for its actual values): `named`, except
+/// behind a transaction pooler, where it is always true. sqlx parses an unnamed statement and
+/// binds it in two protocol rounds; between them the pooler may hand the client to another
+/// server connection, where the unnamed statement is missing or is someone else's. Named
+/// ones PgBouncer carries across (1.21 and later, with `max_prepared_statements`).
+pub fn persistent(named: bool) -> bool {
+    named || TRANSACTION_POOLED.load(Ordering::Relaxed)
 }
 
 async fn create_database(opts: &PgConnectOptions) -> Result<(), DbSetupError> {
@@ -243,15 +269,24 @@ fn jittered_pause(failures: u32) -> Duration {
     )
 }
 
-/// A pool of one connection on `pool`'s database, opened when first used: for what must not
-/// wait behind the pool's work, or holds its connection for good (LISTEN, an advisory lock,
-/// the heartbeat). `acquire_timeout` bounds the wait for it (sqlx's default otherwise).
-pub fn own_connection(pool: &PgPool, acquire_timeout: Option<Duration>) -> PgPool {
+/// A pool of one connection to `target`, opened when first used: for what must not wait
+/// behind the pool's work, or holds its connection for good (LISTEN, an advisory lock, the
+/// heartbeat). `acquire_timeout` bounds the wait for it (sqlx's default otherwise). `target`
+/// is a pool's own options ([`same_as`]) or, behind a transaction pooler, the direct
+/// connection's (`--listen-database-url`): LISTEN and session locks need a connection of
+/// their own on the server.
+pub fn own_connection(target: &PgConnectOptions, acquire_timeout: Option<Duration>) -> PgPool {
     let mut options = PgPoolOptions::new().max_connections(1);
     if let Some(timeout) = acquire_timeout {
         options = options.acquire_timeout(timeout);
     }
-    options.connect_lazy_with((*pool.connect_options()).clone())
+    options.connect_lazy_with(target.clone())
+}
+
+/// `pool`'s connect options: where [`own_connection`] goes when there is no pooler between
+/// webnet and PostgreSQL.
+pub fn same_as(pool: &PgPool) -> PgConnectOptions {
+    (*pool.connect_options()).clone()
 }
 
 /// Begins a transaction on a connection of `pool`, on a task of its own so that it cannot be

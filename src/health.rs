@@ -41,6 +41,10 @@ pub struct MonitorConfig {
     pub tick: Duration,
     /// A region whose oldest pending task waited longer is degraded.
     pub degraded_after: Duration,
+    /// Where the advisory lock's connection goes: the pool's database when `None`; the
+    /// direct connection (`--listen-database-url`) behind a transaction pooler, where a
+    /// session lock would not stay on one server connection.
+    pub lock_connection: Option<sqlx::postgres::PgConnectOptions>,
 }
 
 impl Default for MonitorConfig {
@@ -48,6 +52,7 @@ impl Default for MonitorConfig {
         Self {
             tick: Duration::from_millis(500),
             degraded_after: Duration::from_secs(60),
+            lock_connection: None,
         }
     }
 }
@@ -277,7 +282,8 @@ pub async fn rescue(conn: &mut PgConnection) -> sqlx::Result<u64> {
 /// Returns only if the pool closes.
 pub async fn run(pool: PgPool, config: MonitorConfig) {
     // The lock lives on a connection of its own, outside the request pool.
-    let own = crate::db::own_connection(&pool, Some(Duration::from_secs(2)));
+    let target = (config.lock_connection.clone()).unwrap_or_else(|| crate::db::same_as(&pool));
+    let own = crate::db::own_connection(&target, Some(Duration::from_secs(2)));
     // One line when the database goes away and one when the monitor is back, not one per try.
     let mut unavailable = false;
     loop {

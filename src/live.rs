@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener};
 use tokio::sync::broadcast;
 
 use crate::auth::cache::{AUTH_CHANNEL, AuthCache};
@@ -61,14 +61,15 @@ pub struct LiveEvents {
 }
 
 impl LiveEvents {
-    /// Starts listening on `pool`'s database in a background task, emptying `auth_cache` on
-    /// every change to callers and serving from it only while listening.
-    pub fn spawn(pool: PgPool, auth_cache: AuthCache) -> Self {
+    /// Starts listening on a connection of its own to `target` (see
+    /// [`crate::db::own_connection`]) in a background task, until `pool` closes, emptying
+    /// `auth_cache` on every change to callers and serving from it only while listening.
+    pub fn spawn(pool: PgPool, target: PgConnectOptions, auth_cache: AuthCache) -> Self {
         let (sender, _) = broadcast::channel(1024);
         let events = Self {
             sender: sender.clone(),
         };
-        tokio::spawn(listen(pool, sender, auth_cache));
+        tokio::spawn(listen(pool, target, sender, auth_cache));
         events
     }
 
@@ -83,9 +84,14 @@ impl LiveEvents {
     }
 }
 
-async fn listen(pool: PgPool, sender: broadcast::Sender<LiveMessage>, auth_cache: AuthCache) {
+async fn listen(
+    pool: PgPool,
+    target: PgConnectOptions,
+    sender: broadcast::Sender<LiveMessage>,
+    auth_cache: AuthCache,
+) {
     // A connection of its own, outside the request pool: LISTEN holds it for good.
-    let own = crate::db::own_connection(&pool, None);
+    let own = crate::db::own_connection(&target, None);
     let closed = pool.close_event();
     tokio::select! {
         () = relay(&own, &sender, &auth_cache) => {}

@@ -32,9 +32,20 @@ impl AppState {
     /// State around an open pool; starts listening for region health changes and for the
     /// changes that invalidate cached callers.
     pub fn new(pool: PgPool, secrets: SecretBox) -> Self {
+        let listen = crate::db::same_as(&pool);
+        Self::with_listen_connection(pool, listen, secrets)
+    }
+
+    /// Like [`AppState::new`], with live updates listening on a connection to `listen`
+    /// (`--listen-database-url`: PostgreSQL itself, where `pool` goes through a pooler).
+    pub fn with_listen_connection(
+        pool: PgPool,
+        listen: sqlx::postgres::PgConnectOptions,
+        secrets: SecretBox,
+    ) -> Self {
         let auth_cache = AuthCache::default();
         Self {
-            live: LiveEvents::spawn(pool.clone(), auth_cache.clone()),
+            live: LiveEvents::spawn(pool.clone(), listen, auth_cache.clone()),
             pool,
             metrics: Arc::new(Metrics::default()),
             secrets,

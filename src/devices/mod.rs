@@ -103,7 +103,7 @@ pub async fn count(
     push_count(&mut qb, scope, filter, None);
     Ok(qb
         .build_query_scalar()
-        .persistent(filter.q.is_none())
+        .persistent(crate::db::persistent(filter.q.is_none()))
         .fetch_one(conn)
         .await?)
 }
@@ -205,7 +205,7 @@ pub async fn list(
     page.push_limit(&mut qb);
     let rows: Vec<Counted> = qb
         .build_query_as()
-        .persistent(filter.q.is_none())
+        .persistent(crate::db::persistent(filter.q.is_none()))
         .fetch_all(&mut *conn)
         .await?;
     let counted = match rows.first() {
@@ -215,7 +215,7 @@ pub async fn list(
             let mut qb = QueryBuilder::new("");
             push_count(&mut qb, scope, filter, cap);
             qb.build_query_scalar()
-                .persistent(filter.q.is_none())
+                .persistent(crate::db::persistent(filter.q.is_none()))
                 .fetch_one(conn)
                 .await?
         }
@@ -534,7 +534,9 @@ pub async fn bulk_assign_region(
     );
     let (count, customers): (i64, Vec<i64>) = qb
         .build_query_as()
-        .persistent(!matches!(target, BulkTarget::Matching(f) if f.q.is_some()))
+        .persistent(crate::db::persistent(
+            !matches!(target, BulkTarget::Matching(f) if f.q.is_some()),
+        ))
         .fetch_one(conn)
         .await?;
     Ok((count as u64, customers))

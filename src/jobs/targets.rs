@@ -250,7 +250,7 @@ pub async fn match_devices(
     // 10,000 values costs more (129 ms) than the cached plan's primary-key lookups (48 ms).
     let groups: Vec<RegionGroup> = qb
         .build_query_as()
-        .persistent(targets.device_ids.is_some())
+        .persistent(crate::db::persistent(targets.device_ids.is_some()))
         .fetch_all(&mut *conn)
         .await?;
     let matched: usize = groups.iter().map(|g| g.device_ids.len()).sum();

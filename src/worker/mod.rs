@@ -366,7 +366,7 @@ pub async fn run(
     // dispatches like any other (its held tasks are found by the monitor after 30 s).
     *lock(&state.last_beat) = Some(Instant::now());
     // The process's own connection lasts as long as its heartbeat, through the drain.
-    let wakeups = Wakeups::spawn(&state.pool, state.heartbeat, beat_stop_rx.clone());
+    let wakeups = Wakeups::spawn(&state.listen, state.heartbeat, beat_stop_rx.clone());
     let beating = tokio::spawn(heartbeat(
         state.clone(),
         serving_rx,

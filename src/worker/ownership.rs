@@ -38,6 +38,9 @@ pub struct WorkerState {
     /// The pool apalis's consumers poll, claim and acknowledge on: `pool` unless
     /// [`WorkerState::with_queue_pool`] gave one of its own.
     pub(super) queue_pool: PgPool,
+    /// Where the process's own connection (LISTEN and heartbeats) goes: the pool's database
+    /// unless [`WorkerState::with_listen_connection`] says otherwise.
+    pub(super) listen: sqlx::postgres::PgConnectOptions,
     /// Dispatches running now, by queue task id.
     pub(super) running: Mutex<HashMap<String, Running>>,
     /// When the last heartbeat that reached the database was sent.
@@ -56,6 +59,7 @@ impl WorkerState {
     pub fn new(pool: PgPool, secrets: SecretBox, name: String) -> Self {
         Self {
             queue_pool: pool.clone(),
+            listen: crate::db::same_as(&pool),
             runner: execute::Runner {
                 pool,
                 secrets,
@@ -77,6 +81,14 @@ impl WorkerState {
     #[must_use]
     pub fn with_queue_pool(mut self, queue_pool: PgPool) -> Self {
         self.queue_pool = queue_pool;
+        self
+    }
+
+    /// Has the process's own connection (LISTEN and heartbeats) go to `listen`: PostgreSQL
+    /// itself, where the pools go through a transaction pooler (`--listen-database-url`).
+    #[must_use]
+    pub fn with_listen_connection(mut self, listen: sqlx::postgres::PgConnectOptions) -> Self {
+        self.listen = listen;
         self
     }
 

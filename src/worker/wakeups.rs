@@ -70,11 +70,11 @@ impl BeatRequest {
 pub(super) type Wakeup = Pin<Box<dyn Stream<Item = ()> + Send>>;
 
 impl Wakeups {
-    /// Starts the listener on a connection of its own (outside `pool`, whose connections
-    /// are released when idle), until `stop`; `beat_timeout` bounds a heartbeat's statement,
-    /// beyond which the connection counts as lost.
+    /// Starts the listener on a connection of its own to `target` (outside the pools, whose
+    /// connections are released when idle), until `stop`; `beat_timeout` bounds a
+    /// heartbeat's statement, beyond which the connection counts as lost.
     pub(super) fn spawn(
-        pool: &PgPool,
+        target: &sqlx::postgres::PgConnectOptions,
         beat_timeout: Duration,
         stop: watch::Receiver<bool>,
     ) -> Self {
@@ -84,7 +84,7 @@ impl Wakeups {
             added: Arc::default(),
             beats,
         };
-        let own = crate::db::own_connection(pool, None);
+        let own = crate::db::own_connection(target, None);
         tokio::spawn(wakeups.clone().listen(own, requests, beat_timeout, stop));
         wakeups
     }

@@ -20,6 +20,7 @@ mod live_badges;
 mod openapi;
 mod outage;
 mod ownership;
+mod pgbouncer;
 mod private_pg;
 mod probes;
 mod processes;
