@@ -30,7 +30,7 @@ pub(super) fn backoff(failures: u32) -> Duration {
 /// What every dispatch handler of a process shares.
 #[derive(Debug)]
 pub struct WorkerState {
-    /// What running a dispatch needs (pool, secrets, name, device concurrency); reachable
+    /// What running a dispatch needs (pools, secrets, name, device concurrency); reachable
     /// through `Deref`.
     runner: execute::Runner,
     /// How often the process tells the health monitor it is alive.
@@ -61,6 +61,7 @@ impl WorkerState {
             queue_pool: pool.clone(),
             listen: crate::db::same_as(&pool),
             runner: execute::Runner {
+                claims: pool.clone(),
                 pool,
                 secrets,
                 name,
@@ -80,6 +81,7 @@ impl WorkerState {
     /// own, see `wakeups`) whatever its number of queues.
     #[must_use]
     pub fn with_queue_pool(mut self, queue_pool: PgPool) -> Self {
+        self.runner.claims = queue_pool.clone();
         self.queue_pool = queue_pool;
         self
     }
