@@ -44,6 +44,8 @@ words! {
         Delete = "delete",
         /// Many devices moved to a region at once.
         BulkAssign = "bulk_assign",
+        /// Many devices changed at once.
+        BulkEdit = "bulk_edit",
         /// A region's health set by hand.
         Health = "health",
         /// A job submitted.

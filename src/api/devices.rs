@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{Call, Deleted, ListQuery, area, created, no_errors, one_page};
-use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput};
+use crate::devices::{self, BulkEditInput, BulkTarget, Device, DeviceFilter, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{ApiJson, Id};
 use crate::pagination::Paginated;
@@ -22,6 +22,7 @@ pub(super) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     let handlers = [
         routes!(list_devices, create_device),
         routes!(bulk_assign_region),
+        routes!(bulk_update),
         routes!(list_snapshots),
         routes!(get_snapshot),
         routes!(accept_host_key),
@@ -200,6 +201,92 @@ async fn bulk_assign_region(
     };
     let (updated, _) = inventory::bulk_assign(&state.pool, &user, &target, region).await?;
     Ok(Json(BulkAssigned { updated }))
+}
+
+/// Body of `bulk_update`: `device_ids` or `filters`, the `changes`, and `dry_run`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BulkUpdate {
+    /// The devices to change, by id.
+    device_ids: Option<Vec<i64>>,
+    /// Or every device matching these filters (`region`, `site`, `role`, `vendor`, `q`, as in
+    /// the device list); `{}` is every device.
+    #[schema(value_type = Option<Object>)]
+    filters: Option<serde_json::Map<String, Value>>,
+    /// The fields to set on every one of them; the others stay as they are.
+    changes: BulkEditInput,
+    /// Only say what would change: the count and the first devices with their old and new
+    /// values, nothing written.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// The outcome of `bulk_update`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct BulkUpdated {
+    /// How many devices were changed (0 in a dry run).
+    updated: u64,
+    /// How many devices the request applies to.
+    count: i64,
+    /// Whether nothing was written.
+    dry_run: bool,
+    /// In a dry run, the first 20 devices by hostname with the fields that would change
+    /// (old and new values); empty otherwise.
+    preview: Vec<inventory::PreviewRow>,
+}
+
+/// Changes fields of many devices at once.
+///
+/// Credential, site, role, vendor, platform, enabled, tags (added or removed) and region, in
+/// one transaction (admin; operator for the region alone). With a credential or a region,
+/// only devices of that object's customer are changed.
+#[utoipa::path(
+    post,
+    path = "/devices/bulk_update/",
+    request_body = BulkUpdate,
+    responses((status = 200, description = "What changed, or with `dry_run` what would.", body = BulkUpdated)),
+)]
+async fn bulk_update(
+    Call { state, user }: Call,
+    ApiJson(body): ApiJson<BulkUpdate>,
+) -> AppResult<Json<BulkUpdated>> {
+    let target = bulk_target(body.device_ids, body.filters.as_ref());
+    // Field errors name the body's paths: `changes.site`, and `changes` when none is given.
+    let edit = body.changes.validate().map_err(|e| {
+        let path = |k: String| {
+            if k == "changes" {
+                k
+            } else {
+                format!("changes.{k}")
+            }
+        };
+        FieldErrors(e.0.into_iter().map(|(k, v)| (path(k), v)).collect())
+    });
+    let (target, edit) = match (target, edit) {
+        (Ok(t), Ok(e)) => (t, e),
+        (Err(AppError::Validation(mut a)), Err(b)) => {
+            a.extend(b);
+            return Err(AppError::Validation(a));
+        }
+        (Err(e), _) => return Err(e),
+        (_, Err(e)) => return Err(AppError::Validation(e)),
+    };
+    if body.dry_run {
+        let plan = inventory::preview_bulk_edit(&state.pool, &user, &target, &edit).await?;
+        return Ok(Json(BulkUpdated {
+            updated: 0,
+            count: plan.count,
+            dry_run: true,
+            preview: plan.preview,
+        }));
+    }
+    let updated = inventory::bulk_edit(&state.pool, &user, &target, &edit).await?;
+    Ok(Json(BulkUpdated {
+        updated,
+        count: updated as i64,
+        dry_run: false,
+        preview: Vec::new(),
+    }))
 }
 
 /// Lists a device's configuration backups, newest first.

@@ -87,6 +87,12 @@ impl Scope {
     pub fn ids(&self) -> Option<&[i64]> {
         self.0.as_deref()
     }
+
+    /// This scope narrowed to one customer inside it (a caller checks [`Scope::contains`]
+    /// first): what a change that must stay within one customer works on.
+    pub fn narrowed_to(&self, customer_id: i64) -> Scope {
+        Scope(Some(vec![customer_id]))
+    }
 }
 
 /// A customer's id and name.

@@ -112,21 +112,12 @@ impl DeviceInput {
         let platform = text("platform", &self.platform).map(|v| v.to_lowercase());
         let role = text("role", &self.role);
         let site = text("site", &self.site);
-        let tags = self.tags.as_ref().and_then(|tags| {
-            let cleaned: Vec<String> = tags
-                .iter()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .collect();
-            if cleaned.len() > 50 || cleaned.iter().any(|t| t.chars().count() > 64) {
+        let tags = self.tags.as_deref().and_then(|tags| {
+            let cleaned = clean_tags(tags);
+            if cleaned.is_none() {
                 e.add("tags", "Use at most 50 tags of at most 64 characters.");
-                None
-            } else {
-                let mut cleaned = cleaned;
-                cleaned.sort();
-                cleaned.dedup();
-                Some(cleaned)
             }
+            cleaned
         });
         if e.is_empty() {
             Ok(DeviceChanges {
@@ -145,6 +136,138 @@ impl DeviceInput {
         } else {
             Err(e)
         }
+    }
+}
+
+/// Submitted changes for many devices at once: every field left out stays as it is.
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkEditInput {
+    /// Credential id, or null for none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub credential: Option<Option<i64>>,
+    /// Site.
+    pub site: Option<String>,
+    /// Role.
+    pub role: Option<String>,
+    /// Vendor.
+    pub vendor: Option<String>,
+    /// Platform.
+    pub platform: Option<String>,
+    /// Whether jobs may target the devices.
+    pub enabled: Option<bool>,
+    /// Tags to add (kept once, sorted).
+    pub tags_add: Option<Vec<String>>,
+    /// Tags to remove.
+    pub tags_remove: Option<Vec<String>>,
+    /// Region id, or null to unassign.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub region: Option<Option<i64>>,
+}
+
+/// A validated bulk edit; see [`BulkEditInput`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BulkEdit {
+    /// New credential (`Some(None)`: none).
+    pub credential: Option<Option<i64>>,
+    /// New site.
+    pub site: Option<String>,
+    /// New role.
+    pub role: Option<String>,
+    /// New vendor (lower case).
+    pub vendor: Option<String>,
+    /// New platform (lower case).
+    pub platform: Option<String>,
+    /// Enabled or not.
+    pub enabled: Option<bool>,
+    /// Tags added.
+    pub tags_add: Vec<String>,
+    /// Tags removed.
+    pub tags_remove: Vec<String>,
+    /// New region (`Some(None)`: none).
+    pub region: Option<Option<i64>>,
+}
+
+impl BulkEdit {
+    /// Whether it changes anything on the `devices` row itself (all but the region).
+    pub fn changes_devices(&self) -> bool {
+        *self
+            != BulkEdit {
+                region: self.region,
+                ..Default::default()
+            }
+    }
+
+    /// Whether it changes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        *self == BulkEdit::default()
+    }
+}
+
+/// Trims tags and drops empty ones; `None` when there are too many or one is too long.
+fn clean_tags(tags: &[String]) -> Option<Vec<String>> {
+    let mut cleaned: Vec<String> = tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if cleaned.len() > 50 || cleaned.iter().any(|t| t.chars().count() > 64) {
+        return None;
+    }
+    cleaned.sort();
+    cleaned.dedup();
+    Some(cleaned)
+}
+
+impl BulkEditInput {
+    /// Validates every field, with the rules of a single device's, and requires at least one.
+    pub fn validate(&self) -> Result<BulkEdit, FieldErrors> {
+        let mut e = FieldErrors::new();
+        let mut text = |name: &str, v: &Option<String>| {
+            let v = v.as_deref().map(str::trim).filter(|v| !v.is_empty());
+            e.check_given(name, v, |v| types::text(v, 100))
+        };
+        let site = text("site", &self.site);
+        let role = text("role", &self.role);
+        let vendor = text("vendor", &self.vendor).map(|v| v.to_lowercase());
+        let platform = text("platform", &self.platform).map(|v| v.to_lowercase());
+        let mut tags = |name: &str, v: &Option<Vec<String>>| match v.as_deref().map(clean_tags) {
+            None => Vec::new(),
+            Some(Some(tags)) => tags,
+            Some(None) => {
+                e.add(name, "Use at most 50 tags of at most 64 characters.");
+                Vec::new()
+            }
+        };
+        let tags_add = tags("tags_add", &self.tags_add);
+        let tags_remove = tags("tags_remove", &self.tags_remove);
+        if let Some(both) = tags_add.iter().find(|t| tags_remove.contains(t)) {
+            e.add(
+                "tags_remove",
+                format!("“{both}” is both added and removed; keep it in one list."),
+            );
+        }
+        let edit = BulkEdit {
+            credential: self.credential,
+            site,
+            role,
+            vendor,
+            platform,
+            enabled: self.enabled,
+            tags_add,
+            tags_remove,
+            region: self.region,
+        };
+        if e.is_empty() && edit.is_empty() {
+            e.add(
+                "changes",
+                "Change at least one field: credential, site, role, vendor, platform, enabled, \
+                 tags_add, tags_remove or region.",
+            );
+        }
+        if e.is_empty() { Ok(edit) } else { Err(e) }
     }
 }
 
@@ -180,5 +303,35 @@ mod tests {
         for f in ["hostname", "mgmt_ip", "port", "tags"] {
             assert_eq!(e.get(f).len(), 1, "{f}");
         }
+    }
+
+    #[test]
+    fn a_bulk_edit_needs_a_change_and_cannot_add_and_remove_one_tag() {
+        let e = BulkEditInput::default().validate().unwrap_err();
+        assert_eq!(e.get("changes").len(), 1);
+        let blank = BulkEditInput {
+            site: Some("  ".into()),
+            ..Default::default()
+        };
+        assert!(blank.validate().is_err(), "a blank site is no change");
+        let both = BulkEditInput {
+            tags_add: Some(vec!["lab".into()]),
+            tags_remove: Some(vec![" lab ".into()]),
+            ..Default::default()
+        };
+        assert_eq!(both.validate().unwrap_err().get("tags_remove").len(), 1);
+        let region = BulkEditInput {
+            region: Some(None),
+            ..Default::default()
+        };
+        let edit = region.validate().unwrap();
+        assert!(!edit.changes_devices() && !edit.is_empty());
+        let vendor = BulkEditInput {
+            vendor: Some("Cisco".into()),
+            ..Default::default()
+        };
+        let edit = vendor.validate().unwrap();
+        assert_eq!(edit.vendor.as_deref(), Some("cisco"));
+        assert!(edit.changes_devices());
     }
 }

@@ -16,7 +16,7 @@ mod input;
 
 pub use filter::{DeviceFilter, RegionFilter, SORTS, push_exact_matches};
 use filter::{order_by, push_scope};
-pub use input::{DeviceChanges, DeviceInput};
+pub use input::{BulkEdit, BulkEditInput, DeviceChanges, DeviceInput};
 
 /// A device row, with its region's name and health for display.
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
@@ -476,32 +476,8 @@ pub async fn bulk_assign_region(
     region: Option<(i64, i64)>,
 ) -> AppResult<(u64, Vec<i64>)> {
     if let BulkTarget::Ids(ids) = target {
-        if ids.is_empty() {
-            return Err(AppError::Validation(FieldErrors::single(
-                "device_ids",
-                "Select at least one device.",
-            )));
-        }
-        let mut qb = QueryBuilder::new("SELECT i FROM unnest(");
-        qb.push_bind(ids.clone())
-            .push("::bigint[]) AS i WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = i");
-        push_scope(&mut qb, scope, "d");
-        if let Some((_, customer_id)) = region {
-            qb.push(" AND d.customer_id = ").push_bind(customer_id);
-        }
-        qb.push(") ORDER BY i LIMIT 20");
-        let unknown: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-        if !unknown.is_empty() {
-            let list = unknown
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(AppError::Validation(FieldErrors::single(
-                "device_ids",
-                format!("No such devices for this region's customer: {list}."),
-            )));
-        }
+        let customer = region.map(|(_, customer_id)| customer_id);
+        check_ids(conn, scope, ids, customer, "for this region's customer").await?;
     }
     // One statement on the narrow assignments table; the devices table is only read, and
     // only when the filter needs its columns.
@@ -540,4 +516,164 @@ pub async fn bulk_assign_region(
         .fetch_one(conn)
         .await?;
     Ok((count as u64, customers))
+}
+
+/// Checks that every one of `ids` is a device in scope (of `customer`, when given); a 400
+/// naming the others, "No such devices {whose}: …".
+async fn check_ids(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    ids: &[i64],
+    customer: Option<i64>,
+    whose: &str,
+) -> AppResult<()> {
+    if ids.is_empty() {
+        return Err(AppError::Validation(FieldErrors::single(
+            "device_ids",
+            "Select at least one device.",
+        )));
+    }
+    let mut qb = QueryBuilder::new("SELECT i FROM unnest(");
+    qb.push_bind(ids.to_vec())
+        .push("::bigint[]) AS i WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = i");
+    push_scope(&mut qb, scope, "d");
+    if let Some(customer_id) = customer {
+        qb.push(" AND d.customer_id = ").push_bind(customer_id);
+    }
+    qb.push(") ORDER BY i LIMIT 20");
+    let unknown: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list = unknown
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(AppError::Validation(FieldErrors::single(
+        "device_ids",
+        format!("No such devices {whose}: {list}."),
+    )))
+}
+
+/// Appends ` AND …` keeping the devices `d` of a bulk target.
+fn push_target(qb: &mut QueryBuilder<Postgres>, scope: &Scope, target: &BulkTarget) {
+    match target {
+        BulkTarget::Ids(ids) => {
+            qb.push(" AND d.id = ANY(").push_bind(ids.clone()).push(")");
+        }
+        BulkTarget::Matching(filter) => {
+            filter.push_device_conditions(qb);
+            if filter.region.is_some() {
+                qb.push(" AND d.id IN (SELECT a.device_id FROM device_assignments a WHERE true");
+                filter.push_region_condition(qb, scope);
+                qb.push(")");
+            }
+        }
+    }
+}
+
+/// Whether a statement on `target` should be prepared by name (see [`list`]).
+fn named(target: &BulkTarget) -> bool {
+    crate::db::persistent(!matches!(target, BulkTarget::Matching(f) if f.q.is_some()))
+}
+
+/// How many devices in scope a bulk target holds, and the first `limit` of them by hostname:
+/// what a bulk edit's confirmation shows.
+pub async fn bulk_preview(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    target: &BulkTarget,
+    limit: i64,
+) -> AppResult<(i64, Vec<Device>)> {
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM devices d WHERE true");
+    push_scope(&mut qb, scope, "d");
+    push_target(&mut qb, scope, target);
+    let count: i64 = qb
+        .build_query_scalar()
+        .persistent(named(target))
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut qb = QueryBuilder::new(SELECT);
+    qb.push(" WHERE true");
+    push_scope(&mut qb, scope, "d");
+    push_target(&mut qb, scope, target);
+    qb.push(" ORDER BY d.hostname, d.customer_id LIMIT ")
+        .push_bind(limit);
+    let first = qb
+        .build_query_as::<Device>()
+        .persistent(named(target))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok((count, first))
+}
+
+/// Applies `edit` to every device of `target` in scope: the device's own fields in one
+/// statement, then the region (on the assignments table, in a second one, for exactly the
+/// devices the first changed: the filter may match other devices once their site or role has
+/// changed). Returns how many devices changed and their customers (for the audit trail).
+/// Listed ids that are not devices in scope are a 400 naming them. `region` is the edit's
+/// region as `(id, customer)` (`Some(None)`: none), resolved by the caller; a caller that
+/// sets a credential or a region narrows `scope` to that object's customer first.
+pub async fn bulk_edit(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    target: &BulkTarget,
+    edit: &BulkEdit,
+    region: Option<Option<(i64, i64)>>,
+) -> AppResult<(u64, Vec<i64>)> {
+    if let BulkTarget::Ids(ids) = target {
+        check_ids(conn, scope, ids, None, "in this customer").await?;
+    }
+    if !edit.changes_devices() {
+        let Some(region) = region else {
+            return Ok((0, Vec::new()));
+        };
+        return bulk_assign_region(conn, scope, target, region).await;
+    }
+    let mut qb = QueryBuilder::new("WITH changed AS (UPDATE devices d SET updated_at = now()");
+    if let Some(credential) = edit.credential {
+        qb.push(", credential_id = ").push_bind(credential);
+    }
+    for (column, value) in [
+        ("site", &edit.site),
+        ("role", &edit.role),
+        ("vendor", &edit.vendor),
+        ("platform", &edit.platform),
+    ] {
+        if let Some(value) = value {
+            qb.push(format_args!(", {column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    if let Some(enabled) = edit.enabled {
+        qb.push(", enabled = ").push_bind(enabled);
+    }
+    if !edit.tags_add.is_empty() || !edit.tags_remove.is_empty() {
+        qb.push(", tags = ARRAY(SELECT DISTINCT t FROM unnest(d.tags || ")
+            .push_bind(edit.tags_add.clone())
+            .push("::text[]) AS t WHERE t <> ALL(")
+            .push_bind(edit.tags_remove.clone())
+            .push("::text[]) ORDER BY t)");
+    }
+    qb.push(" WHERE true");
+    push_scope(&mut qb, scope, "d");
+    push_target(&mut qb, scope, target);
+    qb.push(
+        " RETURNING d.id, d.customer_id)
+         SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(DISTINCT customer_id), '{}')
+         FROM changed",
+    );
+    let (changed, customers): (Vec<i64>, Vec<i64>) = qb
+        .build_query_as()
+        .persistent(named(target))
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(region) = region
+        && !changed.is_empty()
+    {
+        let changed = BulkTarget::Ids(changed.clone());
+        bulk_assign_region(conn, scope, &changed, region).await?;
+    }
+    Ok((changed.len() as u64, customers))
 }

@@ -15,7 +15,7 @@ use crate::auth::{AuthUser, Role, Scope};
 use crate::credentials::{self, Credential, CredentialInput};
 use crate::crypto::SecretBox;
 use crate::customers;
-use crate::devices::{self, BulkTarget, Device, DeviceInput};
+use crate::devices::{self, BulkEdit, BulkTarget, Device, DeviceInput};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::regions::{self, Region, RegionInput};
 use crate::snapshots::{self, HostKey};
@@ -357,16 +357,7 @@ pub async fn bulk_assign(
         let to = region.as_ref().map(|r| (r.id, r.customer_id));
         let (updated, customer_ids) =
             devices::bulk_assign_region(tx, &user.scope(), target, to).await?;
-        let which = match target {
-            BulkTarget::Ids(ids) => json!({"device_ids": ids}),
-            BulkTarget::Matching(filter) => {
-                let pairs = filter
-                    .to_pairs()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), json!(v)));
-                json!({"filters": Value::Object(pairs.collect())})
-            }
-        };
+        let which = target_json(target);
         let change = Change {
             object_type: ObjectType::Device,
             object_id: None,
@@ -381,6 +372,269 @@ pub async fn bulk_assign(
         };
         audit::record(tx, user, &change).await?;
         Ok((updated, region))
+    })
+    .await
+}
+
+/// A bulk target as the audit trail records it.
+fn target_json(target: &BulkTarget) -> Value {
+    match target {
+        BulkTarget::Ids(ids) => json!({"device_ids": ids}),
+        BulkTarget::Matching(filter) => {
+            let pairs = filter
+                .to_pairs()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)));
+            json!({"filters": Value::Object(pairs.collect())})
+        }
+    }
+}
+
+/// How many devices a bulk edit's confirmation lists, with their old and new values.
+pub const BULK_PREVIEW_ROWS: i64 = 20;
+
+/// One changed field of one device in a bulk edit's confirmation.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldChange {
+    /// The field (`credential`, `site`, `tags`, …).
+    pub field: &'static str,
+    /// Its value now, as the list shows it.
+    pub old: String,
+    /// Its value after the edit.
+    pub new: String,
+}
+
+/// A device in a bulk edit's confirmation.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PreviewRow {
+    /// Device id.
+    pub id: i64,
+    /// Hostname.
+    pub hostname: String,
+    /// The fields the edit changes on it (those it would leave as they are are left out).
+    pub changes: Vec<FieldChange>,
+}
+
+/// What a bulk edit would do: how many devices it touches, and the first
+/// [`BULK_PREVIEW_ROWS`] of them by hostname with their old and new values.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BulkPlan {
+    /// Devices the edit applies to.
+    pub count: i64,
+    /// The first of them.
+    pub preview: Vec<PreviewRow>,
+}
+
+/// The objects a bulk edit sets, checked visible, and the scope it then works in: narrowed
+/// to their customer, since a device may only get its own customer's credential and region.
+struct BulkObjects {
+    scope: Scope,
+    credential: Option<Option<Credential>>,
+    region: Option<Option<Region>>,
+}
+
+async fn bulk_objects(
+    conn: &mut PgConnection,
+    user: &AuthUser,
+    edit: &BulkEdit,
+) -> AppResult<BulkObjects> {
+    // The region alone is an operator's change, as in a single device's form.
+    user.require(if edit.changes_devices() {
+        Role::Admin
+    } else {
+        Role::Operator
+    })?;
+    let credential = match edit.credential {
+        Some(Some(id)) => match credentials::get(conn, &user.scope(), id).await {
+            Ok(c) => Some(Some(c)),
+            Err(AppError::NotFound) => {
+                return Err(AppError::Validation(FieldErrors::single(
+                    "credential",
+                    format!("No credential with id {id}."),
+                )));
+            }
+            Err(e) => return Err(e),
+        },
+        Some(None) => Some(None),
+        None => None,
+    };
+    let region = match edit.region {
+        Some(id) => Some(bulk_region(conn, user, id).await?),
+        None => None,
+    };
+    let owners = [
+        credential
+            .as_ref()
+            .and_then(|c| c.as_ref().map(|c| c.customer_id)),
+        region
+            .as_ref()
+            .and_then(|r| r.as_ref().map(|r| r.customer_id)),
+    ];
+    let scope = match owners {
+        [Some(a), Some(b)] if a != b => {
+            return Err(AppError::Validation(FieldErrors::single(
+                "region",
+                "The region and the credential belong to different customers.",
+            )));
+        }
+        [Some(customer), _] | [None, Some(customer)] => user.scope().narrowed_to(customer),
+        [None, None] => user.scope(),
+    };
+    Ok(BulkObjects {
+        scope,
+        credential,
+        region,
+    })
+}
+
+/// The old → new values of the fields `edit` changes on `device`, as the list shows them
+/// (credentials and regions by name).
+async fn field_changes(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    device: &Device,
+    edit: &BulkEdit,
+    objects: &BulkObjects,
+) -> AppResult<Vec<FieldChange>> {
+    let mut out = Vec::new();
+    let mut push = |field: &'static str, old: String, new: String| {
+        if old != new {
+            out.push(FieldChange { field, old, new });
+        }
+    };
+    const NONE: &str = "none";
+    if let Some(new) = &objects.credential {
+        let old = match device.credential_id {
+            Some(id) => credentials::get(conn, scope, id).await.map(|c| c.name)?,
+            None => NONE.into(),
+        };
+        let new = new.as_ref().map_or(NONE.into(), |c| c.name.clone());
+        push("credential", old, new);
+    }
+    for (field, old, new) in [
+        ("site", &device.site, &edit.site),
+        ("role", &device.role, &edit.role),
+        ("vendor", &device.vendor, &edit.vendor),
+        ("platform", &device.platform, &edit.platform),
+    ] {
+        if let Some(new) = new {
+            push(field, old.clone(), new.clone());
+        }
+    }
+    if let Some(new) = edit.enabled {
+        let word = |b: bool| if b { "enabled" } else { "disabled" }.to_string();
+        push("enabled", word(device.enabled), word(new));
+    }
+    if !edit.tags_add.is_empty() || !edit.tags_remove.is_empty() {
+        let mut tags: Vec<String> = device
+            .tags
+            .iter()
+            .chain(&edit.tags_add)
+            .filter(|t| !edit.tags_remove.contains(t))
+            .cloned()
+            .collect();
+        tags.sort();
+        tags.dedup();
+        push("tags", device.tags.join(", "), tags.join(", "));
+    }
+    if let Some(new) = &objects.region {
+        let old = match device.region_id {
+            Some(id) => regions::get(conn, scope, id).await.map(|r| r.name)?,
+            None => NONE.into(),
+        };
+        push(
+            "region",
+            old,
+            new.as_ref().map_or(NONE.into(), |r| r.name.clone()),
+        );
+    }
+    Ok(out)
+}
+
+/// What a bulk edit would do (admin; operator for the region alone), without changing
+/// anything: the count and the first devices with their old and new values.
+pub async fn preview_bulk_edit(
+    pool: &PgPool,
+    user: &AuthUser,
+    target: &BulkTarget,
+    edit: &BulkEdit,
+) -> AppResult<BulkPlan> {
+    let mut conn = pool.acquire().await?;
+    let objects = bulk_objects(&mut conn, user, edit).await?;
+    let (count, first) =
+        devices::bulk_preview(&mut conn, &objects.scope, target, BULK_PREVIEW_ROWS).await?;
+    let mut preview = Vec::with_capacity(first.len());
+    for device in &first {
+        let changes = field_changes(&mut conn, &objects.scope, device, edit, &objects).await?;
+        preview.push(PreviewRow {
+            id: device.id,
+            hostname: device.hostname.clone(),
+            changes,
+        });
+    }
+    Ok(BulkPlan { count, preview })
+}
+
+/// Applies a bulk edit (admin; operator for the region alone) in one transaction, and
+/// records it; returns how many devices it changed.
+pub async fn bulk_edit(
+    pool: &PgPool,
+    user: &AuthUser,
+    target: &BulkTarget,
+    edit: &BulkEdit,
+) -> AppResult<u64> {
+    in_transaction(pool, async |tx| {
+        let objects = bulk_objects(tx, user, edit).await?;
+        let region = objects
+            .region
+            .as_ref()
+            .map(|r| r.as_ref().map(|r| (r.id, r.customer_id)));
+        let (updated, customer_ids) =
+            devices::bulk_edit(tx, &objects.scope, target, edit, region).await?;
+        // `{field: [before, after]}` as for one device; the befores differ from device to
+        // device, so they are null, as in a bulk assignment's entry.
+        let name = |o: Option<&String>| o.map_or(Value::Null, |n| json!(n));
+        let mut changes = serde_json::Map::new();
+        let mut set = |field: &str, after: Value| {
+            changes.insert(field.into(), json!([null, after]));
+        };
+        if let Some(c) = &objects.credential {
+            set("credential", name(c.as_ref().map(|c| &c.name)));
+        }
+        for (field, value) in [
+            ("site", &edit.site),
+            ("role", &edit.role),
+            ("vendor", &edit.vendor),
+            ("platform", &edit.platform),
+        ] {
+            if let Some(v) = value {
+                set(field, json!(v));
+            }
+        }
+        if let Some(enabled) = edit.enabled {
+            set("enabled", json!(enabled));
+        }
+        if !edit.tags_add.is_empty() {
+            set("tags_add", json!(edit.tags_add));
+        }
+        if !edit.tags_remove.is_empty() {
+            set("tags_remove", json!(edit.tags_remove));
+        }
+        if let Some(r) = &objects.region {
+            set("region", name(r.as_ref().map(|r| &r.name)));
+        }
+        changes.insert("count".into(), json!(updated));
+        changes.insert("target".into(), target_json(target));
+        let change = Change {
+            object_type: ObjectType::Device,
+            object_id: None,
+            object_repr: format!("{updated} device(s)"),
+            action: Action::BulkEdit,
+            customer_ids,
+            changes: Value::Object(changes),
+        };
+        audit::record(tx, user, &change).await?;
+        Ok(updated)
     })
     .await
 }

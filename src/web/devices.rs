@@ -2,6 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::filters;
@@ -13,7 +14,7 @@ use super::pager::{Pager, Paging, list_url};
 use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential};
 use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
-use crate::error::{AppResult, FieldErrors};
+use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Id, Params, QueryPairs};
 use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
 use crate::params::{DeviceParams, Reading};
@@ -92,6 +93,46 @@ pub struct BulkConfirmPage {
     /// Target region's name, or `None` for "no region".
     pub region_name: Option<String>,
     /// The submitted fields, to post again with `confirmed=1`.
+    pub fields: Vec<(String, String)>,
+    /// Where to go back to.
+    pub back: String,
+}
+
+/// The bulk edit's form: which fields to set on the devices chosen on the list.
+#[derive(Template, WebTemplate)]
+#[template(path = "devices/bulk_edit.html")]
+pub struct BulkEditPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// Devices the edit applies to.
+    pub count: i64,
+    /// The list's selection (ids, "all matching", its filter) and `back`, posted on.
+    pub target_fields: Vec<(String, String)>,
+    /// The edit's fields as typed, to show the form again.
+    pub values: FormPairs,
+    /// Why the last attempt was refused.
+    pub errors: FieldErrors,
+    /// Regions to choose from.
+    pub regions: Vec<Region>,
+    /// Credentials to choose from.
+    pub credentials: Vec<Credential>,
+    /// Whether the user may change more than the region (admin).
+    pub can_manage: bool,
+    /// Where to go back to.
+    pub back: String,
+}
+
+/// The bulk edit's confirmation: the count and the first devices' old → new values.
+#[derive(Template, WebTemplate)]
+#[template(path = "devices/bulk_edit_confirm.html")]
+pub struct BulkEditConfirmPage {
+    /// Base layout.
+    pub layout: Layout,
+    /// What the edit would do.
+    pub plan: inventory::BulkPlan,
+    /// Whether more devices change than the preview lists.
+    pub more: bool,
+    /// The submitted fields, to post again with `step=apply`.
     pub fields: Vec<(String, String)>,
     /// Where to go back to.
     pub back: String,
@@ -293,26 +334,10 @@ pub async fn get_devices(
 /// `POST /devices/bulk-assign`: the bulk form. Without `confirmed`, shows how many devices
 /// will change and asks; with it, assigns them in one statement.
 pub async fn post_bulk_assign(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
-    let back = form
-        .get("back")
-        .map(|b| super::page::safe_next(Some(b)).to_string())
-        .filter(|b| b.starts_with("/devices"))
-        .unwrap_or_else(|| "/devices".into());
-
+    let back = back_to_list(&form);
     let (target, region_id) = match bulk_request(&form) {
         Ok(parsed) => parsed,
-        Err(errors) => {
-            // Back to the list, filters intact, with the reason on top.
-            let message = errors
-                .0
-                .values()
-                .flatten()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" ");
-            flash::push(&signed_in.session, Level::Error, message).await?;
-            return Ok(Redirect::to(&back).into_response());
-        }
+        Err(errors) => return refuse_to_list(&signed_in, errors, &back).await,
     };
 
     if !form.checked("confirmed") {
@@ -349,6 +374,170 @@ pub async fn post_bulk_assign(signed_in: SignedIn, form: FormPairs) -> AppResult
     Ok(Redirect::to(&back).into_response())
 }
 
+/// Fields of the bulk edit's own form (the rest of a submission is the list's selection).
+const EDIT_FIELDS: &[&str] = &[
+    "credential",
+    "site",
+    "role",
+    "vendor",
+    "platform",
+    "enabled",
+    "tags_add",
+    "tags_remove",
+    "region",
+];
+
+/// Reads the bulk edit's fields; "keep" (or blank text) leaves a field as it is.
+fn read_edit(form: &FormPairs, errors: &mut FieldErrors) -> devices::BulkEditInput {
+    let choice = |key: &str, errors: &mut FieldErrors| match form.get(key) {
+        None | Some("keep") => None,
+        Some(_) => form.optional_id(key, errors),
+    };
+    let tags = |key: &str| {
+        form.get(key)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.split(',').map(str::to_string).collect())
+    };
+    devices::BulkEditInput {
+        credential: choice("credential", errors),
+        site: form.string("site"),
+        role: form.string("role"),
+        vendor: form.string("vendor"),
+        platform: form.string("platform"),
+        enabled: match form.get("enabled") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        },
+        tags_add: tags("tags_add"),
+        tags_remove: tags("tags_remove"),
+        region: choice("region", errors),
+    }
+}
+
+/// `POST /devices/bulk-edit`, from the list's bulk bar: the edit form for the checked
+/// devices (or all matching), then (`step=preview`) the confirmation with the first
+/// devices' old and new values, then (`step=apply`) the change, in one transaction.
+pub async fn post_bulk_edit(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
+    let back = back_to_list(&form);
+    let target = match bulk_target(&form) {
+        Ok(target) => target,
+        Err(errors) => return refuse_to_list(&signed_in, errors, &back).await,
+    };
+    let user = &signed_in.user;
+    let target_fields: Vec<(String, String)> = form
+        .0
+        .iter()
+        .filter(|(k, _)| {
+            !EDIT_FIELDS.contains(&k.as_str())
+                && !matches!(k.as_str(), "csrf_token" | "step" | "back")
+        })
+        .cloned()
+        .collect();
+    let step = form.get("step").unwrap_or("");
+    let mut errors = FieldErrors::new();
+    let input = read_edit(&form, &mut errors);
+    let edit = match step {
+        "preview" | "apply" => match input.validate() {
+            Ok(edit) if errors.is_empty() => Some(edit),
+            Ok(_) => None,
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        },
+        _ => None,
+    };
+    let planned = match &edit {
+        Some(edit) if step == "preview" => {
+            Some(inventory::preview_bulk_edit(signed_in.pool(), user, &target, edit).await)
+        }
+        _ => None,
+    };
+    match (edit, planned) {
+        (Some(_), Some(Ok(plan))) => {
+            let fields = form
+                .0
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "csrf_token" | "step" | "back"))
+                .cloned()
+                .chain([("back".to_string(), back.clone())])
+                .collect();
+            return Ok(BulkEditConfirmPage {
+                layout: signed_in.layout(Nav::Devices).await?,
+                more: plan.count > plan.preview.len() as i64,
+                plan,
+                fields,
+                back,
+            }
+            .into_response());
+        }
+        (Some(edit), None) => {
+            match inventory::bulk_edit(signed_in.pool(), user, &target, &edit).await {
+                Ok(updated) => {
+                    let n = thousands(&(updated as i64));
+                    let message = match updated {
+                        1 => "1 device changed.".to_string(),
+                        _ => format!("{n} devices changed."),
+                    };
+                    flash::push(&signed_in.session, Level::Success, message).await?;
+                    return Ok(Redirect::to(&back).into_response());
+                }
+                Err(AppError::Validation(e)) => errors.extend(e),
+                Err(e) => return Err(e),
+            }
+        }
+        (_, Some(Err(AppError::Validation(e)))) => errors.extend(e),
+        (_, Some(Err(e))) => return Err(e),
+        (None, _) => {}
+    }
+    // The form, first or again with its errors.
+    let (count, _) = inventory::preview_bulk_assign(signed_in.pool(), user, &target, None).await?;
+    let (regions, credentials) = form_choices(&signed_in).await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let page = BulkEditPage {
+        layout: signed_in.layout(Nav::Devices).await?,
+        count,
+        target_fields,
+        values: form,
+        errors,
+        regions,
+        credentials,
+        can_manage: user.require(Role::Admin).is_ok(),
+        back,
+    };
+    Ok((status, page).into_response())
+}
+
+/// Where a bulk form returns to: the list it came from, filters intact.
+fn back_to_list(form: &FormPairs) -> String {
+    form.get("back")
+        .map(|b| super::page::safe_next(Some(b)).to_string())
+        .filter(|b| b.starts_with("/devices"))
+        .unwrap_or_else(|| "/devices".into())
+}
+
+/// Back to the list, filters intact, with the reasons on top.
+async fn refuse_to_list(
+    signed_in: &SignedIn,
+    errors: FieldErrors,
+    back: &str,
+) -> AppResult<Response> {
+    let message = errors
+        .0
+        .values()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    flash::push(&signed_in.session, Level::Error, message).await?;
+    Ok(Redirect::to(back).into_response())
+}
+
 /// The device list's filter, carried by a form as `filter_<name>` hidden fields (so "all
 /// matching" means the filter the list showed).
 pub(super) fn list_filter(form: &FormPairs, errors: &mut FieldErrors) -> DeviceFilter {
@@ -360,8 +549,8 @@ pub(super) fn list_filter(form: &FormPairs, errors: &mut FieldErrors) -> DeviceF
     )
 }
 
-/// Reads the bulk form: which devices, and which region (`None` = no region).
-fn bulk_request(form: &FormPairs) -> Result<(BulkTarget, Option<i64>), FieldErrors> {
+/// Reads a bulk form's selection: the checked ids, or every device of the list's filter.
+fn bulk_target(form: &FormPairs) -> Result<BulkTarget, FieldErrors> {
     let mut errors = FieldErrors::new();
     let target = if form.checked("all_matching") {
         BulkTarget::Matching(list_filter(form, &mut errors))
@@ -381,13 +570,29 @@ fn bulk_request(form: &FormPairs) -> Result<(BulkTarget, Option<i64>), FieldErro
         }
         BulkTarget::Ids(ids)
     };
+    if errors.is_empty() {
+        Ok(target)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads the bulk form: which devices, and which region (`None` = no region).
+fn bulk_request(form: &FormPairs) -> Result<(BulkTarget, Option<i64>), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let target = bulk_target(form);
     let region = form.optional_id("region", &mut errors);
     if region.is_none() && !errors.has("region") {
         errors.add("region", "Choose a region, or “no region”.");
     }
-    match region {
-        Some(region) if errors.is_empty() => Ok((target, region)),
-        _ => Err(errors),
+    match (target, region) {
+        (Ok(target), Some(region)) if errors.is_empty() => Ok((target, region)),
+        (target, _) => {
+            if let Err(e) = target {
+                errors.extend(e);
+            }
+            Err(errors)
+        }
     }
 }
 

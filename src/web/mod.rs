@@ -55,6 +55,7 @@ pub fn routes() -> Router<AppState> {
             get(get_delete::<Device>),
         ))
         .route("/devices/bulk-assign", post(devices::post_bulk_assign))
+        .route("/devices/bulk-edit", post(devices::post_bulk_edit))
         .route(
             "/devices/{id}/accept-host-key",
             post(devices::post_accept_host_key),

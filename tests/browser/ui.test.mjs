@@ -11,9 +11,10 @@
 //   WEBNET_USERNAME  an admin user belonging to exactly one customer
 //   WEBNET_PASSWORD  that user's password
 //   WEBNET_TOKEN     an API token of that user
-//   WEBNET_SSH_PORTS two ports of stand-in SSH devices on 127.0.0.1, "PORT_A,PORT_B":
+//   WEBNET_SSH_PORTS three ports of stand-in SSH devices on 127.0.0.1, "PORT_A,PORT_B,PORT_SLOW":
 //                    user netops / password s3cret; `show version` answers
-//                    "Cisco IOS Software, Version 15.2 (edge-a)" (resp. edge-b)
+//                    "Cisco IOS Software, Version 15.2 (edge-a)" (resp. edge-b); the
+//                    third takes 30 s to answer any command (a job that stays running)
 // Screenshots go to tests/browser/artifacts/. Chromium is Debian's
 // /usr/bin/chromium (see install.sh); Playwright never downloads a browser.
 
@@ -33,7 +34,7 @@ if (missing.length > 0) {
   throw new Error(
     `ui.test.mjs: missing environment variable(s): ${missing.join(', ')}. ` +
       'The Rust test that starts the server sets WEBNET_URL, WEBNET_USERNAME, WEBNET_PASSWORD, WEBNET_TOKEN ' +
-      'and WEBNET_SSH_PORTS (the ports of its two stand-in SSH devices, "PORT_A,PORT_B").',
+      'and WEBNET_SSH_PORTS (the ports of its three stand-in SSH devices, "PORT_A,PORT_B,PORT_SLOW").',
   );
 }
 const BASE_URL = process.env.WEBNET_URL.replace(/\/+$/, '');
@@ -41,9 +42,9 @@ const USERNAME = process.env.WEBNET_USERNAME;
 const PASSWORD = process.env.WEBNET_PASSWORD;
 const TOKEN = process.env.WEBNET_TOKEN;
 const SSH_PORTS = process.env.WEBNET_SSH_PORTS.split(',').map((p) => Number(p.trim()));
-if (SSH_PORTS.length !== 2 || !SSH_PORTS.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+if (SSH_PORTS.length !== 3 || !SSH_PORTS.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
   throw new Error(
-    `ui.test.mjs: WEBNET_SSH_PORTS must be two TCP ports separated by a comma ("PORT_A,PORT_B"), got ${JSON.stringify(process.env.WEBNET_SSH_PORTS)}`,
+    `ui.test.mjs: WEBNET_SSH_PORTS must be three TCP ports separated by commas ("PORT_A,PORT_B,PORT_SLOW"), got ${JSON.stringify(process.env.WEBNET_SSH_PORTS)}`,
   );
 }
 
@@ -411,6 +412,48 @@ describe('webnet UI in a real browser', () => {
       assert.ok(par.every((d) => d.region === regionIds.usEast), 'the par devices should still be in US East');
     }));
 
+  it('c3. bulk edit sets a credential on every device matching a filter, across pages, after showing old and new values', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('bulk-edit', async () => {
+      const credential = await api('POST', '/api/v1/credentials/', {
+        body: { name: 'bulk', username: 'netops', password: 's3cret' },
+        expect: 201,
+      });
+      await page.goto(`${BASE_URL}/devices?site=par&page_size=50`);
+      const form = page.locator('form#bulk');
+      const edit = page.getByTestId('bulk-edit');
+      assert.equal(await edit.isDisabled(), true, '"Edit fields…" is enabled with nothing selected');
+      await form.locator('input[name=all_matching]').check();
+      assert.equal(await edit.isDisabled(), false, '"Edit fields…" stays disabled with "all matching" ticked');
+      await clickAndNavigate(edit);
+      await expectPath(page, '/devices/bulk-edit');
+      await expectText(page.locator('h1'), `Edit ${PAR_COUNT} devices`);
+      const fields = page.getByTestId('bulk-edit-form');
+      await fields.locator('select[name=credential]').selectOption({ label: 'bulk (netops)' });
+      await clickAndNavigate(page.getByTestId('bulk-edit-review'));
+
+      await expectText(page.locator('[data-testid=bulk-summary]'), `${PAR_COUNT} devices will change`);
+      const preview = page.getByTestId('bulk-preview');
+      const rows = await tableRows(preview);
+      assert.equal(rows.length, 20, 'the confirmation lists the first 20 devices, one changed field each');
+      assert.deepEqual(
+        { field: rows[0].Field, now: rows[0].Now, after: rows[0].After },
+        { field: 'credential', now: 'none', after: 'bulk' },
+        `first row: ${JSON.stringify(rows[0])}`,
+      );
+      await page.screenshot({ path: `${ARTIFACTS}bulk-edit-confirm.png`, fullPage: true });
+      await clickAndNavigate(page.getByTestId('bulk-edit-apply'));
+      await expectPath(page, '/devices');
+      await expectText(page.locator('.flash-success'), `${PAR_COUNT} devices changed`);
+      assert.equal(new URL(page.url()).searchParams.get('site'), 'par', `came back to ${page.url()}, not the filtered list`);
+
+      const par = await apiList('/api/v1/devices/?site=par&page_size=1000');
+      assert.equal(par.length, PAR_COUNT);
+      const wrong = par.filter((d) => d.credential !== credential.id).map((d) => d.hostname);
+      assert.deepEqual(wrong, [], 'every par device, on every page, should have the credential');
+      const lon = await apiList('/api/v1/devices/?site=lon');
+      assert.deepEqual(lon.filter((d) => d.credential !== null).map((d) => d.hostname), [], 'lon devices were changed too');
+    }));
+
   it('d. updates the region health badge live over SSE, without a reload', { timeout: STEP_TIMEOUT_MS }, () =>
     step('sse-badge', async () => {
       // Note when the page's EventSource is open, so the update is not sent before anyone listens.
@@ -517,6 +560,41 @@ describe('webnet UI in a real browser', () => {
       await page.waitForTimeout(300);
       const focused = await page.evaluate(() => document.activeElement?.id ?? '(none)');
       assert.equal(focused, id, 'focus moved away during the live refresh');
+    }));
+
+  it('e0b. a focused job link keeps focus across three live refreshes of the jobs list', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('jobs-focus-kept', async () => {
+      // A job that stays running (the stand-in answers after 30 s) keeps the list live.
+      const credential = await api('POST', '/api/v1/credentials/', {
+        body: { name: 'slow', username: 'netops', password: 's3cret' },
+        expect: 201,
+      });
+      const device = await api('POST', '/api/v1/devices/', {
+        body: { hostname: 'edge-slow', mgmt_ip: '127.0.0.1', port: SSH_PORTS[2], credential: credential.id, site: 'slow-lab' },
+        expect: 201,
+      });
+      const job = await api('POST', '/api/v1/commands/run', {
+        body: { targets: { device_ids: [device.id] }, commands: ['show tech-support'] },
+        expect: 202,
+      });
+      try {
+        await eventually('the slow job to be running', () => api('GET', `/api/v1/jobs/${job.job_id}/`), (j) => j.status === 'running', { timeout: 15_000 });
+        await page.goto(`${BASE_URL}/jobs`);
+        const link = page.locator(`#job-link-${job.job_id}`);
+        await link.focus();
+        let refreshes = 0;
+        page.on('response', function counted(r) {
+          if (r.url().includes('rows=1')) refreshes++;
+          if (refreshes >= 3) page.off('response', counted);
+        });
+        await eventually('three refreshes of the jobs list', () => Promise.resolve(refreshes), (n) => n >= 3, { timeout: 15_000 });
+        await page.waitForTimeout(300);
+        const focused = await page.evaluate(() => document.activeElement?.id ?? '(none)');
+        assert.equal(focused, `job-link-${job.job_id}`, 'focus moved away during the live refresh of the jobs list');
+      } finally {
+        await api('POST', `/api/v1/jobs/${job.job_id}/cancel/`, { expect: 200 }).catch(() => {});
+      }
+      await eventually('the slow job to be cancelled', () => api('GET', `/api/v1/jobs/${job.job_id}/`), (j) => j.status === 'cancelled', { timeout: 15_000 });
     }));
 
   it('e. "/" moves focus to the device search box', { timeout: STEP_TIMEOUT_MS }, () =>

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
@@ -87,6 +88,10 @@ async fn the_ui_works_in_a_real_browser(pool: PgPool) {
             .await,
         );
     }
+    // And one that answers after half a minute: a job on it stays running meanwhile.
+    let mut slow = FakeDeviceConfig::new("netops", "s3cret").respond("show tech-support", "…");
+    slow.delay = Duration::from_secs(30);
+    routers.push(FakeDevice::start(slow).await);
     let ssh_ports = routers
         .iter()
         .map(|r| r.addr.port().to_string())

@@ -608,3 +608,228 @@ async fn a_search_matching_more_than_ten_thousand_devices_says_its_count_is_capp
         "lists without a search count exactly"
     );
 }
+
+#[sqlx::test]
+async fn a_bulk_update_sets_a_credential_tags_and_a_site_on_every_device_of_a_filter(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone()).await;
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let east = app.region(&admin, "US East", "us-east-1").await;
+    let cred = app.credential(&admin, "netops", "s3cret").await;
+    app.bulk_devices("acme", "par", "par", 60).await;
+    app.bulk_devices("acme", "lon", "lon", 5).await;
+    let path = "/api/v1/devices/bulk_update/";
+    let changes = json!({"credential": cred, "site": "par2", "tags_add": ["lab", "edge"],
+        "region": east});
+
+    // A dry run says what would change, and changes nothing.
+    let dry = app
+        .post_json(
+            &admin,
+            path,
+            json!({"filters": {"site": "par"}, "changes": changes, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    let dry = dry.json();
+    assert_eq!(
+        (dry["count"].clone(), dry["updated"].clone()),
+        (json!(60), json!(0))
+    );
+    let preview = dry["preview"].as_array().unwrap();
+    assert_eq!(preview.len(), 20, "the first page of the devices");
+    assert_eq!(preview[0]["hostname"], "par-00001");
+    let fields: Vec<&str> = preview[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["credential", "site", "tags", "region"]);
+    assert_eq!(
+        preview[0]["changes"][0],
+        json!({"field": "credential", "old": "none", "new": "netops login"})
+    );
+    assert_eq!(
+        preview[0]["changes"][1],
+        json!({"field": "site", "old": "par", "new": "par2"})
+    );
+    assert_eq!(
+        preview[0]["changes"][3],
+        json!({"field": "region", "old": "none", "new": "US East"})
+    );
+    let untouched: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM devices WHERE credential_id IS NOT NULL",
+    )
+    .await;
+    assert_eq!(untouched, 0);
+
+    // Applied: every device of the filter, across pages, and only those; the region moves
+    // with them although the site they were matched by has changed.
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"filters": {"site": "par"}, "changes": changes}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["updated"], 60);
+    let changed: Vec<(String, Option<i64>, Vec<String>)> = sqlx::query_as(
+        "SELECT DISTINCT d.site, d.credential_id, d.tags FROM devices d WHERE d.hostname LIKE 'par-%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        changed,
+        [(
+            "par2".to_string(),
+            Some(cred),
+            vec!["edge".to_string(), "lab".to_string()]
+        )]
+    );
+    let in_east = app
+        .get_json(&admin, &format!("/api/v1/regions/{east}/devices/"))
+        .await
+        .json();
+    assert_eq!(in_east["count"], 60);
+    let lon: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM devices WHERE site = 'lon' AND credential_id IS NULL AND tags = '{}'",
+    )
+    .await;
+    assert_eq!(lon, 5, "devices outside the filter are untouched");
+
+    // By ids: a tag removed, devices disabled; the audit trail has the change.
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM devices WHERE site = 'par2' ORDER BY id LIMIT 2")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": ids, "changes": {"tags_remove": ["lab"], "enabled": false}}),
+        )
+        .await;
+    assert_eq!(r.json()["updated"], 2, "{}", r.body);
+    let disabled: Vec<(bool, Vec<String>)> =
+        sqlx::query_as("SELECT DISTINCT enabled, tags FROM devices WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(disabled, [(false, vec!["edge".to_string()])]);
+    let audit: serde_json::Value = scalar(
+        &pool,
+        "SELECT changes FROM audit_log WHERE action = 'bulk_edit' ORDER BY id LIMIT 1",
+    )
+    .await;
+    assert_eq!(audit["count"], 60);
+    assert_eq!(audit["credential"], json!([null, "netops login"]));
+    assert_eq!(audit["tags_add"], json!([null, ["edge", "lab"]]));
+    assert_eq!(audit["target"], json!({"filters": {"site": "par"}}));
+}
+
+#[sqlx::test]
+async fn a_bulk_update_refuses_bad_changes_other_customers_objects_and_too_little_a_role(
+    pool: PgPool,
+) {
+    let mut app = TestApp::new(pool.clone()).await;
+    let admin = app.api_user("admin", Role::Admin, "acme").await;
+    let operator = app.api_user("op", Role::Operator, "acme").await;
+    let globex = app.api_user("g", Role::Admin, "globex").await;
+    let theirs = app.credential(&globex, "theirs", "x").await;
+    let mine = app.new_device(&admin, "a", "10.0.0.1", None).await;
+    let other = app.new_device(&globex, "b", "10.0.0.2", None).await;
+    let path = "/api/v1/devices/bulk_update/";
+
+    let r = app
+        .post_json(&admin, path, json!({"device_ids": [mine], "changes": {}}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["errors"]["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("at least one"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": [mine], "changes": {"site": "x".repeat(101), "tags_add": ["a"], "tags_remove": ["a"]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let errors = &r.json()["errors"];
+    assert!(
+        errors["changes.site"].is_array() && errors["changes.tags_remove"].is_array(),
+        "{errors}"
+    );
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": [mine], "changes": {"colour": "red"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "an unknown field is refused: {}",
+        r.body
+    );
+
+    // Another customer's credential does not exist here; nor do its devices.
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": [mine], "changes": {"credential": theirs}}),
+        )
+        .await;
+    assert_eq!(
+        r.json()["errors"]["credential"][0],
+        format!("No credential with id {theirs}.")
+    );
+    let r = app
+        .post_json(
+            &admin,
+            path,
+            json!({"device_ids": [mine, other], "changes": {"site": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains(&other.to_string()), "{}", r.body);
+
+    // An operator may move devices between regions, nothing else.
+    let r = app
+        .post_json(
+            &operator,
+            path,
+            json!({"device_ids": [mine], "changes": {"site": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post_json(
+            &operator,
+            path,
+            json!({"device_ids": [mine], "changes": {"region": null}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let sites: Vec<String> = sqlx::query_scalar("SELECT site FROM devices ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        sites.iter().all(|s| s != "x"),
+        "nothing was changed: {sites:?}"
+    );
+}

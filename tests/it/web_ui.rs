@@ -439,3 +439,111 @@ async fn moving_a_region_to_another_customer_is_refused_by_the_page_as_by_the_ap
     .await;
     assert_eq!(owner, "acme", "the region stayed where it was");
 }
+
+#[sqlx::test]
+async fn a_bulk_edit_asks_for_fields_shows_old_and_new_values_then_changes_every_matching_device(
+    pool: PgPool,
+) {
+    let mut app = TestApp::signed_in(pool.clone(), Role::Admin).await;
+    app.bulk_devices("acme", "par", "par", 75).await;
+    app.bulk_devices("acme", "lon", "lon", 3).await;
+    app.get("/devices?site=par").await;
+    let target = [
+        ("all_matching", "1"),
+        ("filter_site", "par"),
+        ("back", "/devices?site=par"),
+    ];
+    let form = app.post_form("/devices/bulk-edit", &target).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert_eq!(form.texts("h1"), ["Edit 75 devices"]);
+    assert_eq!(
+        form.attr("select[name=credential] option[selected]", "value")
+            .as_deref(),
+        Some("keep"),
+        "every field starts unchanged"
+    );
+
+    // Nothing chosen: the form again, with the reason.
+    let mut nothing = target.to_vec();
+    nothing.extend([("step", "preview"), ("site", " "), ("credential", "keep")]);
+    let again = app.post_form("/devices/bulk-edit", &nothing).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(
+        again.texts("[data-testid=error-summary] li")[0].contains("Change at least one field"),
+        "{:?}",
+        again.texts("[data-testid=error-summary] li")
+    );
+
+    let mut preview = target.to_vec();
+    preview.extend([
+        ("step", "preview"),
+        ("role", "core"),
+        ("tags_add", "lab, dc1"),
+    ]);
+    let confirm = app.post_form("/devices/bulk-edit", &preview).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert_eq!(
+        confirm.texts("[data-testid=bulk-summary]"),
+        ["75 devices will change. The first 20 by hostname:"]
+    );
+    let cells = confirm.texts("[data-testid=bulk-preview] tbody tr:first-child td");
+    assert_eq!(cells, ["par-00001", "role", "edge", "core"]);
+    let roles = count_rows(&pool, "devices WHERE role = 'core'").await;
+    assert_eq!(roles, 0, "nothing changes before confirmation");
+
+    let mut apply = preview.clone();
+    apply.retain(|(k, _)| *k != "step");
+    apply.push(("step", "apply"));
+    let done = app.post_form("/devices/bulk-edit", &apply).await;
+    assert_eq!(done.location(), Some("/devices?site=par"));
+    let back = app.get("/devices?site=par").await;
+    assert_eq!(back.texts(".flash-success"), ["75 devices changed."]);
+    let changed: Vec<(String, String, Vec<String>, i64)> = sqlx::query_as(
+        "SELECT site, role, tags, count(*) FROM devices GROUP BY 1, 2, 3 ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let tags = vec!["dc1".to_string(), "lab".to_string()];
+    assert_eq!(
+        changed,
+        [
+            ("lon".to_string(), "edge".to_string(), vec![], 3),
+            ("par".to_string(), "core".to_string(), tags, 75)
+        ]
+    );
+}
+
+#[sqlx::test]
+async fn an_operators_bulk_edit_offers_the_region_only(pool: PgPool) {
+    let (mut app, _, east) = TestApp::signed_in_with_region(pool.clone(), Role::Operator).await;
+    app.bulk_devices("acme", "par", "par", 2).await;
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id::text FROM devices ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    app.get("/devices").await;
+    let form = app
+        .post_form("/devices/bulk-edit", &[("device_ids", &ids[0])])
+        .await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.attr("select[name=credential]", "disabled").is_some());
+    assert!(form.attr("select[name=region]", "disabled").is_none());
+    let e = east.to_string();
+    let site = app
+        .post_form(
+            "/devices/bulk-edit",
+            &[("device_ids", &ids[0]), ("step", "apply"), ("site", "x")],
+        )
+        .await;
+    assert_eq!(site.status, StatusCode::FORBIDDEN);
+    let region = app
+        .post_form(
+            "/devices/bulk-edit",
+            &[("device_ids", &ids[0]), ("step", "apply"), ("region", &e)],
+        )
+        .await;
+    assert_eq!(region.location(), Some("/devices"), "{}", region.body);
+    let moved = count_rows(&pool, "device_assignments WHERE region_id IS NOT NULL").await;
+    assert_eq!(moved, 1);
+}
