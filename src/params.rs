@@ -82,7 +82,8 @@ pub struct DeviceParams {
     pub role: Option<String>,
     /// Vendor, exact and case-insensitive.
     pub vendor: Option<String>,
-    /// Part of the hostname, or the start of the management address.
+    /// Part of the hostname, the start of the management address, or a network holding it
+    /// (`10.0.1.0/24`).
     pub q: Option<String>,
     /// Sort key, `-` prefixed to reverse: hostname (default), mgmt_ip, site, role, vendor,
     /// region, updated_at.

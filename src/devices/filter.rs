@@ -26,7 +26,7 @@ pub struct DeviceFilter {
     pub role: Option<String>,
     /// Exact vendor.
     pub vendor: Option<String>,
-    /// Substring of the hostname, or prefix of the address.
+    /// Substring of the hostname, prefix of the address, or a network (CIDR) holding it.
     pub q: Option<String>,
 }
 
@@ -84,6 +84,11 @@ impl DeviceFilter {
                 "site" => f.site = Some(value),
                 "role" => f.role = Some(value),
                 "vendor" => f.vendor = Some(value),
+                // Hostnames have no '/': a slash makes it a network (CIDR).
+                "q" if value.contains('/') && value.parse::<ipnet::IpNet>().is_err() => errors.add(
+                    "q",
+                    "Enter a network such as 10.0.1.0/24, or a name or address without a slash.",
+                ),
                 "q" => f.q = Some(value),
                 _ => {}
             }
@@ -115,6 +120,15 @@ impl DeviceFilter {
             }
         }
         out
+    }
+
+    /// The network `q` names, when it is one (`10.0.1.0/24`, `2001:db8::/32`): devices whose
+    /// address is in it match.
+    pub fn network(&self) -> Option<ipnet::IpNet> {
+        let q = self.q.as_deref()?;
+        q.contains('/')
+            .then(|| q.parse::<ipnet::IpNet>().ok().map(|n| n.trunc()))
+            .flatten()
     }
 
     /// Whether a filter other than the region is set (they need the `devices` row).
@@ -162,7 +176,9 @@ impl DeviceFilter {
                 ("vendor", &self.vendor),
             ],
         );
-        if let Some(q) = &self.q {
+        if let Some(network) = self.network() {
+            qb.push(" AND d.mgmt_ip <<= ").push_bind(network);
+        } else if let Some(q) = &self.q {
             let pattern = format!("%{}%", escape_like(q));
             // Only something shaped like an address can match one; leaving the address
             // branch out otherwise lets the trigram index answer alone.

@@ -833,3 +833,50 @@ async fn a_bulk_update_refuses_bad_changes_other_customers_objects_and_too_littl
         "nothing was changed: {sites:?}"
     );
 }
+
+#[sqlx::test]
+async fn a_network_in_the_search_finds_the_devices_whose_address_it_holds(pool: PgPool) {
+    let (mut app, admin) = TestApp::with_admin(pool).await;
+    for (name, ip) in [
+        ("a", "10.0.1.7"),
+        ("b", "10.0.1.200"),
+        ("c", "10.0.2.1"),
+        ("d", "2001:db8::5"),
+    ] {
+        app.new_device(&admin, name, ip, None).await;
+    }
+    let hostnames = async |app: &mut TestApp, q: &str| -> Vec<String> {
+        let path = format!("/api/v1/devices/?q={}", q.replace('/', "%2F"));
+        let page = app.get_json(&admin, &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{q}: {}", page.body);
+        let rows = page.json()["results"].as_array().unwrap().clone();
+        rows.iter()
+            .map(|d| d["hostname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(hostnames(&mut app, "10.0.1.0/24").await, ["a", "b"]);
+    assert_eq!(
+        hostnames(&mut app, "10.0.1.9/24").await,
+        ["a", "b"],
+        "host bits are ignored"
+    );
+    assert_eq!(hostnames(&mut app, "10.0.0.0/16").await, ["a", "b", "c"]);
+    assert_eq!(hostnames(&mut app, "2001:db8::/32").await, ["d"]);
+    assert_eq!(
+        hostnames(&mut app, "10.0.1.").await,
+        ["a", "b"],
+        "a prefix still works"
+    );
+    let bad = app
+        .get_json(&admin, "/api/v1/devices/?q=10.0.1.0%2F33")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.json()["errors"]["q"][0]
+            .as_str()
+            .unwrap()
+            .contains("10.0.1.0/24"),
+        "{}",
+        bad.body
+    );
+}
