@@ -196,11 +196,14 @@ class Sampler(threading.Thread):
 
     def run(self):
         while self.running:
+            # webnet's connections only: this script's own psql calls (the sampler's and the
+            # waits of the other threads) are not the fleet's.
             rows = sql(self.url,
                        "SELECT count(*), count(*) FILTER (WHERE application_name = 'webnet worker') "
-                       "FROM pg_stat_activity WHERE backend_type = 'client backend'")
+                       "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                       "AND application_name <> 'psql'")
             if rows:
-                self.samples.append((time.time(), int(rows[0][0]) - 1, int(rows[0][1])))
+                self.samples.append((time.time(), int(rows[0][0]), int(rows[0][1])))
             time.sleep(0.25)
 
     def most(self, since=0.0, until=float("inf")):
