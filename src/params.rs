@@ -17,6 +17,7 @@ use crate::devices::{self, DeviceFilter};
 use crate::error::{AppResult, FieldErrors};
 use crate::jobs::{JobFilter, JobStatus, JobType};
 use crate::pagination::PageRequest;
+use crate::types::Reachability;
 
 /// How strictly to read a query string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,18 @@ pub struct DeviceParams {
     pub role: Option<String>,
     /// Vendor, exact and case-insensitive.
     pub vendor: Option<String>,
+    /// Platform, exact and case-insensitive.
+    pub platform: Option<String>,
+    /// A tag the devices carry (exact).
+    pub tag: Option<String>,
+    /// Enabled (`true`) or disabled (`false`) devices.
+    #[param(value_type = Option<bool>)]
+    pub enabled: Option<String>,
+    /// The outcome of the devices' last reachability check.
+    #[param(value_type = Option<Reachability>)]
+    pub reachability: Option<String>,
+    /// Credential id, or `none` for devices without one.
+    pub credential: Option<String>,
     /// Part of the hostname, the start of the management address, or a network holding it
     /// (`10.0.1.0/24`).
     pub q: Option<String>,
@@ -100,6 +113,11 @@ impl DeviceParams {
             ("site", &self.site),
             ("role", &self.role),
             ("vendor", &self.vendor),
+            ("platform", &self.platform),
+            ("tag", &self.tag),
+            ("enabled", &self.enabled),
+            ("reachability", &self.reachability),
+            ("credential", &self.credential),
             ("q", &self.q),
         ] {
             if let Some(v) = reading.take(key, value, &mut errors) {

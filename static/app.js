@@ -139,3 +139,21 @@ document.addEventListener("change", (event) => {
   }
 });
 document.addEventListener("DOMContentLoaded", updateBulkBar);
+
+// Filter forms send only the filters given, so that their URLs stay short and readable
+// (`/devices?site=par`, not every empty field). Fields disabled for the submission are
+// enabled again when the browser shows the page from its history.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || form.method !== "get" || !form.classList.contains("filters")) return;
+  for (const field of form.elements) {
+    if ((field instanceof HTMLInputElement || field instanceof HTMLSelectElement) && field.name && field.value.trim() === "") {
+      field.disabled = true;
+    }
+  }
+});
+window.addEventListener("pageshow", () => {
+  document.querySelectorAll("form.filters [name]:disabled").forEach((field) => {
+    field.disabled = false;
+  });
+});

@@ -116,8 +116,9 @@ async fn delete_device(Call { state, user }: Call, Id(id): Id) -> AppResult<Dele
 struct BulkAssign {
     /// The devices to assign, by id.
     device_ids: Option<Vec<i64>>,
-    /// Or every device matching these filters (`region`, `site`, `role`, `vendor`, `q`, as in
-    /// the device list); `{}` is every device.
+    /// Or every device matching these filters (`region`, `site`, `role`, `vendor`,
+    /// `platform`, `tag`, `enabled`, `reachability`, `credential`, `q`, as in the device
+    /// list); `{}` is every device.
     #[schema(value_type = Option<Object>)]
     filters: Option<serde_json::Map<String, Value>>,
     /// The region id, or null to unassign.
@@ -160,10 +161,10 @@ pub(crate) fn bulk_target(
         (None, Some(filters)) => {
             let mut errors = FieldErrors::new();
             for key in filters.keys() {
-                if !["region", "site", "role", "vendor", "q"].contains(&key.as_str()) {
+                if !devices::FILTERS.contains(&key.as_str()) {
                     errors.add(
                         format!("filters.{key}"),
-                        "Unknown filter; use region, site, role, vendor or q.",
+                        format!("Unknown filter; use {}.", devices::FILTERS.join(", ")),
                     );
                 }
             }
@@ -209,8 +210,9 @@ async fn bulk_assign_region(
 struct BulkUpdate {
     /// The devices to change, by id.
     device_ids: Option<Vec<i64>>,
-    /// Or every device matching these filters (`region`, `site`, `role`, `vendor`, `q`, as in
-    /// the device list); `{}` is every device.
+    /// Or every device matching these filters (`region`, `site`, `role`, `vendor`,
+    /// `platform`, `tag`, `enabled`, `reachability`, `credential`, `q`, as in the device
+    /// list); `{}` is every device.
     #[schema(value_type = Option<Object>)]
     filters: Option<serde_json::Map<String, Value>>,
     /// The fields to set on every one of them; the others stay as they are.

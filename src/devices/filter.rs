@@ -4,6 +4,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use crate::auth::Scope;
 use crate::error::FieldErrors;
+use crate::types::Reachability;
 
 /// Which devices a filter keeps by region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,8 +15,18 @@ pub enum RegionFilter {
     Id(i64),
 }
 
-/// The device list's filters (`?region=&site=&role=&vendor=&q=`), also used by bulk
-/// assignment. Text filters match case-insensitively.
+/// Which devices a filter keeps by credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialFilter {
+    /// Devices without a credential (`credential=none`).
+    Missing,
+    /// Devices signing in with this credential.
+    Id(i64),
+}
+
+/// The device list's filters (`?region=&site=&role=&vendor=&platform=&tag=&enabled=
+/// &reachability=&credential=&q=`), also used by bulk changes. Text filters match
+/// case-insensitively, tags exactly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceFilter {
     /// By region.
@@ -26,9 +37,33 @@ pub struct DeviceFilter {
     pub role: Option<String>,
     /// Exact vendor.
     pub vendor: Option<String>,
+    /// Exact platform.
+    pub platform: Option<String>,
+    /// Devices carrying this tag.
+    pub tag: Option<String>,
+    /// Enabled (`true`) or disabled (`false`) devices.
+    pub enabled: Option<bool>,
+    /// By the outcome of the last reachability check.
+    pub reachability: Option<Reachability>,
+    /// By credential.
+    pub credential: Option<CredentialFilter>,
     /// Substring of the hostname, prefix of the address, or a network (CIDR) holding it.
     pub q: Option<String>,
 }
+
+/// The filters' names, in the order links carry them.
+pub const FILTERS: &[&str] = &[
+    "region",
+    "site",
+    "role",
+    "vendor",
+    "platform",
+    "tag",
+    "enabled",
+    "reachability",
+    "credential",
+    "q",
+];
 
 /// Appends ` AND lower(d.<column>) = lower(<value>)` for each value given: the exact,
 /// case-insensitive text matches that the device list and a job's targets share.
@@ -78,12 +113,30 @@ impl DeviceFilter {
                         Err(_) => errors.add("region", "Enter a region id, or \"none\"."),
                     },
                 },
-                "site" | "role" | "vendor" | "q" if too_long => {
+                "site" | "role" | "vendor" | "platform" | "tag" | "q" if too_long => {
                     errors.add(key, "Use at most 200 characters.")
                 }
                 "site" => f.site = Some(value),
                 "role" => f.role = Some(value),
                 "vendor" => f.vendor = Some(value),
+                "platform" => f.platform = Some(value),
+                "tag" => f.tag = Some(value),
+                "enabled" => match value.as_str() {
+                    "true" | "yes" | "1" => f.enabled = Some(true),
+                    "false" | "no" | "0" => f.enabled = Some(false),
+                    _ => errors.add("enabled", "Enter true or false."),
+                },
+                "reachability" => match Reachability::parse(&value) {
+                    Ok(r) => f.reachability = Some(r),
+                    Err(message) => errors.add("reachability", message),
+                },
+                "credential" => match value.as_str() {
+                    "none" | "null" => f.credential = Some(CredentialFilter::Missing),
+                    v => match v.parse::<i64>() {
+                        Ok(id) => f.credential = Some(CredentialFilter::Id(id)),
+                        Err(_) => errors.add("credential", "Enter a credential id, or \"none\"."),
+                    },
+                },
                 // Hostnames have no '/': a slash makes it a network (CIDR).
                 "q" if value.contains('/') && value.parse::<ipnet::IpNet>().is_err() => errors.add(
                     "q",
@@ -113,11 +166,26 @@ impl DeviceFilter {
             ("site", &self.site),
             ("role", &self.role),
             ("vendor", &self.vendor),
-            ("q", &self.q),
+            ("platform", &self.platform),
+            ("tag", &self.tag),
         ] {
             if let Some(v) = v {
                 out.push((k, v.clone()));
             }
+        }
+        if let Some(enabled) = self.enabled {
+            out.push(("enabled", enabled.to_string()));
+        }
+        if let Some(r) = self.reachability {
+            out.push(("reachability", r.as_str().to_string()));
+        }
+        match self.credential {
+            Some(CredentialFilter::Missing) => out.push(("credential", "none".to_string())),
+            Some(CredentialFilter::Id(id)) => out.push(("credential", id.to_string())),
+            None => {}
+        }
+        if let Some(q) = &self.q {
+            out.push(("q", q.clone()));
         }
         out
     }
@@ -133,7 +201,11 @@ impl DeviceFilter {
 
     /// Whether a filter other than the region is set (they need the `devices` row).
     pub(super) fn has_device_conditions(&self) -> bool {
-        self.site.is_some() || self.role.is_some() || self.vendor.is_some() || self.q.is_some()
+        *self
+            != DeviceFilter {
+                region: self.region,
+                ..Default::default()
+            }
     }
 
     /// Appends ` AND …` for the region filter (columns of `device_assignments a`), with the
@@ -174,8 +246,29 @@ impl DeviceFilter {
                 ("site", &self.site),
                 ("role", &self.role),
                 ("vendor", &self.vendor),
+                ("platform", &self.platform),
             ],
         );
+        if let Some(tag) = &self.tag {
+            qb.push(" AND d.tags @> ARRAY[")
+                .push_bind(tag.clone())
+                .push("]::text[]");
+        }
+        if let Some(enabled) = self.enabled {
+            qb.push(" AND d.enabled = ").push_bind(enabled);
+        }
+        if let Some(r) = self.reachability {
+            qb.push(" AND d.reachability_status = ").push_bind(r);
+        }
+        match self.credential {
+            Some(CredentialFilter::Missing) => {
+                qb.push(" AND d.credential_id IS NULL");
+            }
+            Some(CredentialFilter::Id(id)) => {
+                qb.push(" AND d.credential_id = ").push_bind(id);
+            }
+            None => {}
+        }
         if let Some(network) = self.network() {
             qb.push(" AND d.mgmt_ip <<= ").push_bind(network);
         } else if let Some(q) = &self.q {

@@ -14,7 +14,9 @@ use crate::types::{HealthStatus, Reachability};
 mod filter;
 mod input;
 
-pub use filter::{DeviceFilter, RegionFilter, SORTS, push_exact_matches};
+pub use filter::{
+    CredentialFilter, DeviceFilter, FILTERS, RegionFilter, SORTS, push_exact_matches,
+};
 use filter::{order_by, push_scope};
 pub use input::{BulkEdit, BulkEditInput, DeviceChanges, DeviceInput};
 

@@ -13,13 +13,16 @@ use super::page::{Layout, Nav, SignedIn};
 use super::pager::{Pager, Paging, list_url};
 use crate::auth::{AuthUser, Role};
 use crate::credentials::{self, Credential};
-use crate::devices::{self, BulkTarget, Device, DeviceFilter, DeviceInput, RegionFilter};
+use crate::devices::{
+    self, BulkTarget, CredentialFilter, Device, DeviceFilter, DeviceInput, RegionFilter,
+};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Id, Params, QueryPairs};
 use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
 use crate::params::{DeviceParams, Reading};
 use crate::regions::{self, Region};
 use crate::state::AppState;
+use crate::types::Reachability;
 use crate::usecases::inventory;
 
 /// A sortable column header.
@@ -53,6 +56,8 @@ pub struct DevicesPage {
     pub roles: Vec<String>,
     /// Known vendors.
     pub vendors: Vec<String>,
+    /// Credentials, for the credential filter.
+    pub credentials: Vec<Credential>,
     /// Column headers.
     pub columns: Vec<SortLink>,
     /// The filters as hidden inputs for the bulk form.
@@ -74,6 +79,31 @@ impl DevicesPage {
     /// Whether the region filter is "no region".
     pub fn unassigned_selected(&self) -> bool {
         self.filter.region == Some(RegionFilter::Unassigned)
+    }
+
+    /// Whether the enabled filter is `value`.
+    pub fn enabled_selected(&self, value: bool) -> bool {
+        self.filter.enabled == Some(value)
+    }
+
+    /// Whether the reachability filter is `r`.
+    pub fn reachability_selected(&self, r: &Reachability) -> bool {
+        self.filter.reachability == Some(*r)
+    }
+
+    /// Whether the credential filter is the credential `id`.
+    pub fn credential_selected(&self, id: &i64) -> bool {
+        self.filter.credential == Some(CredentialFilter::Id(*id))
+    }
+
+    /// Whether the credential filter is "no credential".
+    pub fn no_credential_selected(&self) -> bool {
+        self.filter.credential == Some(CredentialFilter::Missing)
+    }
+
+    /// Every reachability status, for the filter's options.
+    pub fn reachabilities(&self) -> [Reachability; 3] {
+        Reachability::ALL
     }
 
     /// A text filter's value, or "".
@@ -285,6 +315,11 @@ pub async fn get_devices(
     let sites = devices::distinct_values(&mut conn, &scope, "site").await?;
     let roles = devices::distinct_values(&mut conn, &scope, "role").await?;
     let vendors = devices::distinct_values(&mut conn, &scope, "vendor").await?;
+    let all = PageRequest {
+        page: 1,
+        page_size: MAX_PAGE_SIZE,
+    };
+    let (credentials, _) = credentials::list(&mut conn, &scope, all).await?;
     let size = (!size_given.as_deref().unwrap_or("").is_empty()).then_some(page.page_size);
     let base = devices_url(&filter, sort, size);
     let columns = COLUMNS
@@ -323,6 +358,7 @@ pub async fn get_devices(
         sites,
         roles,
         vendors,
+        credentials,
         columns,
         current_url,
         can_assign: signed_in.user.require(Role::Operator).is_ok(),

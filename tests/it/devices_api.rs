@@ -880,3 +880,72 @@ async fn a_network_in_the_search_finds_the_devices_whose_address_it_holds(pool: 
         bad.body
     );
 }
+
+#[sqlx::test]
+async fn devices_filter_by_platform_tag_enabled_reachability_and_credential(pool: PgPool) {
+    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
+    let cred = app.credential(&admin, "netops", "s3cret").await;
+    let bodies = [
+        json!({"hostname": "a", "mgmt_ip": "10.0.0.1", "platform": "ios", "tags": ["lab"], "credential": cred}),
+        json!({"hostname": "b", "mgmt_ip": "10.0.0.2", "platform": "junos", "tags": ["lab", "dc1"], "enabled": false}),
+        json!({"hostname": "c", "mgmt_ip": "10.0.0.3", "platform": "IOS", "credential": cred}),
+    ];
+    for body in bodies {
+        app.device(&admin, body).await;
+    }
+    execute(
+        &pool,
+        "UPDATE devices SET reachability_status = 'unreachable' WHERE hostname = 'c'".into(),
+    )
+    .await;
+    let hostnames = async |app: &mut TestApp, query: &str| -> Vec<String> {
+        let page = app
+            .get_json(&admin, &format!("/api/v1/devices/?{query}"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{query}: {}", page.body);
+        let rows = page.json()["results"].as_array().unwrap().clone();
+        rows.iter()
+            .map(|d| d["hostname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(hostnames(&mut app, "platform=ios").await, ["a", "c"]);
+    assert_eq!(hostnames(&mut app, "tag=lab").await, ["a", "b"]);
+    assert_eq!(hostnames(&mut app, "tag=dc1").await, ["b"]);
+    assert_eq!(hostnames(&mut app, "enabled=false").await, ["b"]);
+    assert_eq!(hostnames(&mut app, "enabled=true&tag=lab").await, ["a"]);
+    assert_eq!(hostnames(&mut app, "reachability=unreachable").await, ["c"]);
+    assert_eq!(
+        hostnames(&mut app, "reachability=unknown").await,
+        ["a", "b"]
+    );
+    assert_eq!(
+        hostnames(&mut app, &format!("credential={cred}")).await,
+        ["a", "c"]
+    );
+    assert_eq!(hostnames(&mut app, "credential=none").await, ["b"]);
+
+    let page = app
+        .get_json(
+            &admin,
+            "/api/v1/devices/?enabled=maybe&reachability=up&credential=x",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    let errors = &page.json()["errors"];
+    for field in ["enabled", "reachability", "credential"] {
+        assert!(errors[field].is_array(), "{field}: {errors}");
+    }
+    // The same filters select a bulk change's devices.
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/devices/bulk_update/",
+            json!({"filters": {"credential": "none", "enabled": false}, "changes": {"credential": cred}}),
+        )
+        .await;
+    assert_eq!(r.json()["updated"], 1, "{}", r.body);
+    assert_eq!(
+        hostnames(&mut app, "credential=none").await,
+        Vec::<String>::new()
+    );
+}
