@@ -171,8 +171,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     }
 }
 
-/// Typed query parameters (see [`crate::params`]). A parameter the struct knows, given
-/// twice, is a field error ("give it once"), not a silent choice of one of the values.
+/// Typed query parameters (see [`crate::params`]). A list field takes a parameter
+/// repeated (`site=a&site=b`); any other parameter the struct knows, given twice, is a field
+/// error ("give it once"), not a silent choice of one of the values.
 #[derive(Debug, Default)]
 pub struct Params<T>(pub T);
 
@@ -180,18 +181,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query).map(Params).map_err(|e| {
-            let message = e.to_string();
-            // serde names the field in backquotes: "duplicate field `site`".
-            match message.split('`').nth(1) {
-                Some(field) if message.starts_with("duplicate field") => {
-                    AppError::Validation(FieldErrors::single(field, "Give this parameter once."))
-                }
-                _ => AppError::BadRequest(format!("Unreadable query string: {message}.")),
-            }
-        })
+        parse_query(parts.uri.query().unwrap_or_default()).map(Params)
     }
+}
+
+/// Parses a query string into `T`, naming the parameter at fault.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let de = serde_html_form::Deserializer::from_bytes(query.as_bytes());
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let field = err.path().to_string();
+        let message = err.into_inner().to_string();
+        // serde_html_form gives a scalar field with several values as "unsupported value".
+        if message == "unsupported value" && !field.is_empty() && field != "." {
+            AppError::Validation(FieldErrors::single(field, "Give this parameter once."))
+        } else {
+            AppError::BadRequest(format!("Unreadable query string: {message}."))
+        }
+    })
 }
 
 /// The URL of the current request, for pagination links.

@@ -48,6 +48,32 @@ impl Reading {
     }
 }
 
+impl Reading {
+    /// The values of a repeatable parameter. Pages also split a value at commas, since
+    /// their forms have one box per filter (`s01, s02`); an empty value is skipped there
+    /// and an error for the API.
+    fn take_all<'a>(
+        self,
+        field: &str,
+        values: &'a [String],
+        errors: &mut FieldErrors,
+    ) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        for value in values {
+            match self {
+                Reading::Strict if value.trim().is_empty() => {
+                    errors.add(field, "Enter a value, or leave the parameter out.")
+                }
+                Reading::Strict => out.push(value.trim()),
+                Reading::Forgiving => {
+                    out.extend(value.split(',').map(str::trim).filter(|v| !v.is_empty()))
+                }
+            }
+        }
+        out
+    }
+}
+
 /// `?page=&page_size=` of every list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -77,16 +103,21 @@ impl PageParams {
 pub struct DeviceParams {
     /// Region id, or `none` for devices without a region.
     pub region: Option<String>,
-    /// Site, exact and case-insensitive.
-    pub site: Option<String>,
-    /// Role, exact and case-insensitive.
-    pub role: Option<String>,
-    /// Vendor, exact and case-insensitive.
-    pub vendor: Option<String>,
-    /// Platform, exact and case-insensitive.
-    pub platform: Option<String>,
-    /// A tag the devices carry (exact).
-    pub tag: Option<String>,
+    /// Site, exact and case-insensitive; repeat it for any of several (`site=a&site=b`).
+    #[serde(default)]
+    pub site: Vec<String>,
+    /// Role, exact and case-insensitive; repeatable.
+    #[serde(default)]
+    pub role: Vec<String>,
+    /// Vendor, exact and case-insensitive; repeatable.
+    #[serde(default)]
+    pub vendor: Vec<String>,
+    /// Platform, exact and case-insensitive; repeatable.
+    #[serde(default)]
+    pub platform: Vec<String>,
+    /// A tag the devices carry (exact); repeatable, for devices carrying any of them.
+    #[serde(default)]
+    pub tag: Vec<String>,
     /// Enabled (`true`) or disabled (`false`) devices.
     #[param(value_type = Option<bool>)]
     pub enabled: Option<String>,
@@ -108,13 +139,19 @@ impl DeviceParams {
     pub fn filter(&self, reading: Reading) -> AppResult<(DeviceFilter, String)> {
         let mut errors = FieldErrors::new();
         let mut pairs = Vec::new();
-        for (key, value) in [
-            ("region", &self.region),
+        for (key, values) in [
             ("site", &self.site),
             ("role", &self.role),
             ("vendor", &self.vendor),
             ("platform", &self.platform),
             ("tag", &self.tag),
+        ] {
+            for v in reading.take_all(key, values, &mut errors) {
+                pairs.push((key, v.to_string()));
+            }
+        }
+        for (key, value) in [
+            ("region", &self.region),
             ("enabled", &self.enabled),
             ("reachability", &self.reachability),
             ("credential", &self.credential),

@@ -157,3 +157,12 @@ window.addEventListener("pageshow", () => {
     field.disabled = false;
   });
 });
+
+// Choosing a page size applies it at once, as the sort links do; the filter's other fields
+// go with it.
+document.addEventListener("change", (event) => {
+  const field = event.target;
+  if (field instanceof HTMLSelectElement && field.name === "page_size" && field.form?.classList.contains("filters")) {
+    field.form.requestSubmit();
+  }
+});

@@ -168,10 +168,20 @@ pub(crate) fn bulk_target(
                     );
                 }
             }
-            let filter = DeviceFilter::from_pairs(
-                filters.iter().map(|(k, v)| (k.as_str(), as_text(v))),
-                &mut errors,
-            );
+            // A list gives a multi-valued filter several values (any of them).
+            let mut pairs = Vec::new();
+            for (key, value) in filters {
+                match value {
+                    Value::Array(items) if devices::MULTI_VALUED.contains(&key.as_str()) => {
+                        pairs.extend(items.iter().map(|v| (key.as_str(), as_text(v))));
+                    }
+                    Value::Array(_) => {
+                        errors.add(format!("filters.{key}"), "Give this filter one value.")
+                    }
+                    v => pairs.push((key.as_str(), as_text(v))),
+                }
+            }
+            let filter = DeviceFilter::from_pairs(pairs, &mut errors);
             errors.into_result()?;
             Ok(BulkTarget::Matching(filter))
         }

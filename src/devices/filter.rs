@@ -26,21 +26,22 @@ pub enum CredentialFilter {
 
 /// The device list's filters (`?region=&site=&role=&vendor=&platform=&tag=&enabled=
 /// &reachability=&credential=&q=`), also used by bulk changes. Text filters match
-/// case-insensitively, tags exactly.
+/// case-insensitively, tags exactly; site, role, vendor, platform and tag take several
+/// values (`site=a&site=b`), meaning any of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceFilter {
     /// By region.
     pub region: Option<RegionFilter>,
-    /// Exact site.
-    pub site: Option<String>,
-    /// Exact role.
-    pub role: Option<String>,
-    /// Exact vendor.
-    pub vendor: Option<String>,
-    /// Exact platform.
-    pub platform: Option<String>,
-    /// Devices carrying this tag.
-    pub tag: Option<String>,
+    /// Any of these sites (exact; empty: any site).
+    pub site: Vec<String>,
+    /// Any of these roles.
+    pub role: Vec<String>,
+    /// Any of these vendors.
+    pub vendor: Vec<String>,
+    /// Any of these platforms.
+    pub platform: Vec<String>,
+    /// Devices carrying any of these tags.
+    pub tag: Vec<String>,
     /// Enabled (`true`) or disabled (`false`) devices.
     pub enabled: Option<bool>,
     /// By the outcome of the last reachability check.
@@ -65,20 +66,33 @@ pub const FILTERS: &[&str] = &[
     "q",
 ];
 
-/// Appends ` AND lower(d.<column>) = lower(<value>)` for each value given: the exact,
-/// case-insensitive text matches that the device list and a job's targets share.
+/// Appends ` AND lower(d.<column>) IN (lower(<value>), …)` for each column given values:
+/// the exact, case-insensitive text matches that the device list and a job's targets share.
+/// (An `IN` list of `lower(..)`, unlike `= ANY(array)`, lets the `lower(column)` indexes
+/// serve it.)
 pub fn push_exact_matches<const N: usize>(
     qb: &mut QueryBuilder<Postgres>,
-    matches: [(&'static str, &Option<String>); N],
+    matches: [(&'static str, &[String]); N],
 ) {
-    for (column, value) in matches {
-        if let Some(v) = value {
-            qb.push(format_args!(" AND lower(d.{column}) = lower("))
-                .push_bind(v.clone())
-                .push(")");
+    for (column, values) in matches {
+        let Some((first, rest)) = values.split_first() else {
+            continue;
+        };
+        qb.push(format_args!(" AND lower(d.{column}) IN (lower("))
+            .push_bind(first.clone())
+            .push(")");
+        for v in rest {
+            qb.push(", lower(").push_bind(v.clone()).push(")");
         }
+        qb.push(")");
     }
 }
+
+/// The filters that take several values, meaning any of them.
+pub const MULTI_VALUED: &[&str] = &["site", "role", "vendor", "platform", "tag"];
+
+/// Most values one multi-valued filter takes.
+pub const MAX_VALUES: usize = 50;
 
 /// Sort orders of the device list.
 pub const SORTS: &[&str] = &[
@@ -116,11 +130,22 @@ impl DeviceFilter {
                 "site" | "role" | "vendor" | "platform" | "tag" | "q" if too_long => {
                     errors.add(key, "Use at most 200 characters.")
                 }
-                "site" => f.site = Some(value),
-                "role" => f.role = Some(value),
-                "vendor" => f.vendor = Some(value),
-                "platform" => f.platform = Some(value),
-                "tag" => f.tag = Some(value),
+                "site" | "role" | "vendor" | "platform" | "tag" => {
+                    let values = match key {
+                        "site" => &mut f.site,
+                        "role" => &mut f.role,
+                        "vendor" => &mut f.vendor,
+                        "platform" => &mut f.platform,
+                        _ => &mut f.tag,
+                    };
+                    if values.len() >= MAX_VALUES {
+                        if !errors.has(key) {
+                            errors.add(key, format!("Give at most {MAX_VALUES} values."));
+                        }
+                    } else if !values.contains(&value) {
+                        values.push(value);
+                    }
+                }
                 "enabled" => match value.as_str() {
                     "true" | "yes" | "1" => f.enabled = Some(true),
                     "false" | "no" | "0" => f.enabled = Some(false),
@@ -169,9 +194,7 @@ impl DeviceFilter {
             ("platform", &self.platform),
             ("tag", &self.tag),
         ] {
-            if let Some(v) = v {
-                out.push((k, v.clone()));
-            }
+            out.extend(v.iter().map(|v| (k, v.clone())));
         }
         if let Some(enabled) = self.enabled {
             out.push(("enabled", enabled.to_string()));
@@ -249,10 +272,10 @@ impl DeviceFilter {
                 ("platform", &self.platform),
             ],
         );
-        if let Some(tag) = &self.tag {
-            qb.push(" AND d.tags @> ARRAY[")
-                .push_bind(tag.clone())
-                .push("]::text[]");
+        if !self.tag.is_empty() {
+            qb.push(" AND d.tags && ")
+                .push_bind(self.tag.clone())
+                .push("::text[]");
         }
         if let Some(enabled) = self.enabled {
             qb.push(" AND d.enabled = ").push_bind(enabled);
@@ -357,12 +380,36 @@ mod tests {
         );
         assert!(e.is_empty());
         assert_eq!(f.region, Some(RegionFilter::Unassigned));
-        assert_eq!(f.site.as_deref(), Some("PAR1"));
-        assert_eq!(f.role, None);
+        assert_eq!(f.site, vec!["PAR1".to_string()]);
+        assert!(f.role.is_empty());
         assert_eq!(
             DeviceFilter::from_pairs(f.to_pairs().into_iter(), &mut e),
             f
         );
+    }
+
+    #[test]
+    fn a_repeated_filter_keeps_every_value_once() {
+        let mut e = FieldErrors::new();
+        let f = DeviceFilter::from_pairs(
+            pairs(&[("site", "a"), ("site", "b"), ("site", "a"), ("tag", "core")]),
+            &mut e,
+        );
+        assert!(e.is_empty());
+        assert_eq!(f.site, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(f.tag, vec!["core".to_string()]);
+        let back = f.to_pairs();
+        assert_eq!(back.iter().filter(|(k, _)| *k == "site").count(), 2);
+    }
+
+    #[test]
+    fn too_many_values_for_a_filter_is_a_field_error() {
+        let mut e = FieldErrors::new();
+        let many: Vec<(&'static str, String)> = (0..MAX_VALUES + 5)
+            .map(|i| ("site", format!("s{i}")))
+            .collect();
+        DeviceFilter::from_pairs(many, &mut e);
+        assert_eq!(e.get("site").len(), 1);
     }
 
     #[test]

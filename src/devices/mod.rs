@@ -15,7 +15,8 @@ mod filter;
 mod input;
 
 pub use filter::{
-    CredentialFilter, DeviceFilter, FILTERS, RegionFilter, SORTS, push_exact_matches,
+    CredentialFilter, DeviceFilter, FILTERS, MAX_VALUES, MULTI_VALUED, RegionFilter, SORTS,
+    push_exact_matches,
 };
 use filter::{order_by, push_scope};
 pub use input::{BulkEdit, BulkEditInput, DeviceChanges, DeviceInput};

@@ -199,14 +199,14 @@ pub async fn match_devices(
     // One row per region: a region's details once rather than with each of up to 10,000
     // devices, and the devices as arrays, which cost far less to send and decode than rows.
     let filters = [
-        ("site", &targets.site),
-        ("role", &targets.role),
-        ("vendor", &targets.vendor),
-        ("hostname", &targets.hostname),
+        ("site", targets.site.as_slice()),
+        ("role", targets.role.as_slice()),
+        ("vendor", targets.vendor.as_slice()),
+        ("hostname", targets.hostname.as_slice()),
     ];
     // The assignment row carries the region, the hostname and `enabled`: a list of ids
     // needs no other table, which halves the cost of a job on a thousand devices.
-    let mut qb: QueryBuilder<Postgres> = if filters.iter().all(|(_, v)| v.is_none()) {
+    let mut qb: QueryBuilder<Postgres> = if filters.iter().all(|(_, v)| v.is_empty()) {
         QueryBuilder::new(
             "WITH matched AS (
                SELECT a.device_id AS id, a.hostname, a.region_id

@@ -18,7 +18,7 @@ use crate::devices::{
 };
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Id, Params, QueryPairs};
-use crate::pagination::{MAX_PAGE_SIZE, PageRequest};
+use crate::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
 use crate::params::{DeviceParams, Reading};
 use crate::regions::{self, Region};
 use crate::state::AppState;
@@ -68,9 +68,36 @@ pub struct DevicesPage {
     pub can_assign: bool,
     /// May create devices.
     pub can_manage: bool,
+    /// Rows per page.
+    pub page_size: i64,
+    /// The sort order, kept when the filter form is sent (`hostname` is the default).
+    pub sort: String,
 }
 
+/// The page sizes the device list offers.
+const PAGE_SIZES: [i64; 5] = [25, DEFAULT_PAGE_SIZE, 100, 250, 500];
+
 impl DevicesPage {
+    /// The page sizes to offer: the usual ones, and the current one when a URL asked for
+    /// another.
+    pub fn page_sizes(&self) -> Vec<i64> {
+        let mut sizes = PAGE_SIZES.to_vec();
+        if !sizes.contains(&self.page_size) {
+            sizes.push(self.page_size);
+            sizes.sort_unstable();
+        }
+        sizes
+    }
+
+    /// A page size's value in the form: empty for the default, which keeps URLs clean.
+    pub fn page_size_value(&self, size: &i64) -> String {
+        if *size == DEFAULT_PAGE_SIZE {
+            String::new()
+        } else {
+            size.to_string()
+        }
+    }
+
     /// Whether the region filter is `id`.
     pub fn region_selected(&self, id: &i64) -> bool {
         self.filter.region == Some(RegionFilter::Id(*id))
@@ -104,6 +131,11 @@ impl DevicesPage {
     /// Every reachability status, for the filter's options.
     pub fn reachabilities(&self) -> [Reachability; 3] {
         Reachability::ALL
+    }
+
+    /// A multi-valued filter's values, as its box shows them (`s01, s02`).
+    pub fn joined(&self, values: &[String]) -> String {
+        values.join(", ")
     }
 
     /// A text filter's value, or "".
@@ -363,6 +395,8 @@ pub async fn get_devices(
         current_url,
         can_assign: signed_in.user.require(Role::Operator).is_ok(),
         can_manage: signed_in.user.require(Role::Admin).is_ok(),
+        page_size: page.page_size,
+        sort: sort.to_string(),
     }
     .into_response())
 }

@@ -613,6 +613,19 @@ describe('webnet UI in a real browser', () => {
         (focused) => focused === true,
       );
       assert.equal(await search.inputValue(), '', 'the "/" itself should not be typed into the search box');
+
+      // Two sites in one box, then a page size: the choice applies at once and the URL stays clean.
+      await page.locator('form.filters input[name=site]').fill('par, lon');
+      await clickAndNavigate(page.locator('form.filters button[type=submit]'));
+      await expectText(page.locator('.page-head p'), `${PAR_COUNT + LON_COUNT} devices match the filter`);
+      await Promise.all([
+        page.waitForURL((url) => url.searchParams.get('page_size') === '25'),
+        page.locator('select[name=page_size]').selectOption('25'),
+      ]);
+      const url = new URL(page.url());
+      assert.deepEqual([...url.searchParams.keys()], ['site', 'page_size'], `URL ${page.url()}`);
+      await expectCount(page.locator('[data-testid=devices-table] tbody tr'), 25);
+      await expectText(page.locator('.page-head p'), `${PAR_COUNT + LON_COUNT} devices match the filter`);
     }));
 
   it('f. runs a job on devices of two regions from the browser and watches its log live', { timeout: 60_000 }, () =>

@@ -845,25 +845,22 @@ async fn a_network_in_the_search_finds_the_devices_whose_address_it_holds(pool: 
     ] {
         app.new_device(&admin, name, ip, None).await;
     }
-    let hostnames = async |app: &mut TestApp, q: &str| -> Vec<String> {
-        let path = format!("/api/v1/devices/?q={}", q.replace('/', "%2F"));
-        let page = app.get_json(&admin, &path).await;
-        assert_eq!(page.status, StatusCode::OK, "{q}: {}", page.body);
-        let rows = page.json()["results"].as_array().unwrap().clone();
-        rows.iter()
-            .map(|d| d["hostname"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(hostnames(&mut app, "10.0.1.0/24").await, ["a", "b"]);
     assert_eq!(
-        hostnames(&mut app, "10.0.1.9/24").await,
+        app.device_hostnames(&admin, "q=10.0.1.0/24").await,
+        ["a", "b"]
+    );
+    assert_eq!(
+        app.device_hostnames(&admin, "q=10.0.1.9/24").await,
         ["a", "b"],
         "host bits are ignored"
     );
-    assert_eq!(hostnames(&mut app, "10.0.0.0/16").await, ["a", "b", "c"]);
-    assert_eq!(hostnames(&mut app, "2001:db8::/32").await, ["d"]);
     assert_eq!(
-        hostnames(&mut app, "10.0.1.").await,
+        app.device_hostnames(&admin, "q=10.0.0.0/16").await,
+        ["a", "b", "c"]
+    );
+    assert_eq!(app.device_hostnames(&admin, "q=2001:db8::/32").await, ["d"]);
+    assert_eq!(
+        app.device_hostnames(&admin, "q=10.0.1.").await,
         ["a", "b"],
         "a prefix still works"
     );
@@ -898,31 +895,32 @@ async fn devices_filter_by_platform_tag_enabled_reachability_and_credential(pool
         "UPDATE devices SET reachability_status = 'unreachable' WHERE hostname = 'c'".into(),
     )
     .await;
-    let hostnames = async |app: &mut TestApp, query: &str| -> Vec<String> {
-        let page = app
-            .get_json(&admin, &format!("/api/v1/devices/?{query}"))
-            .await;
-        assert_eq!(page.status, StatusCode::OK, "{query}: {}", page.body);
-        let rows = page.json()["results"].as_array().unwrap().clone();
-        rows.iter()
-            .map(|d| d["hostname"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(hostnames(&mut app, "platform=ios").await, ["a", "c"]);
-    assert_eq!(hostnames(&mut app, "tag=lab").await, ["a", "b"]);
-    assert_eq!(hostnames(&mut app, "tag=dc1").await, ["b"]);
-    assert_eq!(hostnames(&mut app, "enabled=false").await, ["b"]);
-    assert_eq!(hostnames(&mut app, "enabled=true&tag=lab").await, ["a"]);
-    assert_eq!(hostnames(&mut app, "reachability=unreachable").await, ["c"]);
     assert_eq!(
-        hostnames(&mut app, "reachability=unknown").await,
+        app.device_hostnames(&admin, "platform=ios").await,
+        ["a", "c"]
+    );
+    assert_eq!(app.device_hostnames(&admin, "tag=lab").await, ["a", "b"]);
+    assert_eq!(app.device_hostnames(&admin, "tag=dc1").await, ["b"]);
+    assert_eq!(app.device_hostnames(&admin, "enabled=false").await, ["b"]);
+    assert_eq!(
+        app.device_hostnames(&admin, "enabled=true&tag=lab").await,
+        ["a"]
+    );
+    assert_eq!(
+        app.device_hostnames(&admin, "reachability=unreachable")
+            .await,
+        ["c"]
+    );
+    assert_eq!(
+        app.device_hostnames(&admin, "reachability=unknown").await,
         ["a", "b"]
     );
     assert_eq!(
-        hostnames(&mut app, &format!("credential={cred}")).await,
+        app.device_hostnames(&admin, &format!("credential={cred}"))
+            .await,
         ["a", "c"]
     );
-    assert_eq!(hostnames(&mut app, "credential=none").await, ["b"]);
+    assert_eq!(app.device_hostnames(&admin, "credential=none").await, ["b"]);
 
     let page = app
         .get_json(
@@ -945,7 +943,76 @@ async fn devices_filter_by_platform_tag_enabled_reachability_and_credential(pool
         .await;
     assert_eq!(r.json()["updated"], 1, "{}", r.body);
     assert_eq!(
-        hostnames(&mut app, "credential=none").await,
+        app.device_hostnames(&admin, "credential=none").await,
         Vec::<String>::new()
     );
+}
+
+#[sqlx::test]
+async fn a_repeated_filter_matches_any_of_its_values_and_a_repeated_scalar_is_an_error(
+    pool: PgPool,
+) {
+    let (mut app, admin) = TestApp::with_admin(pool.clone()).await;
+    let bodies = [
+        json!({"hostname": "a", "mgmt_ip": "10.0.0.1", "site": "s01", "tags": ["lab"]}),
+        json!({"hostname": "b", "mgmt_ip": "10.0.0.2", "site": "S02", "tags": ["dc1"]}),
+        json!({"hostname": "c", "mgmt_ip": "10.0.0.3", "site": "s03"}),
+    ];
+    for body in bodies {
+        app.device(&admin, body).await;
+    }
+    assert_eq!(
+        app.device_hostnames(&admin, "site=s01&site=s02").await,
+        ["a", "b"]
+    );
+    assert_eq!(
+        app.device_hostnames(&admin, "tag=lab&tag=dc1").await,
+        ["a", "b"]
+    );
+    assert_eq!(
+        app.device_hostnames(&admin, "site=s01&site=s03&tag=lab")
+            .await,
+        ["a"]
+    );
+    // The API does not split at commas: a site may hold one.
+    assert_eq!(
+        app.device_hostnames(&admin, "site=s01,s02").await,
+        Vec::<String>::new()
+    );
+
+    for (query, field) in [("q=a&q=b", "q"), ("region=none&region=1", "region")] {
+        let r = app
+            .get_json(&admin, &format!("/api/v1/devices/?{query}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(
+            r.json()["errors"][field][0],
+            "Give this parameter once.",
+            "{query}: {}",
+            r.body
+        );
+    }
+    let r = app.get_json(&admin, "/api/v1/devices/?site=").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["errors"]["site"].is_array(), "{}", r.body);
+
+    // In a bulk change, a list gives a filter several values.
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/devices/bulk_update/",
+            json!({"filters": {"site": ["s01", "s03"]}, "changes": {"role": "edge"}, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["count"], 2, "{}", r.body);
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/devices/bulk_update/",
+            json!({"filters": {"q": ["a", "b"]}, "changes": {"role": "edge"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.json()["errors"]["filters.q"].is_array(), "{}", r.body);
 }

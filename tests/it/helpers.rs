@@ -590,6 +590,18 @@ impl TestApp {
         self.api(Method::GET, path, Some(&user.token), None).await
     }
 
+    /// The hostnames `GET /api/v1/devices/?query` lists for `user`, asserting a 200.
+    pub async fn device_hostnames(&mut self, user: &ApiUser, query: &str) -> Vec<String> {
+        let page = self
+            .get_json(user, &format!("/api/v1/devices/?{query}"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{query}: {}", page.body);
+        let rows = page.json()["results"].as_array().unwrap().clone();
+        rows.iter()
+            .map(|d| d["hostname"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The status `GET path` answers for `user`, once it is `expected` or a second has
     /// passed: what a change made elsewhere (another server, `psql`) is given to be seen.
     pub async fn status_within_a_second(
@@ -816,6 +828,10 @@ pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
 /// Runs `dir/install.sh`, which fetches what a test needs from outside the crate, and
 /// asserts that it succeeded; `needs` says what that is.
 pub async fn install(dir: &std::path::Path, needs: &str) {
+    // Tests run in parallel and the scripts share apt's lock, which a second apt-get does not
+    // wait for: one script at a time.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let script = dir.join("install.sh");
     let status = Command::new("bash")
         .arg(&script)

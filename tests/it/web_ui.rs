@@ -224,6 +224,53 @@ async fn the_device_list_filters_sorts_and_paginates_from_the_query_string(pool:
 }
 
 #[sqlx::test]
+async fn the_device_list_takes_several_sites_in_one_box_separated_by_commas(pool: PgPool) {
+    let mut app = TestApp::signed_in(pool, Role::Operator).await;
+    app.bulk_devices("acme", "par", "par", 30).await;
+    app.bulk_devices("acme", "lon", "lon", 5).await;
+    app.bulk_devices("acme", "ams", "ams", 4).await;
+    let page = app.get("/devices?site=par%2C+lon&page_size=25").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.texts(".pager .muted")[0], "1–25 of 35");
+    assert_eq!(
+        page.attr("input[name=site]", "value").as_deref(),
+        Some("par, lon")
+    );
+    // Links carry the sites as repeated parameters, which the page reads back the same.
+    let next = page.attr("a[rel=next]", "href").unwrap();
+    assert_eq!(next, "/devices?site=par&site=lon&page_size=25&page=2");
+    let second = app.get(&next).await;
+    assert_eq!(
+        second.texts("[data-testid=devices-table] tbody tr").len(),
+        10
+    );
+    // The form offers the page size and keeps the sort.
+    assert_eq!(
+        second.texts("select[name=page_size] option[selected]"),
+        ["25 per page"]
+    );
+    let sorted = app.get("/devices?sort=-site&page_size=37").await;
+    assert_eq!(
+        sorted.texts("select[name=page_size] option[selected]"),
+        ["37 per page"]
+    );
+    assert_eq!(
+        sorted
+            .attr("form.filters input[name=sort]", "value")
+            .as_deref(),
+        Some("-site")
+    );
+    let default = app.get("/devices").await;
+    assert_eq!(
+        default
+            .attr("select[name=page_size] option[selected]", "value")
+            .as_deref(),
+        Some("")
+    );
+    assert!(default.texts("form.filters input[name=sort]").is_empty());
+}
+
+#[sqlx::test]
 async fn bulk_assigning_all_matching_devices_across_pages_asks_then_moves_them(pool: PgPool) {
     let (mut app, _, east) = TestApp::signed_in_with_region(pool.clone(), Role::Operator).await;
     app.bulk_devices("acme", "par", "par", 1234).await;

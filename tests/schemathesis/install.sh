@@ -6,13 +6,13 @@ cd "$(dirname "$0")"
 
 python=$(command -v python3 || true)
 if [ -z "$python" ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3 python3-venv >/dev/null
   python=$(command -v python3)
 fi
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv >/dev/null
 fi
 
 want=$(grep -E '^schemathesis==' requirements.txt | cut -d= -f3)
