@@ -356,11 +356,23 @@ pub fn client_address(
     peer
 }
 
+/// The device export as a download named for today (`devices-2026-12-07.csv`), streamed.
+pub fn csv_export(
+    export: impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
+) -> axum::response::Response {
+    let today = time::OffsetDateTime::now_utc().date();
+    attachment(
+        "text/csv; charset=utf-8",
+        &format!("devices-{today}.csv"),
+        axum::body::Body::from_stream(export),
+    )
+}
+
 /// A download: `body` as `content_type`, saved by browsers as `filename` (ASCII, no quotes).
 pub fn attachment(
     content_type: &'static str,
     filename: &str,
-    body: String,
+    body: impl Into<axum::body::Body>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let disposition = format!("attachment; filename=\"{filename}\"");
@@ -369,7 +381,7 @@ pub fn attachment(
             (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        body,
+        body.into(),
     )
         .into_response()
 }

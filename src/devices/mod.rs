@@ -11,9 +11,12 @@ use crate::error::{AppError, AppResult, FieldErrors};
 use crate::pagination::{PageRequest, Total};
 use crate::types::{HealthStatus, Reachability};
 
+mod export;
 mod filter;
 mod input;
 
+pub use export::CSV_COLUMNS;
+use export::CsvRows;
 pub use filter::{
     CredentialFilter, DeviceFilter, FILTERS, MAX_VALUES, MULTI_VALUED, RegionFilter, SORTS,
     push_exact_matches,
@@ -225,6 +228,56 @@ pub async fn list(
     };
     let rows = rows.into_iter().map(|r| r.device).collect();
     Ok((rows, total(counted, cap)))
+}
+
+/// Writes every device in scope matching `filter`, in `sort` order, to `out` as CSV
+/// ([`CSV_COLUMNS`]) in chunks of about `chunk` bytes, as PostgreSQL sends the rows, without
+/// holding the list in memory. One statement, so the rows are those of one snapshot. Stops
+/// early, without an error, when the reader hangs up.
+pub async fn export_csv(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    filter: &DeviceFilter,
+    sort: &str,
+    chunk: usize,
+    out: &tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+) -> AppResult<()> {
+    use futures::TryStreamExt as _;
+
+    let mut qb = QueryBuilder::new(SELECT);
+    qb.push(" WHERE true");
+    push_scope(&mut qb, scope, "d");
+    filter.push_conditions(&mut qb, scope);
+    qb.push(order_by(sort));
+    let mut rows = qb
+        .build_query_as::<Device>()
+        .persistent(crate::db::persistent(filter.q.is_none()))
+        .fetch(conn);
+    let mut csv = CsvRows::new();
+    while let Some(device) = rows.try_next().await? {
+        csv.push(export::Row {
+            id: device.id,
+            hostname: &device.hostname,
+            mgmt_ip: device.mgmt_ip.to_string(),
+            port: device.port,
+            vendor: &device.vendor,
+            platform: &device.platform,
+            role: &device.role,
+            site: &device.site,
+            tags: &device.tags,
+            enabled: device.enabled,
+            region: device.region_identifier.as_deref(),
+            credential: device.credential_id,
+            reachability: device.reachability_status.as_str(),
+            last_reachability_check: device.last_reachability_check,
+            updated_at: device.updated_at,
+        });
+        if csv.len() >= chunk && out.send(Ok(csv.take())).await.is_err() {
+            return Ok(());
+        }
+    }
+    let _ = out.send(Ok(csv.take())).await;
+    Ok(())
 }
 
 /// Devices with the same region name, and how many there are.

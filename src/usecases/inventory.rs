@@ -287,6 +287,36 @@ pub async fn delete_device(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult
     delete(pool, user, id).await
 }
 
+/// The bytes of a device export as they are produced; an error ends it early (the reader
+/// sees a cut-off transfer, not a short file passed off as whole).
+pub type Export = tokio_stream::wrappers::ReceiverStream<Result<Vec<u8>, std::io::Error>>;
+
+/// Every device in the caller's scope matching `filter`, in `sort` order, as CSV
+/// ([`devices::CSV_COLUMNS`]), streamed: rows leave in 32 KiB chunks as PostgreSQL sends
+/// them, and a reader who stops reading stops the query. The connection is taken before
+/// this returns, so a full pool is an error answer rather than an empty file.
+pub async fn export_devices(
+    pool: &PgPool,
+    user: &AuthUser,
+    filter: devices::DeviceFilter,
+    sort: String,
+) -> AppResult<Export> {
+    const CHUNK: usize = 32 * 1024;
+    let mut conn = pool.acquire().await?;
+    let scope = user.scope();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let exported = devices::export_csv(&mut conn, &scope, &filter, &sort, CHUNK, &tx).await;
+        if let Err(e) = exported {
+            tracing::error!(error = %e, "device export failed");
+            let _ = tx
+                .send(Err(std::io::Error::other("the device export failed")))
+                .await;
+        }
+    });
+    Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
 /// Trusts the host key a device presented last (admin).
 pub async fn accept_host_key(pool: &PgPool, user: &AuthUser, id: i64) -> AppResult<HostKey> {
     in_transaction(pool, async |tx| {

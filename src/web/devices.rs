@@ -64,6 +64,8 @@ pub struct DevicesPage {
     pub filter_pairs: Vec<(&'static str, String)>,
     /// The current list URL (to come back to after a bulk action).
     pub current_url: String,
+    /// The CSV export of every device the filter matches, in the same order.
+    pub export_url: String,
     /// May assign regions.
     pub can_assign: bool,
     /// May create devices.
@@ -380,6 +382,7 @@ pub async fn get_devices(
     } else {
         base.clone()
     };
+    let export_url = devices_url(&filter, sort, None).replacen("/devices", "/devices.csv", 1);
     Ok(DevicesPage {
         layout: signed_in.layout(Nav::Devices).await?,
         pager: Pager::of(page, total, &base, rows.len()),
@@ -393,12 +396,24 @@ pub async fn get_devices(
         credentials,
         columns,
         current_url,
+        export_url,
         can_assign: signed_in.user.require(Role::Operator).is_ok(),
         can_manage: signed_in.user.require(Role::Admin).is_ok(),
         page_size: page.page_size,
         sort: sort.to_string(),
     }
     .into_response())
+}
+
+/// `GET /devices.csv`: every device the list's filter matches (all pages), in its order, as
+/// a streamed CSV download.
+pub async fn get_devices_csv(
+    signed_in: SignedIn,
+    Params(params): Params<DeviceParams>,
+) -> AppResult<Response> {
+    let (filter, sort) = params.filter(Reading::Forgiving)?;
+    let export = inventory::export_devices(signed_in.pool(), &signed_in.user, filter, sort).await?;
+    Ok(crate::extract::csv_export(export))
 }
 
 /// `POST /devices/bulk-assign`: the bulk form. Without `confirmed`, shows how many devices

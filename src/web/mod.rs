@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
             get(devices::get_device),
             get(get_delete::<Device>),
         ))
+        .route("/devices.csv", get(devices::get_devices_csv))
         .route("/devices/bulk-assign", post(devices::post_bulk_assign))
         .route("/devices/bulk-edit", post(devices::post_bulk_edit))
         .route(

@@ -1016,3 +1016,72 @@ async fn a_repeated_filter_matches_any_of_its_values_and_a_repeated_scalar_is_an
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.json()["errors"]["filters.q"].is_array(), "{}", r.body);
 }
+
+/// The rows of a CSV export, header first.
+fn csv_rows(body: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[sqlx::test]
+async fn the_csv_export_holds_every_matching_device_of_the_callers_customer_in_order(pool: PgPool) {
+    let (mut app, acme, globex) = TestApp::two_customers(pool.clone()).await;
+    // More rows than a page holds and than one streamed chunk.
+    app.bulk_devices("acme", "par", "par", 1200).await;
+    app.bulk_devices("acme", "lon", "lon", 3).await;
+    app.bulk_devices("globex", "par", "par", 5).await;
+    app.device(
+        &acme,
+        json!({"hostname": "evil", "mgmt_ip": "10.9.0.1", "site": "=HYPERLINK(\"http://x\")", "tags": ["a", "b"]}),
+    )
+    .await;
+
+    let r = app
+        .get_json(&acme, "/api/v1/devices/export/?site=par&sort=-hostname")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    let disposition = r.header("content-disposition").unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"devices-"),
+        "{disposition}"
+    );
+    let rows = csv_rows(&r.body);
+    assert_eq!(rows[0], webnet::devices::CSV_COLUMNS);
+    assert_eq!(rows.len(), 1 + 1200, "acme's par devices only");
+    let hostnames: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(hostnames[0], "par-01200");
+    assert_eq!(hostnames[1199], "par-00001");
+    assert!(
+        hostnames.windows(2).all(|w| w[0] > w[1]),
+        "sorted descending"
+    );
+    assert_eq!(rows[1][7], "par");
+
+    // A value a spreadsheet would run is defused; tags are space-separated.
+    let r = app.get_json(&acme, "/api/v1/devices/export/?q=evil").await;
+    let rows = csv_rows(&r.body);
+    assert_eq!(rows.len(), 2, "{}", r.body);
+    assert_eq!(rows[1][7], "'=HYPERLINK(\"http://x\")");
+    assert_eq!(rows[1][8], "a b");
+    assert_eq!(rows[1][9], "true");
+
+    let r = app.get_json(&globex, "/api/v1/devices/export/").await;
+    assert_eq!(csv_rows(&r.body).len(), 1 + 5, "globex sees its own only");
+
+    let r = app
+        .get_json(&acme, "/api/v1/devices/export/?enabled=maybe&region=east")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for field in ["enabled", "region"] {
+        assert!(r.json()["errors"][field].is_array(), "{}", r.body);
+    }
+    let r = app
+        .api(Method::GET, "/api/v1/devices/export/", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

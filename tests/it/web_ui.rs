@@ -594,3 +594,36 @@ async fn an_operators_bulk_edit_offers_the_region_only(pool: PgPool) {
     let moved = count_rows(&pool, "device_assignments WHERE region_id IS NOT NULL").await;
     assert_eq!(moved, 1);
 }
+
+#[sqlx::test]
+async fn the_device_lists_export_link_downloads_the_filtered_list_as_csv(pool: PgPool) {
+    let mut app = TestApp::signed_in(pool.clone(), Role::Viewer).await;
+    app.bulk_devices("acme", "par", "par", 60).await;
+    app.bulk_devices("acme", "lon", "lon", 5).await;
+    let page = app
+        .get("/devices?site=lon&sort=-hostname&page_size=25")
+        .await;
+    let href = page.attr("[data-testid=export-csv]", "href").unwrap();
+    // Every page of the filter, in its order: the page size is not the export's business.
+    assert_eq!(href, "/devices.csv?site=lon&sort=-hostname");
+
+    let csv = app.get(&href).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 1 + 5, "{}", csv.body);
+    assert!(lines[0].starts_with("id,hostname,mgmt_ip,"), "{}", lines[0]);
+    assert!(lines[1].contains(",lon-00005,"), "{}", lines[1]);
+
+    let all = app.get("/devices.csv").await;
+    assert_eq!(all.body.lines().count(), 1 + 65);
+
+    let mut stranger = TestApp::new(pool).await;
+    let r = stranger.get("/devices.csv").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        r.location().unwrap().starts_with("/login"),
+        "{:?}",
+        r.location()
+    );
+}
