@@ -65,6 +65,7 @@ struct RegionRow {
     health_status: HealthStatus,
     worker_pool_config: Json<Value>,
     last_health_check: Option<time::OffsetDateTime>,
+    workers_seen_at: Option<time::OffsetDateTime>,
     due: bool,
 }
 
@@ -134,6 +135,7 @@ pub async fn pass(
     let depths = queue_depths(conn).await?;
     let regions: Vec<RegionRow> = sqlx::query_as(
         "SELECT id, identifier, name, health_status, worker_pool_config, last_health_check,
+                workers_seen_at,
                 -- A new region gets a few seconds for workers to pick up its queue.
                 CASE WHEN last_health_check IS NULL THEN created_at < now() - interval '5 seconds'
                      ELSE last_health_check < now() - make_interval(secs => health_check_interval_seconds)
@@ -143,12 +145,20 @@ pub async fn pass(
     .fetch_all(&mut *conn)
     .await?;
     for region in &regions {
+        let queue = queue_name(&region.identifier);
+        let n = live.get(&queue).copied().unwrap_or(0);
+        if n > 0 && region.workers_seen_at.is_none() {
+            sqlx::query(
+                "UPDATE regions SET workers_seen_at = now() WHERE id = $1 AND workers_seen_at IS NULL",
+            )
+            .bind(region.id)
+            .execute(&mut *conn)
+            .await?;
+        }
         let config_obj = &region.worker_pool_config.0;
         if config_obj.get("auto_health") == Some(&Value::Bool(false)) {
             continue;
         }
-        let queue = queue_name(&region.identifier);
-        let n = live.get(&queue).copied().unwrap_or(0);
         // Losing the last worker is acted on at once, not at the next interval (a manual
         // status otherwise holds until the next evaluation).
         // Likewise a dead region's first worker coming back.
@@ -163,7 +173,14 @@ pub async fn pass(
             .and_then(Value::as_i64)
             .unwrap_or(1);
         let oldest = depths.get(&queue).map_or(0.0, |d| d.1);
-        let (status, reason) = evaluate(n, min_workers, oldest, config.degraded_after);
+        let (status, mut reason) = evaluate(n, min_workers, oldest, config.degraded_after);
+        if n == 0 && region.workers_seen_at.is_none() {
+            // Not a failure: nobody has started one yet. Say how.
+            reason = format!(
+                "no workers yet: start `webnet worker --region {}` near its devices",
+                region.identifier
+            );
+        }
         // Only if nobody set a status since this pass read it: a manual status set a moment
         // ago must hold until the next evaluation, not be overwritten from a stale read.
         let unchanged = sqlx::query(

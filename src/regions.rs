@@ -38,6 +38,10 @@ pub struct Region {
     pub last_health_check: Option<OffsetDateTime>,
     /// How often the health monitor evaluates it, in seconds.
     pub health_check_interval_seconds: i32,
+    /// When a live worker was first seen serving its queue; null while none has been: the
+    /// region then says "no workers yet".
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub workers_seen_at: Option<OffsetDateTime>,
     /// Failover preference: when a region is unavailable its jobs go to the default queue;
     /// the job's `region` is its highest-priority dispatch. Higher is preferred.
     pub priority: i32,
@@ -60,6 +64,12 @@ impl Region {
     /// The apalis queue of this region.
     pub fn queue_name(&self) -> String {
         queue_name(&self.identifier)
+    }
+
+    /// Whether the region has never had a worker nor a health anyone measured or set: its
+    /// badge says "no workers yet" instead of the status it was created with.
+    pub fn awaits_workers(&self) -> bool {
+        self.workers_seen_at.is_none() && self.last_health_check.is_none()
     }
 
     /// Whether jobs may be routed here: enabled and not offline.
@@ -218,7 +228,7 @@ impl RegionInput {
 /// Regions with how many devices each has (for pages).
 const SELECT_WITH_COUNTS: &str = "SELECT r.id, r.customer_id, r.name, r.identifier, r.api_endpoint,
         r.worker_pool_config, r.health_status, r.health_message, r.last_health_check,
-        r.health_check_interval_seconds, r.priority, r.enabled, r.description,
+        r.health_check_interval_seconds, r.workers_seen_at, r.priority, r.enabled, r.description,
         r.created_at, r.updated_at,
         COALESCE((SELECT c.devices FROM device_counts c
                   WHERE c.customer_id = r.customer_id AND c.region_id = r.id), 0) AS device_count
@@ -227,7 +237,7 @@ const SELECT_WITH_COUNTS: &str = "SELECT r.id, r.customer_id, r.name, r.identifi
 /// Regions without device counts (for the API and selects, which do not show them).
 const SELECT: &str = "SELECT r.id, r.customer_id, r.name, r.identifier, r.api_endpoint,
         r.worker_pool_config, r.health_status, r.health_message, r.last_health_check,
-        r.health_check_interval_seconds, r.priority, r.enabled, r.description,
+        r.health_check_interval_seconds, r.workers_seen_at, r.priority, r.enabled, r.description,
         r.created_at, r.updated_at, 0::bigint AS device_count
     FROM regions r";
 

@@ -30,6 +30,7 @@ pub async fn get_events(
                 let badge = HealthStatusPartial {
                     status: change.health_status,
                     message: change.health_message,
+                    awaiting: false,
                 };
                 let html = badge.render().ok()?;
                 Some(Ok(Event::default()

@@ -277,6 +277,8 @@ pub struct HealthBadgePartial {
     pub status: HealthStatus,
     /// Shown as a tooltip.
     pub message: String,
+    /// Says "no workers yet" instead of the status ([`Region::awaits_workers`]).
+    pub awaiting: bool,
 }
 
 /// The badge of a region.
@@ -286,5 +288,6 @@ pub fn badge(region: &Region) -> HealthBadgePartial {
         identifier: region.identifier.clone(),
         status: region.health_status,
         message: region.health_message.clone(),
+        awaiting: region.awaits_workers(),
     }
 }

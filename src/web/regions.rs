@@ -30,6 +30,9 @@ pub struct HealthStatusPartial {
     pub status: HealthStatus,
     /// Shown as a tooltip.
     pub message: String,
+    /// Says "no workers yet" instead of the status (never, for a change: a change is a
+    /// measured or a set health).
+    pub awaiting: bool,
 }
 
 /// `/regions`

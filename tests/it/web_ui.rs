@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use webnet::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp, count_rows, scalar, scalar_for};
+use crate::helpers::{PASSWORD, TestApp, count_rows, execute, scalar, scalar_for};
 
 #[sqlx::test]
 async fn an_admin_creates_a_region_in_the_browser(pool: PgPool) {
@@ -42,7 +42,7 @@ async fn an_admin_creates_a_region_in_the_browser(pool: PgPool) {
     assert_eq!(row[3], "200");
     assert_eq!(
         list.texts(r#"[data-region-health="us-east-1"]"#),
-        ["healthy"]
+        ["no workers yet"]
     );
 }
 
@@ -626,4 +626,63 @@ async fn the_device_lists_export_link_downloads_the_filtered_list_as_csv(pool: P
         "{:?}",
         r.location()
     );
+}
+
+#[sqlx::test]
+async fn a_region_no_worker_has_served_says_so_and_how_to_start_one(pool: PgPool) {
+    let (mut app, _, id) = TestApp::signed_in_with_region(pool.clone(), Role::Admin).await;
+    let badge = r#"[data-region-health="us-east-1"]"#;
+    let page = app.get(&format!("/regions/{id}")).await;
+    assert!(
+        page.texts(badge).iter().all(|t| t == "no workers yet"),
+        "{:?}",
+        page.texts(badge)
+    );
+    assert_eq!(app.get("/regions").await.texts(badge), ["no workers yet"]);
+    let hint = page.texts("[data-testid=no-workers-yet]").join(" ");
+    assert!(hint.contains("webnet worker --region us-east-1"), "{hint}");
+
+    // Once the monitor has looked, the badge shows what it found, and says why.
+    execute(
+        &pool,
+        "UPDATE regions SET created_at = now() - interval '1 minute'".into(),
+    )
+    .await;
+    let mut conn = pool.acquire().await.unwrap();
+    let config = webnet::health::MonitorConfig::default();
+    webnet::health::pass(&mut conn, &config, &mut Default::default())
+        .await
+        .unwrap();
+    let page = app.get(&format!("/regions/{id}")).await;
+    assert!(page.texts(badge).iter().all(|t| t == "offline"));
+    let message = page.texts("[data-testid=health-message]").join("");
+    assert!(
+        message.starts_with("no workers yet: start `webnet worker --region us-east-1`"),
+        "{message}"
+    );
+
+    // A worker serving its queue ends "no workers yet" for good.
+    let queues = ["region_us-east-1".to_string()];
+    let beat = webnet::fleet::Beat {
+        name: "w-1-abc",
+        host: "test",
+        version: "0",
+        queues: &queues,
+        heartbeat: std::time::Duration::from_secs(1),
+        running_tasks: 0,
+    };
+    webnet::fleet::beat(&pool, &beat).await.unwrap();
+    webnet::health::pass(&mut conn, &config, &mut Default::default())
+        .await
+        .unwrap();
+    let page = app.get(&format!("/regions/{id}")).await;
+    assert!(page.texts(badge).iter().all(|t| t == "healthy"));
+    assert!(page.texts("[data-testid=no-workers-yet]").is_empty());
+    let seen: Option<time::OffsetDateTime> = scalar_for(
+        &pool,
+        "SELECT workers_seen_at FROM regions WHERE id = $1",
+        id,
+    )
+    .await;
+    assert!(seen.is_some());
 }
