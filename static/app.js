@@ -36,9 +36,31 @@ document.addEventListener("change", (event) => {
 // After a redirect, move focus to the message the action left, so screen readers read it
 // and keyboard users start from there.
 document.addEventListener("DOMContentLoaded", () => {
+  if (focusFirstInvalid(document)) {
+    return;
+  }
   const flash = document.querySelector("#flash .flash");
   if (flash instanceof HTMLElement) {
     flash.focus({ preventScroll: true });
+  }
+});
+
+// A form shown again with errors puts the cursor on the first field to fix, not on the
+// field `autofocus` names: the error summary above it is announced as an alert anyway.
+function focusFirstInvalid(root) {
+  for (const field of root.querySelectorAll('[aria-invalid="true"]')) {
+    // Skip fields of a job type not chosen (hidden), and fieldsets, which take no focus.
+    const target = field.matches("fieldset") ? field.querySelector("input, select, textarea") : field;
+    if (target instanceof HTMLElement && target.getClientRects().length > 0) {
+      target.focus();
+      return true;
+    }
+  }
+  return false;
+}
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.target instanceof HTMLElement && event.target.querySelector("form")) {
+    focusFirstInvalid(event.target);
   }
 });
 

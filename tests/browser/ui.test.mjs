@@ -628,6 +628,29 @@ describe('webnet UI in a real browser', () => {
       await expectText(page.locator('.page-head p'), `${PAR_COUNT + LON_COUNT} devices match the filter`);
     }));
 
+  it('e1. a form shown again with errors puts focus on the first field to fix, which names its error', { timeout: STEP_TIMEOUT_MS }, () =>
+    step('form-error-focus', async () => {
+      await page.goto(`${BASE_URL}/devices/new`);
+      await page.locator('#hostname').fill('edge-focus');
+      await page.locator('#mgmt_ip').fill('10.99.0.1');
+      await page.locator('#port').fill('99999');
+      await clickAndNavigate(page.locator('form[action="/devices"] button[type=submit]'));
+      await expectText(page.locator('[data-testid=error-summary]'), 'Port');
+      await eventually(
+        'focus on the port field (the first invalid one), not on hostname (autofocus)',
+        () => page.evaluate(() => document.activeElement?.id ?? null),
+        (id) => id === 'port',
+      );
+      const described = await page.evaluate(() => {
+        const field = document.activeElement;
+        const error = document.getElementById(field.getAttribute('aria-describedby') ?? '');
+        return { invalid: field.getAttribute('aria-invalid'), error: error?.textContent?.trim() ?? null };
+      });
+      assert.equal(described.invalid, 'true');
+      assert.ok(described.error && described.error.length > 0, `the port field should be described by its error, got ${JSON.stringify(described)}`);
+      assert.equal(await page.locator('#hostname').inputValue(), 'edge-focus', 'what was typed is kept');
+    }));
+
   it('f. runs a job on devices of two regions from the browser and watches its log live', { timeout: 60_000 }, () =>
     step('job-live', async () => {
       // Jobs skip offline regions; an earlier step may have left one offline (degraded is fine).

@@ -55,6 +55,20 @@ async fn assert_every_error_shown(app: &mut TestApp, cases: &[Case]) {
                 c.action
             );
         }
+        // Each message next to a field is that field's description for screen readers.
+        let html = r.html();
+        let errors = scraper::Selector::parse(".field-error").unwrap();
+        for error in html.select(&errors) {
+            let id = error.value().id().expect("a field error has an id");
+            let described = format!(r#"[aria-describedby="{id}"][aria-invalid="true"]"#);
+            assert_eq!(
+                html.select(&scraper::Selector::parse(&described).unwrap())
+                    .count(),
+                1,
+                "{}: no field (aria-invalid) is described by #{id}",
+                c.action
+            );
+        }
         for inline in r.texts(".field-error") {
             assert!(
                 summary.iter().any(|line| line.ends_with(&inline)),
@@ -116,7 +130,14 @@ async fn every_form_lists_every_error_at_its_top(pool: PgPool) {
         case(
             format!("/regions/{region}/edit"),
             format!("/regions/{region}"),
-            &[("name", ""), ("identifier", "Not A Slug")],
+            &[
+                ("name", ""),
+                ("identifier", "Not A Slug"),
+                ("priority", "high"),
+                ("health_check_interval_seconds", "0"),
+                ("api_endpoint", "not a url"),
+                ("worker_pool_config", "{"),
+            ],
             &["Name", "Identifier"],
         ),
         case(
