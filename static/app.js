@@ -188,3 +188,9 @@ document.addEventListener("change", (event) => {
     field.form.requestSubmit();
   }
 });
+
+// Live updates are morphed into the page (idiomorph): what a reader opened stays open.
+if (window.Idiomorph) {
+  window.Idiomorph.defaults.callbacks.beforeAttributeUpdated = (name, element) =>
+    !(name === "open" && element instanceof HTMLDetailsElement);
+}

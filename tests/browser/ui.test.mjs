@@ -551,6 +551,11 @@ describe('webnet UI in a real browser', () => {
       await link.focus();
       const id = await link.getAttribute('id');
       assert.ok(id, 'the card link has an id for htmx to give focus back to');
+      // Refreshes change what changed, in place: the cards are the same elements after them.
+      await page.evaluate(() => {
+        window.__cards = document.querySelector('[data-testid=region-cards]');
+        window.__card = window.__cards.querySelector('article');
+      });
       let refreshes = 0;
       page.on('response', function counted(r) {
         if (r.url().endsWith('/?cards=1')) refreshes++;
@@ -560,6 +565,11 @@ describe('webnet UI in a real browser', () => {
       await page.waitForTimeout(300);
       const focused = await page.evaluate(() => document.activeElement?.id ?? '(none)');
       assert.equal(focused, id, 'focus moved away during the live refresh');
+      const kept = await page.evaluate(() => ({
+        cards: window.__cards === document.querySelector('[data-testid=region-cards]'),
+        card: window.__card === document.querySelector('[data-testid=region-cards] article'),
+      }));
+      assert.deepEqual(kept, { cards: true, card: true }, 'a refresh replaced the cards instead of updating what changed');
     }));
 
   it('e0b. a focused job link keeps focus across three live refreshes of the jobs list', { timeout: STEP_TIMEOUT_MS }, () =>
@@ -587,6 +597,10 @@ describe('webnet UI in a real browser', () => {
           if (r.url().includes('rows=1')) refreshes++;
           if (refreshes >= 3) page.off('response', counted);
         });
+        await page.evaluate((id) => {
+          window.__row = document.getElementById(`job-row-${id}`);
+          window.__status = document.querySelector(`[data-job-status="${id}"]`);
+        }, job.job_id);
         await eventually('three refreshes of the jobs list', () => Promise.resolve(refreshes), (n) => n >= 3, { timeout: 15_000 });
         await page.waitForTimeout(300);
         const focused = await page.evaluate(() => document.activeElement?.id ?? '(none)');
@@ -595,6 +609,16 @@ describe('webnet UI in a real browser', () => {
         await api('POST', `/api/v1/jobs/${job.job_id}/cancel/`, { expect: 200 }).catch(() => {});
       }
       await eventually('the slow job to be cancelled', () => api('GET', `/api/v1/jobs/${job.job_id}/`), (j) => j.status === 'cancelled', { timeout: 15_000 });
+      // The open list shows it, by changing that badge: the row and the badge are the same
+      // elements, and focus is still on the link.
+      const badge = page.locator(`[data-job-status="${job.job_id}"]`);
+      await expectText(badge, 'cancelled', { exact: true, timeout: 10_000 });
+      const kept = await page.evaluate((id) => ({
+        row: window.__row === document.getElementById(`job-row-${id}`),
+        status: window.__status === document.querySelector(`[data-job-status="${id}"]`),
+        focus: document.activeElement?.id ?? '(none)',
+      }), job.job_id);
+      assert.deepEqual(kept, { row: true, status: true, focus: `job-link-${job.job_id}` }, 'the refresh replaced the row instead of updating its badge');
     }));
 
   it('e. "/" moves focus to the device search box', { timeout: STEP_TIMEOUT_MS }, () =>
