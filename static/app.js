@@ -162,6 +162,39 @@ document.addEventListener("change", (event) => {
 });
 document.addEventListener("DOMContentLoaded", updateBulkBar);
 
+// The row checkboxes are one stop in the Tab order, not one per row (a grid's "roving
+// tab index"): Tab reaches the last one used, ↑/↓ (and Home/End) move between rows, Space
+// ticks. A row's other stop is its device link; the region link is there for the mouse
+// and on the device's page. Without this file every checkbox is a Tab stop.
+function rowBoxes() {
+  return [...document.querySelectorAll('input[name="device_ids"][form="bulk"]')];
+}
+function setRovingStop(current) {
+  for (const box of rowBoxes()) box.tabIndex = box === current ? 0 : -1;
+}
+document.addEventListener("DOMContentLoaded", () => {
+  const boxes = rowBoxes();
+  if (boxes.length === 0) return;
+  setRovingStop(boxes[0]);
+  document.querySelectorAll('[data-testid="devices-table"] tbody a[data-secondary-link]').forEach((a) => {
+    a.tabIndex = -1;
+  });
+});
+document.addEventListener("focusin", (event) => {
+  const box = event.target;
+  if (box instanceof HTMLInputElement && box.name === "device_ids" && box.form?.id === "bulk") setRovingStop(box);
+});
+document.addEventListener("keydown", (event) => {
+  const box = event.target;
+  if (!(box instanceof HTMLInputElement) || box.name !== "device_ids" || box.form?.id !== "bulk") return;
+  const boxes = rowBoxes();
+  const at = boxes.indexOf(box);
+  const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: boxes.length - 1 }[event.key];
+  if (to === undefined || !boxes[to]) return;
+  event.preventDefault();
+  boxes[to].focus();
+});
+
 // Filter forms send only the filters given, so that their URLs stay short and readable
 // (`/devices?site=par`, not every empty field). Fields disabled for the submission are
 // enabled again when the browser shows the page from its history.

@@ -163,14 +163,6 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>
 }
 
 /// Turns a JSON filter value into the string a query parameter would carry.
-fn as_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "none".to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// Validates a bulk request's target, shared with the UI.
 pub(crate) fn bulk_target(
     device_ids: Option<Vec<i64>>,
@@ -182,33 +174,9 @@ pub(crate) fn bulk_target(
             "Give either device_ids or filters, not both.",
         ))),
         (Some(ids), None) => Ok(BulkTarget::Ids(ids)),
-        (None, Some(filters)) => {
-            let mut errors = FieldErrors::new();
-            for key in filters.keys() {
-                if !devices::FILTERS.contains(&key.as_str()) {
-                    errors.add(
-                        format!("filters.{key}"),
-                        format!("Unknown filter; use {}.", devices::FILTERS.join(", ")),
-                    );
-                }
-            }
-            // A list gives a multi-valued filter several values (any of them).
-            let mut pairs = Vec::new();
-            for (key, value) in filters {
-                match value {
-                    Value::Array(items) if devices::MULTI_VALUED.contains(&key.as_str()) => {
-                        pairs.extend(items.iter().map(|v| (key.as_str(), as_text(v))));
-                    }
-                    Value::Array(_) => {
-                        errors.add(format!("filters.{key}"), "Give this filter one value.")
-                    }
-                    v => pairs.push((key.as_str(), as_text(v))),
-                }
-            }
-            let filter = DeviceFilter::from_pairs(pairs, &mut errors);
-            errors.into_result()?;
-            Ok(BulkTarget::Matching(filter))
-        }
+        (None, Some(filters)) => Ok(BulkTarget::Matching(
+            DeviceFilter::from_json(filters, "filters").map_err(AppError::Validation)?,
+        )),
         (None, None) => Err(AppError::Validation(FieldErrors::single(
             "device_ids",
             "Give device_ids (a list of ids) or filters (an object).",

@@ -174,6 +174,66 @@ impl DeviceFilter {
         f
     }
 
+    /// Reads the filters from a JSON object (`{"site": ["par", "lon"], "q": "edge"}`), as a
+    /// bulk change's `filters` or a job's `targets.filter` give them: a list gives a
+    /// multi-valued filter several values (any of them), `null` means "none". `field` names
+    /// the object in errors of unknown keys and of lists where one value belongs.
+    pub fn from_json(
+        object: &serde_json::Map<String, serde_json::Value>,
+        field: &str,
+    ) -> Result<Self, FieldErrors> {
+        use serde_json::Value;
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => "none".to_string(),
+            other => other.to_string(),
+        };
+        let mut errors = FieldErrors::new();
+        let mut pairs = Vec::new();
+        for (key, value) in object {
+            if !FILTERS.contains(&key.as_str()) {
+                errors.add(
+                    format!("{field}.{key}"),
+                    format!("Unknown filter; use {}.", FILTERS.join(", ")),
+                );
+                continue;
+            }
+            match value {
+                Value::Array(items) if MULTI_VALUED.contains(&key.as_str()) => {
+                    pairs.extend(items.iter().map(|v| (key.as_str(), text(v))));
+                }
+                Value::Array(_) => {
+                    errors.add(format!("{field}.{key}"), "Give this filter one value.")
+                }
+                v => pairs.push((key.as_str(), text(v))),
+            }
+        }
+        let filter = Self::from_pairs(pairs, &mut errors);
+        if errors.is_empty() {
+            Ok(filter)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The filters as the JSON object [`Self::from_json`] reads (multi-valued ones as lists).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        for (key, value) in self.to_pairs() {
+            if MULTI_VALUED.contains(&key) {
+                let list = object
+                    .entry(key)
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let serde_json::Value::Array(items) = list {
+                    items.push(value.into());
+                }
+            } else {
+                object.insert(key.to_string(), value.into());
+            }
+        }
+        serde_json::Value::Object(object)
+    }
+
     /// Whether no filter is set.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -223,7 +283,7 @@ impl DeviceFilter {
     }
 
     /// Whether a filter other than the region is set (they need the `devices` row).
-    pub(super) fn has_device_conditions(&self) -> bool {
+    pub fn has_device_conditions(&self) -> bool {
         *self
             != DeviceFilter {
                 region: self.region,
@@ -241,7 +301,7 @@ impl DeviceFilter {
     }
 
     /// Appends ` AND <alias>.region_id …` for the region filter, if any.
-    pub(super) fn push_region_match(&self, qb: &mut QueryBuilder<Postgres>, alias: &str) {
+    pub fn push_region_match(&self, qb: &mut QueryBuilder<Postgres>, alias: &str) {
         match self.region {
             Some(RegionFilter::Unassigned) => {
                 qb.push(format_args!(" AND {alias}.region_id IS NULL"));
@@ -262,7 +322,7 @@ impl DeviceFilter {
     }
 
     /// Appends ` AND …` for the filters on the device itself (columns of `devices d`).
-    pub(super) fn push_device_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
+    pub fn push_device_conditions(&self, qb: &mut QueryBuilder<Postgres>) {
         push_exact_matches(
             qb,
             [

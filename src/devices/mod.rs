@@ -280,6 +280,23 @@ pub async fn export_csv(
     Ok(())
 }
 
+/// The ids and hostnames of the devices in scope among `ids`, by hostname (at most 10,000).
+pub async fn hostnames(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    ids: &[i64],
+) -> AppResult<Vec<(i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, hostname FROM devices
+         WHERE id = ANY($1) AND ($2::bigint[] IS NULL OR customer_id = ANY($2))
+         ORDER BY hostname LIMIT 10000",
+    )
+    .bind(ids)
+    .bind(scope.ids())
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Devices with the same region name, and how many there are.
 #[derive(FromRow)]
 struct RegionBucket {

@@ -56,7 +56,8 @@ pub struct Job {
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
     /// Targets as given: `{"filters": {..}}` or flat filters (`site`, `role`, `vendor`,
-    /// `hostname`, `device_ids`).
+    /// `hostname`, `device_ids`), or `{"filter": {..}}`, the device list's filter (any of
+    /// its parameters; lists for several values).
     #[schema(value_type = Object)]
     pub target_summary: Json<Value>,
     /// Validated payload: `commands` and `timeout` for `run_commands`, `timeout` otherwise.

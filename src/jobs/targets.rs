@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 
-use crate::devices::push_exact_matches;
+use crate::devices::{DeviceFilter, push_exact_matches};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::lifecycle::JobType;
 use crate::routing::{DeviceRoute, RegionInfo};
@@ -33,6 +33,23 @@ pub struct Targets {
     /// Device ids.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_ids: Option<Vec<i64>>,
+    /// The device list's filter (`{"filter": {"site": ["par", "lon"], "q": "edge"}}`): every
+    /// enabled device it matches, however many, as "all matching" in the list chose them.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_filter"
+    )]
+    pub filter: Option<DeviceFilter>,
+}
+
+fn serialize_filter<S: serde::Serializer>(
+    filter: &Option<DeviceFilter>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    filter
+        .as_ref()
+        .map(DeviceFilter::to_json)
+        .serialize(serializer)
 }
 
 impl Targets {
@@ -98,9 +115,21 @@ impl Targets {
                         "Give a list of 1 to 10000 device ids.",
                     ),
                 },
+                "filter" => match v {
+                    Value::Object(filter) => {
+                        match DeviceFilter::from_json(filter, &format!("{field}.filter")) {
+                            Ok(f) => targets.filter = Some(f),
+                            Err(e) => errors.extend(e),
+                        }
+                    }
+                    _ => errors.add(
+                        format!("{field}.filter"),
+                        "Give the device list's filter as an object, e.g. {\"site\": [\"par\"], \"q\": \"edge\"}.",
+                    ),
+                },
                 other => errors.add(
                     format!("{field}.{other}"),
-                    "Unknown filter; use site, role, vendor, hostname or device_ids.",
+                    "Unknown filter; use site, role, vendor, hostname, device_ids or filter.",
                 ),
             }
         }
@@ -206,7 +235,10 @@ pub async fn match_devices(
     ];
     // The assignment row carries the region, the hostname and `enabled`: a list of ids
     // needs no other table, which halves the cost of a job on a thousand devices.
-    let mut qb: QueryBuilder<Postgres> = if filters.iter().all(|(_, v)| v.is_empty()) {
+    let list_filter = targets.filter.as_ref();
+    let device_row_needed = !filters.iter().all(|(_, v)| v.is_empty())
+        || list_filter.is_some_and(DeviceFilter::has_device_conditions);
+    let mut qb: QueryBuilder<Postgres> = if !device_row_needed {
         QueryBuilder::new(
             "WITH matched AS (
                SELECT a.device_id AS id, a.hostname, a.region_id
@@ -227,6 +259,12 @@ pub async fn match_devices(
         qb.push(" AND a.device_id = ANY(")
             .push_bind(ids.clone())
             .push(")");
+    }
+    if let Some(filter) = list_filter {
+        filter.push_region_match(&mut qb, "a");
+        if device_row_needed {
+            filter.push_device_conditions(&mut qb);
+        }
     }
     // Unordered: one device more than the cap is enough to refuse, and the devices are
     // sorted below; sorting a thousand rows here, per region, cost more than the lookups.

@@ -599,7 +599,7 @@ pub async fn post_bulk_edit(signed_in: SignedIn, form: FormPairs) -> AppResult<R
 }
 
 /// Where a bulk form returns to: the list it came from, filters intact.
-fn back_to_list(form: &FormPairs) -> String {
+pub(super) fn back_to_list(form: &FormPairs) -> String {
     form.get("back")
         .map(|b| super::page::safe_next(Some(b)).to_string())
         .filter(|b| b.starts_with("/devices"))
@@ -607,7 +607,7 @@ fn back_to_list(form: &FormPairs) -> String {
 }
 
 /// Back to the list, filters intact, with the reasons on top.
-async fn refuse_to_list(
+pub(super) async fn refuse_to_list(
     signed_in: &SignedIn,
     errors: FieldErrors,
     back: &str,
@@ -635,7 +635,7 @@ pub(super) fn list_filter(form: &FormPairs, errors: &mut FieldErrors) -> DeviceF
 }
 
 /// Reads a bulk form's selection: the checked ids, or every device of the list's filter.
-fn bulk_target(form: &FormPairs) -> Result<BulkTarget, FieldErrors> {
+pub(super) fn bulk_target(form: &FormPairs) -> Result<BulkTarget, FieldErrors> {
     let mut errors = FieldErrors::new();
     let target = if form.checked("all_matching") {
         BulkTarget::Matching(list_filter(form, &mut errors))

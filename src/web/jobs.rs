@@ -21,7 +21,7 @@ use super::forms::FormPairs;
 use super::page::{Layout, Nav, SignedIn};
 use super::pager::{Pager, Paging, list_url};
 use crate::auth::Role;
-use crate::devices::{self, DeviceFilter};
+use crate::devices::{self, BulkTarget, DeviceFilter};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::extract::{Id, Params, QueryPairs};
 use crate::jobs::{self, DeviceResult, Job, JobType, LogEntry};
@@ -135,7 +135,20 @@ impl JobPage {
         let Some(map) = filters.as_object() else {
             return Vec::new();
         };
-        map.iter()
+        // A device-list filter shows as its own filters ("site (filter)": "par, lon").
+        let entries = map.iter().flat_map(|(k, v)| match (k.as_str(), v) {
+            ("filter", Value::Object(inner)) if !inner.is_empty() => inner
+                .iter()
+                .map(|(k, v)| (format!("{k} (filter)"), v))
+                .collect::<Vec<_>>(),
+            ("filter", _) => vec![("filter".to_string(), &Value::Null)],
+            _ => vec![(k.clone(), v)],
+        });
+        entries
+            .map(|(k, v)| match v {
+                Value::Null if k == "filter" => (k, Value::from("none (every enabled device)")),
+                _ => (k, v.clone()),
+            })
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| {
                 let text = match v {
@@ -148,7 +161,7 @@ impl JobPage {
                             shown.join(", ")
                         }
                     }
-                    other => plain(other),
+                    other => plain(&other),
                 };
                 (k.replace('_', " "), text)
             })
@@ -407,75 +420,66 @@ fn ids_from(values: Vec<&str>) -> Vec<i64> {
         .collect()
 }
 
-/// The devices a new job will run on, with their hostnames for the summary.
+/// The devices a new job will run on: checked ones, or every enabled device of a filter.
 #[derive(Debug, Default)]
 pub struct JobTargets {
-    /// Their ids.
+    /// The ids of checked devices (empty for a filter).
     pub device_ids: Vec<i64>,
-    /// Their hostnames.
+    /// Their hostnames, or the first ones a filter matches.
     pub hostnames: Vec<String>,
+    /// How many devices the job will run on.
+    pub count: i64,
+    /// Whether `count` is a lower bound (a text search stops counting).
+    pub capped: bool,
+    /// The device list's filter, when the job is on "all matching" devices: carried on as
+    /// `filter_<name>` fields and sent as the job's target, never as a list of ids.
+    pub filter: Option<Vec<(&'static str, String)>>,
 }
 
-impl FromIterator<(i64, String)> for JobTargets {
-    fn from_iter<I: IntoIterator<Item = (i64, String)>>(devices: I) -> Self {
-        let (device_ids, hostnames) = devices.into_iter().unzip();
-        Self {
-            device_ids,
-            hostnames,
-        }
-    }
-}
+/// How many hostnames the page shows of a filter's devices.
+const SAMPLE: i64 = 10;
 
-/// Resolves which devices a new job targets: explicit ids, a region's devices, or every
-/// device of a device-list filter.
-async fn resolve_devices(
-    signed_in: &SignedIn,
-    ids: Vec<i64>,
-    filter: Option<DeviceFilter>,
-) -> AppResult<JobTargets> {
+/// Resolves which devices a new job targets: checked ids, or every enabled device a
+/// device-list filter (or a region) matches, however many.
+async fn resolve_devices(signed_in: &SignedIn, selection: &BulkTarget) -> AppResult<JobTargets> {
     let scope = signed_in.user.scope();
     let mut conn = signed_in.pool().acquire().await?;
-    let filter = match filter {
-        Some(f) => f,
-        None if ids.is_empty() => return Ok(JobTargets::default()),
-        None => {
-            let rows: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT id, hostname FROM devices
-                 WHERE id = ANY($1) AND ($2::bigint[] IS NULL OR customer_id = ANY($2))
-                 ORDER BY hostname LIMIT 10000",
-            )
-            .bind(&ids)
-            .bind(scope.ids())
-            .fetch_all(&mut *conn)
-            .await?;
-            return Ok(rows.into_iter().collect());
+    match selection {
+        BulkTarget::Ids(ids) if ids.is_empty() => Ok(JobTargets::default()),
+        BulkTarget::Ids(ids) => {
+            let rows = devices::hostnames(&mut conn, &scope, ids).await?;
+            let (device_ids, hostnames): (Vec<i64>, Vec<String>) = rows.into_iter().unzip();
+            Ok(JobTargets {
+                count: device_ids.len() as i64,
+                device_ids,
+                hostnames,
+                ..Default::default()
+            })
         }
-    };
-    let page = PageRequest {
-        page: 1,
-        page_size: crate::pagination::MAX_PAGE_SIZE,
-    };
-    let (devices, total) = devices::list(&mut conn, &scope, &filter, "hostname", page).await?;
-    let count = total.count;
-    let more = if total.capped { "+" } else { "" };
-    if count > crate::pagination::MAX_PAGE_SIZE {
-        return Err(AppError::Validation(FieldErrors::single(
-            "device_ids",
-            format!(
-                "{count}{more} devices match; narrow the filter to at most 1000 to run a job from the browser (the API takes site/role/vendor targets of any size)."
-            ),
-        )));
+        BulkTarget::Matching(filter) => {
+            // Jobs run on enabled devices only: count those.
+            let mut enabled = filter.clone();
+            enabled.enabled.get_or_insert(true);
+            let page = PageRequest {
+                page: 1,
+                page_size: SAMPLE,
+            };
+            let (rows, total) =
+                devices::list(&mut conn, &scope, &enabled, "hostname", page).await?;
+            Ok(JobTargets {
+                device_ids: Vec::new(),
+                hostnames: rows.into_iter().map(|d| d.hostname).collect(),
+                count: total.count,
+                capped: total.capped,
+                filter: Some(filter.to_pairs()),
+            })
+        }
     }
-    Ok(devices.into_iter().map(|d| (d.id, d.hostname)).collect())
 }
 
-async fn new_job_page(
-    signed_in: &SignedIn,
-    ids: Vec<i64>,
-    filter: Option<DeviceFilter>,
-) -> AppResult<Response> {
+async fn new_job_page(signed_in: &SignedIn, selection: &BulkTarget) -> AppResult<Response> {
     signed_in.user.require(Role::Operator)?;
-    let targets = resolve_devices(signed_in, ids, filter).await?;
+    let targets = resolve_devices(signed_in, selection).await?;
     Ok(NewJobPage {
         layout: signed_in.layout(Nav::Jobs).await?,
         targets,
@@ -489,34 +493,47 @@ async fn new_job_page(
 
 /// `GET /jobs/new?device_ids=1,2` or `?region=ID`
 pub async fn get_new_job(signed_in: SignedIn, query: QueryPairs) -> AppResult<Response> {
-    let filter = query.get("region").map(|r| {
-        let mut e = FieldErrors::new();
-        DeviceFilter::from_pairs([("region", r.to_string())], &mut e)
-    });
-    let ids = ids_from(
-        query
-            .0
-            .iter()
-            .filter(|(k, _)| k == "device_ids")
-            .map(|(_, v)| v.as_str())
-            .collect(),
-    );
-    new_job_page(&signed_in, ids, filter).await
+    let selection = match query.get("region") {
+        Some(r) => {
+            let mut errors = FieldErrors::new();
+            let filter = DeviceFilter::from_pairs([("region", r.to_string())], &mut errors);
+            errors.into_result()?;
+            BulkTarget::Matching(filter)
+        }
+        None => BulkTarget::Ids(ids_from(
+            query
+                .0
+                .iter()
+                .filter(|(k, _)| k == "device_ids")
+                .map(|(_, v)| v.as_str())
+                .collect(),
+        )),
+    };
+    new_job_page(&signed_in, &selection).await
 }
 
-/// `POST /jobs/new`: from the device list (checked rows, or all matching the filter).
+/// `POST /jobs/new`: from the device list's bulk bar (checked rows, or all matching the
+/// filter). With nothing chosen, back to the list, filter kept, saying so.
 pub async fn post_new_job(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
-    let filter = form.checked("all_matching").then(|| {
-        let mut e = FieldErrors::new();
-        super::devices::list_filter(&form, &mut e)
-    });
-    new_job_page(&signed_in, ids_from(form.all("device_ids")), filter).await
+    signed_in.user.require(Role::Operator)?;
+    match super::devices::bulk_target(&form) {
+        Ok(selection) => new_job_page(&signed_in, &selection).await,
+        Err(errors) => {
+            let back = super::devices::back_to_list(&form);
+            super::devices::refuse_to_list(&signed_in, errors, &back).await
+        }
+    }
 }
 
 /// `POST /jobs`: starts the job and shows its page.
 pub async fn post_jobs(signed_in: SignedIn, form: FormPairs) -> AppResult<Response> {
     signed_in.user.require(Role::Operator)?;
-    let device_ids = ids_from(form.all("device_ids"));
+    let mut errors = FieldErrors::new();
+    let selection = if form.checked("all_matching") {
+        BulkTarget::Matching(super::devices::list_filter(&form, &mut errors))
+    } else {
+        BulkTarget::Ids(ids_from(form.all("device_ids")))
+    };
     let type_raw = form.get("type").unwrap_or("");
     let commands: Vec<String> = form
         .get("commands")
@@ -526,7 +543,6 @@ pub async fn post_jobs(signed_in: SignedIn, form: FormPairs) -> AppResult<Respon
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
-    let mut errors = FieldErrors::new();
     let job_type = JobType::parse(type_raw)
         .map_err(|m| errors.add("type", m))
         .ok();
@@ -537,12 +553,17 @@ pub async fn post_jobs(signed_in: SignedIn, form: FormPairs) -> AppResult<Respon
     if let Some(t) = form.integer("timeout", &mut errors) {
         payload.insert("timeout".into(), json!(t));
     }
-    if device_ids.is_empty() {
-        errors.add(
-            "device_ids",
-            "Choose devices first, from the device list or a region.",
-        );
-    }
+    let target_summary = match &selection {
+        BulkTarget::Ids(ids) if ids.is_empty() => {
+            errors.add(
+                "device_ids",
+                "Choose devices first, from the device list or a region.",
+            );
+            Value::Null
+        }
+        BulkTarget::Ids(ids) => json!({"device_ids": ids}),
+        BulkTarget::Matching(filter) => json!({"filter": filter.to_json()}),
+    };
     let result = match (job_type, errors.is_empty()) {
         (Some(job_type), true) => {
             crate::usecases::jobs::submit(
@@ -550,7 +571,7 @@ pub async fn post_jobs(signed_in: SignedIn, form: FormPairs) -> AppResult<Respon
                 &signed_in.user,
                 None,
                 job_type,
-                json!({"device_ids": device_ids}),
+                target_summary,
                 Value::Object(payload),
                 "target_summary",
             )
@@ -575,7 +596,7 @@ pub async fn post_jobs(signed_in: SignedIn, form: FormPairs) -> AppResult<Respon
             Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
         }
         Err(AppError::Validation(errors)) => {
-            let targets = resolve_devices(&signed_in, device_ids, None).await?;
+            let targets = resolve_devices(&signed_in, &selection).await?;
             Ok((
                 StatusCode::BAD_REQUEST,
                 NewJobPage {

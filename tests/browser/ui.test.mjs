@@ -381,12 +381,23 @@ describe('webnet UI in a real browser', () => {
       const count = page.getByTestId('selected-count');
       await expectText(count, '0 selected', { exact: true });
       assert.equal(await page.getByTestId('run-job').isDisabled(), true, '"Run a job…" is enabled with nothing selected');
+      // One Tab stop per row (its device link), plus one for all the checkboxes, which the
+      // arrow keys move between and Space ticks.
+      const stops = await page.evaluate(() =>
+        [...document.querySelectorAll('[data-testid=devices-table] tbody :is(a[href], input)')].filter((e) => e.tabIndex >= 0).length);
+      assert.equal(stops, LON_COUNT + 1, 'Tab stops in the device rows');
+      await boxes.nth(0).focus();
       const picked = [];
+      for (const moves of [1, 3]) {
+        for (let m = 0; m < moves; m++) await page.keyboard.press('ArrowDown');
+        await page.keyboard.press('Space');
+      }
       for (const i of [1, 4]) {
         const box = boxes.nth(i);
-        await box.check();
+        assert.equal(await box.isChecked(), true, `row ${i} should be checked from the keyboard`);
         picked.push(Number(await box.getAttribute('value')));
       }
+      assert.equal(await boxes.nth(4).evaluate((b) => b === document.activeElement && b.tabIndex === 0), true, 'the last box used is the Tab stop');
       assert.ok(picked.every(Number.isInteger), `row checkboxes carry no device id: ${picked}`);
       await expectText(count, '2 selected', { exact: true });
       assert.equal(await page.getByTestId('run-job').isDisabled(), false, '"Run a job…" stays disabled with two rows checked');

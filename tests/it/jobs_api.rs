@@ -256,6 +256,18 @@ async fn job_requests_are_validated(pool: PgPool) {
             json!({"type": "check_reachability", "target_summary": {"site": "nowhere"}}),
             "target_summary",
         ),
+        (
+            json!({"type": "check_reachability", "target_summary": {"filter": {"colour": "red"}}}),
+            "target_summary.filter.colour",
+        ),
+        (
+            json!({"type": "check_reachability", "target_summary": {"filter": {"region": "east"}}}),
+            "region",
+        ),
+        (
+            json!({"type": "check_reachability", "target_summary": {"filter": "par"}}),
+            "target_summary.filter",
+        ),
         // Forgetting the targets must not mean every device.
         (json!({"type": "config_backup"}), "target_summary"),
         (
@@ -670,4 +682,33 @@ async fn jobs_are_filtered_by_device_user_and_request_date(pool: PgPool) {
     }
     let refused = ["device=abc", "user=", "since=yesterday", "until=2026-13-01"];
     assert_job_queries_refused(&mut w, &refused).await;
+}
+
+#[sqlx::test]
+async fn a_job_may_target_the_device_lists_filter_and_fans_out_by_region(pool: PgPool) {
+    let mut w = world(pool).await;
+    // Any of two sites, and a hostname search: e1, e2 (east) and w1 (west), not n1.
+    let job = w
+        .check(json!({"filter": {"site": ["par", "lon"], "q": "1", "region": w.east}}))
+        .await;
+    assert_eq!(queues(&job), ["region_us-east-1"]);
+    let job = w
+        .check(json!({"filter": {"site": ["par", "lon"], "q": "1"}}))
+        .await;
+    let mut got = queues(&job);
+    got.sort();
+    assert_eq!(got, ["default", "region_us-east-1", "region_us-west-2"]);
+    assert_eq!(
+        job["target_summary"],
+        json!({"filter": {"site": ["par", "lon"], "q": "1"}})
+    );
+    let r = w
+        .app
+        .post_json(
+            &w.operator,
+            "/api/v1/jobs/",
+            json!({"type": "check_reachability", "target_summary": {"filter": {"q": "nothing-like-it"}}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }

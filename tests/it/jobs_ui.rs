@@ -221,3 +221,93 @@ async fn a_log_line_committed_after_a_later_one_still_reaches_the_live_log(pool:
         "lines the page showed already are not sent again: {seen}"
     );
 }
+
+#[sqlx::test]
+async fn a_job_on_all_matching_devices_carries_the_filter_not_ids_whatever_the_count(pool: PgPool) {
+    let mut app = TestApp::signed_in(pool.clone(), Role::Operator).await;
+    app.bulk_devices("acme", "par", "par", 1500).await;
+    app.bulk_devices("acme", "lon", "lon", 5).await;
+    crate::helpers::execute(
+        &pool,
+        "UPDATE devices SET enabled = false WHERE hostname IN ('par-00001', 'par-00002')".into(),
+    )
+    .await;
+    app.get("/devices?site=par").await;
+    let bulk = [
+        ("all_matching", "1"),
+        ("filter_site", "par"),
+        ("back", "/devices?site=par"),
+    ];
+    let form = app.post_form("/jobs/new", &bulk).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert_eq!(form.texts("h1"), ["Run a job on 1,498 devices"]);
+    let targets = form.texts("[data-testid=job-targets]").join("");
+    assert!(targets.contains("site=par"), "{targets}");
+    assert!(targets.ends_with("and 1,488 more"), "{targets}");
+    assert!(
+        form.texts("form[action='/jobs'] input[name=device_ids]")
+            .is_empty(),
+        "no list of ids"
+    );
+    assert_eq!(
+        form.attr("form[action='/jobs'] input[name=filter_site]", "value")
+            .as_deref(),
+        Some("par")
+    );
+
+    let r = app
+        .post_form(
+            "/jobs",
+            &[
+                ("all_matching", "1"),
+                ("filter_site", "par"),
+                ("type", "check_reachability"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let id: i64 = r
+        .location()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap();
+    let devices: i64 = scalar_for(
+        &pool,
+        "SELECT sum(cardinality(device_ids))::bigint FROM job_dispatches WHERE job_id = $1",
+        id,
+    )
+    .await;
+    assert_eq!(devices, 1498, "every enabled par device, none of lon");
+    let summary: serde_json::Value =
+        scalar_for(&pool, "SELECT target_summary FROM jobs WHERE id = $1", id).await;
+    assert_eq!(summary, json!({"filter": {"site": ["par"]}}));
+    let page = app.get(&format!("/jobs/{id}")).await;
+    assert!(
+        page.texts("[data-testid=job-request] dd div")
+            .contains(&"site (filter): par".to_string()),
+        "{:?}",
+        page.texts("[data-testid=job-request] dd div")
+    );
+}
+
+#[sqlx::test]
+async fn run_a_job_with_nothing_checked_goes_back_to_the_filtered_list_saying_why(pool: PgPool) {
+    let mut app = TestApp::signed_in(pool, Role::Operator).await;
+    app.bulk_devices("acme", "par", "par", 3).await;
+    app.get("/devices?site=par").await;
+    let r = app
+        .post_form(
+            "/jobs/new",
+            &[("filter_site", "par"), ("back", "/devices?site=par")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), Some("/devices?site=par"));
+    let list = app.get("/devices?site=par").await;
+    assert!(
+        list.texts(".flash-error")[0].starts_with("Check some devices"),
+        "{:?}",
+        list.texts(".flash-error")
+    );
+}
