@@ -893,12 +893,24 @@ describe('webnet UI in a real browser', () => {
       }
       assert.ok(described.length >= 30, `only ${described.length} operations described`);
 
+      // Layout shifts as the reference renders (Cumulative Layout Shift, as Web Vitals count it).
+      await page.addInitScript(() => {
+        window.__cls = 0;
+        new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) if (!e.hadRecentInput) window.__cls += e.value;
+        }).observe({ type: 'layout-shift', buffered: true });
+      });
       await clickAndNavigate(page.locator('nav[aria-label=Main] a', { hasText: /^API$/ }));
       assert.equal(new URL(page.url()).pathname, '/api/docs');
       const blocks = page.locator('#api-reference .opblock');
       await eventually('the reference to render every operation', () => blocks.count(), (n) => n === described.length, {
         timeout: 10_000,
       });
+      await page.waitForFunction(() => !document.getElementById('api-reference')?.hasAttribute('aria-busy'), null, { timeout: 10_000 });
+      await page.waitForTimeout(500);
+      const cls = await page.evaluate(() => window.__cls);
+      console.log(`API reference layout shift: ${cls.toFixed(3)}`);
+      assert.ok(cls < 0.1, `the API reference shifts the page as it renders (CLS ${cls.toFixed(3)}; 0.1 is "good")`);
       const shown = await blocks.evaluateAll((els) =>
         els.map((el) => {
           const method = el.querySelector('.opblock-summary-method')?.textContent?.trim();
