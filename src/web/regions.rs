@@ -165,6 +165,8 @@ pub struct RegionPage {
     pub stats: crate::fleet::QueueStats,
     /// Latest health changes.
     pub events: Vec<crate::regions::HealthEvent>,
+    /// Its latest jobs (those whose region it is).
+    pub jobs: Vec<crate::jobs::Job>,
 }
 
 /// `GET /regions`
@@ -323,7 +325,17 @@ async fn region_page(
         .remove(&region.queue_name())
         .unwrap_or_default();
     let events = crate::regions::events(&mut conn, region.id, 20).await?;
+    let recent = crate::jobs::JobFilter {
+        region: Some(region.id),
+        ..Default::default()
+    };
+    let ten = PageRequest {
+        page: 1,
+        page_size: 10,
+    };
+    let (jobs, _) = crate::jobs::list(&mut conn, &scope, &recent, ten).await?;
     Ok(RegionPage {
+        jobs,
         workers,
         stats,
         events,

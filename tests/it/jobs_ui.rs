@@ -311,3 +311,33 @@ async fn run_a_job_with_nothing_checked_goes_back_to_the_filtered_list_saying_wh
         list.texts(".flash-error")
     );
 }
+
+#[sqlx::test]
+async fn a_region_page_lists_the_jobs_routed_to_it(pool: PgPool) {
+    let (mut app, admin, east) = TestApp::signed_in_with_region(pool, Role::Operator).await;
+    let page = app.get(&format!("/regions/{east}")).await;
+    assert_eq!(
+        page.texts("[data-testid=region-jobs] p"),
+        ["No job has been routed here yet."]
+    );
+    let a = app.new_device(&admin, "a", "127.0.0.1", Some(east)).await;
+    let elsewhere = app.new_device(&admin, "b", "127.0.0.2", None).await;
+    let mut ids = Vec::new();
+    for device in [a, elsewhere] {
+        let body =
+            json!({"type": "check_reachability", "target_summary": {"device_ids": [device]}});
+        let job = app.create(&admin, "/api/v1/jobs/", body).await;
+        ids.push(job["id"].as_i64().unwrap());
+    }
+    let page = app.get(&format!("/regions/{east}")).await;
+    let rows = page.texts("[data-testid=region-jobs] tbody tr td a");
+    assert_eq!(
+        rows,
+        [format!("#{}", ids[0])],
+        "only the job routed to us-east-1"
+    );
+    assert_eq!(
+        page.attr("[data-testid=region-jobs] .page-head a", "href"),
+        Some(format!("/jobs?region={east}"))
+    );
+}
