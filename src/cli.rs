@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             degraded_after_seconds,
         } => {
             let pool = open(&urls, "webnet monitor", 2).await?;
+            let stop = shutdown_signal();
             println!("health monitor started (active when it holds the lock, standby otherwise)");
             let monitor = crate::health::run(
                 pool.clone(),
@@ -47,7 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             tokio::select! {
                 () = monitor => {}
-                () = shutdown_signal() => {}
+                () = stop => {}
             }
             pool.close().await;
             Ok(())
@@ -175,6 +176,20 @@ async fn run_worker(
     if args.regions.is_empty() && !args.default_queue {
         bail!("give at least one --region <identifier>, or --default-queue");
     }
+    // Installed before the first line is printed, so that a SIGTERM at any moment stops
+    // the worker gracefully, the patient waits for PostgreSQL and the schema included.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = shutdown_signal();
+    tokio::spawn(async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
     let mut queues = Vec::new();
     for region in &args.regions {
         let identifier = crate::types::identifier(region)
@@ -192,17 +207,27 @@ async fn run_worker(
     if direct.is_some() {
         db::set_transaction_pooled();
     }
-    let pool = db::connect_patiently(
-        &urls.pool,
-        "webnet worker",
-        args.db_max_connections.saturating_sub(2).max(1),
-        db::REQUEST_ACQUIRE_TIMEOUT,
-    )
-    .await?;
-    // The queues' connection, which stays open, also serves the start-up checks: the
-    // dispatches' pool opens none until a dispatch runs.
-    let queue_pool = db::own_connection(&db::same_as(&pool), None);
-    db::wait_for_schema(&queue_pool).await?;
+    let ready = async {
+        let pool = db::connect_patiently(
+            &urls.pool,
+            "webnet worker",
+            args.db_max_connections.saturating_sub(2).max(1),
+            db::REQUEST_ACQUIRE_TIMEOUT,
+        )
+        .await?;
+        // The queues' connection, which stays open, also serves the start-up checks: the
+        // dispatches' pool opens none until a dispatch runs.
+        let queue_pool = db::own_connection(&db::same_as(&pool), None);
+        db::wait_for_schema(&queue_pool).await?;
+        anyhow::Ok((pool, queue_pool))
+    };
+    let (pool, queue_pool) = tokio::select! {
+        ready = ready => ready?,
+        () = stopped() => {
+            tracing::info!("stopped while waiting for the database");
+            return Ok(());
+        }
+    };
     for region in &args.regions {
         let known: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM regions WHERE identifier = $1)")
@@ -232,7 +257,7 @@ async fn run_worker(
         state,
         crate::worker::Queues::Fixed(queues),
         args.concurrency,
-        shutdown_signal(),
+        stopped(),
         Duration::from_secs(args.grace_seconds),
     )
     .await?;
@@ -331,6 +356,8 @@ async fn serve(urls: &DbUrls, args: ServeArgs, secrets: SecretBox) -> anyhow::Re
             args.bind
         )
     })?;
+    // From here on (the banner is next) a SIGTERM stops the server gracefully.
+    let signal = shutdown_signal();
     let addr = listener.local_addr()?;
     let config = WebConfig {
         secure_cookies: args.secure_cookies(),
@@ -372,7 +399,7 @@ async fn serve(urls: &DbUrls, args: ServeArgs, secrets: SecretBox) -> anyhow::Re
     // One signal stops both the HTTP server and the embedded worker.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -462,25 +489,41 @@ async fn maintenance(pool: PgPool, retention: Duration) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves when `signal` is received; never when its handler could not be installed.
+#[cfg(unix)]
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        None => std::future::pending::<()>().await,
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, not when the
+/// future is first awaited: a signal that arrives while the process is still starting up
+/// (after it printed its banner, say) must stop it gracefully, not kill it outright.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (mut terminate, mut interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                () = received(terminate.as_mut()) => {},
+                () = received(interrupt.as_mut()) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }

@@ -203,6 +203,19 @@ async fn an_idle_worker_of_twenty_one_queues_holds_two_connections_and_a_busy_on
 }
 
 #[sqlx::test]
+async fn a_sigterm_while_a_worker_waits_for_the_schema_stops_it_cleanly(pool: PgPool) {
+    // No queue schema yet: the worker waits for it (see the next test), and must still
+    // answer SIGTERM with a clean exit, not die of the signal.
+    let mut command = webnet(&database_url(&pool));
+    command.args(["worker", "--region", "r1", "--name", "waiting"]);
+    let (mut worker, _lines) = spawn_reading(command, std::process::Stdio::null());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(worker.try_wait().unwrap().is_none(), "it waits");
+    let status = sigterm(&mut worker, Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[sqlx::test]
 async fn a_worker_started_before_the_schema_waits_for_it_and_never_migrates(pool: PgPool) {
     // The test's database has webnet's tables but not the queue schema: as if `webnet
     // migrate` had not run since the last upgrade.
