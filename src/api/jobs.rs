@@ -48,7 +48,8 @@ struct CreateJob {
     job_type: Option<String>,
     /// Which devices: `{"filters": {..}}` or the filters themselves: `site`, `role`, `vendor`,
     /// `hostname` (matched case-insensitively within the customer's enabled devices) and
-    /// `device_ids`.
+    /// `device_ids`; or `{"filter": {..}}`, the device list's filter (any of its parameters,
+    /// lists for several values), for every enabled device it matches.
     #[schema(value_type = Object, required = true)]
     target_summary: Option<Value>,
     /// For `run_commands`: `commands` (1 to 50 single lines) and `timeout` (seconds per
@@ -278,7 +279,7 @@ struct Shortcut {
     /// Customer (may be left out when the caller belongs to exactly one).
     customer: Option<i64>,
     /// Which devices: `{"filters": {..}}` or the filters themselves (`site`, `role`, `vendor`,
-    /// `hostname`, `device_ids`).
+    /// `hostname`, `device_ids`), or `{"filter": {..}}`, the device list's filter.
     #[schema(value_type = Object, required = true)]
     targets: Option<Value>,
     /// Command lines to run, in order (`/commands/run` only, where they are required).
