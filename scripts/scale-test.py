@@ -520,6 +520,9 @@ def main():
                                       f"'healthy') = {len(regions)} FROM regions") == "t",
                      60, 0.25)
             outage["healthy"] = time.time()
+            for row in sql(url, "SELECT identifier, health_status, health_message FROM regions "
+                                "WHERE health_status <> 'healthy' ORDER BY id LIMIT 10") or []:
+                say(f"not healthy after the outage: {' | '.join(row)}")
 
         say(f"enqueuing {args.jobs} jobs at {args.rate:.0f}/s; PostgreSQL stops for "
             f"{args.outage:.0f} s once half have finished")

@@ -307,6 +307,8 @@ pub enum Suite {
     /// Enqueue→start across processes: one real worker process per region (not part of
     /// `all`).
     Latency,
+    /// What idle LISTEN connections cost each notification (not part of `all`).
+    Notify,
     /// Inventory and jobs.
     All,
 }

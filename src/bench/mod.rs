@@ -17,6 +17,7 @@ use webnet::db;
 mod failover;
 mod jobs;
 mod latency;
+mod notify;
 mod support;
 
 use support::{Client, bench_router, bench_token, login, ms, percentile, rss_mib};
@@ -41,6 +42,9 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
     }
     if result.is_ok() && args.suite == Suite::Latency {
         result = latency::measure_latency(&pool, &url, args.jobs.min(1000)).await;
+    }
+    if result.is_ok() && args.suite == Suite::Notify {
+        result = notify::measure_notify(&url).await;
     }
     if result.is_ok() && args.suite == Suite::Failover {
         result = failover::measure_failover(&pool, &url).await;
