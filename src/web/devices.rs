@@ -321,6 +321,11 @@ const COLUMNS: &[(&str, &str)] = &[
 ];
 
 fn devices_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String {
+    list_of("/devices", filter, sort, page_size)
+}
+
+/// `path` with the list's filter, its sort unless the default, and the page size if given.
+fn list_of(path: &str, filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> String {
     let mut pairs = filter.to_pairs();
     if sort != "hostname" {
         pairs.push(("sort", sort.to_string()));
@@ -328,7 +333,7 @@ fn devices_url(filter: &DeviceFilter, sort: &str, page_size: Option<i64>) -> Str
     if let Some(size) = page_size {
         pairs.push(("page_size", size.to_string()));
     }
-    list_url("/devices", pairs)
+    list_url(path, pairs)
 }
 
 /// `GET /devices`
@@ -382,7 +387,7 @@ pub async fn get_devices(
     } else {
         base.clone()
     };
-    let export_url = devices_url(&filter, sort, None).replacen("/devices", "/devices.csv", 1);
+    let export_url = list_of("/devices.csv", &filter, sort, None);
     Ok(DevicesPage {
         layout: signed_in.layout(Nav::Devices).await?,
         pager: Pager::of(page, total, &base, rows.len()),

@@ -136,19 +136,16 @@ impl JobPage {
             return Vec::new();
         };
         // A device-list filter shows as its own filters ("site (filter)": "par, lon").
+        let every = Value::from("none (every enabled device)");
         let entries = map.iter().flat_map(|(k, v)| match (k.as_str(), v) {
             ("filter", Value::Object(inner)) if !inner.is_empty() => inner
                 .iter()
                 .map(|(k, v)| (format!("{k} (filter)"), v))
                 .collect::<Vec<_>>(),
-            ("filter", _) => vec![("filter".to_string(), &Value::Null)],
+            ("filter", _) => vec![("filter".to_string(), &every)],
             _ => vec![(k.clone(), v)],
         });
         entries
-            .map(|(k, v)| match v {
-                Value::Null if k == "filter" => (k, Value::from("none (every enabled device)")),
-                _ => (k, v.clone()),
-            })
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| {
                 let text = match v {
@@ -161,7 +158,7 @@ impl JobPage {
                             shown.join(", ")
                         }
                     }
-                    other => plain(&other),
+                    other => plain(other),
                 };
                 (k.replace('_', " "), text)
             })
